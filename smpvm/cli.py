@@ -1,0 +1,89 @@
+"""The ``smpvm`` command line.
+
+Subcommands live in ``smpvm.commands``, one module each, and are imported
+only when used, so ``smpvm --help`` answers without loading numpy or
+networkx.  Exit status everywhere: 0 nothing found, 1 violations found,
+2 bad input.  Bad input is one line on stderr saying what is wrong and how to
+fix it, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+#: name -> (module in smpvm.commands, one-line help)
+COMMANDS = {
+    "list": ("listing", "List scenarios in model files with their variants and parameters."),
+    "run": ("run", "Run one scenario once; print violations and lock statistics."),
+    "explore": ("explore", "Search schedules of a scenario for violations."),
+    "replay": ("replay", "Replay a saved failure exactly."),
+    "lor": ("lor", "Run scenarios and report their lock-order graph and reversals."),
+    "sweep": ("sweep", "Run a parameter sweep described by a TOML file."),
+    "demo": ("demo", "Reproduce the doomed-object race and show that the fix holds."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return [n for n in COMMANDS if _available(n)]
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS or not _available(name):
+            return None
+        mod = importlib.import_module(f"smpvm.commands.{COMMANDS[name][0]}")
+        return mod.command
+
+    def format_commands(self, ctx, formatter):
+        rows = [(n, COMMANDS[n][1]) for n in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _available(name: str) -> bool:
+    return importlib.util.find_spec(f"smpvm.commands.{COMMANDS[name][0]}") is not None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="smpvm")
+def cli():
+    """smpvm: race search, lock-order checking and lock-granularity studies
+    for kernel VM code on a simulated multiprocessor.
+
+    Targets are model files and scenarios: models/freebsd/device_pager.py::doomed_object
+    """
+
+
+def main(argv=None) -> None:
+    """Entry point: run the CLI, turning bad input into one line and exit status 2."""
+    from .scenario import BadInput
+    from .violations import ModelError
+    try:
+        rc = cli.main(args=argv, prog_name="smpvm", standalone_mode=False)
+    except click.UsageError as e:
+        if type(e).__name__.startswith("NoArgsIsHelp"):
+            click.echo(e.ctx.get_help() if e.ctx else e.format_message())
+            sys.exit(0)
+        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
+        click.echo(f"smpvm: error: {e.format_message()}{hint}", err=True)
+        rc = 2
+    except click.Abort:
+        click.echo("smpvm: interrupted", err=True)
+        rc = 130
+    except click.ClickException as e:
+        click.echo(f"smpvm: error: {e.format_message()}", err=True)
+        rc = e.exit_code if e.exit_code else 2
+    except (BadInput, ModelError) as e:
+        click.echo(f"smpvm: error: {e}", err=True)
+        rc = 2
+    except KeyboardInterrupt:
+        click.echo("smpvm: interrupted", err=True)
+        rc = 130
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""One module per ``smpvm`` subcommand; each defines ``command``."""

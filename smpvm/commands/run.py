@@ -1,0 +1,104 @@
+"""``smpvm run``: one run of one scenario, with its violations and lock statistics."""
+
+from __future__ import annotations
+
+import click
+
+from .common import echo_json, parse_sets, seed_option, set_option, variant_option
+
+
+@click.command("run")
+@click.argument("target")
+@variant_option
+@click.option("--cpus", type=int, default=None, help="Number of CPUs (default: the scenario's).")
+@seed_option
+@set_option
+@click.option("--strategy", type=click.Choice(["timed", "replay"]), default="timed",
+              show_default=True, help="timed: durations decide; replay: follow --choices.")
+@click.option("--choices", default=None, metavar="LIST",
+              help="With --strategy replay: comma-separated CPU numbers to choose, in order.")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False, writable=True),
+              default=None, help="Write a Chrome trace (open it in ui.perfetto.dev).")
+@click.option("--narrate", is_flag=True, help="Print the interleaving, one column per CPU.")
+@click.option("--max-steps", type=int, default=None, help="Stop the run after this many steps.")
+@click.option("--lockstat-csv", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the lock statistics as CSV.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def command(target, variant, cpus, seed, sets, strategy, choices, trace_path, narrate,
+            max_steps, lockstat_csv, as_json):
+    """Run TARGET (path/to/model.py::scenario) once.
+
+    Exit status 0 when the run found nothing, 1 when it found violations,
+    2 for bad input.
+    """
+    from ..chrome import ChromeTraceSink
+    from ..lockstat import plain_table, rich_table, write_csv
+    from ..run import result_to_dict, run_scenario
+    from ..scenario import BadInput, load_target
+    from ..trace import HashSink, MemorySink, TeeSink
+    from .common import check_positive
+
+    check_positive("--cpus", cpus)
+    check_positive("--max-steps", max_steps)
+    params = parse_sets(sets)
+    scn = load_target(target)
+    strat = None
+    if strategy == "replay":
+        from ..strategies.replay import Replay
+        if choices is None:
+            raise BadInput("--strategy replay needs --choices (or use 'smpvm replay FILE')")
+        try:
+            picks = [int(x) for x in choices.split(",") if x.strip()]
+        except ValueError:
+            raise BadInput(f"--choices takes comma-separated CPU numbers, got {choices!r}") from None
+        strat = Replay(picks, timed=True)
+    hasher = HashSink()
+    memory = MemorySink() if narrate else None
+    chrome = None
+    if trace_path:
+        try:
+            chrome = ChromeTraceSink(trace_path)
+        except OSError as e:
+            raise BadInput(f"cannot write trace {trace_path}: {e.strerror}") from None
+    result = run_scenario(scn, variant=variant, params=params, cpus=cpus, seed=seed,
+                          strategy=strat, trace=TeeSink(hasher, memory, chrome),
+                          max_steps=max_steps)
+    if lockstat_csv:
+        with open(lockstat_csv, "w", encoding="utf-8") as fp:
+            write_csv(result.lockstat, fp)
+    if as_json:
+        out = {"target": target}
+        out.update(result_to_dict(result))
+        out["events"] = hasher.count
+        out["trace_sha256"] = hasher.hexdigest()
+        out["trace_file"] = trace_path
+        echo_json(out)
+    else:
+        _print_text(target, result, memory, trace_path, rich_table, plain_table)
+    return 1 if result.violations else 0
+
+
+def _print_text(target, result, memory, trace_path, rich_table, plain_table) -> None:
+    from rich.console import Console
+    con = Console(highlight=False, soft_wrap=True)
+    con.print(f"[bold]{target}[/] variant={result.variant} seed={result.seed} "
+              f"cpus={result.ncpus} steps={result.steps} simulated={result.time_ns} ns")
+    if memory is not None:
+        from ..narrative import narrate
+        click.echo(narrate(memory.records))
+    if result.violations:
+        for v in result.violations:
+            con.print(f"[red]{v.kind}[/]: {v.message}", markup=True)
+            con.print(f"    at {v.location or '?'} on CPU{v.cpu} ({v.ctx}) at {v.time_ns} ns")
+    else:
+        con.print("no violations")
+    if result.lockstat:
+        if con.is_terminal:
+            con.print(rich_table(result.lockstat))
+        else:
+            click.echo(plain_table(result.lockstat))
+    if result.metrics:
+        for k, v in result.metrics.items():
+            con.print(f"  {k} = {v:g}" if isinstance(v, (int, float)) else f"  {k} = {v}")
+    if trace_path:
+        con.print(f"trace written to {trace_path} (open it in https://ui.perfetto.dev)")

@@ -1,0 +1,17 @@
+"""The simulator's locks, one kind per module; see ``base`` for what they share."""
+
+from .base import Lock
+from .linux_mutex import Mutex
+from .linux_rwlock import RwlockT
+from .linux_spinlock import IrqSpinlock, Spinlock
+from .pool import LockPool
+from .pseudo import LockMap, might_lock
+from .queued import QueuedLock
+from .rwlock import RwLock
+from .sleep_mutex import SleepMutex
+from .spin_mutex import SpinMutex
+from .sx import Sx
+from .ticket import TicketLock
+
+__all__ = ["Lock", "SpinMutex", "SleepMutex", "Sx", "RwLock", "Spinlock", "IrqSpinlock",
+           "RwlockT", "Mutex", "TicketLock", "QueuedLock", "LockPool", "LockMap", "might_lock"]

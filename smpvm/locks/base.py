@@ -1,0 +1,317 @@
+"""What every simulated lock shares: owners, waiters, hand-off, misuse checks.
+
+A lock has a *class* (``name``: what witness and lock statistics group by,
+like a WITNESS type or a lockdep class) and an optional *instance* (which
+object it protects).  It is held exclusively (mode ``"x"``) or, for kinds that
+allow it, shared (``"s"``).
+
+Acquisition is an operation the model yields.  If the lock can be granted the
+CPU pays the uncontended cost (plus a cache-line transfer when another CPU
+touched the lock last) and goes on.  Otherwise the CPU waits: it spins or
+blocks according to the kind, and stops being runnable.
+
+On release the lock goes to a waiter.  Under the ``timed`` strategy it is
+handed straight to one waiter (the first for FIFO kinds; for the others the
+strategy chooses, since the real lock does not fix the order).  Under the
+exploration strategies every compatible waiter becomes runnable again and
+retries, so the strategy's choice of which CPU steps next decides the race,
+the way a model checker sees it.
+
+Misuse is a violation, not a crash: recursion on a non-recursive lock,
+releasing a lock one does not hold, taking a lock shared while holding it
+exclusive.
+
+Each kind in this package is a subclass that sets a few class attributes:
+
+* ``spin``: holding it forbids blocking on a non-spin lock and sleeping.
+* ``sleepable``: acquiring it may sleep (sx, Linux mutex).
+* ``waiters_spin``: True, waiters busy-wait; False, they block; None,
+  adaptive (spin while the owner runs, block otherwise).
+* ``fifo``: the real lock grants in arrival order.
+* ``reader_preferring``: new readers pass waiting writers.
+* ``read_recursive``: a CPU that reads may read again past waiting writers.
+* ``disables_irqs``: holding it keeps interrupts off this CPU.
+"""
+
+from __future__ import annotations
+
+from ..cpu import BLOCKED as CPU_BLOCKED
+from ..cpu import Held
+from ..ops import BLOCKED, Op
+
+
+class Acquire(Op):
+    """Take ``lock`` in ``mode``; for a trylock, evaluates to True or False."""
+
+    __slots__ = ("lock", "mode", "trylock")
+
+    def __init__(self, lock, mode, trylock):
+        self.lock = lock
+        self.mode = mode
+        self.trylock = trylock
+
+    def execute(self, m, c):
+        return self.lock._acquire(m, c, self.mode, self.trylock)
+
+
+class Release(Op):
+    """Release ``lock`` held in ``mode``."""
+
+    __slots__ = ("lock", "mode")
+
+    def __init__(self, lock, mode):
+        self.lock = lock
+        self.mode = mode
+
+    def execute(self, m, c):
+        return self.lock._release(m, c, self.mode)
+
+
+class Lock:
+    """Base of every lock kind; see the module docstring."""
+
+    kind = "lock"
+    spin = False
+    sleepable = False
+    waiters_spin = True
+    fifo = False
+    recursive = False
+    reader_preferring = False
+    read_recursive = False
+    disables_irqs = False
+    shared_allowed = False
+
+    def __init__(self, m, name: str, instance=None, *, recursive: bool | None = None,
+                 dupok: bool = False, subclass: int = 0):
+        #: The machine this lock lives in.
+        self.m = m
+        #: Lock class name: what witness and statistics group by.
+        self.name = name
+        #: Which object this instance protects (a label), or None.
+        self.instance = None if instance is None else str(instance)
+        #: Witness class: the name, plus a nesting subclass when given.
+        self.cls = name if not subclass else f"{name}/{subclass}"
+        #: Nested acquisition of two instances of this class is allowed.
+        self.dupok = dupok
+        if recursive is not None:
+            self.recursive = recursive
+        #: The CPU holding the lock exclusively, or None.
+        self.owner = None
+        #: Shared holders: CPU id -> number of shared holds.
+        self.readers: dict[int, int] = {}
+        #: CPUs waiting, in arrival order (their wait mode is ``cpu.wait_mode``).
+        self.waiters: list = []
+        #: CPU that touched the lock's cache line last (-1: nobody yet).
+        self.last_cpu = -1
+        #: Stable number of this lock within its machine.
+        self.uid = m._register_lock(self)
+        #: Statistics record of the lock's class (None when statistics are off).
+        self.stat = m.lockstat.for_lock(self) if m.lockstat is not None else None
+        self._fp_key = ("lock", self.uid)
+
+    # -- naming ---------------------------------------------------------------
+
+    def label(self) -> str:
+        return self.name if self.instance is None else f"{self.name}[{self.instance}]"
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} {self.label()}>"
+
+    # -- operations the model yields --------------------------------------------
+
+    def _op(self, mode: str, trylock: bool = False) -> Acquire:
+        return Acquire(self, mode, trylock)
+
+    def _rel(self, mode: str) -> Release:
+        return Release(self, mode)
+
+    # -- state queries ------------------------------------------------------------
+
+    def held_by(self, c) -> bool:
+        return self.owner is c or c.id in self.readers
+
+    def holders(self) -> list:
+        """CPUs holding the lock (owner, or readers in id order)."""
+        if self.owner is not None:
+            return [self.owner]
+        return [self.m.cpus[i] for i in sorted(self.readers)]
+
+    def can_grant(self, c, mode: str) -> bool:
+        """Could ``c`` take the lock in ``mode`` right now?"""
+        if self.owner is not None:
+            return False
+        if mode == "x":
+            return not self.readers
+        if self.reader_preferring:
+            return True
+        if self.read_recursive and c.id in self.readers:
+            return True
+        for w in self.waiters:
+            if w.wait_mode == "x":
+                return False
+        return True
+
+    # -- acquisition ----------------------------------------------------------------
+
+    def _acquire(self, m, c, mode, trylock):
+        retry = c.wait_lock is self
+        if not retry:
+            h = c.holding(self)
+            if h is not None and not self._recursion_ok(m, c, h, mode):
+                return BLOCKED  # not reached: recursion is fatal and stops the run
+            if h is not None and h.mode == "x" and mode == "x":
+                h.count += 1
+                c.clock += m.costs.acquire_ns
+                if m.tracing:
+                    m.record(c, "acquire", self.label(), "x (recursed)")
+                return True if trylock else None
+            site = m.site(c) if m.sites else ""
+            m.witness.before_acquire(c, self, mode, trylock, site)
+        else:
+            site = c.wait_site
+        if self.can_grant(c, mode):
+            if retry:
+                self.waiters.remove(c)
+                c.wait_lock = None
+                self._take(m, c, mode, site, c.wait_since, contended=True)
+            else:
+                self._take(m, c, mode, site, c.clock, contended=False)
+            return True if trylock else None
+        if trylock:
+            if self.stat is not None:
+                self.stat.try_failures += 1
+            if m.tracing:
+                m.record(c, "trylock-fail", self.label(), mode)
+            m.footprint_touch(self._fp_key)
+            c.clock += m.costs.acquire_ns
+            return False
+        if not retry:
+            self._start_wait(m, c, mode, site)
+        c.state = CPU_BLOCKED
+        return BLOCKED
+
+    def _recursion_ok(self, m, c, h, mode) -> bool:
+        if h.mode == "x" and mode == "x":
+            if self.recursive:
+                return True
+            m.fail("recursion", f"recursive acquisition of non-recursive {self.kind} "
+                   f"{self.label()} (first taken at {h.site or '?'})", c)
+        if h.mode == "x" and mode == "s":
+            m.fail("recursion", f"shared acquisition of {self.kind} {self.label()} "
+                   f"already held exclusive (taken at {h.site or '?'})", c)
+        if h.mode == "s" and mode == "x":
+            m.fail("recursion", f"exclusive acquisition of {self.kind} {self.label()} "
+                   f"already held shared (taken at {h.site or '?'}): self-deadlock", c)
+        return True  # shared after shared: a second reader hold
+
+    def _start_wait(self, m, c, mode, site) -> None:
+        c.wait_lock = self
+        c.wait_mode = mode
+        c.wait_since = c.clock
+        c.wait_site = site
+        spins = self.waiters_spin
+        if spins is None:  # adaptive: spin while every holder is running
+            spins = all(h.state == 0 for h in self.holders())
+        c.wait_spins = spins
+        self.waiters.append(c)
+        if m.tracing:
+            m.record(c, "wait", self.label(), "spin" if spins else "block")
+        m.footprint_touch(self._fp_key)
+
+    def _take(self, m, c, mode, site, requested_ns, contended) -> None:
+        """Make ``c`` a holder and charge the acquisition; ``c.clock`` is the grant time."""
+        if mode == "x":
+            self.owner = c
+        else:
+            self.readers[c.id] = self.readers.get(c.id, 0) + 1
+        bounce = self.last_cpu != c.id and self.last_cpu >= 0
+        if not contended:
+            cost = m.costs.acquire_ns + (m.costs.cacheline_ns if bounce else 0)
+            if cost:
+                c.clock += m.duration(cost)
+        self.last_cpu = c.id
+        h = c.holding(self) if mode == "s" else None
+        if h is not None:
+            h.count += 1
+        else:
+            c.held.append(Held(self, mode, site, c.clock))
+        if self.disables_irqs:
+            c.irq_off += 1
+        if self.stat is not None:
+            self.stat.acquired(c.clock - requested_ns, contended, bounce)
+        if m.tracing:
+            if c is m.current:
+                m.record(c, "acquire", self.label(), mode)
+            else:
+                c.granted = self.label()  # traced when the new holder next steps
+        m.footprint_touch(self._fp_key)
+        if self.waiters and not m.timed:
+            m.reblock_retriers(self)
+
+    # -- release -------------------------------------------------------------------------
+
+    def _release(self, m, c, mode):
+        h = c.holding(self)
+        if h is None or (mode is not None and h.mode != mode):
+            what = "not held" if h is None else f"held {h.mode}, released {mode}"
+            m.fail("unlock-not-held", f"release of {self.kind} {self.label()} {what} "
+                   f"by CPU{c.id}", c)
+            return BLOCKED
+        if h.count > 1:
+            h.count -= 1
+            if h.mode == "s":
+                self.readers[c.id] -= 1
+        else:
+            self._drop(m, c, h)
+        c.clock += m.costs.release_ns
+        if m.tracing:
+            m.record(c, "release", self.label(), h.mode)
+        m.footprint_touch(self._fp_key)
+        if self.waiters:
+            m.handoff(self, c.clock)
+        return None
+
+    def _drop(self, m, c, h) -> None:
+        c.held.remove(h)
+        if self.stat is not None:
+            self.stat.released(c.clock - h.since_ns)
+        if h.mode == "x":
+            self.owner = None
+        else:
+            n = self.readers[c.id] - 1
+            if n:
+                self.readers[c.id] = n
+            else:
+                del self.readers[c.id]
+        if self.disables_irqs:
+            c.irq_off -= 1
+        self.last_cpu = c.id
+
+    def release_for_sleep(self, m, c) -> bool:
+        """Drop the lock for an ``msleep``; False (after reporting) if not held."""
+        h = c.holding(self)
+        if h is None:
+            m.fail("unlock-not-held", f"msleep on {self.kind} {self.label()} not held", c)
+            return False
+        self._drop(m, c, h)
+        if m.tracing:
+            m.record(c, "release", self.label(), h.mode)
+        m.footprint_touch(self._fp_key)
+        if self.waiters:
+            m.handoff(self, c.clock)
+        return True
+
+    def grant_waiter(self, m, w, now_ns, handoff_ns) -> None:
+        """Hand the released lock to waiter ``w`` (timed and FIFO hand-off)."""
+        self.waiters.remove(w)
+        w.wait_lock = None
+        cost = handoff_ns if w.wait_spins else m.costs.block_wakeup_ns
+        w.clock = max(w.clock, now_ns) + m.duration(cost)
+        self._take(m, w, w.wait_mode, w.wait_site, w.wait_since, contended=True)
+        w.op = None
+        w.value = None
+        m.make_runnable(w)
+
+    def handoff_cost(self, m) -> int:
+        """Time to pass the line to the next spinner (ticket locks grow it)."""
+        return m.costs.handoff_ns

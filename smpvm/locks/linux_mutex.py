@@ -1,0 +1,27 @@
+"""Linux ``struct mutex``: sleeping, FIFO wait list, never recursive.
+
+Taking it again while holding it is a self-deadlock in the kernel; here it is
+reported as ``recursion`` (the CMA shrinker re-entry is exactly this).
+"""
+
+from .base import Lock
+
+
+class Mutex(Lock):
+    kind = "mutex"
+    sleepable = True
+    waiters_spin = False
+    fifo = True
+
+    def mutex_lock(self):
+        return self._op("x")
+
+    def mutex_trylock(self):
+        return self._op("x", trylock=True)
+
+    def mutex_unlock(self):
+        return self._rel("x")
+
+    lock = mutex_lock
+    trylock = mutex_trylock
+    unlock = mutex_unlock

@@ -1,0 +1,47 @@
+"""Pseudo-locks: lockdep maps that exist only for ordering.
+
+Linux annotates "this code may enter memory reclaim" by taking a pseudo-lock
+(``fs_reclaim``) for a moment, and runs shrinkers with it held.  A real lock
+taken in both places then closes a cycle in the lock-order graph even in a
+run where reclaim never calls a shrinker: the deadlock is found from the
+*possibility*.  A ``LockMap`` never contends; ``might_lock(lock)`` checks the
+order of taking ``lock`` without taking it.
+"""
+
+from ..ops import Op
+from .base import Lock
+
+
+class LockMap(Lock):
+    kind = "lockdep map"
+    recursive = True
+
+    def can_grant(self, c, mode):
+        return True
+
+    def acquire(self):
+        return self._op("x")
+
+    def release(self):
+        return self._rel("x")
+
+    def might_enter(self):
+        """Take and drop the map at once: "this call may enter that context"."""
+        return MightLock(self)
+
+
+class MightLock(Op):
+    """Witness checks the acquisition of ``lock`` without taking it (``might_lock``)."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self, lock):
+        self.lock = lock
+
+    def execute(self, m, c):
+        m.witness.before_acquire(c, self.lock, "x", False, m.site(c) if m.sites else "")
+        return None
+
+
+def might_lock(lock):
+    return MightLock(lock)

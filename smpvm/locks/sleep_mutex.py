@@ -1,0 +1,24 @@
+"""FreeBSD default mutex (``MTX_DEF``), the kernel's everyday lock.
+
+Adaptive: a waiter spins while the owner is running on another CPU and
+blocks on a turnstile otherwise.  A release wakes the waiters and they race,
+so the order is not fixed (the strategy decides).  The holder must not sleep
+(except through ``msleep``, which drops it atomically), but may block on
+another default mutex.
+"""
+
+from .base import Lock
+
+
+class SleepMutex(Lock):
+    kind = "sleep mutex"
+    waiters_spin = None
+
+    def lock(self):
+        return self._op("x")
+
+    def trylock(self):
+        return self._op("x", trylock=True)
+
+    def unlock(self):
+        return self._rel("x")

@@ -1,0 +1,26 @@
+"""Ticket spin lock: FIFO, and its hand-off slows as spinners pile up.
+
+Every spinner polls the one ``now_serving`` word, so each release
+invalidates the line in every waiting CPU's cache and the next holder's read
+queues behind theirs: hand-off time grows with the number of spinners
+(Boyd-Wickizer et al., "Non-scalable locks are dangerous", 2012).  That is
+the mechanism behind the collapse the ``spin_collapse`` study draws.
+"""
+
+from .base import Lock
+
+
+class TicketLock(Lock):
+    kind = "ticket spinlock"
+    spin = True
+    waiters_spin = True
+    fifo = True
+
+    def lock(self):
+        return self._op("x")
+
+    def unlock(self):
+        return self._rel("x")
+
+    def handoff_cost(self, m) -> int:
+        return m.costs.handoff_ns + m.costs.ticket_per_spinner_ns * max(0, len(self.waiters) - 1)

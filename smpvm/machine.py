@@ -1,0 +1,675 @@
+"""The machine: one run of a model on a simulated SMP.
+
+A machine has N CPUs, each running one kernel thread (a generator) and
+taking interrupts; a cost model; a seeded random generator; the lock
+registry, witness, lock statistics and the trace.  ``run()`` steps CPUs
+until every thread has finished, the run stalls (deadlock), a fatal
+violation ends it, or ``max_steps`` is exceeded.  A run is a pure function of
+(model, scenario, variant, parameters, strategy, seed).
+
+Which CPU steps next is the heart of it, and there are two views of time:
+
+* **timed** (the default strategy): the CPUs whose next step is due earliest
+  may step; durations come from the cost model, so statistics mean
+  something.  Exact ties go to the strategy, which breaks them by CPU number.
+* **exploration** (random, pct, dfs): every CPU that is not blocked may step;
+  durations only order steps within one CPU, the way a model checker sees
+  the program.  Time still advances consistently, so traces read the same.
+
+The strategy is asked only when two or more CPUs could step (or two waiters
+could get a released lock), and every answer is recorded by CPU number, so
+the list of choices replays the run exactly.
+
+Like a SimPy environment the machine has ``now`` and runs generator
+processes; unlike SimPy's event queue it lets a strategy pick any enabled
+CPU, and operations that take no simulated time run directly without an
+event (which is what makes thousands of runs per second possible).
+"""
+
+from __future__ import annotations
+
+import heapq
+import inspect
+import os
+import traceback
+
+from .costs import Costs
+from .cpu import BLOCKED, CPU, DONE, RUNNABLE, Frame
+from .lockstat import LockStat
+from .ops import BLOCKED as OP_BLOCKED
+from .ops import Op
+from .sleepq import SleepQueues
+from .trace import TraceRecord
+from .violations import FATAL, ModelError, Violation
+from .witness import Witness
+
+_current = None
+
+
+def current_machine():
+    """The machine whose run (or scenario set-up) is in progress in this process."""
+    return _current
+
+
+class RunStopped(BaseException):
+    """Unwinds model code when a fatal violation ends the run (not an error)."""
+
+
+class InterruptSource:
+    """Delivers a handler at an spl level to one CPU, at given times or as a Poisson stream."""
+
+    def __init__(self, m, name, level, handler, cpu, rate_per_s, at_ns):
+        self.m = m
+        self.name = name
+        self.level = level
+        self.handler = handler
+        self.cpu = cpu
+        self.rate_per_s = rate_per_s
+        self.times = sorted(at_ns) if at_ns is not None else None
+        self._next = 0
+        #: Delivery latencies (arrival to handler start), ns.
+        self.latencies: list[int] = []
+
+    def next_arrival(self, after_ns):
+        if self.times is not None:
+            if self._next < len(self.times):
+                t = self.times[self._next]
+                self._next += 1
+                return t
+            return None
+        gap = self.m.rng.exponential(1e9 / self.rate_per_s)
+        return after_ns + max(1, int(gap))
+
+
+class RunResult:
+    """Everything a run produced, as plain data (pickles across processes)."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.violations)
+
+    def kinds(self) -> list[str]:
+        return sorted({v.kind for v in self.violations})
+
+    def first(self):
+        return self.violations[0] if self.violations else None
+
+
+class Machine:
+    """One run: see the module docstring."""
+
+    def __init__(self, *, cpus: int | None = None, seed: int = 0, strategy=None,
+                 costs: Costs | None = None, trace=None, max_steps: int = 1_000_000,
+                 lockstat: bool = True, witness: bool = True, stop_at_first: bool = False,
+                 footprints: bool = False, source_root: str | None = None,
+                 variant: str | None = None, params: dict | None = None):
+        if cpus is not None and cpus < 1:
+            raise ValueError(f"a machine needs at least 1 CPU, got {cpus}")
+        #: Requested CPU count (None: as many as the scenario spawns threads).
+        self.ncpus = cpus
+        self.seed = int(seed)
+        self.costs = costs or Costs()
+        if strategy is None:
+            from .strategies.timed import Timed
+            strategy = Timed()
+        self.strategy = strategy
+        #: True when the earliest-due CPUs step (durations order everything).
+        self.timed = bool(getattr(strategy, "timed", False))
+        self.max_steps = max_steps
+        self.stop_at_first = stop_at_first
+        self.variant = variant
+        self.params = dict(params or {})
+        self.sink = trace
+        self.tracing = trace is not None
+        self.lockstat = LockStat() if lockstat else None
+        self.witness = Witness(self, enabled=witness)
+        #: Compute model sites for held locks (witness reports, traces).
+        self.sites = witness or self.tracing
+        self.sleepq = SleepQueues()
+        self.cpus: list[CPU] = []
+        self.now = 0
+        #: Simulated time at which the current step started.
+        self._t0 = 0
+        self.steps = 0
+        #: Choices made at decision points (CPU numbers), in order.
+        self.choices: list[int] = []
+        #: Decision points where two or more CPUs could step.
+        self.decisions = 0
+        self.violations: list[Violation] = []
+        self.metrics: dict[str, float] = {}
+        self.current: CPU | None = None
+        self.stopped = False
+        self._fp = None
+        self._want_fp = footprints
+        self._locks: list = []
+        self._zones: list = []
+        self._irq_sources: list[InterruptSource] = []
+        self._quiescence: list = []
+        self._heap: list = []
+        self._rng = None
+        self._jit = None
+        self._jit_i = 0
+        self._static_zones: dict = {}
+        self._site_cache: dict = {}
+        self._root = os.path.abspath(source_root or os.getcwd())
+        self._alive = 0
+
+    # -- what models use -----------------------------------------------------------
+
+    @property
+    def rng(self):
+        """The run's seeded numpy Generator, for the model's own workload randomness."""
+        if self._rng is None:
+            import numpy as np
+            self._rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0]))
+        return self._rng
+
+    def spawn(self, gen, name: str | None = None, cpu: int | None = None) -> CPU:
+        """Run the generator ``gen`` as the kernel thread of the next free CPU (or ``cpu``)."""
+        if not inspect.isgenerator(gen):
+            raise ModelError(f"spawn() needs a generator (call the thread function), got {gen!r}")
+        if cpu is None:
+            cpu = next((c.id for c in self.cpus if not c.frames), len(self.cpus))
+        if self.ncpus is not None and cpu >= self.ncpus:
+            raise ModelError(f"the scenario runs more threads than the {self.ncpus} CPU(s) "
+                             f"asked for; raise --cpus")
+        while len(self.cpus) <= cpu:
+            self.cpus.append(CPU(len(self.cpus), f"cpu{len(self.cpus)}"))
+        c = self.cpus[cpu]
+        if c.frames:
+            raise ModelError(f"CPU{cpu} already runs thread {c.name!r}")
+        c.name = name or f"thread{cpu}"
+        c.frames.append(Frame(gen, c.name))
+        c.state = RUNNABLE
+        self._alive += 1
+        return c
+
+    def metric(self, name: str, value: float) -> None:
+        """Report a number of the model's own (throughput, retries...) in the run's results."""
+        self.metrics[name] = value
+
+    def count(self, name: str, n: float = 1) -> None:
+        """Add ``n`` to a model metric."""
+        self.metrics[name] = self.metrics.get(name, 0) + n
+
+    def on_quiescence(self, check) -> None:
+        """Call ``check()`` once every thread has finished (leak checks use ``kassert``)."""
+        self._quiescence.append(check)
+
+    def interrupt_source(self, name: str, level: int, handler, *, cpu: int = 0,
+                         rate_per_s: float | None = None, at_ns=None) -> InterruptSource:
+        """Deliver ``handler()`` (a generator function) at spl ``level`` to ``cpu``.
+
+        Give either ``at_ns`` (arrival times) or ``rate_per_s`` (a Poisson
+        stream that lasts while any thread runs).  A masked arrival waits
+        until the CPU's level drops below ``level``.
+        """
+        if (rate_per_s is None) == (at_ns is None):
+            raise ModelError(f"interrupt source {name!r}: give exactly one of rate_per_s, at_ns")
+        src = InterruptSource(self, name, level, handler, cpu, rate_per_s, at_ns)
+        self._irq_sources.append(src)
+        return src
+
+    def shared(self, type_name: str, **fields):
+        """A statically allocated struct (never freed): a cdev, a global counter block."""
+        from .memory import Zone
+        z = self._static_zones.get(type_name)
+        if z is None:
+            z = Zone(self, type_name, fields)
+            self._static_zones[type_name] = z
+        return z._allocate(fields, "", -1, self.now)
+
+    # -- registry --------------------------------------------------------------------------
+
+    def _register_lock(self, lock) -> int:
+        self._locks.append(lock)
+        return len(self._locks) - 1
+
+    def _register_zone(self, zone) -> int:
+        self._zones.append(zone)
+        return len(self._zones) - 1
+
+    # -- helpers for operations --------------------------------------------------------------
+
+    def duration(self, ns) -> int:
+        """``ns`` with the cost model's jitter, from the run's seeded stream."""
+        j = self.costs.jitter
+        if not ns or not j:
+            return int(ns)
+        if self._jit is None or self._jit_i >= len(self._jit):
+            import numpy as np
+            if self._jit is None:
+                self._jit_gen = np.random.default_rng(np.random.SeedSequence([self.seed, 1]))
+            self._jit = self._jit_gen.random(1024).tolist()
+            self._jit_i = 0
+        u = self._jit[self._jit_i]
+        self._jit_i += 1
+        return max(0, int(ns * (1.0 + j * (2.0 * u - 1.0)) + 0.5))
+
+    def footprint_touch(self, key, write: bool = True) -> None:
+        fp = self._fp
+        if fp is not None:
+            if write:
+                fp[key] = True
+            else:
+                fp.setdefault(key, False)
+
+    def site(self, c) -> str:
+        """Model location (``path:line``) where CPU ``c``'s innermost generator is suspended."""
+        if not c.frames:
+            return ""
+        g = c.frames[-1].gen
+        while True:
+            sub = g.gi_yieldfrom
+            if sub is None or not inspect.isgenerator(sub) or sub.gi_frame is None:
+                break
+            g = sub
+        f = g.gi_frame
+        if f is None:
+            return ""
+        return f"{self._path(f.f_code.co_filename)}:{f.f_lineno}"
+
+    def frame_site(self, frame) -> str:
+        if frame is None:
+            return ""
+        return f"{self._path(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+    def _path(self, filename: str) -> str:
+        p = self._site_cache.get(filename)
+        if p is None:
+            p = display_path(filename, self._root)
+            self._site_cache[filename] = p
+        return p
+
+    def record(self, c, action, target, detail, dur=0, time=None) -> None:
+        """Trace one event of CPU ``c``, stamped with the start of its current step."""
+        if time is None:
+            time = self._t0 if c is self.current else c.clock
+        self.sink.add(TraceRecord(time, c.id, c.ctx, action, target, self.site(c),
+                                  detail, int(dur)))
+
+    def fail(self, kind, message, c=None, loc=None, extra=None) -> None:
+        """Record a violation; a fatal one (or any, with stop_at_first) ends the run."""
+        if c is None:
+            c = self.current
+        if loc is None:
+            loc = self.site(c) if c is not None else ""
+        t = (self._t0 if c is self.current else c.clock) if c is not None else self.now
+        v = Violation(kind=kind, message=message, time_ns=t,
+                      cpu=c.id if c is not None else -1, ctx=c.ctx if c is not None else "",
+                      location=loc, choices=list(self.choices), extra=extra or {})
+        self.violations.append(v)
+        if self.tracing:
+            self.sink.add(TraceRecord(v.time_ns, max(v.cpu, 0), v.ctx, "violation", kind,
+                                      loc, message, 0))
+        if kind in FATAL or self.stop_at_first:
+            self.stopped = True
+            raise RunStopped()
+
+    def pick(self, kind: str, options: list[int], last: int) -> int:
+        """Ask the strategy at a decision point and record the answer."""
+        cid = self.strategy.pick(kind, options, last)
+        if cid not in options:
+            raise ModelError(f"strategy {self.strategy.name} chose CPU{cid}, not one of {options}")
+        self.choices.append(cid)
+        self.decisions += 1
+        return cid
+
+    def make_runnable(self, c) -> None:
+        c.state = RUNNABLE
+        if self.timed:
+            heapq.heappush(self._heap, (c.clock, c.id))
+
+    def handoff(self, lock, now_ns) -> None:
+        """A lock with waiters was released: hand it on (timed) or let waiters retry."""
+        if self.timed or lock.fifo:
+            while lock.waiters:
+                cands = [w for w in lock.waiters if lock.can_grant(w, w.wait_mode)]
+                if not cands:
+                    return
+                if lock.fifo:
+                    w = lock.waiters[0]
+                    if w is not cands[0]:
+                        return
+                elif len(cands) == 1:
+                    w = cands[0]
+                else:
+                    cur = self.current.id if self.current is not None else -1
+                    wid = self.pick("handoff", [x.id for x in cands], cur)
+                    w = self.cpus[wid]
+                lock.grant_waiter(self, w, now_ns, lock.handoff_cost(self))
+                if w.wait_mode == "x":
+                    return
+            return
+        for w in lock.waiters:
+            if w.state == BLOCKED and lock.can_grant(w, w.wait_mode):
+                if w.clock < now_ns:
+                    w.clock = now_ns
+                w.state = RUNNABLE
+
+    def reblock_retriers(self, lock) -> None:
+        """Exploration: waiters that may no longer get ``lock`` stop being runnable."""
+        for w in lock.waiters:
+            if w.state == RUNNABLE and not lock.can_grant(w, w.wait_mode):
+                w.state = BLOCKED
+
+    def resume_after_sleep(self, c, at_ns) -> None:
+        """A sleeper was woken: it retakes its msleep interlock, then continues."""
+        if c.clock < at_ns:
+            c.clock = at_ns
+        lock = c.interlock
+        c.interlock = None
+        if lock is not None:
+            c.op = lock._op("x")
+        else:
+            c.op = None
+            c.value = None
+        self.make_runnable(c)
+
+    # -- the run ------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        global _current
+        prev = _current
+        _current = self
+        try:
+            self._start()
+            if self.timed:
+                self._loop_timed()
+            else:
+                self._loop_explore()
+            if not self.stopped:
+                self._finish()
+        except RunStopped:
+            pass
+        finally:
+            self.current = None
+            _current = prev
+            if self.sink is not None:
+                self.sink.close()
+        return self._result()
+
+    def _start(self) -> None:
+        if not self.cpus:
+            raise ModelError("the scenario spawned no thread (call m.spawn(...))")
+        if self.ncpus is not None:
+            while len(self.cpus) < self.ncpus:
+                self.cpus.append(CPU(len(self.cpus), f"cpu{len(self.cpus)}"))
+        for src in self._irq_sources:
+            if src.cpu >= len(self.cpus):
+                raise ModelError(f"interrupt source {src.name!r} targets CPU{src.cpu}, "
+                                 f"but the machine has {len(self.cpus)}")
+            t = src.next_arrival(0)
+            if t is not None:
+                self._queue_irq(self.cpus[src.cpu], t, src)
+        for c in self.cpus:
+            if self.tracing and c.frames:
+                self.record(c, "thread-begin", c.name, "")
+            if c.state == RUNNABLE and self.timed:
+                heapq.heappush(self._heap, (c.clock, c.id))
+
+    def _queue_irq(self, c, t, src) -> None:
+        c.irqs.append([t, src])
+        c.irqs.sort(key=lambda e: (e[0], e[1].name))
+        if c.state == DONE and not c.frames and self._alive > 0:
+            c.clock = max(c.clock, t)
+            self.make_runnable(c)
+
+    def _loop_explore(self) -> None:
+        cpus = self.cpus
+        strategy = self.strategy
+        want_fp = self._want_fp
+        last = -1
+        while not self.stopped:
+            opts = [c.id for c in cpus if c.state == RUNNABLE]
+            n = len(opts)
+            if n == 0:
+                return
+            cid = opts[0] if n == 1 else self.pick("cpu", opts, last)
+            if want_fp:
+                self._fp = {}
+                self._step(cpus[cid])
+                strategy.stepped(cid, self._fp, opts)
+                self._fp = None
+            else:
+                self._step(cpus[cid])
+            last = cid
+
+    def _loop_timed(self) -> None:
+        cpus = self.cpus
+        heap = self._heap
+        pop = heapq.heappop
+        push = heapq.heappush
+        last = -1
+        while heap and not self.stopped:
+            t, cid = pop(heap)
+            if heap and heap[0][0] == t:
+                ties = [cid]
+                while heap and heap[0][0] == t:
+                    ties.append(pop(heap)[1])
+                cid = self.pick("cpu", ties, last)
+                for o in ties:
+                    if o != cid:
+                        push(heap, (t, o))
+            c = cpus[cid]
+            self._step(c)
+            if c.state == RUNNABLE:
+                push(heap, (c.clock, cid))
+            last = cid
+
+    def _step(self, c) -> None:
+        self.steps += 1
+        if self.steps > self.max_steps:
+            self.current = c
+            self.fail("max-steps", f"the run exceeded {self.max_steps} steps (a livelock, or "
+                      f"raise --max-steps)", c)
+        c.steps += 1
+        if c.clock > self.now:
+            self.now = c.clock
+        else:
+            c.clock = self.now
+        self._t0 = self.now
+        self.current = c
+        if c.granted is not None:
+            if self.tracing:
+                self.record(c, "acquire", c.granted, c.wait_mode)
+            c.granted = None
+        if c.irqs and self._deliver_irq(c):
+            op = None
+        else:
+            op = c.op
+        if op is not None:
+            res = op.execute(self, c)
+            if res is OP_BLOCKED:
+                return
+            c.op = None
+        else:
+            res = c.value
+            c.value = None
+        self._advance(c, res)
+
+    def _deliver_irq(self, c) -> bool:
+        """Take the first due, unmasked interrupt at this yield point; True if one was taken."""
+        if c.irq_off:
+            return False
+        for i, (t, src) in enumerate(c.irqs):
+            if t > c.clock:
+                if c.frames:
+                    return False
+                c.clock = t  # an idle CPU waits for its next interrupt
+                if t > self.now:
+                    self.now = t
+            if src.level > c.spl:
+                del c.irqs[i]
+                src.latencies.append(c.clock - t)
+                nxt = src.next_arrival(t)
+                if nxt is not None:
+                    c.irqs.append([nxt, src])
+                    c.irqs.sort(key=lambda e: (e[0], e[1].name))
+                c.frames.append(Frame(src.handler(), f"irq:{src.name}", c.op, c.value, c.spl, src))
+                c.op = None
+                c.value = None
+                c.spl = src.level
+                c.irq_depth += 1
+                c.clock += self.costs.irq_entry_ns
+                if self.tracing:
+                    self.record(c, "irq-begin", src.name, str(src.level))
+                return True
+        return False
+
+    def _advance(self, c, value) -> None:
+        fr = c.frames[-1]
+        try:
+            op = fr.gen.send(value)
+        except StopIteration:
+            self._pop_frame(c)
+            return
+        except (RunStopped, ModelError):
+            raise
+        except Exception as e:  # the model raised: bad input, reported on one line
+            raise ModelError(f"model raised {type(e).__name__}: {e}{_model_where(e)}") from None
+        if not isinstance(op, Op):
+            raise ModelError(f"{c.ctx} yielded {op!r} at {self.site(c)}; yield an smpvm "
+                             f"operation such as work(ns), lock.lock() or obj.load(field)")
+        c.op = op
+
+    def _pop_frame(self, c) -> None:
+        fr = c.frames.pop()
+        if fr.source is not None:
+            if self.tracing:
+                self.record(c, "irq-end", fr.source.name, "")
+            c.irq_depth -= 1
+            c.spl = fr.saved_spl
+            c.op = fr.saved_op
+            c.value = fr.saved_value
+            if not c.frames and not (c.irqs and self._alive > 0):
+                c.state = DONE
+            return
+        if self.tracing:
+            self.record(c, "thread-end", c.name, "")
+        self._alive -= 1
+        if c.held:
+            held = ", ".join(f"{h.lock.label()} (taken at {h.site or '?'})" for h in c.held)
+            self.fail("assertion", f"thread {c.name} returned with locks held: {held}", c)
+        if self._alive == 0:
+            for o in self.cpus:
+                if not o.frames and o.state == RUNNABLE:
+                    o.state = DONE
+        c.state = RUNNABLE if (c.irqs and self._alive > 0) else DONE
+
+    def _finish(self) -> None:
+        stuck = [c for c in self.cpus if c.state == BLOCKED]
+        if stuck:
+            self._report_stall(stuck)
+            return
+        self.current = None
+        for check in self._quiescence:
+            check()
+
+    def _report_stall(self, stuck) -> None:
+        """No CPU can step but some wait: name the wait-for cycle, or what each waits on."""
+        waits_on = {}
+        for c in stuck:
+            if c.wait_lock is not None:
+                hs = c.wait_lock.holders()
+                waits_on[c.id] = hs[0].id if hs else None
+        cycle = _find_cycle(waits_on)
+        parts = []
+        for c in stuck:
+            parts.append(self._describe_wait(c))
+        if cycle:
+            desc = "; ".join(self._describe_wait(self.cpus[i]) for i in cycle)
+            msg = f"deadlock: wait-for cycle {' -> '.join(f'CPU{i}' for i in cycle + [cycle[0]])}: {desc}"
+        else:
+            msg = "deadlock: no CPU can make progress: " + "; ".join(parts)
+        c0 = self.cpus[cycle[0]] if cycle else stuck[0]
+        self.current = c0
+        self.fail("deadlock", msg, c0, extra={
+            "cycle": [f"CPU{i}" for i in cycle] if cycle else [],
+            "waits": [{"cpu": c.id, "thread": c.name,
+                       "lock": c.wait_lock.label() if c.wait_lock is not None else None,
+                       "channel": self.sleepq.label(c.sleep_chan) if c.sleep_chan is not None else None,
+                       "site": c.wait_site if c.wait_lock is not None else self.site(c)}
+                      for c in stuck]})
+
+    def _describe_wait(self, c) -> str:
+        held = ", ".join(h.lock.label() for h in c.held) or "nothing"
+        if c.wait_lock is not None:
+            hs = c.wait_lock.holders()
+            if hs:
+                by = ", ".join(f"CPU{h.id} ({h.name})" for h in hs)
+            else:
+                by = "nobody (its waiters were never handed it)"
+            if hs and all(h.state == DONE for h in hs):
+                by += " whose thread has ended"
+            return (f"CPU{c.id} ({c.name}) holds {held} and waits for {c.wait_lock.label()} "
+                    f"held by {by} at {c.wait_site or '?'}")
+        if c.sleep_chan is not None:
+            return (f"CPU{c.id} ({c.name}) holds {held} and sleeps on "
+                    f"{self.sleepq.label(c.sleep_chan)} with no wakeup to come at {self.site(c)}")
+        return f"CPU{c.id} ({c.name}) is blocked at {self.site(c)}"
+
+    def _result(self) -> RunResult:
+        summaries = self.lockstat.summary(self.now) if self.lockstat is not None else []
+        irq = {}
+        for src in self._irq_sources:
+            lat = src.latencies
+            irq[src.name] = {"delivered": len(lat), "latency_max_ns": max(lat) if lat else 0,
+                             "latency_mean_ns": sum(lat) / len(lat) if lat else 0.0}
+        return RunResult(
+            violations=self.violations, steps=self.steps, time_ns=self.now,
+            choices=self.choices, decisions=self.decisions, lockstat=summaries,
+            metrics=dict(self.metrics), interrupts=irq, seed=self.seed,
+            strategy=getattr(self.strategy, "name", "?"), timed=self.timed,
+            variant=self.variant, params=dict(self.params), ncpus=len(self.cpus),
+            witness_edges=_edge_list(self.witness), witness_classes=dict(self.witness.classes))
+
+
+def _edge_list(w) -> list:
+    out = []
+    for a, succ in w.edges.items():
+        for b, e in succ.items():
+            out.append({"from": a, "to": b, "first_site": e.first_site,
+                        "second_site": e.second_site, "cpu": e.cpu, "count": e.count,
+                        "declared": e.declared})
+    return out
+
+
+def _find_cycle(waits_on: dict) -> list:
+    for start in sorted(waits_on):
+        seen = []
+        node = start
+        while node is not None and node in waits_on and node not in seen:
+            seen.append(node)
+            node = waits_on[node]
+        if node is not None and node in seen:
+            return seen[seen.index(node):]
+    return []
+
+
+def display_path(filename: str, root: str) -> str:
+    """How a model file is named in reports: relative to ``root`` when inside it."""
+    ab = os.path.abspath(filename)
+    try:
+        rel = os.path.relpath(ab, root)
+    except ValueError:
+        rel = ab
+    if not rel.startswith(".."):
+        return rel.replace(os.sep, "/")
+    parts = ab.replace(os.sep, "/").split("/")
+    if "models" in parts:
+        return "/".join(parts[len(parts) - 1 - parts[::-1].index("models"):])
+    return ab
+
+
+def _model_where(exc) -> str:
+    """`` at file:line`` of the innermost frame of a model's exception outside smpvm."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for fs in reversed(traceback.extract_tb(exc.__traceback__)):
+        if not os.path.abspath(fs.filename).startswith(here):
+            return f" at {display_path(fs.filename, os.getcwd())}:{fs.lineno}"
+    return ""
+

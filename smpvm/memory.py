@@ -1,0 +1,354 @@
+"""Kernel memory: zones of typed items, use-after-free detection, refcounts.
+
+A ``Zone`` is like a UMA zone (or a slab cache): it hands out *items*, which
+are structs with named fields.  An item is a pointer to a memory *slot*;
+freeing it poisons the slot, and any later access through a pointer from
+before the free is a **use-after-free**, reported with the allocation, free
+and access sites, as KASAN reports do.
+
+A ``nofree`` zone (``UMA_ZONE_NOFREE``) keeps its memory type-stable: a freed
+slot is reused by the next allocation, so a stale pointer silently reads the
+*new* object, which is how the real doomed-object bug corrupts.  Generation
+checks (on by default) report such a stale access as use-after-free; turn
+them off per zone (``check_generation=False``) to watch the aliasing happen.
+
+Fields are read and written as attributes (``obj.ref_count += 1``), which is
+atomic with the rest of the current step, or as separate steps that other
+CPUs may interleave with: ``v = yield obj.load("ref_count")`` and
+``yield obj.store("ref_count", v + 1)``.
+
+A zone may name, per field, the lock(s) guarding it (``guards``), as the
+(O)/(P)/(Q) annotations of FreeBSD's ``vm_page.h`` do.  Writing a guarded
+field needs every guarding lock held (exclusively), reading needs one of
+them: an Eraser-style lockset check that catches a race the moment it can
+happen, whether or not this schedule loses an update.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .ops import Op
+
+
+class _Slot:
+    """The memory behind items: fields plus allocation history."""
+
+    __slots__ = ("zone", "index", "gen", "live", "fields", "alloc_site", "free_site")
+
+    def __init__(self, zone, index):
+        self.zone = zone
+        self.index = index
+        #: Bumped at every allocation of this slot.
+        self.gen = 0
+        self.live = False
+        self.fields: dict = {}
+        #: (location, cpu, time_ns) of the last allocation and free.
+        self.alloc_site = None
+        self.free_site = None
+
+
+class Item:
+    """A pointer to one allocation of a zone item; fields are its attributes."""
+
+    __slots__ = ("_slot", "_gen")
+
+    def __init__(self, slot, gen):
+        object.__setattr__(self, "_slot", slot)
+        object.__setattr__(self, "_gen", gen)
+
+    # -- field access ------------------------------------------------------------
+
+    def __getattr__(self, name):
+        slot = self._slot
+        if name not in slot.fields:
+            raise AttributeError(f"{slot.zone.type_name} has no field {name!r}")
+        if slot.gen != self._gen or not slot.live:
+            slot.zone._stale(self, name, "read", sys._getframe(1))
+        zone = slot.zone
+        if zone.guards is not None and name in zone.guards:
+            zone._check_lockset(self, name, False, sys._getframe(1))
+        m = zone.m
+        if m._fp is not None:
+            m._fp.setdefault(("field", zone.uid, slot.index, name), False)
+        return slot.fields[name]
+
+    def __setattr__(self, name, value):
+        slot = self._slot
+        if name not in slot.fields:
+            raise AttributeError(f"{slot.zone.type_name} has no field {name!r}")
+        if slot.gen != self._gen or not slot.live:
+            slot.zone._stale(self, name, "write", sys._getframe(1))
+        zone = slot.zone
+        if zone.guards is not None and name in zone.guards:
+            zone._check_lockset(self, name, True, sys._getframe(1))
+        m = zone.m
+        if m._fp is not None:
+            m._fp[("field", zone.uid, slot.index, name)] = True
+        slot.fields[name] = value
+
+    # -- separate-step access -------------------------------------------------------
+
+    def load(self, name):
+        """An operation: read ``name`` as a step of its own (other CPUs may interleave)."""
+        return _Load(self, name)
+
+    def store(self, name, value):
+        """An operation: write ``name`` as a step of its own."""
+        return _Store(self, name, value)
+
+    # -- identity ---------------------------------------------------------------------
+
+    def label(self) -> str:
+        s = self._slot
+        return f"{s.zone.type_name}#{s.index}"
+
+    @property
+    def live(self) -> bool:
+        """True while this pointer's allocation has not been freed."""
+        s = self._slot
+        return s.live and s.gen == self._gen
+
+    @property
+    def zone(self):
+        return self._slot.zone
+
+    def same_memory(self, other) -> bool:
+        """True when both pointers address the same slot (whatever the generation)."""
+        return isinstance(other, Item) and other._slot is self._slot
+
+    def __repr__(self) -> str:
+        return self.label()
+
+
+class _Load(Op):
+    __slots__ = ("item", "name")
+
+    def __init__(self, item, name):
+        self.item = item
+        self.name = name
+
+    def execute(self, m, c):
+        value = getattr(self.item, self.name)
+        c.clock += m.costs.field_ns
+        if m.tracing:
+            m.record(c, "load", f"{self.item.label()}.{self.name}", repr(value))
+        return value
+
+
+class _Store(Op):
+    __slots__ = ("item", "name", "value")
+
+    def __init__(self, item, name, value):
+        self.item = item
+        self.name = name
+        self.value = value
+
+    def execute(self, m, c):
+        setattr(self.item, self.name, self.value)
+        c.clock += m.costs.field_ns
+        if m.tracing:
+            m.record(c, "store", f"{self.item.label()}.{self.name}", repr(self.value))
+        return None
+
+
+class _Alloc(Op):
+    __slots__ = ("zone", "wait", "fields")
+
+    def __init__(self, zone, wait, fields):
+        self.zone = zone
+        self.wait = wait
+        self.fields = fields
+
+    def execute(self, m, c):
+        if self.wait:
+            m.witness.check_sleep(c, f"{self.zone.name} allocation (may sleep)", interlock=None)
+        c.clock += m.duration(m.costs.zone_alloc_ns)
+        item = self.zone._allocate(self.fields, m.site(c), c.id, c.clock)
+        if m.tracing:
+            m.record(c, "alloc", item.label(), "")
+        return item
+
+
+class _Free(Op):
+    __slots__ = ("zone", "item")
+
+    def __init__(self, zone, item):
+        self.zone = zone
+        self.item = item
+
+    def execute(self, m, c):
+        c.clock += m.duration(m.costs.zone_free_ns)
+        self.zone._release(self.item, m.site(c), c.id, c.clock)
+        if m.tracing:
+            m.record(c, "free", self.item.label(), "")
+        return None
+
+
+class Zone:
+    """A typed allocator; see the module docstring."""
+
+    def __init__(self, m, name: str, fields: dict, *, type_name: str | None = None,
+                 nofree: bool = False, check_generation: bool = True,
+                 guards: dict | None = None):
+        #: The machine the zone belongs to.
+        self.m = m
+        #: Zone name as the kernel calls it ("VM OBJECT").
+        self.name = name
+        #: The struct's name in reports ("vm_object").
+        self.type_name = type_name or name
+        #: Field names and their values in a fresh item.
+        self.defaults = dict(fields)
+        #: Freed slots are reused (type-stable memory) instead of staying poisoned.
+        self.nofree = nofree
+        #: Report access through a pointer to an earlier allocation of a slot.
+        self.check_generation = check_generation
+        #: Field -> callable(fields dict) returning the guarding lock or a tuple of them.
+        self.guards = dict(guards) if guards else None
+        self.uid = m._register_zone(self)
+        self._slots: list[_Slot] = []
+        self._free: list[_Slot] = []
+        #: Items currently allocated.
+        self.live_count = 0
+
+    # -- operations -------------------------------------------------------------------
+
+    def alloc(self, wait: bool = True, **fields):
+        """``obj = yield zone.alloc(ref_count=1)``; ``wait`` = may sleep (M_WAITOK)."""
+        return _Alloc(self, wait, fields)
+
+    def free(self, item):
+        """``yield zone.free(obj)``: poisons the item; freeing twice is a double free."""
+        return _Free(self, item)
+
+    def new(self, **fields) -> Item:
+        """Allocate outside any thread (scenario set-up); takes no simulated time."""
+        return self._allocate(fields, _caller_site(self.m, sys._getframe(1)), -1, self.m.now)
+
+    def live_items(self) -> list[Item]:
+        """Pointers to every live item, in slot order."""
+        return [Item(s, s.gen) for s in self._slots if s.live]
+
+    # -- mechanics --------------------------------------------------------------------------
+
+    def _allocate(self, fields, site, cpu, now) -> Item:
+        unknown = set(fields) - set(self.defaults)
+        if unknown:
+            from .violations import ModelError
+            raise ModelError(f"zone {self.name!r} has no field(s) {', '.join(sorted(unknown))}")
+        if self._free:
+            slot = self._free.pop()
+        else:
+            slot = _Slot(self, len(self._slots))
+            self._slots.append(slot)
+        slot.gen += 1
+        slot.live = True
+        f = dict(self.defaults)
+        f.update(fields)
+        slot.fields = f
+        slot.alloc_site = (site, cpu, now)
+        self.live_count += 1
+        self.m.footprint_touch(("zone", self.uid))
+        return Item(slot, slot.gen)
+
+    def _release(self, item, site, cpu, now) -> None:
+        slot = item._slot
+        self.m.footprint_touch(("zone", self.uid))
+        if not slot.live or slot.gen != item._gen:
+            self.m.fail("double-free", f"free of {item.label()} {self._history(slot, item)}",
+                        loc=site)
+            return
+        slot.live = False
+        slot.free_site = (site, cpu, now)
+        self.live_count -= 1
+        if self.nofree:
+            self._free.append(slot)
+        else:
+            # Poisoned for good: drop the contents so nothing reads them by accident.
+            slot.fields = {k: None for k in slot.fields}
+
+    def _stale(self, item, name, how, frame) -> None:
+        slot = item._slot
+        if slot.live and self.nofree and not self.check_generation:
+            return  # type-stable memory: the stale pointer reads the new object
+        site = _caller_site(self.m, frame)
+        self.m.fail("use-after-free",
+                    f"{how} of {item.label()}.{name} {self._history(slot, item)}",
+                    loc=site, extra={"object": item.label(), "field": name,
+                                     "alloc": _fmt(slot.alloc_site), "free": _fmt(slot.free_site)})
+
+    def _history(self, slot, item) -> str:
+        parts = [f"allocated at {_fmt(slot.alloc_site)}"]
+        if slot.free_site is not None:
+            parts.append(f"freed at {_fmt(slot.free_site)}")
+        if slot.gen != item._gen:
+            parts.append(f"since reallocated (generation {item._gen} -> {slot.gen})")
+        return "(" + ", ".join(parts) + ")"
+
+    def _check_lockset(self, item, name, write, frame) -> None:
+        c = self.m.current
+        if c is None:
+            return  # set-up and quiescence code run alone
+        locks = self.guards[name](item._slot.fields)
+        if not isinstance(locks, (tuple, list)):
+            locks = (locks,)
+        if write:
+            ok = all(c.holds(lk, exclusive=True) for lk in locks)
+            need = "all of" if len(locks) > 1 else ""
+        else:
+            ok = any(c.holds(lk) for lk in locks)
+            need = "one of" if len(locks) > 1 else ""
+        if not ok:
+            names = ", ".join(lk.label() for lk in locks)
+            how = "write" if write else "read"
+            held = ", ".join(h.lock.label() + ("" if h.mode == "x" else " (shared)")
+                             for h in c.held) or "nothing"
+            excl = " exclusively" if write else ""
+            self.m.fail("assertion", f"lockset: {how} of {item.label()}.{name} needs "
+                        f"{need + ' ' if need else ''}{names} held{excl}; CPU{c.id} holds {held}",
+                        loc=_caller_site(self.m, frame))
+
+
+def _fmt(site) -> str:
+    if site is None:
+        return "?"
+    loc, cpu, t = site
+    who = f" by CPU{cpu}" if cpu >= 0 else ""
+    return f"{loc or '?'}{who} at {t} ns"
+
+
+def _caller_site(m, frame) -> str:
+    return m.frame_site(frame)
+
+
+# -- reference counts and assertions ---------------------------------------------------------
+
+
+def refcount_acquire(item: Item, field: str = "ref_count") -> int:
+    """Atomically add a reference (``refcount_acquire(9)``); returns the new count."""
+    v = getattr(item, field) + 1
+    setattr(item, field, v)
+    return v
+
+
+def refcount_release(item: Item, field: str = "ref_count") -> bool:
+    """Atomically drop a reference; True when it was the last one.  Underflow is an assertion."""
+    v = getattr(item, field)
+    if v <= 0:
+        from .machine import current_machine
+        m = current_machine()
+        m.fail("assertion", f"{item.label()}.{field} released at {v}: reference count underflow",
+               loc=m.frame_site(sys._getframe(1)))
+    setattr(item, field, v - 1)
+    return v - 1 == 0
+
+
+def kassert(condition, message: str) -> None:
+    """``KASSERT``: record an assertion violation (ending the run) when ``condition`` is false."""
+    if condition:
+        return
+    from .machine import current_machine
+    m = current_machine()
+    if m is None:
+        raise AssertionError(message)
+    m.fail("assertion", str(message), loc=m.frame_site(sys._getframe(1)))

@@ -1,0 +1,261 @@
+"""Operations: what a model yields.
+
+A model thread is a generator.  Every ``yield`` hands the machine one
+*operation* and is a point where the machine may let another CPU step first,
+or deliver an interrupt.  Code between two yields runs atomically, the way a
+model checker sees a program:
+
+    def vm_object_reference(obj):
+        yield obj.lock.lock()         # a step: may wait for the lock
+        obj.ref_count += 1            # same step as the acquisition
+        yield obj.lock.unlock()       # the next step
+
+An operation's ``execute(machine, cpu)`` performs it for that CPU and returns
+the value the ``yield`` evaluates to, or ``BLOCKED`` when the CPU must wait
+(someone else will resume it).  Operations charge their duration by moving
+the CPU's clock forward.
+
+This module holds the operations that are not about locks or memory:
+``work``, ``pause``, ``may_sleep``, ``note``, the spl family and the sleep
+queues (``msleep``, ``tsleep``, ``wakeup``).
+"""
+
+from __future__ import annotations
+
+#: Returned by ``execute`` when the CPU cannot go on until someone resumes it.
+BLOCKED = object()
+
+# spl levels, lowest to highest.  An interrupt source at level L is masked on
+# a CPU whose level is >= L.  ``splvm`` masks the bio and net classes too, as
+# it did in FreeBSD 4.x.
+SPL0 = 0
+SPLSOFT = 1
+SPLNET = 2
+SPLBIO = 3
+SPLVM = 4
+SPLCLOCK = 5
+SPLHIGH = 6
+
+SPL_NAMES = {SPL0: "spl0", SPLSOFT: "splsoft", SPLNET: "splnet", SPLBIO: "splbio",
+             SPLVM: "splvm", SPLCLOCK: "splclock", SPLHIGH: "splhigh"}
+
+
+class Op:
+    """Base of everything a model may yield."""
+
+    __slots__ = ()
+
+    def execute(self, m, c):  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+
+class Work(Op):
+    """Keep the CPU busy for ``ns`` nanoseconds (jittered by the cost model)."""
+
+    __slots__ = ("ns",)
+
+    def __init__(self, ns):
+        if ns < 0:
+            raise ValueError(f"work(ns) needs ns >= 0, got {ns}")
+        self.ns = ns
+
+    def execute(self, m, c):
+        d = m.duration(self.ns)
+        if m.tracing:
+            m.record(c, "work", "", "", d)
+        c.clock += d
+        return None
+
+
+class Pause(Op):
+    """An explicit yield point that takes no time."""
+
+    __slots__ = ()
+
+    def execute(self, m, c):
+        return None
+
+
+_PAUSE = Pause()
+
+
+class MaySleep(Op):
+    """A call that may sleep for ``ns`` (``uma_zalloc(M_WAITOK)``, reclaim, disk I/O).
+
+    Sleeping is illegal with a non-sleepable lock held or inside an
+    interrupt handler; witness reports it.
+    """
+
+    __slots__ = ("ns", "what")
+
+    def __init__(self, ns, what):
+        self.ns = ns
+        self.what = what
+
+    def execute(self, m, c):
+        m.witness.check_sleep(c, self.what, interlock=None)
+        d = m.duration(self.ns)
+        if m.tracing:
+            m.record(c, "work", "", f"may sleep: {self.what}", d)
+        c.clock += d
+        return None
+
+
+class Note(Op):
+    """Put a line of the model's own into the trace."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text):
+        self.text = str(text)
+
+    def execute(self, m, c):
+        if m.tracing:
+            m.record(c, "note", "", self.text)
+        return None
+
+
+class SplRaise(Op):
+    """Raise this CPU's interrupt priority level; evaluates to the old level."""
+
+    __slots__ = ("level",)
+
+    def __init__(self, level):
+        self.level = level
+
+    def execute(self, m, c):
+        old = c.spl
+        if self.level > old:
+            c.spl = self.level
+        if m.tracing:
+            m.record(c, "spl", "", f"{SPL_NAMES.get(old, old)}->{SPL_NAMES.get(c.spl, c.spl)}")
+        c.clock += m.costs.spl_ns
+        return old
+
+
+class SplX(Op):
+    """Restore a level saved from an earlier raise; unmasked pending interrupts run next."""
+
+    __slots__ = ("level",)
+
+    def __init__(self, level):
+        self.level = level
+
+    def execute(self, m, c):
+        old = c.spl
+        c.spl = self.level
+        if m.tracing:
+            m.record(c, "spl", "", f"{SPL_NAMES.get(old, old)}->{SPL_NAMES.get(c.spl, c.spl)}")
+        c.clock += m.costs.spl_ns
+        return old
+
+
+class Sleep(Op):
+    """Sleep on a wait channel until woken; with ``interlock``, ``msleep`` style.
+
+    With an interlock mutex the release and the sleep are one atomic step, and
+    the mutex is taken again before the sleeper continues: exactly the window
+    ``msleep(9)`` gives, which is how a sleeper lets others change what the
+    mutex protects.
+    """
+
+    __slots__ = ("chan", "interlock")
+
+    def __init__(self, chan, interlock=None):
+        self.chan = chan
+        self.interlock = interlock
+
+    def execute(self, m, c):
+        m.witness.check_sleep(c, "sleep", interlock=self.interlock)
+        if self.interlock is not None:
+            if not self.interlock.release_for_sleep(m, c):
+                return BLOCKED  # unlock-not-held was reported; the run ends
+        m.sleepq.sleep(m, c, self.chan, self.interlock)
+        return BLOCKED
+
+
+class Wakeup(Op):
+    """Wake every sleeper on a channel (``wakeup``), or the first one (``wakeup_one``)."""
+
+    __slots__ = ("chan", "one")
+
+    def __init__(self, chan, one=False):
+        self.chan = chan
+        self.one = one
+
+    def execute(self, m, c):
+        n = m.sleepq.wakeup(m, c, self.chan, self.one)
+        if m.tracing:
+            m.record(c, "wakeup", m.sleepq.label(self.chan), str(n))
+        return n
+
+
+def work(ns):
+    """Busy the CPU for ``ns`` nanoseconds: ``yield work(120)``."""
+    return Work(ns)
+
+
+def pause():
+    """A yield point that takes no time: lets other CPUs step here."""
+    return _PAUSE
+
+
+def may_sleep(ns, what="may sleep"):
+    """A call that may sleep for ``ns``: ``yield may_sleep(2_000, "uma_zalloc M_WAITOK")``."""
+    return MaySleep(ns, what)
+
+
+def note(text):
+    """Add the model's own line to the trace and the narrative."""
+    return Note(text)
+
+
+def splraise(level):
+    return SplRaise(level)
+
+
+def splvm():
+    """``s = yield splvm()``: mask vm, bio and net interrupts; evaluates to the old level."""
+    return SplRaise(SPLVM)
+
+
+def splbio():
+    return SplRaise(SPLBIO)
+
+
+def splnet():
+    return SplRaise(SPLNET)
+
+
+def splhigh():
+    return SplRaise(SPLHIGH)
+
+
+def spl0():
+    """Lower the level to 0, letting every pending interrupt in."""
+    return SplX(SPL0)
+
+
+def splx(level):
+    """``yield splx(s)``: restore the level saved by ``splvm()`` and friends."""
+    return SplX(level)
+
+
+def msleep(chan, mtx):
+    """Drop ``mtx`` and sleep on ``chan`` atomically; retake ``mtx`` when woken."""
+    return Sleep(chan, mtx)
+
+
+def tsleep(chan):
+    """Sleep on ``chan`` until a ``wakeup(chan)``."""
+    return Sleep(chan, None)
+
+
+def wakeup(chan):
+    """Wake every thread sleeping on ``chan``; evaluates to how many were woken."""
+    return Wakeup(chan, False)
+
+
+def wakeup_one(chan):
+    """Wake the longest sleeper on ``chan``."""
+    return Wakeup(chan, True)

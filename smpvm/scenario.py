@@ -1,0 +1,222 @@
+"""Scenarios: the runnable units of a model file, found by path like pytest ids.
+
+A model file declares scenarios with the ``@scenario`` decorator::
+
+    LOCK_ORDER = [["dev_pager_mtx", "vm object"]]      # documented order, as data
+
+    @scenario(variants={"buggy": "...", "fixed": "..."}, params={"allocators": 1})
+    def doomed_object(m, variant, allocators):
+        ...                                              # make locks, objects, threads
+
+and is run as ``smpvm run models/freebsd/device_pager.py::doomed_object``.
+The function sets the machine up (locks, zones, ``m.spawn(thread(...))``);
+the engine then runs it.  Parameters have defaults whose types say what
+``--set name=value`` accepts; ``costs.<field>`` overrides the cost model.
+
+Model files are loaded from their path under a private module name, so a
+user's own model anywhere works the same way and nothing named ``models`` is
+ever imported from site-packages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+
+from .violations import ModelError
+
+
+class BadInput(ValueError):
+    """Bad user input (a target, a variant, a parameter); the CLI exits 2 with the message."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A scenario as declared in its model file."""
+
+    name: str
+    func: object
+    #: Variant name -> one-line description, in declaration order.
+    variants: dict
+    default_variant: str
+    #: Parameter name -> default value (its type is the parameter's type).
+    params: dict
+    description: str
+    #: Documented lock order: chains of lock class names, enrolled in witness.
+    lock_order: tuple
+    #: CPUs when --cpus is not given (None: one per spawned thread).
+    cpus: int | None
+    max_steps: int
+    file: str = ""
+    #: Parameter name -> help text.
+    param_help: dict = field(default_factory=dict)
+
+    def check_variant(self, variant: str | None) -> str:
+        v = self.default_variant if variant is None else variant
+        if v not in self.variants:
+            raise BadInput(f"scenario {self.name} has no variant {v!r}; "
+                           f"choose one of: {', '.join(self.variants)}")
+        return v
+
+    def resolve_params(self, overrides: dict | None) -> tuple[dict, dict]:
+        """(model parameters, cost overrides) from ``--set`` pairs, type-checked."""
+        params = dict(self.params)
+        costs = {}
+        for key, value in (overrides or {}).items():
+            if key.startswith("costs."):
+                costs[key[len("costs."):]] = value
+                continue
+            if key not in params:
+                known = ", ".join(sorted(self.params)) or "none"
+                raise BadInput(f"scenario {self.name} has no parameter {key!r} (known: {known}; "
+                               f"cost model fields are set as costs.<field>)")
+            params[key] = _coerce(key, value, self.params[key])
+        return params, costs
+
+
+def scenario(*, variants=None, params=None, description: str | None = None,
+             lock_order=None, cpus: int | None = None, max_steps: int = 1_000_000,
+             default_variant: str | None = None, param_help: dict | None = None):
+    """Declare a scenario function ``f(m, variant, **params)``; see the module docstring."""
+    if variants is None:
+        variants = {"default": ""}
+    if not isinstance(variants, dict):
+        variants = {v: "" for v in variants}
+
+    def wrap(func):
+        doc = (func.__doc__ or "").strip().splitlines()
+        order = lock_order
+        if order is None:
+            order = sys.modules[func.__module__].__dict__.get("LOCK_ORDER", ())
+        func.__smpvm_scenario__ = Scenario(
+            name=func.__name__, func=func, variants=dict(variants),
+            default_variant=default_variant or next(iter(variants)),
+            params=dict(params or {}), description=description or (doc[0] if doc else ""),
+            lock_order=tuple(tuple(c) for c in order), cpus=cpus, max_steps=max_steps,
+            file=getattr(sys.modules.get(func.__module__), "__file__", "") or "",
+            param_help=dict(param_help or {}))
+        return func
+    return wrap
+
+
+def _coerce(key, value, default):
+    """Convert a ``--set`` value (a string from the CLI, or already typed) to the default's type."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        s = str(value).strip().lower()
+        if s in ("1", "true", "yes", "on"):
+            return True
+        if s in ("0", "false", "no", "off"):
+            return False
+        raise BadInput(f"parameter {key} takes true or false, got {value!r}")
+    if isinstance(default, int):
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(str(value).replace("_", "")) if not isinstance(value, (int, float)) else int(value)
+        except ValueError:
+            raise BadInput(f"parameter {key} takes a whole number, got {value!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise BadInput(f"parameter {key} takes a number, got {value!r}") from None
+    return str(value)
+
+
+def parse_set(pairs) -> dict:
+    """``["a=1", "costs.x=2"]`` -> dict; values stay strings (typed later per scenario)."""
+    out = {}
+    for p in pairs or ():
+        if "=" not in p:
+            raise BadInput(f"--set takes key=value, got {p!r}")
+        k, v = p.split("=", 1)
+        k = k.strip()
+        if not k:
+            raise BadInput(f"--set takes key=value with a non-empty key, got {p!r}")
+        if k.startswith("costs."):
+            try:
+                v = float(v) if "." in v or "e" in v.lower() else int(v.replace("_", ""))
+            except ValueError:
+                raise BadInput(f"--set {k} takes a number, got {v!r}") from None
+        out[k] = v
+    return out
+
+
+# -- loading -------------------------------------------------------------------------------
+
+_loaded: dict = {}
+
+
+def load_module(path: str):
+    """Import a model file by path (once per process) under a private name."""
+    ab = os.path.abspath(path)
+    mod = _loaded.get(ab)
+    if mod is not None:
+        return mod
+    if not os.path.isfile(ab):
+        raise BadInput(f"no model file {path!r} (give path/to/model.py::scenario)")
+    name = "smpvm_model_" + hashlib.sha1(ab.encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(name, ab)
+    if spec is None or spec.loader is None:
+        raise BadInput(f"{path!r} is not a Python model file")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except Exception as e:
+        del sys.modules[name]
+        raise ModelError(f"loading {path} failed: {type(e).__name__}: {e}") from None
+    _loaded[ab] = mod
+    return mod
+
+
+def scenarios_in(path: str) -> list[Scenario]:
+    mod = load_module(path)
+    out = []
+    for obj in list(vars(mod).values()):
+        s = getattr(obj, "__smpvm_scenario__", None)
+        if isinstance(s, Scenario) and getattr(obj, "__module__", None) == mod.__name__:
+            out.append(s)
+    return out
+
+
+def split_target(target: str) -> tuple[str, str]:
+    if "::" not in target:
+        raise BadInput(f"target {target!r} must be path/to/model.py::scenario")
+    path, name = target.rsplit("::", 1)
+    if not path or not name:
+        raise BadInput(f"target {target!r} must be path/to/model.py::scenario")
+    return path, name
+
+
+def load_target(target: str) -> Scenario:
+    """The scenario named by ``path/to/model.py::scenario``."""
+    path, name = split_target(target)
+    found = scenarios_in(path)
+    for s in found:
+        if s.name == name:
+            return s
+    names = ", ".join(s.name for s in found) or "none"
+    raise BadInput(f"{path} has no scenario {name!r} (scenarios there: {names})")
+
+
+def find_model_files(paths) -> list[str]:
+    """Model files under the given files/directories, sorted, skipping private ones."""
+    out = []
+    for p in paths:
+        if os.path.isfile(p):
+            out.append(p)
+        elif os.path.isdir(p):
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+                for f in sorted(files):
+                    if f.endswith(".py") and not f.startswith("_"):
+                        out.append(os.path.join(root, f))
+        else:
+            raise BadInput(f"no such file or directory: {p}")
+    return out

@@ -1,0 +1,57 @@
+"""The strategy interface: who steps next when several CPUs could.
+
+A strategy is told when a run begins, is asked to pick at each decision
+point, and draws its own random numbers.  That is all the engine knows of
+it, so random search, PCT, systematic enumeration and replay are each one
+small class, and wrappers compose.
+
+Decision points are of two kinds: ``"cpu"`` (which runnable CPU takes the
+next step) and ``"handoff"`` (which waiter gets a released lock, when the
+real lock does not fix the order).  Options are CPU numbers in ascending
+order; ``last`` is the CPU that took the previous step (-1 at the start), so a
+strategy can tell a preemption from a continuation.
+
+``timed`` says which view of time the strategy wants: True, only the CPUs
+due earliest are options (durations decide); False, every CPU that is not
+blocked is.  A strategy that sets ``wants_footprints`` is also told, after
+every step, what the step touched (the basis of partial-order reduction).
+"""
+
+from __future__ import annotations
+
+
+class Strategy:
+    """Base class; subclasses override ``pick`` and usually ``begin``."""
+
+    #: Name used on the command line and in saved failures.
+    name = "base"
+    #: True: durations order steps (the options are the earliest-due CPUs).
+    timed = False
+    #: True: ``stepped`` is called after every step with its footprint.
+    wants_footprints = False
+
+    def begin(self, seed: int) -> None:
+        """A run starts; ``seed`` is the run's seed (derive any randomness from it)."""
+        import numpy as np
+        self._rng = np.random.default_rng(np.random.SeedSequence([int(seed), 2]))
+        self._buf: list[float] = []
+
+    def pick(self, kind: str, options: list[int], last: int) -> int:
+        raise NotImplementedError
+
+    def random(self) -> float:
+        """A uniform number in [0, 1) from the strategy's own seeded stream."""
+        if not self._buf:
+            self._buf = self._rng.random(256).tolist()[::-1]
+        return self._buf.pop()
+
+    def choose(self, options: list[int]) -> int:
+        """A uniformly random element of ``options``."""
+        return options[min(int(self.random() * len(options)), len(options) - 1)]
+
+    def stepped(self, cpu: int, footprint: dict, enabled: list[int]) -> None:
+        """After each step (only when ``wants_footprints``): what it read and wrote."""
+
+    def describe(self) -> dict:
+        """Parameters that, with the seed, recreate this strategy (for saved failures)."""
+        return {"name": self.name}

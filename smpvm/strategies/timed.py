@@ -1,0 +1,22 @@
+"""``timed``: durations decide; exact ties go to the lowest CPU number.
+
+The default strategy of ``smpvm run`` and of the lock-granularity studies.
+Step durations come from the cost model with seeded jitter, so which CPU is
+due first is a matter of simulated time; when two are due at exactly the same
+nanosecond the lower CPU number goes first (a stable key, never an event id).
+A released lock whose order the real lock does not fix goes to a waiter
+drawn from the strategy's seeded stream, like the race of woken waiters on a
+real machine.
+"""
+
+from .base import Strategy
+
+
+class Timed(Strategy):
+    name = "timed"
+    timed = True
+
+    def pick(self, kind, options, last):
+        if kind == "cpu":
+            return options[0]
+        return self.choose(options)

@@ -1,0 +1,359 @@
+"""Chrome trace export: valid JSON, properly nested slices, exact times,
+byte-stable output and flat memory however long the stream."""
+
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+import tracemalloc
+from decimal import Decimal
+from pathlib import Path
+
+from smpvm.chrome import ChromeTraceSink, us, write_chrome_trace
+from smpvm.trace import TraceRecord as R
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load(path):
+    """The trace file, with numbers parsed exactly."""
+    with open(path, encoding="utf-8") as f:
+        return json.load(f, parse_float=Decimal)
+
+
+def ns(ts):
+    """A ``ts``/``dur`` value (µs) back to integer ns."""
+    value = Decimal(ts) * 1000
+    assert value == int(value)
+    return int(value)
+
+
+def check_nesting(trace):
+    """Assert every B has its E in stack order and all slices nest, per tid.
+
+    Returns the slices as (tid, name, start_ns, end_ns), B/E and X alike.
+    """
+    stacks, last, slices = {}, {}, []
+    for ev in trace["traceEvents"]:
+        ph, tid = ev["ph"], ev.get("tid")
+        if ph == "B":
+            assert ns(ev["ts"]) >= last.get(tid, 0), ev
+            last[tid] = ns(ev["ts"])
+            stacks.setdefault(tid, []).append(ev)
+        elif ph == "E":
+            assert ns(ev["ts"]) >= last.get(tid, 0), ev
+            last[tid] = ns(ev["ts"])
+            assert stacks.get(tid), f"E without an open B: {ev}"
+            b = stacks[tid].pop()
+            assert b["name"] == ev["name"], (b, ev)
+            slices.append((tid, b["name"], ns(b["ts"]), ns(ev["ts"])))
+        elif ph == "X":
+            start = ns(ev["ts"])
+            slices.append((tid, ev["name"], start, start + ns(ev["dur"])))
+    assert all(not s for s in stacks.values()), f"unclosed slices: {stacks}"
+    # any two slices on a track are disjoint or one contains the other
+    by_tid = {}
+    for s in slices:
+        by_tid.setdefault(s[0], []).append(s)
+    for tid, items in by_tid.items():
+        open_ = []
+        for _, name, start, end in sorted(items, key=lambda s: (s[2], -s[3])):
+            while open_ and open_[-1][1] <= start:
+                open_.pop()
+            if open_:
+                assert end <= open_[-1][1], f"{name} [{start},{end}] crosses {open_[-1]}"
+            open_.append((name, end))
+    return slices
+
+
+def events(trace, ph=None):
+    return [e for e in trace["traceEvents"] if ph is None or e["ph"] == ph]
+
+
+def write(tmp_path, records, name="t.json", **kw):
+    path = tmp_path / name
+    write_chrome_trace(records, str(path), **kw)
+    return path
+
+
+def test_us_uses_exact_three_decimals():
+    assert [us(0), us(7), us(1000), us(1234567)] == ["0.000", "0.007", "1.000", "1234.567"]
+
+
+def test_file_is_a_chrome_trace_with_one_named_track_per_cpu(tmp_path):
+    path = write(tmp_path, [
+        R(0, 0, "alloc", "thread-begin", "alloc", ""),
+        R(5, 2, "term", "thread-begin", "term", ""),
+    ], cpu_names={1: "terminator"})
+    trace = load(path)
+    assert trace["displayTimeUnit"] == "ns"
+    names = {(e["pid"], e["tid"]): e["args"]["name"]
+             for e in events(trace, "M") if e["name"] == "thread_name"}
+    # unnamed tracks take the name of the thread whose first record begins them
+    assert names == {(1, 0): "CPU0 alloc", (1, 1): "CPU1 terminator", (1, 2): "CPU2 term"}
+    # the named CPU is declared up front, the others when first seen
+    order = [e.get("tid") for e in events(trace) if e["name"] == "thread_name"]
+    assert order == [1, 0, 2]
+
+
+def test_ts_is_ns_over_1000(tmp_path):
+    path = write(tmp_path, [
+        R(1234567, 0, "t", "acquire", "A", "m.py:1", "x"),
+        R(1234999, 0, "t", "release", "A", "m.py:2", "x"),
+        R(2000001, 0, "t", "load", "obj1.ref_count", "m.py:3", "0"),
+    ])
+    text = path.read_text()
+    assert '"ts":1234.567' in text and '"ts":1234.999' in text
+    assert '"ts":2000.001' in text
+    for e in events(load(path)):
+        if "ts" in e:
+            assert ns(e["ts"]) in (1234567, 1234999, 2000001)
+
+
+def test_acquire_release_is_a_slice_named_after_the_lock(tmp_path):
+    trace = load(write(tmp_path, [
+        R(100, 0, "t", "acquire", "vm object[obj1]", "vm.py:10", "x"),
+        R(300, 0, "t", "release", "vm object[obj1]", "vm.py:20", "x"),
+    ]))
+    b, = events(trace, "B")
+    e, = events(trace, "E")
+    assert b["name"] == e["name"] == "vm object[obj1]"
+    assert b["args"] == {"mode": "x", "loc": "vm.py:10"}
+    assert (ns(b["ts"]), ns(e["ts"])) == (100, 300)
+    assert b["tid"] == e["tid"] == 0 and b["pid"] == 1
+    check_nesting(trace)
+
+
+def test_out_of_order_release_closes_and_reopens_the_slices_above(tmp_path):
+    trace = load(write(tmp_path, [
+        R(10, 0, "t", "acquire", "A", "m.py:1", "x"),
+        R(20, 0, "t", "acquire", "B", "m.py:2", "s"),
+        R(30, 0, "t", "acquire", "C", "m.py:3", "x"),
+        R(40, 0, "t", "release", "A", "m.py:4", "x"),
+        R(50, 0, "t", "release", "C", "m.py:5", "x"),
+        R(60, 0, "t", "release", "B", "m.py:6", "s"),
+    ]))
+    seq = [(e["ph"], e["name"], ns(e["ts"])) for e in events(trace) if e["ph"] in "BE"]
+    assert seq == [
+        ("B", "A", 10), ("B", "B", 20), ("B", "C", 30),
+        ("E", "C", 40), ("E", "B", 40), ("E", "A", 40), ("B", "B", 40), ("B", "C", 40),
+        ("E", "C", 50), ("E", "B", 60),
+    ]
+    reopened = [e for e in events(trace, "B") if ns(e["ts"]) == 40]
+    assert [e["args"] for e in reopened] == [
+        {"mode": "s", "loc": "m.py:2"}, {"mode": "x", "loc": "m.py:3"}]
+    check_nesting(trace)
+
+
+def test_wait_is_a_complete_event_ending_where_the_hold_begins(tmp_path):
+    trace = load(write(tmp_path, [
+        R(0, 1, "t", "acquire", "outer", "m.py:1", "x"),
+        R(100, 1, "t", "wait", "vm object[obj1]", "m.py:2", "block", 400),
+        R(500, 1, "t", "acquire", "vm object[obj1]", "m.py:2", "x"),
+        R(900, 1, "t", "release", "vm object[obj1]", "m.py:3", "x"),
+        R(950, 1, "t", "release", "outer", "m.py:4", "x"),
+    ]))
+    x, = events(trace, "X")
+    assert x["name"] == "wait vm object[obj1]" and x["tid"] == 1
+    assert (ns(x["ts"]), ns(x["dur"])) == (100, 400)
+    assert x["args"] == {"how": "block", "loc": "m.py:2"}
+    slices = check_nesting(trace)
+    hold = [s for s in slices if s[1] == "vm object[obj1]"]
+    assert hold == [(1, "vm object[obj1]", 500, 900)]
+
+
+def test_complete_events_are_clipped_to_nest(tmp_path):
+    # a wait that claims to end after the CPU's next step, and one that
+    # claims to start before a slice boundary already on the track
+    trace = load(write(tmp_path, [
+        R(100, 0, "t", "wait", "L", "m.py:1", "spin", 500),
+        R(300, 0, "t", "acquire", "L", "m.py:1", "x"),
+        R(400, 0, "t", "wait", "M", "m.py:2", "spin", 100),
+        R(500, 0, "t", "acquire", "M", "m.py:2", "x"),
+        R(600, 0, "t", "release", "L", "m.py:3", "x"),
+        R(700, 0, "t", "release", "M", "m.py:3", "x"),
+    ]))
+    check_nesting(trace)
+    waits = [(ns(e["ts"]), ns(e["dur"])) for e in events(trace, "X")]
+    assert waits == [(100, 200), (400, 100)]
+
+
+def test_work_violation_note_and_other_instants(tmp_path):
+    trace = load(write(tmp_path, [
+        R(0, 0, "t", "work", "", "m.py:1", "", 120),
+        R(120, 0, "t", "store", "obj1.ref_count", "m.py:2", "1"),
+        R(130, 0, "t", "note", "", "m.py:3", "object is dead"),
+        R(140, 1, "u", "violation", "use-after-free", "m.py:4", "read of freed obj1"),
+    ]))
+    work, = events(trace, "X")
+    assert work["cat"] == "work" and (ns(work["ts"]), ns(work["dur"])) == (0, 120)
+    inst = events(trace, "i")
+    assert [(e["name"], e["s"]) for e in inst] == [
+        ("store obj1.ref_count", "t"), ("object is dead", "t"), ("use-after-free", "g")]
+    assert inst[0]["args"] == {"target": "obj1.ref_count", "detail": "1", "loc": "m.py:2"}
+    assert inst[2]["args"] == {"message": "read of freed obj1", "loc": "m.py:4"}
+    check_nesting(trace)
+
+
+def test_irq_slices_nest_with_lock_slices(tmp_path):
+    trace = load(write(tmp_path, [
+        R(0, 0, "t", "acquire", "A", "m.py:1", "x"),
+        R(10, 0, "irq:clock", "irq-begin", "clock", "", "6"),
+        R(20, 0, "irq:clock", "acquire", "B", "m.py:9", "x"),
+        R(30, 0, "irq:clock", "irq-end", "clock", ""),
+        R(40, 0, "t", "release", "B", "m.py:2", "x"),
+        R(50, 0, "t", "release", "A", "m.py:3", "x"),
+    ]))
+    slices = check_nesting(trace)
+    assert (0, "irq clock", 10, 30) in slices
+
+
+def test_close_closes_open_slices_at_the_last_time_of_that_cpu(tmp_path):
+    trace = load(write(tmp_path, [
+        R(10, 0, "t", "acquire", "A", "m.py:1", "x"),
+        R(20, 0, "t", "irq-begin", "clock", "", "6"),
+        R(30, 1, "u", "acquire", "B", "m.py:2", "x"),
+        R(35, 1, "u", "work", "", "m.py:2", "", 100),
+        R(80, 0, "t", "load", "x.y", "m.py:3", "1"),
+    ]))
+    slices = check_nesting(trace)
+    assert sorted(slices) == [
+        (0, "A", 10, 80), (0, "irq clock", 20, 80), (1, "B", 30, 135), (1, "work", 35, 135)]
+
+
+def test_random_streams_always_nest(tmp_path):
+    for seed in range(40):
+        rng = random.Random(seed)
+        recs, t, held = [], 0, {0: [], 1: [], 2: []}
+        for _ in range(300):
+            cpu = rng.randrange(3)
+            t += rng.randrange(0, 50)
+            locks = held[cpu]
+            r = rng.random()
+            if r < 0.3:
+                lock = rng.choice("ABCDE")
+                if rng.random() < 0.5:
+                    d = rng.randrange(0, 80)
+                    recs.append(R(t, cpu, "t", "wait", lock, "", "spin", d))
+                    t += d
+                recs.append(R(t, cpu, "t", "acquire", lock, "", "x"))
+                locks.append(lock)
+            elif r < 0.6 and locks:
+                lock = locks.pop(rng.randrange(len(locks)))
+                recs.append(R(t, cpu, "t", "release", lock, "", "x"))
+            elif r < 0.7:
+                recs.append(R(t, cpu, "t", rng.choice(["irq-begin", "irq-end"]), "clock", ""))
+            else:
+                d = rng.randrange(0, 60)
+                recs.append(R(t, cpu, "t", "work", "", "", "", d))
+                t += d
+        check_nesting(load(write(tmp_path, recs, name=f"r{seed}.json")))
+
+
+def sample_records():
+    return [
+        R(0, 0, "alloc", "thread-begin", "alloc", ""),
+        R(10, 0, "alloc", "acquire", "dev_pager_mtx", "models/d.py:12", "x"),
+        R(15, 1, "term", "wait", "dev_pager_mtx", "models/t.py:40", "block", 35),
+        R(20, 0, "alloc", "store", "obj1.ref_count", "models/d.py:13", "1"),
+        R(50, 0, "alloc", "release", "dev_pager_mtx", "models/d.py:14", "x"),
+        R(50, 1, "term", "acquire", "dev_pager_mtx", "models/t.py:40", "x"),
+        R(60, 1, "term", "violation", "use-after-free", "models/t.py:41", "µ \"quoted\"\n"),
+    ]
+
+
+def test_same_records_give_byte_identical_files(tmp_path):
+    a = write(tmp_path, sample_records(), name="a.json", cpu_names={1: "term"})
+    b = write(tmp_path, sample_records(), name="b.json", cpu_names={1: "term"})
+    buf = io.StringIO()
+    write_chrome_trace(sample_records(), buf, cpu_names={1: "term"})
+    assert a.read_bytes() == b.read_bytes() == buf.getvalue().encode("utf-8")
+    check_nesting(load(a))
+
+
+def test_byte_identical_across_processes_with_different_hash_seeds(tmp_path):
+    script = (
+        "import sys\n"
+        "from tests.test_chrome import sample_records\n"
+        "from smpvm.chrome import write_chrome_trace\n"
+        "write_chrome_trace(sample_records(), sys.argv[1], cpu_names={1: 'term', 0: 'a'})\n")
+    outs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"p{seed}.json"
+        env = dict(os.environ, PYTHONHASHSEED=seed,
+                   PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+        subprocess.run([sys.executable, "-c", script, str(out)], check=True, cwd=ROOT, env=env)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+
+
+def test_a_given_file_object_is_left_open(tmp_path):
+    buf = io.StringIO()
+    sink = ChromeTraceSink(buf)
+    sink.add(R(0, 0, "t", "note", "", "", "hello"))
+    sink.close()
+    sink.close()  # closing twice is harmless
+    assert not buf.closed
+    assert json.loads(buf.getvalue())["traceEvents"][-1]["name"] == "hello"
+
+
+def _deep_len(obj, depth=0):
+    """Total number of items held in containers reachable from ``obj``."""
+    if depth > 4 or isinstance(obj, (str, bytes, int, float, bool, type(None))):
+        return 0
+    if isinstance(obj, dict):
+        return len(obj) + sum(_deep_len(v, depth + 1) for v in obj.values())
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return len(obj) + sum(_deep_len(v, depth + 1) for v in obj)
+    return 0
+
+
+def _stream(n):
+    """A long run on 4 CPUs, made lazily: nested locks, waits, work, accesses."""
+    for i in range(n // 8):
+        t = i * 1000
+        cpu = i % 4
+        lock = f"page lock[{i % 16}]"
+        yield R(t, cpu, "t", "wait", "pq", "m.py:1", "spin", 10)
+        yield R(t + 10, cpu, "t", "acquire", "pq", "m.py:1", "x")
+        yield R(t + 20, cpu, "t", "acquire", lock, "m.py:2", "x")
+        yield R(t + 30, cpu, "t", "load", "page.flags", "m.py:3", "0")
+        yield R(t + 40, cpu, "t", "release", "pq", "m.py:4", "x")
+        yield R(t + 50, cpu, "t", "work", "", "m.py:5", "", 100)
+        yield R(t + 150, cpu, "t", "store", "page.flags", "m.py:6", "1")
+        yield R(t + 160, cpu, "t", "release", lock, "m.py:7", "x")
+
+
+def test_a_long_stream_is_written_without_keeping_records(tmp_path):
+    path = tmp_path / "long.json"
+    sink = ChromeTraceSink(str(path))
+    stream = _stream(200_000)
+
+    def feed(n):
+        for _ in range(n):
+            sink.add(next(stream))
+
+    feed(8_000)
+    held_early = _deep_len(vars(sink))
+    feed(100_000)
+    # measure allocations over a window of the run: nothing may accumulate
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        feed(24_000)
+        grown, peak = (m - base for m in tracemalloc.get_traced_memory())
+    finally:
+        tracemalloc.stop()
+    for rec in stream:
+        sink.add(rec)
+    held_late = _deep_len(vars(sink))
+    sink.close()
+    # the sink's state is per CPU (open slices, times), not per record
+    assert held_late == held_early < 100
+    assert grown < 16 * 1024 and peak < 256 * 1024, (grown, peak)
+    assert not any(isinstance(v, list) and len(v) > 10 for v in vars(sink).values())
+    with open(path, encoding="utf-8") as f:
+        trace = json.load(f)
+    assert sum(1 for e in trace["traceEvents"] if e["ph"] in "BEX") > 150_000
