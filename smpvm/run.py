@@ -41,6 +41,7 @@ def run_scenario(scn: Scenario, *, variant: str | None = None, params: dict | No
                          footprints=getattr(strategy, "wants_footprints", False),
                          source_root=source_root, variant=variant, params=model_params)
     m.witness.declare(scn.lock_order)
+    m.witness.bless(scn.blessed)
     prev = _machine._current
     _machine._current = m
     try:

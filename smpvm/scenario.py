@@ -3,6 +3,7 @@
 A model file declares scenarios with the ``@scenario`` decorator::
 
     LOCK_ORDER = [["dev_pager_mtx", "vm object"]]      # documented order, as data
+    LOCK_BLESSED = []                                    # pairs witness must not report
 
     @scenario(variants={"buggy": "...", "fixed": "..."}, params={"allocators": 1})
     def doomed_object(m, variant, allocators):
@@ -47,6 +48,8 @@ class Scenario:
     description: str
     #: Documented lock order: chains of lock class names, enrolled in witness.
     lock_order: tuple
+    #: Lock class pairs witness must not report in either order (its blessed list).
+    blessed: tuple
     #: CPUs when --cpus is not given (None: one per spawned thread).
     cpus: int | None
     max_steps: int
@@ -78,7 +81,8 @@ class Scenario:
 
 
 def scenario(*, variants=None, params=None, description: str | None = None,
-             lock_order=None, cpus: int | None = None, max_steps: int = 1_000_000,
+             lock_order=None, blessed=None, cpus: int | None = None,
+             max_steps: int = 1_000_000,
              default_variant: str | None = None, param_help: dict | None = None):
     """Declare a scenario function ``f(m, variant, **params)``; see the module docstring."""
     if variants is None:
@@ -88,14 +92,15 @@ def scenario(*, variants=None, params=None, description: str | None = None,
 
     def wrap(func):
         doc = (func.__doc__ or "").strip().splitlines()
-        order = lock_order
-        if order is None:
-            order = sys.modules[func.__module__].__dict__.get("LOCK_ORDER", ())
+        module_vars = sys.modules[func.__module__].__dict__
+        order = module_vars.get("LOCK_ORDER", ()) if lock_order is None else lock_order
+        bless = module_vars.get("LOCK_BLESSED", ()) if blessed is None else blessed
         func.__smpvm_scenario__ = Scenario(
             name=func.__name__, func=func, variants=dict(variants),
             default_variant=default_variant or next(iter(variants)),
             params=dict(params or {}), description=description or (doc[0] if doc else ""),
-            lock_order=tuple(tuple(c) for c in order), cpus=cpus, max_steps=max_steps,
+            lock_order=tuple(tuple(c) for c in order),
+            blessed=tuple(tuple(p) for p in bless), cpus=cpus, max_steps=max_steps,
             file=getattr(sys.modules.get(func.__module__), "__file__", "") or "",
             param_help=dict(param_help or {}))
         return func

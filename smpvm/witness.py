@@ -49,6 +49,8 @@ class Witness:
         self.classes: dict[str, str] = {}
         #: Pairs already reported in this run.
         self._reported: set = set()
+        #: Class pairs never reported (frozensets of two names).
+        self._blessed: set = set()
 
     # -- declared orders ----------------------------------------------------------
 
@@ -57,6 +59,10 @@ class Witness:
         for chain in chains or ():
             for a, b in zip(chain, chain[1:]):
                 self.edges.setdefault(a, {}).setdefault(b, EdgeInfo("declared", "declared", -1, True))
+
+    def bless(self, pairs) -> None:
+        """Exempt class pairs ``(a, b)`` from reversal reports, in either order."""
+        self._blessed = {frozenset(p) for p in pairs or ()}
 
     # -- hooks called by the engine ------------------------------------------------------
 
