@@ -97,6 +97,11 @@ class RunResult:
     def first(self):
         return self.violations[0] if self.violations else None
 
+    def lockstat_table(self) -> str:
+        """The lock statistics as a fixed-width text table."""
+        from .lockstat import plain_table
+        return plain_table(self.lockstat)
+
 
 class Machine:
     """One run: see the module docstring."""
