@@ -1,0 +1,84 @@
+"""``smpvm sweep``: run a study described by a TOML file."""
+
+from __future__ import annotations
+
+import click
+
+from .common import echo_json
+
+
+@click.command("sweep")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--workers", type=int, default=None,
+              help="Local worker processes (default: one per core; 1 = in this process).")
+@click.option("--dask", default=None, metavar="ADDRESS|local",
+              help="Run on a Dask cluster (scheduler address), or 'local' for a LocalCluster.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Output directory (default: smpvm-out/<study file name>).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted sweep in --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def command(file, workers, dask, out_dir, resume, as_json):
+    """Run the sweep in FILE and write runs.csv, summary.csv, manifest.json and plots."""
+    import os
+
+    from ..scenario import BadInput
+    from ..sweep import load_config, run_sweep
+    from .common import check_positive
+
+    check_positive("--workers", workers)
+    if workers is not None and dask:
+        raise BadInput("give --workers or --dask, not both")
+    cfg = load_config(file)
+    out_dir = out_dir or os.path.join("smpvm-out", os.path.splitext(os.path.basename(file))[0])
+    bar = _progress(as_json)
+    try:
+        result = run_sweep(cfg, out_dir, workers=workers, dask=dask, resume=resume,
+                           progress=bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(f"{result['runs']} runs over {result['points']} points "
+                   f"({result['ran']} run now) -> {result['out']}")
+        for f in result["files"]:
+            click.echo(f"  {f}")
+        if result["violations"]:
+            click.echo(f"{result['violations']} run(s) reported violations: see runs.csv")
+    return 1 if result["violations"] else 0
+
+
+class _Bar:
+    def __init__(self):
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeRemainingColumn)
+        from rich.console import Console
+        self.p = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("{task.fields[rate]} runs/s"), TimeRemainingColumn(),
+                          console=Console(stderr=True), transient=True)
+        self.task = None
+        import time
+        self._t0 = time.perf_counter()
+        self._first = None
+        self.p.start()
+
+    def update(self, done, total):
+        import time
+        if self.task is None:
+            self.task = self.p.add_task("sweep", total=total, completed=done, rate="-")
+            self._first = done
+            return
+        dt = time.perf_counter() - self._t0
+        rate = f"{(done - self._first) / dt:.1f}" if dt > 0 else "-"
+        self.p.update(self.task, completed=done, rate=rate)
+
+    def close(self):
+        self.p.stop()
+
+
+def _progress(as_json):
+    import sys
+    if as_json or not sys.stderr.isatty():
+        return None
+    return _Bar()

@@ -1,0 +1,140 @@
+"""Summaries and plots of a sweep: per-point means with 95% confidence intervals.
+
+``summary.csv`` has one row per point: its parameters, the number of runs,
+and for each metric the mean and the bounds of a Student-t 95% confidence
+interval over the point's seeds.  When the study names a theory, the
+theory's value and the relative error of the mean sit beside the metric.
+Plots draw the chosen metrics against the chosen parameter, one line per
+value of another, with error bars and the theory as dashed lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+
+from .theory import mean_confidence_interval
+
+
+def write_summary(path, cfg, points, table) -> list[dict]:
+    by_point: dict[int, list[dict]] = {}
+    for row in table.rows.values():
+        by_point.setdefault(int(row["point"]), []).append(row)
+    metrics = table.metric_names
+    theory = None
+    if cfg.plot.get("theory"):
+        from .theories import THEORIES
+        theory = THEORIES[cfg.plot["theory"]]
+    out = []
+    for i, p in enumerate(points):
+        rows = by_point.get(i, [])
+        rec = {"point": i, **{k: p.get(k, "") for k in table.param_names}, "runs": len(rows)}
+        predicted = theory(_with_defaults(p, cfg), cfg.costs) if theory and rows else {}
+        for mname in metrics:
+            vals = [float(r[mname]) for r in rows if r.get(mname) not in (None, "")]
+            if not vals:
+                continue
+            mean, lo, hi = mean_confidence_interval(vals) if len(vals) > 1 else (vals[0], vals[0], vals[0])
+            rec[f"{mname}.mean"] = mean
+            rec[f"{mname}.ci_low"] = lo
+            rec[f"{mname}.ci_high"] = hi
+            if mname in predicted:
+                th = predicted[mname]
+                rec[f"{mname}.theory"] = th
+                rec[f"{mname}.rel_error"] = (mean - th) / th if th else math.nan
+        out.append(rec)
+    fields = []
+    for rec in out:
+        for k in rec:
+            if k not in fields:
+                fields.append(k)
+    with open(path, "w", newline="", encoding="utf-8") as fp:
+        w = csv.DictWriter(fp, fields, lineterminator="\n")
+        w.writeheader()
+        for rec in out:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in rec.items()})
+    return out
+
+
+def _with_defaults(point, cfg) -> dict:
+    from .scenario import load_target
+    p = dict(load_target(cfg.target).params)
+    p.update(point)
+    return p
+
+
+UNITS = (("_per_us", "per µs"), ("_per_ms", "per ms"), ("_per_s", "per s"), ("_ns", "ns"),
+         ("utilization", "fraction of time"), ("acquisitions", "count"), ("contended", "count"))
+
+
+def unit_of(metric: str) -> str:
+    for suffix, unit in UNITS:
+        if metric.endswith(suffix):
+            return unit
+    return ""
+
+
+def write_plots(out_dir, cfg, summary) -> list[str]:
+    """One PNG per ``[plot].y`` metric; returns the paths written."""
+    plot = cfg.plot
+    if not plot or not summary:
+        return []
+    import os
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = plot["x"]
+    lines = plot.get("lines")
+    others = [k for k in cfg.swept if k not in (x, lines)]
+    paths = []
+    for metric in plot["y"]:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+        groups: dict = {}
+        for rec in summary:
+            if f"{metric}.mean" not in rec:
+                continue
+            key = tuple(rec[k] for k in ([lines] if lines else []) + others)
+            groups.setdefault(key, []).append(rec)
+        for key, recs in groups.items():
+            recs = sorted(recs, key=lambda r: float(r[x]))
+            xs = [float(r[x]) for r in recs]
+            ys = [r[f"{metric}.mean"] for r in recs]
+            err = [[max(0.0, r[f"{metric}.mean"] - _num(r[f"{metric}.ci_low"], r[f"{metric}.mean"])) for r in recs],
+                   [max(0.0, _num(r[f"{metric}.ci_high"], r[f"{metric}.mean"]) - r[f"{metric}.mean"]) for r in recs]]
+            names = ([lines] if lines else []) + others
+            label = ", ".join(f"{n}={v}" for n, v in zip(names, key)) or metric
+            line = ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
+            th = [r.get(f"{metric}.theory") for r in recs]
+            if all(t is not None for t in th):
+                ax.plot(xs, th, linestyle="--", color=line[0].get_color(),
+                        label=f"{label} (theory)")
+        if not groups:
+            plt.close(fig)
+            continue
+        if plot.get("logx"):
+            ax.set_xscale("log", base=2)
+        if plot.get("logy"):
+            ax.set_yscale("log")
+        ax.set_xlabel(x)
+        unit = unit_of(metric)
+        ax.set_ylabel(f"{metric} ({unit})" if unit else metric)
+        ax.set_title(plot.get("title") or cfg.study.get("name") or metric, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in metric)
+        path = os.path.join(out_dir, f"{safe}.png")
+        fig.savefig(path)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _num(v, default):
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return default
+    return default if math.isnan(f) else f

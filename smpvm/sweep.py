@@ -1,0 +1,423 @@
+"""Sweeps: one scenario over a grid of parameters, from a TOML file.
+
+A study is data, not code (top-level keys come before the first table)::
+
+    seeds = 3                 # runs per point (seeds base_seed, base_seed+1, ...)
+
+    [study]
+    question = "Does the single-lock simulation match the M/M/1//N queue?"
+    expected = "Relative errors of a few percent at every N."
+
+    [model]
+    target = "models/synthetic/locks.py::single_lock"
+    variant = "mutex"
+
+    [run]                     # fixed parameters (scalars)
+    think_ns = 2000.0
+
+    [costs]                   # cost-model overrides for every run
+    jitter = 0.0
+
+    [sweep]                   # every list is swept (cartesian product)
+    cpus = [1, 2, 4, 8]
+
+    [plot]                    # which metric against which parameter, one line per ...
+    x = "cpus"
+    y = ["lock.the lock.wait_mean_ns"]
+    lines = "variant"
+    theory = "machine_repairman"
+
+Nothing in the file is executed: it is validated against the scenario's
+declared parameters, and every error names the key and how to fix it.
+
+Results: ``runs.csv`` (one row per run, streamed as runs finish),
+``summary.csv`` (per point: mean and 95% confidence interval of each metric,
+and the analytic value where the study names a theory), ``manifest.json``
+(resolved configuration, smpvm version, seeds, start and end) and one PNG per
+plotted metric.  ``--resume`` continues an interrupted sweep without
+repeating or losing rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+
+from .scenario import BadInput
+
+TOP_LEVEL = {"study", "model", "run", "costs", "sweep", "plot", "seeds", "seed"}
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A validated study."""
+
+    path: str
+    target: str
+    #: Fixed scenario parameters (and ``cpus``/``variant``).
+    fixed: dict
+    #: Swept parameter -> list of values, in file order.
+    swept: dict
+    costs: dict
+    seeds: int
+    base_seed: int
+    study: dict
+    plot: dict
+    strategy: str = "timed"
+    param_types: dict = field(default_factory=dict)
+
+    def points(self) -> list[dict]:
+        """Every combination of swept values, merged over the fixed ones, in a stable order."""
+        names = list(self.swept)
+        out = []
+        for combo in itertools.product(*(self.swept[n] for n in names)):
+            p = dict(self.fixed)
+            p.update(zip(names, combo))
+            out.append(p)
+        return out
+
+    def resolved(self) -> dict:
+        return {"path": self.path, "target": self.target, "fixed": self.fixed,
+                "swept": self.swept, "costs": self.costs, "seeds": self.seeds,
+                "base_seed": self.base_seed, "study": self.study, "plot": self.plot,
+                "strategy": self.strategy}
+
+
+# -- loading and validation ---------------------------------------------------------------
+
+
+def load_config(path: str, overrides: dict | None = None) -> SweepConfig:
+    """Read and validate a study file; raises BadInput naming the key and the fix."""
+    try:
+        with open(path, "rb") as fp:
+            data = tomllib.load(fp)
+    except FileNotFoundError:
+        raise BadInput(f"no sweep file {path!r}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise BadInput(f"{path}: malformed TOML: {e}") from None
+    unknown = sorted(set(data) - TOP_LEVEL)
+    if unknown:
+        raise BadInput(f"{path}: unknown key(s) {', '.join(unknown)}; known: "
+                       f"{', '.join(sorted(TOP_LEVEL))}")
+    model = _table(data, "model", path, required=True)
+    target = model.get("target")
+    if not isinstance(target, str):
+        raise BadInput(f"{path}: [model].target must be a string like "
+                       f"\"models/freebsd/page_locks.py::hold_wire\"")
+    target = _resolve_target(target, path)
+    from .scenario import load_target
+    scn = load_target(target)
+    fixed = dict(_table(data, "run", path))
+    if "variant" in model:
+        fixed["variant"] = model["variant"]
+    swept = dict(_table(data, "sweep", path))
+    for k, v in swept.items():
+        if k in ("seeds", "seed") and not isinstance(v, list):
+            raise BadInput(f"{path}: {k} is a top-level key: move `{k} = {v}` above the "
+                           f"first [table] (in TOML, keys after [sweep] belong to it)")
+        if not isinstance(v, list) or not v:
+            raise BadInput(f"{path}: [sweep].{k} must be a non-empty list, got {v!r}; write "
+                           f"`{k} = [{_toml(v)}]` to hold it fixed, or move it to [run]")
+    for k, v in fixed.items():
+        if isinstance(v, (list, dict)):
+            raise BadInput(f"{path}: [run].{k} must be a single value, got {v!r}; "
+                           f"move it to [sweep] to sweep it")
+    both = sorted(set(fixed) & set(swept))
+    if both:
+        raise BadInput(f"{path}: {', '.join(both)} set in both [run] and [sweep]; keep one")
+    if overrides:
+        fixed.update(overrides)
+    types = dict(scn.params)
+    for k in list(fixed) + list(swept):
+        values = swept[k] if k in swept else [fixed[k]]
+        where = f"[sweep].{k}" if k in swept else f"[run].{k}"
+        _check_param(path, where, k, values, scn, types)
+    costs = dict(_table(data, "costs", path))
+    from .costs import Costs
+    try:
+        Costs().override(**costs)
+    except ValueError as e:
+        raise BadInput(f"{path}: [costs]: {e}") from None
+    seeds = data.get("seeds", 3)
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise BadInput(f"{path}: seeds must be a whole number >= 1 (runs per point), got {seeds!r}")
+    base_seed = data.get("seed", 0)
+    if not isinstance(base_seed, int) or isinstance(base_seed, bool):
+        raise BadInput(f"{path}: seed must be a whole number, got {base_seed!r}")
+    plot = dict(_table(data, "plot", path))
+    _check_plot(path, plot, swept)
+    study = dict(_table(data, "study", path))
+    strategy = fixed.pop("strategy", "timed")
+    if strategy != "timed":
+        raise BadInput(f"{path}: [run].strategy: sweeps measure time, so only \"timed\" is "
+                       f"supported, got {strategy!r}")
+    return SweepConfig(path=path, target=target, fixed=fixed, swept=swept, costs=costs,
+                       seeds=seeds, base_seed=base_seed, study=study, plot=plot,
+                       strategy=strategy, param_types=types)
+
+
+def _table(data, name, path, required=False) -> dict:
+    t = data.get(name)
+    if t is None:
+        if required:
+            raise BadInput(f"{path}: missing [{name}] table")
+        return {}
+    if not isinstance(t, dict):
+        raise BadInput(f"{path}: {name} must be a table ([{name}]), got {t!r}")
+    return t
+
+
+def _resolve_target(target: str, path: str) -> str:
+    """Targets are relative to the current directory, else to the study file's project."""
+    file_part = target.split("::", 1)[0]
+    if os.path.exists(file_part):
+        return target
+    here = os.path.dirname(os.path.abspath(path))
+    for base in (here, os.path.dirname(here)):
+        cand = os.path.join(base, file_part)
+        if os.path.exists(cand):
+            return os.path.relpath(cand) + target[len(file_part):]
+    return target
+
+
+def _check_param(path, where, key, values, scn, types) -> None:
+    if key == "variant":
+        for v in values:
+            if v not in scn.variants:
+                raise BadInput(f"{path}: {where}: scenario {scn.name} has no variant {v!r}; "
+                               f"choose from {', '.join(scn.variants)}")
+        return
+    if key in ("cpus", "strategy") and key not in types:
+        if key == "cpus":
+            for v in values:
+                if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                    raise BadInput(f"{path}: {where} must hold whole numbers >= 1, got {v!r}")
+        return
+    if key not in types:
+        known = ", ".join(sorted(types)) or "none"
+        raise BadInput(f"{path}: {where}: scenario {scn.name} has no parameter {key!r} "
+                       f"(known: {known}, plus cpus and variant)")
+    want = types[key]
+    for v in values:
+        ok = (isinstance(v, bool) if isinstance(want, bool)
+              else isinstance(v, int) and not isinstance(v, bool) if isinstance(want, int)
+              else isinstance(v, (int, float)) and not isinstance(v, bool) if isinstance(want, float)
+              else isinstance(v, str))
+        if not ok:
+            kind = type(want).__name__
+            shown = "a list of " + kind + "s" if where.startswith("[sweep]") else "a " + kind
+            raise BadInput(f"{path}: {where} must be {shown}, got {v!r}")
+
+
+def _check_plot(path, plot, swept) -> None:
+    if not plot:
+        return
+    allowed = {"x", "y", "lines", "theory", "logx", "logy", "title"}
+    unknown = sorted(set(plot) - allowed)
+    if unknown:
+        raise BadInput(f"{path}: [plot] has unknown key(s) {', '.join(unknown)}; "
+                       f"known: {', '.join(sorted(allowed))}")
+    x = plot.get("x")
+    if x not in swept:
+        raise BadInput(f"{path}: [plot].x must name a swept parameter "
+                       f"({', '.join(swept) or 'none swept'}), got {x!r}")
+    y = plot.get("y")
+    if isinstance(y, str):
+        plot["y"] = [y]
+    elif not (isinstance(y, list) and y and all(isinstance(s, str) for s in y)):
+        raise BadInput(f"{path}: [plot].y must be a metric name or a list of them, got {y!r}")
+    lines = plot.get("lines")
+    if lines is not None and lines not in swept:
+        raise BadInput(f"{path}: [plot].lines must name a swept parameter, got {lines!r}")
+    theory = plot.get("theory")
+    if theory is not None:
+        from .theories import THEORIES
+        if theory not in THEORIES:
+            raise BadInput(f"{path}: [plot].theory must be one of {', '.join(sorted(THEORIES))}, "
+                           f"got {theory!r}")
+
+
+def _toml(v) -> str:
+    return json.dumps(v) if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
+
+
+# -- running ------------------------------------------------------------------------------
+
+
+def run_one(spec: dict) -> dict:
+    """Run one (point, seed) and return its row: parameters, seed and flat metrics.
+
+    Module-level and picklable so any executor can run it.
+    """
+    from .run import run_scenario
+    from .scenario import load_target
+    scn = load_target(spec["target"])
+    params = dict(spec["params"])
+    variant = params.pop("variant", None)
+    cpus = params.pop("cpus", None) if "cpus" not in scn.params else None
+    for k, v in spec["costs"].items():
+        params[f"costs.{k}"] = v
+    r = run_scenario(scn, variant=variant, params=params, cpus=cpus, seed=spec["seed"],
+                     witness=False)
+    return {"run": spec["run"], "point": spec["point"], "seed": spec["seed"],
+            "metrics": flat_metrics(r)}
+
+
+def flat_metrics(r) -> dict:
+    """A run's numbers as flat names: model metrics, ``lock.<class>.<stat>``, ``irq.<src>.<stat>``."""
+    out = {"time_ns": r.time_ns, "steps": r.steps, "violations": len(r.violations)}
+    for k, v in r.metrics.items():
+        if isinstance(v, (int, float)):
+            out[k] = v
+    for s in r.lockstat:
+        for stat in ("acquisitions", "contended", "wait_mean_ns", "wait_p50_ns", "wait_p99_ns",
+                     "wait_max_ns", "hold_mean_ns", "hold_p99_ns", "utilization", "bounces"):
+            out[f"lock.{s.name}.{stat}"] = getattr(s, stat)
+    for name, st in r.interrupts.items():
+        for stat, v in st.items():
+            out[f"irq.{name}.{stat}"] = v
+    return out
+
+
+def run_specs(cfg: SweepConfig) -> list[dict]:
+    specs = []
+    for i, point in enumerate(cfg.points()):
+        for j in range(cfg.seeds):
+            specs.append({"run": i * cfg.seeds + j, "point": i, "seed": cfg.base_seed + j,
+                          "target": cfg.target, "params": point, "costs": cfg.costs})
+    return specs
+
+
+class RunsCsv:
+    """``runs.csv``, appended row by row; a new metric widens the header (rewriting once)."""
+
+    def __init__(self, path: str, param_names: list[str]):
+        self.path = path
+        self.param_names = param_names
+        self.metric_names: list[str] = []
+        self.rows: dict[int, dict] = {}
+        if os.path.exists(path):
+            self._read()
+
+    def _read(self) -> None:
+        with open(self.path, newline="", encoding="utf-8") as fp:
+            reader = csv.DictReader(fp)
+            fields = reader.fieldnames or []
+            fixed = ["run", "point", "seed"] + self.param_names
+            if fields[:len(fixed)] != fixed:
+                raise BadInput(f"{self.path} was written by a different sweep (columns differ); "
+                               f"use another --out or drop --resume")
+            self.metric_names = fields[len(fixed):]
+            for row in reader:
+                self.rows[int(row["run"])] = row
+
+    def header(self) -> list[str]:
+        return ["run", "point", "seed"] + self.param_names + self.metric_names
+
+    def add(self, row: dict, params: dict) -> None:
+        new = [k for k in row["metrics"] if k not in self.metric_names]
+        flat = {"run": row["run"], "point": row["point"], "seed": row["seed"]}
+        flat.update({k: params.get(k, "") for k in self.param_names})
+        flat.update({k: _fmt(v) for k, v in row["metrics"].items()})
+        self.rows[row["run"]] = flat
+        if new or not os.path.exists(self.path):
+            self.metric_names += sorted(new)
+            self._rewrite()
+            return
+        with open(self.path, "a", newline="", encoding="utf-8") as fp:
+            csv.DictWriter(fp, self.header(), lineterminator="\n").writerow(flat)
+
+    def _rewrite(self) -> None:
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", newline="", encoding="utf-8") as fp:
+            w = csv.DictWriter(fp, self.header(), lineterminator="\n")
+            w.writeheader()
+            for k in sorted(self.rows):
+                w.writerow(self.rows[k])
+        os.replace(tmp, self.path)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def run_sweep(cfg: SweepConfig, out_dir: str, *, workers: int | None = None,
+              dask: str | None = None, resume: bool = False, progress=None) -> dict:
+    """Run every (point, seed) not already in ``out_dir/runs.csv``; write all outputs.
+
+    Returns a summary dict (for ``--json``).  ``progress(done, total)`` is
+    called as runs finish.
+    """
+    import datetime
+    import time
+
+    from . import __version__
+    from .executors import describe, make_executor
+    from .summary import write_plots, write_summary
+
+    os.makedirs(out_dir, exist_ok=True)
+    manifest_path = os.path.join(out_dir, "manifest.json")
+    runs_path = os.path.join(out_dir, "runs.csv")
+    resolved = cfg.resolved()
+    if resume and os.path.exists(manifest_path):
+        with open(manifest_path, encoding="utf-8") as fp:
+            try:
+                old = json.load(fp)
+            except json.JSONDecodeError:
+                raise BadInput(f"{manifest_path} is not valid JSON; use another --out") from None
+        if old.get("config") != json.loads(json.dumps(resolved)):
+            raise BadInput(f"{out_dir} holds a sweep with a different configuration; "
+                           f"use another --out or drop --resume")
+    elif not resume:
+        for stale in (runs_path, os.path.join(out_dir, "summary.csv")):
+            if os.path.exists(stale):
+                os.remove(stale)
+    params_names = list(cfg.swept) + [k for k in cfg.fixed if k not in cfg.swept]
+    table = RunsCsv(runs_path, params_names)
+    specs = [s for s in run_specs(cfg) if s["run"] not in table.rows]
+    total = len(run_specs(cfg))
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    _write_manifest(manifest_path, resolved, __version__, started, None, total,
+                    describe(workers, dask), cfg)
+    t0 = time.perf_counter()
+    done = total - len(specs)
+    if progress:
+        progress(done, total)
+    with make_executor(workers, dask) as ex:
+        futures = [ex.submit(run_one, s) for s in specs]
+        for spec, fut in zip(specs, futures):
+            row = fut.result()
+            table.add(row, spec["params"])
+            done += 1
+            if progress:
+                progress(done, total)
+    elapsed = time.perf_counter() - t0
+    ended = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    _write_manifest(manifest_path, resolved, __version__, started, ended, total,
+                    describe(workers, dask), cfg)
+    points = cfg.points()
+    summary_path = os.path.join(out_dir, "summary.csv")
+    summary = write_summary(summary_path, cfg, points, table)
+    pngs = write_plots(out_dir, cfg, summary)
+    violations = sum(int(float(r.get("violations", 0) or 0)) for r in table.rows.values())
+    return {"out": out_dir, "points": len(points), "runs": total, "ran": len(specs),
+            "runs_per_second": len(specs) / elapsed if elapsed > 0 else None,
+            "violations": violations,
+            "files": [runs_path, summary_path, manifest_path] + pngs}
+
+
+def _write_manifest(path, resolved, version, started, ended, total, where, cfg) -> None:
+    doc = {"smpvm_version": version, "config": resolved, "runs": total,
+           "seeds": [cfg.base_seed + j for j in range(cfg.seeds)], "executor": where,
+           "started": started, "ended": ended}
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fp:
+        json.dump(doc, fp, indent=2)
+        fp.write("\n")
+    os.replace(tmp, path)
