@@ -26,13 +26,13 @@ def machine_repairman(params: dict, costs: dict) -> dict:
 
 
 def _spin(model, params: dict, costs: dict) -> dict:
-    # The engine charges a ticket hand-off handoff_ns + per_spinner * (spinners - 1);
-    # the chain's service time is hold + c*k/2 with k in the queue, so c = 2 * per_spinner
-    # and the constant part of the hand-off joins the hold time.
+    # The engine charges a ticket hand-off handoff_ns + per_spinner * spinners, and with
+    # k CPUs in the queue (holder included) k - 1 spin; the chain's service time is
+    # hold + c*k/2, so c = 2 * per_spinner and handoff_ns - per_spinner joins the hold.
     per = float(costs.get("ticket_per_spinner_ns", 100))
     handoff = float(costs.get("handoff_ns", 100))
-    r = model(int(params["cpus"]), float(params["think_ns"]), float(params["hold_ns"]) + handoff,
-              2 * per)
+    r = model(int(params["cpus"]), float(params["think_ns"]),
+              float(params["hold_ns"]) + handoff - per, 2 * per)
     return {"acquisitions_per_us": r.throughput_per_ns * 1e3}
 
 

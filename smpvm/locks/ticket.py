@@ -23,4 +23,5 @@ class TicketLock(Lock):
         return self._rel("x")
 
     def handoff_cost(self, m) -> int:
-        return m.costs.handoff_ns + m.costs.ticket_per_spinner_ns * max(0, len(self.waiters) - 1)
+        # every CPU still spinning (the next holder included) re-reads the line
+        return m.costs.handoff_ns + m.costs.ticket_per_spinner_ns * len(self.waiters)
