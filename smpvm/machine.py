@@ -390,6 +390,9 @@ class Machine:
                 self._finish()
         except RunStopped:
             pass
+        except KeyboardInterrupt:
+            _raise_if_stuck()
+            raise
         finally:
             self.current = None
             _current = prev
@@ -631,6 +634,16 @@ class Machine:
             strategy=getattr(self.strategy, "name", "?"), timed=self.timed,
             variant=self.variant, params=dict(self.params), ncpus=len(self.cpus),
             witness_edges=_edge_list(self.witness), witness_classes=dict(self.witness.classes))
+
+
+def _raise_if_stuck() -> None:
+    """Turn the watchdog's interrupt into a one-line model error."""
+    from . import watchdog
+    if watchdog.fired:
+        site = watchdog.fired.pop("site", "?")
+        secs = watchdog.fired.pop("seconds", 0)
+        raise ModelError(f"the model ran {secs:g} s inside one step without yielding "
+                         f"(an endless loop between yields?) near {site}") from None
 
 
 def _edge_list(w) -> list:

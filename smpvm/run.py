@@ -8,6 +8,7 @@ sweeps all run exactly the same thing for the same inputs.
 from __future__ import annotations
 
 from . import machine as _machine
+from . import watchdog
 from .costs import Costs
 from .scenario import BadInput, Scenario
 from .violations import ModelError
@@ -42,10 +43,14 @@ def run_scenario(scn: Scenario, *, variant: str | None = None, params: dict | No
                          source_root=source_root, variant=variant, params=model_params)
     m.witness.declare(scn.lock_order)
     m.witness.bless(scn.blessed)
+    watchdog.ensure_started()
     prev = _machine._current
     _machine._current = m
     try:
         scn.func(m, variant, **model_params)
+    except KeyboardInterrupt:
+        _machine._raise_if_stuck()
+        raise
     except (ModelError, BadInput):
         raise
     except ValueError as e:
