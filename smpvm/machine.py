@@ -485,7 +485,7 @@ class Machine:
             if self.tracing:
                 self.record(c, "acquire", c.granted, c.wait_mode)
             c.granted = None
-        if c.irqs and self._deliver_irq(c):
+        if c.irqs and c.wait_lock is None and self._deliver_irq(c):
             op = None
         else:
             op = c.op
@@ -633,7 +633,8 @@ class Machine:
             metrics=dict(self.metrics), interrupts=irq, seed=self.seed,
             strategy=getattr(self.strategy, "name", "?"), timed=self.timed,
             variant=self.variant, params=dict(self.params), ncpus=len(self.cpus),
-            witness_edges=_edge_list(self.witness), witness_classes=dict(self.witness.classes))
+            witness_edges=self.witness.edge_list(), witness_usage=self.witness.usage_list(),
+            witness_classes=dict(self.witness.classes))
 
 
 def _raise_if_stuck() -> None:
@@ -644,16 +645,6 @@ def _raise_if_stuck() -> None:
         secs = watchdog.fired.pop("seconds", 0)
         raise ModelError(f"the model ran {secs:g} s inside one step without yielding "
                          f"(an endless loop between yields?) near {site}") from None
-
-
-def _edge_list(w) -> list:
-    out = []
-    for a, succ in w.edges.items():
-        for b, e in succ.items():
-            out.append({"from": a, "to": b, "first_site": e.first_site,
-                        "second_site": e.second_site, "cpu": e.cpu, "count": e.count,
-                        "declared": e.declared})
-    return out
 
 
 def _find_cycle(waits_on: dict) -> list:

@@ -1,44 +1,207 @@
-"""Witness: lock-order checking in the manner of FreeBSD WITNESS and lockdep.
+"""Witness: lock-order and lock-context checking, as FreeBSD WITNESS and lockdep do it.
 
-Every acquisition made while other locks are held adds an edge
-held-class -> acquired-class to a graph of lock *classes*.  An edge that
-closes a cycle is a lock-order reversal: two CPUs taking those locks in
-those orders can deadlock, whether or not this run did.  Declared orders
-(a model's documented order, as data) are enrolled first, so the first
-acquisition against them is reported at once.
+Witness watches every acquisition and learns, per run, a graph of lock
+*classes* (a lock's ``cls``: its name, plus a nesting subclass when given).
+It never waits for a deadlock to happen: it reports the *possibility*, from
+the orders it has seen, on whichever CPUs and in whichever order they were
+learned.  The rules, each with the two-CPU story of why it holds:
 
-Besides order, witness checks the rules about sleeping: no blocking on a
-non-spin lock while a spin lock is held, no sleepable lock taken after a
-non-sleepable one, no sleeping (``msleep``, ``may_sleep``, a waiting
-allocation) with a non-sleepable lock held or inside an interrupt handler.
+1. **Order.**  Taking B while holding A adds the edge A -> B.  An edge that
+   closes a cycle is a lock-order reversal: CPU0 holds A and waits for B,
+   CPU1 holds B and waits for A.  Longer cycles (A -> B -> C -> A) are three
+   CPUs doing the same.  A trylock adds no edge: it cannot wait.
+2. **Declared order.**  A model's documented order (``LOCK_ORDER``) is
+   enrolled before the run, so the first acquisition against it is reported
+   at once.  Pairs in ``LOCK_BLESSED`` never take part in a reported cycle.
+3. **Classes, not instances.**  Holding one instance of a class while taking
+   another of the same class is reported (two CPUs may take the pair in
+   opposite orders) unless the lock is duplicate-ok or the inner one has a
+   nesting subclass.
+4. **Readers.**  Each edge remembers how the held lock was held (E
+   exclusive, S shared) and how the new one was taken (R: a recursive
+   reader, which never waits for other readers, as the read side of a
+   reader-preferring ``rwlock_t``; N: anything that may wait, including sx
+   readers queued behind a waiting writer).  As in lockdep, a cycle is a
+   deadlock only if it is *strong*: no lock in it is entered as a recursive
+   reader (-(*R)->) and left while held shared (-(S*)->), since nobody can
+   be waiting for that lock.  So rwlock_t readers make no false reversal
+   among themselves, while sx readers take part in cycles.
+5. **Interrupt levels** (lockdep's irq-safe rules over spl).  A class taken
+   in a handler of level L is *L-safe*; a class taken with L unmasked (spl
+   below L, interrupts not disabled) is *L-unsafe*.  One class both is an
+   ``spl-violation`` (the interrupt arrives while the thread holds it, and
+   the handler spins on it).  So is an L-safe class A from which the graph
+   reaches an L-unsafe class B: CPU0 holds A and waits for B, CPU1 holds B
+   with L unmasked, takes the interrupt, and its handler waits for A.
+6. **Sleeping.**  Blocking on a lock that may block (sleep mutex, sx, rw,
+   Linux mutex) while a spin lock is held, sleeping with a non-sleepable
+   lock held, and taking a sleepable lock or sleeping in an interrupt
+   handler are ``sleep-with-spinlock``.  Taking a sleepable lock (sx, Linux
+   mutex) while holding a non-sleepable one is a reversal of WITNESS's
+   implied order "sleepable before non-sleepable".
 
-Findings are warnings: they are recorded once per distinct pair in a run and
-the run goes on, as WITNESS does.
+Findings are warnings: each distinct one is recorded once per run (a
+reversal is keyed by the set of classes in its cycle) and the run goes on,
+unless the machine was asked to stop at the first.
+
+The per-acquisition cost is a few dictionary look-ups: the graph lives in
+plain dicts, and everything else (cycle search, interrupt-level search)
+runs only when the run learns something new.  ``Witness.graph()`` builds a
+networkx view on demand.
 """
 
 from __future__ import annotations
+
+from collections import deque
+
+from .ops import SPL_NAMES
+
+# Dependency types of an edge A -> B, as bits (lockdep's notation): how A was
+# held (E exclusive / S shared) and how B was taken (N may wait / R recursive
+# reader that never waits for readers).
+EN, ER, SN, SR = 1, 2, 4, 8
+#: Bit names, in bit order, for reports.
+TYPE_NAMES = ((EN, "EN"), (ER, "ER"), (SN, "SN"), (SR, "SR"))
+#: Types whose held side is exclusive (may follow an R acquisition in a strong path).
+HELD_EXCLUSIVE = EN | ER
+#: Types whose taken side is a recursive reader.
+TAKEN_RECURSIVE = ER | SR
+
+#: An effective spl above every level: interrupts are disabled.
+SPL_MASKED = 1 << 20
+
+
+
+def type_names(bits: int) -> list[str]:
+    return [name for bit, name in TYPE_NAMES if bits & bit]
+
+
+def type_bits(names) -> int:
+    """Bits from names such as ``["EN", "SR"]`` (unknown or missing: strong ``EN``)."""
+    by_name = {name: bit for bit, name in TYPE_NAMES}
+    bits = 0
+    for name in names or ():
+        bits |= by_name.get(name, 0)
+    return bits or EN
+
+
+def spl_name(level: int) -> str:
+    if level >= SPL_MASKED:
+        return "interrupts disabled"
+    return SPL_NAMES.get(level, f"spl {level}")
+
+
+def strong_path(edges, src, dst, enter_recursive: bool, leave_shared: bool):
+    """A strong path src -> ... -> dst that closes a strong cycle, or None.
+
+    ``edges`` maps a class to {successor: edge}, each edge with ``types``
+    (bits) and ``blessed``.  The cycle is closed by an edge dst -> src whose
+    held side is shared when ``leave_shared`` and whose taken side is a
+    recursive reader when ``enter_recursive``.  Breadth-first over states
+    (class, entered as a recursive reader), so the path found is a shortest
+    one and the search order is the graph's (deterministic) insertion order.
+    Returns ``(classes, type_bits_per_edge)``.
+    """
+    start = (src, enter_recursive)
+    prev = {start: None}
+    queue = deque([start])
+    while queue:
+        state = queue.popleft()
+        node, recursive = state
+        if node == dst and not (recursive and leave_shared):
+            return _unwind(prev, state)
+        for succ, edge in edges.get(node, {}).items():
+            if edge.blessed:
+                continue
+            types = edge.types & HELD_EXCLUSIVE if recursive else edge.types
+            for nxt_rec, mask in ((False, EN | SN), (True, ER | SR)):
+                if types & mask and (succ, nxt_rec) not in prev:
+                    prev[(succ, nxt_rec)] = (state, types & mask)
+                    queue.append((succ, nxt_rec))
+    return None
+
+
+def reachable(edges, src, enter_recursive: bool):
+    """Every state (class, entered recursively) reachable from ``src`` with how it was reached."""
+    start = (src, enter_recursive)
+    prev = {start: None}
+    queue = deque([start])
+    while queue:
+        state = queue.popleft()
+        node, recursive = state
+        for succ, edge in edges.get(node, {}).items():
+            types = edge.types & HELD_EXCLUSIVE if recursive else edge.types
+            for nxt_rec, mask in ((False, EN | SN), (True, ER | SR)):
+                if types & mask and (succ, nxt_rec) not in prev:
+                    prev[(succ, nxt_rec)] = (state, types & mask)
+                    queue.append((succ, nxt_rec))
+    return prev
+
+
+def spl_conflicts(edges, safe, unsafe):
+    """Rule 5 as a search: yield (a, safe mark, b, unsafe mark, chain a -> ... -> b).
+
+    ``safe`` and ``unsafe`` map a class to two marks (by waiting acquisitions,
+    by recursive readers), each None or (level or spl, site, context).  The
+    handler's acquisition of ``a`` and the hold of ``b`` close the chain into
+    a cycle, which must be strong (rule 4) to be a deadlock: a recursive
+    reader in the handler passes a reader holding the lock.
+    """
+    for a, safe_marks in safe.items():
+        for a_rec in (0, 1):
+            mark = safe_marks[a_rec]
+            if mark is None:
+                continue
+            prev = reachable(edges, a, bool(a_rec))
+            for state in prev:
+                b, entered_rec = state
+                for b_rec, bad in enumerate(unsafe.get(b, ())):
+                    if bad is None or bad[0] >= mark[0] or (b_rec and entered_rec):
+                        continue
+                    yield a, mark, b, bad, _unwind(prev, state)[0]
+                    break
+
+
+def _unwind(prev, state):
+    nodes, types = [state[0]], []
+    while prev[state] is not None:
+        state, bits = prev[state]
+        nodes.append(state[0])
+        types.append(bits)
+    return nodes[::-1], types[::-1]
 
 
 class EdgeInfo:
     """What witness remembers of one order edge a -> b."""
 
-    __slots__ = ("first_site", "second_site", "cpu", "count", "declared")
+    __slots__ = ("first_site", "second_site", "cpu", "ctx", "run", "count", "declared",
+                 "types", "blessed", "reversal")
 
-    def __init__(self, first_site, second_site, cpu, declared=False):
+    def __init__(self, first_site, second_site, cpu, declared=False, ctx="", run=0):
         #: Where the held lock (a) was taken when the edge was first seen.
         self.first_site = first_site
         #: Where the second lock (b) was taken then.
         self.second_site = second_site
         #: CPU that established the edge (-1 when declared).
         self.cpu = cpu
+        #: Context (thread or ``irq:<source>``) that established it.
+        self.ctx = ctx
+        #: The run (its seed) that established it.
+        self.run = run
         #: How many acquisitions followed this order.
         self.count = 0
         #: Enrolled from a model's declared order rather than seen.
         self.declared = declared
+        #: Dependency types seen (bits EN, ER, SN, SR).
+        self.types = EN if declared else 0
+        #: The pair is blessed: the edge never takes part in a reported cycle.
+        self.blessed = False
+        #: The edge closed a reported cycle (it is the "attempted" order).
+        self.reversal = False
 
 
 class Witness:
-    """Per-run lock-order graph and rule checker."""
+    """Per-run lock-order graph and rule checker; see the module docstring."""
 
     def __init__(self, m, enabled: bool = True) -> None:
         self.m = m
@@ -47,131 +210,380 @@ class Witness:
         self.edges: dict[str, dict[str, EdgeInfo]] = {}
         #: class -> lock kind, in first-seen order.
         self.classes: dict[str, str] = {}
-        #: Pairs already reported in this run.
+        #: class -> [by waiting acquisitions, by recursive readers]: (highest level of a
+        #: handler that took it, site, context), or None.
+        self.safe: dict[str, list] = {}
+        #: class -> [by waiting acquisitions, by recursive readers]: (lowest effective
+        #: spl it was taken at, site, context), or None.
+        self.unsafe: dict[str, list] = {}
+        #: Keys of findings already reported in this run.
         self._reported: set = set()
-        #: Class pairs never reported (frozensets of two names).
+        #: Class pairs never reported (frozensets of one or two names).
         self._blessed: set = set()
+        #: CPU id -> [[handler frame, index in ``held`` of its first lock], ...].
+        self._irq_bases: dict[int, list] = {}
+        for observer in _observers:
+            observer(self)
 
-    # -- declared orders ----------------------------------------------------------
+    # -- set-up -------------------------------------------------------------------------
 
     def declare(self, chains) -> None:
         """Enroll documented orders: each chain ``[a, b, c]`` means a before b before c."""
         for chain in chains or ():
             for a, b in zip(chain, chain[1:]):
-                self.edges.setdefault(a, {}).setdefault(b, EdgeInfo("declared", "declared", -1, True))
+                self.edges.setdefault(a, {}).setdefault(
+                    b, EdgeInfo("declared", "declared", -1, True, run=self.m.seed))
+                self.edges.setdefault(b, {})
 
     def bless(self, pairs) -> None:
         """Exempt class pairs ``(a, b)`` from reversal reports, in either order."""
         self._blessed = {frozenset(p) for p in pairs or ()}
+        for a, succ in self.edges.items():
+            for b, info in succ.items():
+                info.blessed = frozenset((a, b)) in self._blessed
 
-    # -- hooks called by the engine ------------------------------------------------------
+    # -- hooks called by the engine -----------------------------------------------------
 
     def before_acquire(self, c, lock, mode, trylock, site) -> None:
+        """Check and learn from an acquisition attempt (before it may wait)."""
         if not self.enabled:
             return
-        self.classes.setdefault(lock.cls, lock.kind)
-        if not trylock:
-            self._check_sleep_rules(c, lock, site)
+        cls = lock.cls
+        recursive = mode == "s" and lock.reader_preferring
+        # Interrupt-level usage; the slow path only when this class is new here, in a
+        # handler, or taken at a lower spl than ever before.
+        marks = self.unsafe.get(cls)
+        if marks is None or c.irq_depth:
+            self._note_usage(c, lock, cls, recursive, site)
+        else:
+            mark = marks[recursive]
+            if mark is None or (SPL_MASKED if c.irq_off or lock.disables_irqs
+                                else c.spl) < mark[0]:
+                self._note_usage(c, lock, cls, recursive, site)
         if trylock:
-            return  # a trylock cannot deadlock: it adds no order
-        for h in c.held:
-            if h.lock is lock:
+            return  # a trylock cannot wait: no order, no blocking rule
+        held = c.held
+        if c.irq_depth:
+            held = self._handler_held(c, held, lock, site)
+        edges = self.edges
+        for h in held:
+            hl = h.lock
+            if hl.spin and not lock.spin:
+                self._blocking_under_spin(c, h, lock, site)
+            if hl is lock:
+                self._same_lock(c, h, lock, mode, site)
                 continue
-            self._add_edge(c, h, lock, site)
+            a = hl.cls
+            if a == cls:
+                self._same_class(c, h, lock, recursive, site)
+                continue
+            if lock.sleepable and not hl.sleepable and not hl.spin and not hl.pseudo:
+                self._sleepable_after(c, h, lock, site)
+            succ = edges.get(a)
+            if succ is None:
+                succ = edges[a] = {}
+            info = succ.get(cls)
+            bit = (SN if h.mode == "s" else EN) << recursive
+            if info is None or not info.types & bit or not info.count:
+                info = self._learn_edge(c, h, lock, site, info, bit)
+            info.count += 1
+
+    def _handler_held(self, c, held, lock, site) -> list:
+        """In a handler: the sleep rules over everything held, and the handler's own locks.
+
+        Order edges are not drawn across contexts (lockdep does not either):
+        the interrupted thread's locks are the spl rules' business.
+        """
+        if lock.sleepable:
+            self._sleepable_in_irq(c, lock, site)
+        base = self._context_base(c)
+        for h in held[:base]:
+            if h.lock.spin and not lock.spin:
+                self._blocking_under_spin(c, h, lock, site)
+        return held[base:]
 
     def check_sleep(self, c, what, interlock) -> None:
+        """A call that may sleep (msleep, may_sleep, a waiting allocation)."""
         if not self.enabled:
             return
-        if c.in_interrupt:
-            self._report_once(("sleep-irq", what), "sleep-with-spinlock",
-                              f"{what} inside interrupt handler {c.ctx}", c)
+        if c.irq_depth:
+            key = ("sleep-irq", c.ctx, what)
+            if key not in self._reported:
+                self._report(key, "sleep-with-spinlock",
+                             f"{what} inside interrupt handler {c.ctx}", c,
+                             {"key": list(key), "context": c.ctx})
             return
         for h in c.held:
-            if h.lock is interlock or h.lock.sleepable:
+            lk = h.lock
+            if lk is interlock or lk.sleepable or lk.pseudo:
                 continue
-            self._report_once(("sleep", h.lock.cls, what), "sleep-with-spinlock",
-                              f"{what} with non-sleepable {h.lock.kind} {h.lock.label()} held "
-                              f"(taken at {h.site or '?'})", c)
+            key = ("sleep", lk.cls, what)
+            if key not in self._reported:
+                self._report(key, "sleep-with-spinlock",
+                             f"sleeping ({what}) with non-sleepable {lk.kind} {lk.label()} "
+                             f"held (taken at {h.site or '?'})", c,
+                             {"key": list(key), "held": lk.cls, "held_site": h.site})
             return
 
-    # -- rules --------------------------------------------------------------------------
+    # -- order ------------------------------------------------------------------------------
 
-    def _check_sleep_rules(self, c, lock, site) -> None:
-        if lock.sleepable and c.in_interrupt:
-            self._report_once(("sleepable-irq", lock.cls), "sleep-with-spinlock",
-                              f"sleepable {lock.kind} {lock.label()} taken in interrupt "
-                              f"handler {c.ctx}", c)
-        for h in c.held:
-            if h.lock is lock:
-                continue
-            if h.lock.spin and not lock.spin:
-                self._report_once(("spin", h.lock.cls, lock.cls), "sleep-with-spinlock",
-                                  f"blocking on {lock.kind} {lock.label()} with {h.lock.kind} "
-                                  f"{h.lock.label()} held (taken at {h.site or '?'})", c)
-            elif lock.sleepable and not h.lock.sleepable and not h.lock.kind == "lockdep map":
-                self._report_once(("sleepable", h.lock.cls, lock.cls), "sleep-with-spinlock",
-                                  f"sleepable {lock.kind} {lock.label()} acquired after "
-                                  f"non-sleepable {h.lock.kind} {h.lock.label()} "
-                                  f"(taken at {h.site or '?'})", c)
-
-    def _add_edge(self, c, h, lock, site) -> None:
+    def _learn_edge(self, c, h, lock, site, info, bit) -> EdgeInfo:
+        """A new edge, or a new dependency type on one: record it, then look for a cycle."""
         a, b = h.lock.cls, lock.cls
-        if a == b:
-            if not (h.lock.dupok or lock.dupok):
-                self._report_once(("dup", a), "lock-order-reversal",
-                                  f"acquiring duplicate lock of same type: {a} ({lock.kind}) "
-                                  f"1st {h.lock.label()} @ {h.site or '?'} / 2nd {lock.label()} "
-                                  f"@ {site or '?'}", c, extra={"cycle": [a, a]})
-            return
-        succ = self.edges.setdefault(a, {})
-        info = succ.get(b)
         if info is None:
-            info = EdgeInfo(h.site, site, c.id)
-            succ[b] = info
-            path = self._path(b, a)
-            if path is not None:
-                self._report_reversal(c, h, lock, site, path)
-        info.count += 1
+            info = EdgeInfo(h.site, site, c.id, ctx=c.ctx, run=self.m.seed)
+            info.blessed = frozenset((a, b)) in self._blessed
+            self.edges[a][b] = info
+            self.edges.setdefault(b, {})
+        elif not info.count:
+            # A declared edge taken for the first time: remember where.
+            info.first_site, info.second_site, info.cpu, info.ctx = h.site, site, c.id, c.ctx
+        new_type = not info.types & bit
+        info.types |= bit
+        if new_type and not info.blessed:
+            found = strong_path(self.edges, b, a, bool(bit & TAKEN_RECURSIVE), h.mode == "s")
+            if found is not None:
+                self._report_reversal(c, h, lock, site, info, bit, found)
+        if new_type and self.safe:
+            self._check_spl(c)
+        return info
 
-    def _path(self, src, dst):
-        """A path src -> ... -> dst in the class graph (deterministic DFS), or None."""
-        stack = [(src, [src])]
-        seen = {src}
-        while stack:
-            node, path = stack.pop()
-            if node == dst:
-                return path
-            for nxt in reversed(list(self.edges.get(node, ()))):
-                if nxt not in seen:
-                    seen.add(nxt)
-                    stack.append((nxt, path + [nxt]))
-        return None
-
-    def _report_reversal(self, c, h, lock, site, path) -> None:
+    def _report_reversal(self, c, h, lock, site, info, bit, found) -> None:
         a, b = h.lock.cls, lock.cls
-        cycle = [a] + path  # a -> b -> ... -> a
+        path, path_types = found                      # b -> ... -> a
+        cycle = [a] + path                            # a -> b -> ... -> a
         key = ("lor",) + tuple(sorted(set(cycle)))
-        established = self.edges[path[0]][path[1]] if len(path) > 1 else None
-        est = ""
-        if established is not None:
-            if established.declared:
-                est = f"; documented order {' -> '.join(path)}"
-            else:
-                est = (f"; established order {path[0]} @ {established.first_site} -> "
-                       f"{path[1]} @ {established.second_site}")
-        chain = " -> ".join(cycle)
-        msg = (f"lock order reversal: 1st {a} ({h.lock.kind}) @ {h.site or '?'} / "
-               f"2nd {b} ({lock.kind}) @ {site or '?'}{est}; cycle {chain}")
-        sites = [{"class": a, "site": h.site}, {"class": b, "site": site}]
+        if key in self._reported:
+            return
+        info.reversal = True
+        sites = [{"edge": [a, b], "first": h.site, "second": site, "cpu": c.id,
+                  "ctx": c.ctx, "declared": False, "attempted": True}]
         for x, y in zip(path, path[1:]):
             e = self.edges[x][y]
             sites.append({"edge": [x, y], "first": e.first_site, "second": e.second_site,
-                          "declared": e.declared})
-        self._report_once(key, "lock-order-reversal", msg, c,
-                          extra={"cycle": cycle, "sites": sites})
+                          "cpu": e.cpu, "ctx": e.ctx, "declared": e.declared,
+                          "attempted": False})
+        msg = (f"lock order reversal: 1st {a} ({h.lock.kind}) @ {h.site or '?'} / "
+               f"2nd {b} ({lock.kind}) @ {site or '?'}; {_established(path, sites[1:])}")
+        if len(cycle) > 3:
+            msg += f"; cycle {' -> '.join(cycle)}"
+        types = [type_names(bit)] + [type_names(t) for t in path_types]
+        self._report(key, "lock-order-reversal", msg, c,
+                     {"key": list(key), "cycle": cycle, "sites": sites, "types": types})
 
-    def _report_once(self, key, kind, msg, c, extra=None) -> None:
+    def _same_class(self, c, h, lock, recursive, site) -> None:
+        """Two instances of one class, nested (rule 3)."""
+        if h.lock.dupok or lock.dupok:
+            return
+        if recursive and h.mode == "s":
+            return  # readers of a reader-preferring lock never wait for each other
+        a = lock.cls
+        key = ("lor", a)
+        if key in self._reported or frozenset((a,)) in self._blessed:
+            return
+        sites = [{"edge": [a, a], "first": h.site, "second": site, "cpu": c.id, "ctx": c.ctx,
+                  "declared": False, "attempted": True}]
+        self._report(key, "lock-order-reversal",
+                     f"acquiring duplicate lock of same type: {a} ({lock.kind}): "
+                     f"1st {h.lock.label()} @ {h.site or '?'} / 2nd {lock.label()} "
+                     f"@ {site or '?'}", c, {"key": list(key), "cycle": [a, a], "sites": sites})
+
+    def _same_lock(self, c, h, lock, mode, site) -> None:
+        """The very lock held is wanted again (``might_lock``, or a shared re-entry)."""
+        if h.mode == "s" and mode == "s" and lock.read_recursive:
+            return  # this lock lets a reader in again past waiting writers
+        if h.mode == "x" and mode == "x" and lock.recursive:
+            return
+        a = lock.cls
+        key = ("lor", a)
         if key in self._reported:
             return
+        why = ("a writer queued between the two holds would deadlock it"
+               if h.mode == "s" and mode == "s" else "it would wait for itself")
+        sites = [{"edge": [a, a], "first": h.site, "second": site, "cpu": c.id, "ctx": c.ctx,
+                  "declared": False, "attempted": True}]
+        self._report(key, "lock-order-reversal",
+                     f"possible recursive locking of {lock.kind} {lock.label()}: "
+                     f"1st {a} @ {h.site or '?'} / 2nd {a} @ {site or '?'} ({why})", c,
+                     {"key": list(key), "cycle": [a, a], "sites": sites})
+
+    def _sleepable_after(self, c, h, lock, site) -> None:
+        """WITNESS's implied order: sleepable locks before non-sleepable ones (rule 6)."""
+        a, b = h.lock.cls, lock.cls
+        key = ("lor",) + tuple(sorted((a, b)))
+        if key in self._reported or frozenset((a, b)) in self._blessed:
+            return
+        sites = [{"edge": [a, b], "first": h.site, "second": site, "cpu": c.id, "ctx": c.ctx,
+                  "declared": False, "attempted": True}]
+        self._report(key, "lock-order-reversal",
+                     f"lock order reversal: (sleepable after non-sleepable) 1st {a} "
+                     f"({h.lock.kind}) @ {h.site or '?'} / 2nd {b} ({lock.kind}) @ {site or '?'}",
+                     c, {"key": list(key), "cycle": [a, b, a], "sites": sites,
+                         "reason": "sleepable after non-sleepable"})
+
+    # -- sleeping -------------------------------------------------------------------------------
+
+    def _blocking_under_spin(self, c, h, lock, site) -> None:
+        key = ("spin", h.lock.cls, lock.cls)
+        if key in self._reported:
+            return
+        self._report(key, "sleep-with-spinlock",
+                     f"acquiring {lock.kind} {lock.label()} (it may block) @ {site or '?'} with "
+                     f"{h.lock.kind} {h.lock.label()} held (taken at {h.site or '?'})", c,
+                     {"key": list(key), "held": h.lock.cls, "held_site": h.site,
+                      "acquired": lock.cls, "site": site})
+
+    def _sleepable_in_irq(self, c, lock, site) -> None:
+        key = ("sleepable-irq", lock.cls)
+        if key in self._reported:
+            return
+        self._report(key, "sleep-with-spinlock",
+                     f"sleepable {lock.kind} {lock.label()} taken in interrupt handler "
+                     f"{c.ctx} @ {site or '?'}", c,
+                     {"key": list(key), "acquired": lock.cls, "site": site})
+
+    # -- interrupt levels -------------------------------------------------------------------
+
+    def _context_base(self, c) -> int:
+        """Index in ``c.held`` of the first lock taken by the running interrupt handler."""
+        stack = self._irq_bases.setdefault(c.id, [])
+        frames = c.frames
+        while stack and not any(f is stack[-1][0] for f in frames):
+            stack.pop()  # that handler has returned
+        top = frames[-1]
+        if not stack or stack[-1][0] is not top:
+            stack.append([top, len(c.held)])
+        return stack[-1][1]
+
+    def _note_usage(self, c, lock, cls, recursive, site) -> None:
+        """Mark ``cls`` L-safe (taken in a handler of level L) and L-unsafe (L unmasked)."""
+        if cls not in self.classes:
+            self.classes[cls] = lock.kind
+        spl = SPL_MASKED if (c.irq_off or lock.disables_irqs) else c.spl
+        marks = self.unsafe.get(cls)
+        if marks is None:
+            marks = self.unsafe[cls] = [None, None]
+        mark = marks[recursive]
+        changed = False
+        if mark is None or spl < mark[0]:
+            marks[recursive] = (spl, site, c.ctx)
+            changed = spl < SPL_MASKED
+        if c.irq_depth:
+            level = c.frames[-1].source.level
+            marks = self.safe.get(cls)
+            if marks is None:
+                marks = self.safe[cls] = [None, None]
+            mark = marks[recursive]
+            if mark is None or level > mark[0]:
+                marks[recursive] = (level, site, c.ctx)
+                changed = True
+        if changed and self.safe:
+            self._check_spl(c)
+
+    def _check_spl(self, c) -> None:
+        """Rule 5 over the whole graph: an L-safe class reaching an L-unsafe one."""
+        for a, safe, b, unsafe, chain in spl_conflicts(self.edges, self.safe, self.unsafe):
+            key = ("spl", a, b)
+            if key not in self._reported:
+                self._report_spl(c, key, a, safe, b, unsafe, chain)
+
+    def _report_spl(self, c, key, a, safe, b, unsafe, chain) -> None:
+        level, s_site, s_ctx = safe
+        spl, u_site, u_ctx = unsafe
+        lvl, at = spl_name(level), spl_name(spl)
+        kinds = self.classes
+        if a == b:
+            msg = (f"{a} ({kinds.get(a, '?')}) is taken in interrupt handler {s_ctx} at {lvl} "
+                   f"@ {s_site or '?'} and with {lvl} unmasked ({at}, in {u_ctx}) @ "
+                   f"{u_site or '?'}: the interrupt can arrive while it is held and its "
+                   f"handler wait for it forever")
+        else:
+            first = self.edges[chain[0]][chain[1]]
+            msg = (f"{a} ({kinds.get(a, '?')}) is taken in interrupt handler {s_ctx} at {lvl} "
+                   f"@ {s_site or '?'} and held while taking {' -> '.join(chain[1:])} "
+                   f"(first @ {first.first_site or '?'} / {first.second_site or '?'}), but "
+                   f"{b} ({kinds.get(b, '?')}) is taken with {lvl} unmasked ({at}, in {u_ctx}) "
+                   f"@ {u_site or '?'}: a CPU holding {b} can take the interrupt while "
+                   f"another holding {a} waits for {b}")
+        self._report(key, "spl-violation", msg, c, {
+            "key": list(key), "chain": chain,
+            "safe": {"class": a, "level": level, "site": s_site, "ctx": s_ctx},
+            "unsafe": {"class": b, "spl": spl, "site": u_site, "ctx": u_ctx}})
+
+    # -- results ----------------------------------------------------------------------------
+
+    def _report(self, key, kind, msg, c, extra) -> None:
         self._reported.add(key)
         self.m.fail(kind, msg, c, extra=extra)
+
+    def edge_list(self) -> list[dict]:
+        """Every edge as plain data (what ``lor`` merges across runs)."""
+        out = []
+        for a, succ in self.edges.items():
+            for b, e in succ.items():
+                out.append({"from": a, "to": b, "first_site": e.first_site,
+                            "second_site": e.second_site, "cpu": e.cpu, "ctx": e.ctx,
+                            "run": e.run, "count": e.count, "declared": e.declared,
+                            "types": type_names(e.types), "blessed": e.blessed,
+                            "reversal": e.reversal})
+        return out
+
+    def usage_list(self) -> dict:
+        """Interrupt-level usage per class: where it was taken in handlers and unmasked."""
+        out = {}
+        for cls in self.classes:
+            safe = [_mark(m, "level", r) for r, m in enumerate(self.safe.get(cls, ()))
+                    if m is not None]
+            unsafe = [_mark(m, "spl", r) for r, m in enumerate(self.unsafe.get(cls, ()))
+                      if m is not None and m[0] < SPL_MASKED]
+            out[cls] = {"safe": safe, "unsafe": unsafe}
+        return out
+
+    def graph(self):
+        """The class graph as a networkx DiGraph (imports networkx: reporting only)."""
+        from .lorgraph import LorGraph
+        lg = LorGraph()
+        lg.add_witness(self)
+        return lg.to_networkx()
+
+
+def _mark(mark, what, recursive) -> dict:
+    return {what: mark[0], "site": mark[1], "ctx": mark[2], "read": bool(recursive)}
+
+
+def _established(path, sites) -> str:
+    """How the order the attempt reverses was established, WITNESS's "established at"."""
+    untaken = [s["declared"] and s["first"] == "declared" for s in sites]
+    if sites and all(untaken):
+        return f"documented order {' -> '.join(path)}"
+    parts = []
+    for s, never in zip(sites, untaken):
+        x, y = s["edge"]
+        if never:
+            parts.append(f"{x} -> {y} (documented)")
+            continue
+        who = s["ctx"] or f"CPU{s['cpu']}"
+        doc = ", documented" if s["declared"] else ""
+        parts.append(f"{x} @ {s['first'] or '?'} -> {y} @ {s['second'] or '?'} ({who}{doc})")
+    return "established order " + ", ".join(parts)
+
+
+#: Callables told of every Witness created (see ``observe``).
+_observers: list = []
+
+
+class observe:
+    """Collect the Witness of every run started inside the block.
+
+    ``with observe() as seen: run_scenario(...)`` leaves the run's witness
+    in ``seen`` so a caller can read its full graph (``edge_list``,
+    ``usage_list``) after the run.
+    """
+
+    def __enter__(self) -> list:
+        self.seen: list = []
+        _observers.append(self.seen.append)
+        return self.seen
+
+    def __exit__(self, *exc) -> None:
+        _observers.remove(self.seen.append)

@@ -80,6 +80,7 @@ class Lock:
     read_recursive = False
     disables_irqs = False
     shared_allowed = False
+    pseudo = False
 
     def __init__(self, m, name: str, instance=None, *, recursive: bool | None = None,
                  dupok: bool = False, subclass: int = 0):
