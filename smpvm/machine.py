@@ -32,12 +32,13 @@ import heapq
 import inspect
 import os
 import traceback
+from types import GeneratorType
 
 from .costs import Costs
 from .cpu import BLOCKED, CPU, DONE, RUNNABLE, Frame
 from .lockstat import LockStat
 from .ops import BLOCKED as OP_BLOCKED
-from .ops import Op
+from .ops import Op, Work
 from .sleepq import SleepQueues
 from .trace import TraceRecord
 from .violations import FATAL, ModelError, Violation
@@ -120,9 +121,12 @@ class Machine:
         if strategy is None:
             from .strategies.timed import Timed
             strategy = Timed()
+            strategy.begin(self.seed)
         self.strategy = strategy
         #: True when the earliest-due CPUs step (durations order everything).
         self.timed = bool(getattr(strategy, "timed", False))
+        from .strategies.timed import Timed
+        self._fast_handoff = type(strategy) is Timed
         self.max_steps = max_steps
         self.stop_at_first = stop_at_first
         self.variant = variant
@@ -155,10 +159,12 @@ class Machine:
         self._quiescence: list = []
         self._heap: list = []
         self._rng = None
-        self._jit = None
+        self._jit_gen = None
+        self._jit: list = []
         self._jit_i = 0
         self._static_zones: dict = {}
         self._site_cache: dict = {}
+        self._path_cache: dict = {}
         self._root = os.path.abspath(source_root or os.getcwd())
         self._alive = 0
 
@@ -241,18 +247,23 @@ class Machine:
 
     def duration(self, ns) -> int:
         """``ns`` with the cost model's jitter, from the run's seeded stream."""
-        j = self.costs.jitter
-        if not ns or not j:
+        if not ns or not self.costs.jitter:
             return int(ns)
-        if self._jit is None or self._jit_i >= len(self._jit):
-            import numpy as np
-            if self._jit is None:
-                self._jit_gen = np.random.default_rng(np.random.SeedSequence([self.seed, 1]))
-            self._jit = self._jit_gen.random(1024).tolist()
-            self._jit_i = 0
-        u = self._jit[self._jit_i]
-        self._jit_i += 1
-        return max(0, int(ns * (1.0 + j * (2.0 * u - 1.0)) + 0.5))
+        i = self._jit_i
+        if i >= len(self._jit):
+            self._refill_jitter()
+            i = 0
+        self._jit_i = i + 1
+        return max(0, int(ns * self._jit[i] + 0.5))
+
+    def _refill_jitter(self) -> None:
+        """Draw the next batch of jitter multipliers ``1 + jitter * (2u - 1)``."""
+        import numpy as np
+        if self._jit_gen is None:
+            self._jit_gen = np.random.default_rng(np.random.SeedSequence([self.seed, 1]))
+        j = self.costs.jitter
+        self._jit = [1.0 + j * (2.0 * u - 1.0) for u in self._jit_gen.random(1024).tolist()]
+        self._jit_i = 0
 
     def footprint_touch(self, key, write: bool = True) -> None:
         fp = self._fp
@@ -267,15 +278,19 @@ class Machine:
         if not c.frames:
             return ""
         g = c.frames[-1].gen
-        while True:
-            sub = g.gi_yieldfrom
-            if sub is None or not inspect.isgenerator(sub) or sub.gi_frame is None:
-                break
+        sub = g.gi_yieldfrom
+        while sub is not None and type(sub) is GeneratorType and sub.gi_frame is not None:
             g = sub
+            sub = g.gi_yieldfrom
         f = g.gi_frame
         if f is None:
             return ""
-        return f"{self._path(f.f_code.co_filename)}:{f.f_lineno}"
+        key = (f.f_code, f.f_lineno)
+        s = self._site_cache.get(key)
+        if s is None:
+            s = f"{self._path(f.f_code.co_filename)}:{f.f_lineno}"
+            self._site_cache[key] = s
+        return s
 
     def frame_site(self, frame) -> str:
         if frame is None:
@@ -283,10 +298,10 @@ class Machine:
         return f"{self._path(frame.f_code.co_filename)}:{frame.f_lineno}"
 
     def _path(self, filename: str) -> str:
-        p = self._site_cache.get(filename)
+        p = self._path_cache.get(filename)
         if p is None:
             p = display_path(filename, self._root)
-            self._site_cache[filename] = p
+            self._path_cache[filename] = p
         return p
 
     def record(self, c, action, target, detail, dur=0, time=None) -> None:
@@ -332,7 +347,10 @@ class Machine:
         """A lock with waiters was released: hand it on (timed) or let waiters retry."""
         if self.timed or lock.fifo:
             while lock.waiters:
-                cands = [w for w in lock.waiters if lock.can_grant(w, w.wait_mode)]
+                if lock.shared_allowed:
+                    cands = [w for w in lock.waiters if lock.can_grant(w, w.wait_mode)]
+                else:  # exclusive-only and just released: every waiter could take it
+                    cands = lock.waiters
                 if not cands:
                     return
                 if lock.fifo:
@@ -341,9 +359,14 @@ class Machine:
                         return
                 elif len(cands) == 1:
                     w = cands[0]
+                elif self._fast_handoff:
+                    # the timed strategy draws a waiter uniformly; skip building the id list
+                    w = cands[self.strategy.index(len(cands))]
+                    self.choices.append(w.id)
+                    self.decisions += 1
                 else:
                     cur = self.current.id if self.current is not None else -1
-                    wid = self.pick("handoff", [x.id for x in cands], cur)
+                    wid = self.pick("handoff", sorted(x.id for x in cands), cur)
                     w = self.cpus[wid]
                 lock.grant_waiter(self, w, now_ns, lock.handoff_cost(self))
                 if w.wait_mode == "x":
@@ -451,6 +474,7 @@ class Machine:
         heap = self._heap
         pop = heapq.heappop
         push = heapq.heappush
+        step = self._step
         last = -1
         while heap and not self.stopped:
             t, cid = pop(heap)
@@ -463,7 +487,11 @@ class Machine:
                     if o != cid:
                         push(heap, (t, o))
             c = cpus[cid]
-            self._step(c)
+            step(c)
+            # While this CPU stays strictly earliest it would be popped next anyway:
+            # step it again without a trip through the heap.
+            while c.state == RUNNABLE and not self.stopped and (not heap or c.clock < heap[0][0]):
+                step(c)
             if c.state == RUNNABLE:
                 push(heap, (c.clock, cid))
             last = cid
@@ -475,11 +503,12 @@ class Machine:
             self.fail("max-steps", f"the run exceeded {self.max_steps} steps (a livelock, or "
                       f"raise --max-steps)", c)
         c.steps += 1
-        if c.clock > self.now:
-            self.now = c.clock
+        clk = c.clock
+        if clk > self.now:
+            self.now = clk
         else:
-            c.clock = self.now
-        self._t0 = self.now
+            c.clock = clk = self.now
+        self._t0 = clk
         self.current = c
         if c.granted is not None:
             if self.tracing:
@@ -490,14 +519,45 @@ class Machine:
         else:
             op = c.op
         if op is not None:
-            res = op.execute(self, c)
-            if res is OP_BLOCKED:
-                return
+            if type(op) is Work and not self.tracing:
+                c.clock += self.duration(op.ns)
+                res = None
+            else:
+                res = op.execute(self, c)
+                if res is OP_BLOCKED:
+                    return
             c.op = None
         else:
             res = c.value
             c.value = None
-        self._advance(c, res)
+        # Resume the model up to its next yield.  In the timed view a work(ns) touches
+        # nothing shared, so running it as soon as it is yielded is the same as a step
+        # of its own at this time: other CPUs still interleave by time before the next
+        # operation.  (Not with an interrupt pending: it may have to come first.)
+        gen = c.frames[-1].gen
+        fuse = self.timed
+        while True:
+            try:
+                op = gen.send(res)
+            except StopIteration:
+                self._pop_frame(c)
+                return
+            except (RunStopped, ModelError):
+                raise
+            except Exception as e:  # the model raised: bad input, reported on one line
+                raise ModelError(f"model raised {type(e).__name__}: {e}{_model_where(e)}") from None
+            if fuse and type(op) is Work and not c.irqs:
+                d = self.duration(op.ns)
+                if self.tracing:
+                    self.record(c, "work", "", "", d, time=c.clock)
+                c.clock += d
+                res = None
+                continue
+            break
+        if not isinstance(op, Op):
+            raise ModelError(f"{c.ctx} yielded {op!r} at {self.site(c)}; yield an smpvm "
+                             f"operation such as work(ns), lock.lock() or obj.load(field)")
+        c.op = op
 
     def _deliver_irq(self, c) -> bool:
         """Take the first due, unmasked interrupt at this yield point; True if one was taken."""
@@ -527,22 +587,6 @@ class Machine:
                     self.record(c, "irq-begin", src.name, str(src.level))
                 return True
         return False
-
-    def _advance(self, c, value) -> None:
-        fr = c.frames[-1]
-        try:
-            op = fr.gen.send(value)
-        except StopIteration:
-            self._pop_frame(c)
-            return
-        except (RunStopped, ModelError):
-            raise
-        except Exception as e:  # the model raised: bad input, reported on one line
-            raise ModelError(f"model raised {type(e).__name__}: {e}{_model_where(e)}") from None
-        if not isinstance(op, Op):
-            raise ModelError(f"{c.ctx} yielded {op!r} at {self.site(c)}; yield an smpvm "
-                             f"operation such as work(ns), lock.lock() or obj.load(field)")
-        c.op = op
 
     def _pop_frame(self, c) -> None:
         fr = c.frames.pop()

@@ -109,6 +109,7 @@ class Lock:
         #: Statistics record of the lock's class (None when statistics are off).
         self.stat = m.lockstat.for_lock(self) if m.lockstat is not None else None
         self._fp_key = ("lock", self.uid)
+        self._ops: dict = {}
 
     # -- naming ---------------------------------------------------------------
 
@@ -121,10 +122,20 @@ class Lock:
     # -- operations the model yields --------------------------------------------
 
     def _op(self, mode: str, trylock: bool = False) -> Acquire:
-        return Acquire(self, mode, trylock)
+        # Operations are immutable, so each lock keeps one of each and hands it out
+        # again: a lock() costs a dict lookup, not an allocation.
+        key = (mode, trylock)
+        op = self._ops.get(key)
+        if op is None:
+            op = self._ops[key] = Acquire(self, mode, trylock)
+        return op
 
     def _rel(self, mode: str) -> Release:
-        return Release(self, mode)
+        key = ("rel", mode)
+        op = self._ops.get(key)
+        if op is None:
+            op = self._ops[key] = Release(self, mode)
+        return op
 
     # -- state queries ------------------------------------------------------------
 
@@ -157,15 +168,16 @@ class Lock:
     def _acquire(self, m, c, mode, trylock):
         retry = c.wait_lock is self
         if not retry:
-            h = c.holding(self)
-            if h is not None and not self._recursion_ok(m, c, h, mode):
-                return BLOCKED  # not reached: recursion is fatal and stops the run
-            if h is not None and h.mode == "x" and mode == "x":
-                h.count += 1
-                c.clock += m.costs.acquire_ns
-                if m.tracing:
-                    m.record(c, "acquire", self.label(), "x (recursed)")
-                return True if trylock else None
+            h = c.holding(self) if c.held else None
+            if h is not None:
+                if not self._recursion_ok(m, c, h, mode):
+                    return BLOCKED  # not reached: recursion is fatal and stops the run
+                if h.mode == "x" and mode == "x":
+                    h.count += 1
+                    c.clock += m.costs.acquire_ns
+                    if m.tracing:
+                        m.record(c, "acquire", self.label(), "x (recursed)")
+                    return True if trylock else None
             site = m.site(c) if m.sites else ""
             m.witness.before_acquire(c, self, mode, trylock, site)
         else:
@@ -212,7 +224,11 @@ class Lock:
         c.wait_site = site
         spins = self.waiters_spin
         if spins is None:  # adaptive: spin while every holder is running
-            spins = all(h.state == 0 for h in self.holders())
+            owner = self.owner
+            if owner is not None:
+                spins = owner.state == 0
+            else:
+                spins = all(h.state == 0 for h in self.holders())
         c.wait_spins = spins
         self.waiters.append(c)
         if m.tracing:
@@ -245,7 +261,8 @@ class Lock:
                 m.record(c, "acquire", self.label(), mode)
             else:
                 c.granted = self.label()  # traced when the new holder next steps
-        m.footprint_touch(self._fp_key)
+        if m._fp is not None:
+            m._fp[self._fp_key] = True
         if self.waiters and not m.timed:
             m.reblock_retriers(self)
 
@@ -267,7 +284,8 @@ class Lock:
         c.clock += m.costs.release_ns
         if m.tracing:
             m.record(c, "release", self.label(), h.mode)
-        m.footprint_touch(self._fp_key)
+        if m._fp is not None:
+            m._fp[self._fp_key] = True
         if self.waiters:
             m.handoff(self, c.clock)
         return None

@@ -20,3 +20,7 @@ class Timed(Strategy):
         if kind == "cpu":
             return options[0]
         return self.choose(options)
+
+    def index(self, n: int) -> int:
+        """A uniform index below ``n``: the hand-off draw without building a list."""
+        return min(int(self.random() * n), n - 1)
