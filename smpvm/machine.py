@@ -139,7 +139,8 @@ class Machine:
         self.sites = witness or self.tracing
         self.sleepq = SleepQueues()
         self.cpus: list[CPU] = []
-        self.now = 0
+        #: The machine's global clock: the start time of the latest step (ns).
+        self._now = 0
         #: Simulated time at which the current step started.
         self._t0 = 0
         self.steps = 0
@@ -169,6 +170,12 @@ class Machine:
         self._alive = 0
 
     # -- what models use -----------------------------------------------------------
+
+    @property
+    def now(self) -> int:
+        """Simulated time in ns: the running CPU's own clock inside a step, else the machine's."""
+        c = self.current
+        return c.clock if c is not None else self._now
 
     @property
     def rng(self):
@@ -231,7 +238,7 @@ class Machine:
         if z is None:
             z = Zone(self, type_name, fields)
             self._static_zones[type_name] = z
-        return z._allocate(fields, "", -1, self.now)
+        return z._allocate(fields, "", -1, self._now)
 
     # -- registry --------------------------------------------------------------------------
 
@@ -317,7 +324,7 @@ class Machine:
             c = self.current
         if loc is None:
             loc = self.site(c) if c is not None else ""
-        t = (self._t0 if c is self.current else c.clock) if c is not None else self.now
+        t = (self._t0 if c is self.current else c.clock) if c is not None else self._now
         v = Violation(kind=kind, message=message, time_ns=t,
                       cpu=c.id if c is not None else -1, ctx=c.ctx if c is not None else "",
                       location=loc, choices=list(self.choices), extra=extra or {})
@@ -504,10 +511,10 @@ class Machine:
                       f"raise --max-steps)", c)
         c.steps += 1
         clk = c.clock
-        if clk > self.now:
-            self.now = clk
+        if clk > self._now:
+            self._now = clk
         else:
-            c.clock = clk = self.now
+            c.clock = clk = self._now
         self._t0 = clk
         self.current = c
         if c.granted is not None:
@@ -568,8 +575,8 @@ class Machine:
                 if c.frames:
                     return False
                 c.clock = t  # an idle CPU waits for its next interrupt
-                if t > self.now:
-                    self.now = t
+                if t > self._now:
+                    self._now = t
             if src.level > c.spl:
                 del c.irqs[i]
                 src.latencies.append(c.clock - t)
@@ -665,14 +672,15 @@ class Machine:
         return f"CPU{c.id} ({c.name}) is blocked at {self.site(c)}"
 
     def _result(self) -> RunResult:
-        summaries = self.lockstat.summary(self.now) if self.lockstat is not None else []
+        end = max([self._now] + [c.clock for c in self.cpus])
+        summaries = self.lockstat.summary(end) if self.lockstat is not None else []
         irq = {}
         for src in self._irq_sources:
             lat = src.latencies
             irq[src.name] = {"delivered": len(lat), "latency_max_ns": max(lat) if lat else 0,
                              "latency_mean_ns": sum(lat) / len(lat) if lat else 0.0}
         return RunResult(
-            violations=self.violations, steps=self.steps, time_ns=self.now,
+            violations=self.violations, steps=self.steps, time_ns=end,
             choices=self.choices, decisions=self.decisions, lockstat=summaries,
             metrics=dict(self.metrics), interrupts=irq, seed=self.seed,
             strategy=getattr(self.strategy, "name", "?"), timed=self.timed,

@@ -88,9 +88,11 @@ def test_what_if_shape_rwlock_wins_only_with_many_readers(scn):
     many = {v: timed(scn, v, cpus=16, **shape).metrics["faults_per_ms"]
             for v in ("mutex", "rwlock")}
     assert many["rwlock"] > 1.3 * many["mutex"]
-    # Without the readers' cache-line traffic the rwlock scales much further.
-    ideal = timed(scn, "rwlock", cpus=16, reader_cacheline_ns=0, **shape).metrics["faults_per_ms"]
-    assert ideal > 1.5 * many["rwlock"]
+    # Without the readers' cache-line traffic the rwlock scales much further: at 64
+    # CPUs the serialized transfers of the lock word, not the lock, are the ceiling.
+    real = timed(scn, "rwlock", cpus=64, **shape).metrics["faults_per_ms"]
+    ideal = timed(scn, "rwlock", cpus=64, reader_cacheline_ns=0, **shape).metrics["faults_per_ms"]
+    assert ideal > 2 * real
 
 
 def test_bad_parameters_are_rejected(scn):
