@@ -83,12 +83,11 @@ class ClassSummary:
         return asdict(self)
 
 
-def _percentile(values: array, q: float) -> float:
-    """Exact percentile with linear interpolation (numpy's default method)."""
-    n = len(values)
+def _percentile(s: list, q: float) -> float:
+    """Exact percentile of sorted values with linear interpolation (numpy's default method)."""
+    n = len(s)
     if n == 0:
         return 0.0
-    s = sorted(values)
     pos = (n - 1) * q
     lo = int(pos)
     hi = min(lo + 1, n - 1)
@@ -115,14 +114,16 @@ class LockStat:
             n = st.acquisitions
             nh = len(st.holds)
             busy = elapsed_ns * max(1, st.instances)
+            waits = sorted(st.waits)
+            holds = sorted(st.holds)
             out.append(ClassSummary(
                 name=st.name, kind=st.kind, instances=st.instances, acquisitions=n,
                 contended=st.contended, bounces=st.bounces, try_failures=st.try_failures,
                 wait_total_ns=st.wait_total, wait_mean_ns=st.wait_total / n if n else 0.0,
-                wait_max_ns=st.wait_max, wait_p50_ns=_percentile(st.waits, 0.50),
-                wait_p99_ns=_percentile(st.waits, 0.99), hold_total_ns=st.hold_total,
+                wait_max_ns=st.wait_max, wait_p50_ns=_percentile(waits, 0.50),
+                wait_p99_ns=_percentile(waits, 0.99), hold_total_ns=st.hold_total,
                 hold_mean_ns=st.hold_total / nh if nh else 0.0, hold_max_ns=st.hold_max,
-                hold_p50_ns=_percentile(st.holds, 0.50), hold_p99_ns=_percentile(st.holds, 0.99),
+                hold_p50_ns=_percentile(holds, 0.50), hold_p99_ns=_percentile(holds, 0.99),
                 utilization=st.hold_total / busy if busy else 0.0))
         return out
 
