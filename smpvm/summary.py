@@ -87,7 +87,7 @@ def write_plots(out_dir, cfg, summary) -> list[str]:
 
     x = plot["x"]
     lines = plot.get("lines")
-    others = [k for k in cfg.swept if k not in (x, lines)]
+    others = [k for k in (["case"] if cfg.cases else []) + list(cfg.swept) if k not in (x, lines)]
     paths = []
     for metric in plot["y"]:
         fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)

@@ -21,6 +21,10 @@ A study is data, not code (top-level keys come before the first table)::
     [sweep]                   # every list is swept (cartesian product)
     cpus = [1, 2, 4, 8]
 
+    [[case]]                  # optional named designs, each crossed with [sweep]
+    label = "queue lock"
+    variant = "queue-lock"
+
     [plot]                    # which metric against which parameter, one line per ...
     x = "cpus"
     y = ["lock.the lock.wait_mean_ns"]
@@ -49,7 +53,7 @@ from dataclasses import dataclass, field
 
 from .scenario import BadInput
 
-TOP_LEVEL = {"study", "model", "run", "costs", "sweep", "plot", "seeds", "seed"}
+TOP_LEVEL = {"study", "model", "run", "costs", "sweep", "case", "plot", "seeds", "seed"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ class SweepConfig:
     fixed: dict
     #: Swept parameter -> list of values, in file order.
     swept: dict
+    #: Named designs: label -> overrides; every case is crossed with ``swept``.
+    cases: dict
     costs: dict
     seeds: int
     base_seed: int
@@ -71,18 +77,22 @@ class SweepConfig:
     param_types: dict = field(default_factory=dict)
 
     def points(self) -> list[dict]:
-        """Every combination of swept values, merged over the fixed ones, in a stable order."""
+        """Every case times every combination of swept values, over the fixed ones, in order."""
         names = list(self.swept)
         out = []
-        for combo in itertools.product(*(self.swept[n] for n in names)):
-            p = dict(self.fixed)
-            p.update(zip(names, combo))
-            out.append(p)
+        for label, overrides in (self.cases.items() if self.cases else [(None, {})]):
+            for combo in itertools.product(*(self.swept[n] for n in names)):
+                p = dict(self.fixed)
+                p.update(overrides)
+                p.update(zip(names, combo))
+                if label is not None:
+                    p["case"] = label
+                out.append(p)
         return out
 
     def resolved(self) -> dict:
         return {"path": self.path, "target": self.target, "fixed": self.fixed,
-                "swept": self.swept, "costs": self.costs, "seeds": self.seeds,
+                "swept": self.swept, "cases": self.cases, "costs": self.costs, "seeds": self.seeds,
                 "base_seed": self.base_seed, "study": self.study, "plot": self.plot,
                 "strategy": self.strategy}
 
@@ -129,6 +139,7 @@ def load_config(path: str, overrides: dict | None = None) -> SweepConfig:
     both = sorted(set(fixed) & set(swept))
     if both:
         raise BadInput(f"{path}: {', '.join(both)} set in both [run] and [sweep]; keep one")
+    cases = _cases(data, path, swept)
     if overrides:
         fixed.update(overrides)
     types = dict(scn.params)
@@ -136,6 +147,9 @@ def load_config(path: str, overrides: dict | None = None) -> SweepConfig:
         values = swept[k] if k in swept else [fixed[k]]
         where = f"[sweep].{k}" if k in swept else f"[run].{k}"
         _check_param(path, where, k, values, scn, types)
+    for label, overrides in cases.items():
+        for k, v in overrides.items():
+            _check_param(path, f"[[case]] {label!r}: {k}", k, [v], scn, types)
     costs = dict(_table(data, "costs", path))
     from .costs import Costs
     try:
@@ -149,15 +163,37 @@ def load_config(path: str, overrides: dict | None = None) -> SweepConfig:
     if not isinstance(base_seed, int) or isinstance(base_seed, bool):
         raise BadInput(f"{path}: seed must be a whole number, got {base_seed!r}")
     plot = dict(_table(data, "plot", path))
-    _check_plot(path, plot, swept)
+    _check_plot(path, plot, dict(swept, **({"case": list(cases)} if cases else {})))
     study = dict(_table(data, "study", path))
     strategy = fixed.pop("strategy", "timed")
     if strategy != "timed":
         raise BadInput(f"{path}: [run].strategy: sweeps measure time, so only \"timed\" is "
                        f"supported, got {strategy!r}")
-    return SweepConfig(path=path, target=target, fixed=fixed, swept=swept, costs=costs,
+    return SweepConfig(path=path, target=target, fixed=fixed, swept=swept, cases=cases, costs=costs,
                        seeds=seeds, base_seed=base_seed, study=study, plot=plot,
                        strategy=strategy, param_types=types)
+
+
+def _cases(data, path, swept) -> dict:
+    """``[[case]]`` tables: label -> overrides (a label defaults to ``case N``)."""
+    raw = data.get("case", [])
+    if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
+        raise BadInput(f"{path}: case must be an array of tables: write each as [[case]]")
+    cases = {}
+    for i, c in enumerate(raw, 1):
+        c = dict(c)
+        label = c.pop("label", f"case {i}")
+        if not isinstance(label, str) or label in cases:
+            raise BadInput(f"{path}: [[case]] number {i}: label must be a unique string, got {label!r}")
+        clash = sorted(set(c) & set(swept))
+        if clash:
+            raise BadInput(f"{path}: [[case]] {label!r} sets swept {', '.join(clash)}; a case "
+                           f"may only hold values the sweep does not vary")
+        for k, v in c.items():
+            if isinstance(v, (list, dict)):
+                raise BadInput(f"{path}: [[case]] {label!r}: {k} must be a single value, got {v!r}")
+        cases[label] = c
+    return cases
 
 
 def _table(data, name, path, required=False) -> dict:
@@ -257,6 +293,7 @@ def run_one(spec: dict) -> dict:
     from .scenario import load_target
     scn = load_target(spec["target"])
     params = dict(spec["params"])
+    params.pop("case", None)
     variant = params.pop("variant", None)
     cpus = params.pop("cpus", None) if "cpus" not in scn.params else None
     for k, v in spec["costs"].items():
@@ -378,7 +415,9 @@ def run_sweep(cfg: SweepConfig, out_dir: str, *, workers: int | None = None,
         for stale in (runs_path, os.path.join(out_dir, "summary.csv")):
             if os.path.exists(stale):
                 os.remove(stale)
-    params_names = list(cfg.swept) + [k for k in cfg.fixed if k not in cfg.swept]
+    case_keys = [k for c in cfg.cases.values() for k in c]
+    params_names = (["case"] if cfg.cases else []) + list(cfg.swept) + [
+        k for k in dict.fromkeys(list(cfg.fixed) + case_keys) if k not in cfg.swept]
     table = RunsCsv(runs_path, params_names)
     specs = [s for s in run_specs(cfg) if s["run"] not in table.rows]
     total = len(run_specs(cfg))
