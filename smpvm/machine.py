@@ -28,9 +28,11 @@ event (which is what makes thousands of runs per second possible).
 
 from __future__ import annotations
 
+import functools
 import heapq
 import inspect
 import os
+import random
 import traceback
 from types import GeneratorType
 
@@ -160,9 +162,7 @@ class Machine:
         self._quiescence: list = []
         self._heap: list = []
         self._rng = None
-        self._jit_gen = None
-        self._jit: list = []
-        self._jit_i = 0
+        self._jit_rand = None
         self._static_zones: dict = {}
         self._site_cache: dict = {}
         self._path_cache: dict = {}
@@ -254,23 +254,15 @@ class Machine:
 
     def duration(self, ns) -> int:
         """``ns`` with the cost model's jitter, from the run's seeded stream."""
-        if not ns or not self.costs.jitter:
-            return int(ns)
-        i = self._jit_i
-        if i >= len(self._jit):
-            self._refill_jitter()
-            i = 0
-        self._jit_i = i + 1
-        return max(0, int(ns * self._jit[i] + 0.5))
-
-    def _refill_jitter(self) -> None:
-        """Draw the next batch of jitter multipliers ``1 + jitter * (2u - 1)``."""
-        import numpy as np
-        if self._jit_gen is None:
-            self._jit_gen = np.random.default_rng(np.random.SeedSequence([self.seed, 1]))
         j = self.costs.jitter
-        self._jit = [1.0 + j * (2.0 * u - 1.0) for u in self._jit_gen.random(1024).tolist()]
-        self._jit_i = 0
+        if not ns or not j:
+            return int(ns)
+        r = self._jit_rand
+        if r is None:
+            # A private Mersenne Twister seeded from the run's seed: a few microseconds
+            # to start, which matters at thousands of runs per second.
+            r = self._jit_rand = random.Random(self.seed * 4 + 1)
+        return max(0, int(ns * (1.0 + j * (2.0 * r.random() - 1.0)) + 0.5))
 
     def footprint_touch(self, key, write: bool = True) -> None:
         fp = self._fp
@@ -711,6 +703,7 @@ def _find_cycle(waits_on: dict) -> list:
     return []
 
 
+@functools.lru_cache(maxsize=1024)
 def display_path(filename: str, root: str) -> str:
     """How a model file is named in reports: relative to ``root`` when inside it."""
     ab = os.path.abspath(filename)

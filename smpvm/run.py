@@ -13,6 +13,8 @@ from .costs import Costs
 from .scenario import BadInput, Scenario
 from .violations import ModelError
 
+DEFAULT_COSTS = Costs()
+
 
 def run_scenario(scn: Scenario, *, variant: str | None = None, params: dict | None = None,
                  cpus: int | None = None, seed: int = 0, strategy=None, trace=None,
@@ -26,7 +28,7 @@ def run_scenario(scn: Scenario, *, variant: str | None = None, params: dict | No
     variant = scn.check_variant(variant)
     model_params, cost_overrides = scn.resolve_params(params)
     try:
-        costs = Costs().override(**cost_overrides)
+        costs = DEFAULT_COSTS.override(**cost_overrides) if cost_overrides else DEFAULT_COSTS
     except ValueError as e:
         raise BadInput(str(e)) from None
     if cpus is not None and cpus < 1:

@@ -89,7 +89,8 @@ def _print_text(target, result, memory, trace_path, rich_table, plain_table) -> 
     if result.violations:
         for v in result.violations:
             con.print(f"[red]{v.kind}[/]: {v.message}", markup=True)
-            con.print(f"    at {v.location or '?'} on CPU{v.cpu} ({v.ctx}) at {v.time_ns} ns")
+            who = f"on CPU{v.cpu} ({v.ctx})" if v.cpu >= 0 else "at quiescence"
+            con.print(f"    at {v.location or '?'} {who} at {v.time_ns} ns")
     else:
         con.print("no violations")
     if result.lockstat:

@@ -19,6 +19,8 @@ every step, what the step touched (the basis of partial-order reduction).
 
 from __future__ import annotations
 
+import random
+
 
 class Strategy:
     """Base class; subclasses override ``pick`` and usually ``begin``."""
@@ -32,18 +34,14 @@ class Strategy:
 
     def begin(self, seed: int) -> None:
         """A run starts; ``seed`` is the run's seed (derive any randomness from it)."""
-        import numpy as np
-        self._rng = np.random.default_rng(np.random.SeedSequence([int(seed), 2]))
-        self._buf: list[float] = []
+        self._rand = random.Random(int(seed) * 4 + 2)
 
     def pick(self, kind: str, options: list[int], last: int) -> int:
         raise NotImplementedError
 
     def random(self) -> float:
         """A uniform number in [0, 1) from the strategy's own seeded stream."""
-        if not self._buf:
-            self._buf = self._rng.random(256).tolist()[::-1]
-        return self._buf.pop()
+        return self._rand.random()
 
     def choose(self, options: list[int]) -> int:
         """A uniformly random element of ``options``."""
