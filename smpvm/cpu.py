@@ -57,8 +57,8 @@ class CPU:
 
     __slots__ = ("id", "name", "frames", "op", "value", "clock", "spl", "held",
                  "state", "wait_lock", "wait_mode", "wait_since", "wait_spins",
-                 "wait_site", "sleep_chan", "irqs", "irq_depth", "irq_off", "steps",
-                 "interlock", "granted")
+                 "wait_site", "sleep_chan", "irqs", "irq_depth", "irq_off",
+                 "interlock", "granted", "sleep_spl", "heap_key")
 
     def __init__(self, cpu_id: int, name: str):
         self.id = cpu_id
@@ -87,6 +87,10 @@ class CPU:
         self.sleep_chan = None
         #: The mutex to retake after an msleep wakeup.
         self.interlock = None
+        #: The thread's spl while it sleeps (its CPU idles at spl0 meanwhile).
+        self.sleep_spl = 0
+        #: Time of this CPU's valid entry in the timed scheduler's heap (-1: none).
+        self.heap_key = -1
         #: Pending interrupts: list of [arrival_ns, source], sorted by arrival.
         self.irqs: list = []
         #: Nesting depth of interrupt handlers (0 in thread context).
@@ -95,8 +99,7 @@ class CPU:
         self.irq_off = 0
         #: Label of a lock handed to this CPU while it waited, traced at its next step.
         self.granted = None
-        #: Steps this CPU has taken (a stable key for recorded choices).
-        self.steps = 0
+
 
     @property
     def ctx(self) -> str:

@@ -40,13 +40,14 @@ from .costs import Costs
 from .cpu import BLOCKED, CPU, DONE, RUNNABLE, Frame
 from .lockstat import LockStat
 from .ops import BLOCKED as OP_BLOCKED
-from .ops import Op, Work
+from .ops import Op
 from .sleepq import SleepQueues
 from .trace import TraceRecord
 from .violations import FATAL, ModelError, Violation
 from .witness import Witness
 
 _current = None
+_ENGINE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def current_machine():
@@ -292,8 +293,11 @@ class Machine:
         return s
 
     def frame_site(self, frame) -> str:
+        """``path:line`` of a frame; inside the engine (a load or store operation), the model's."""
         if frame is None:
             return ""
+        if frame.f_code.co_filename.startswith(_ENGINE_DIR):
+            return self.site(self.current) if self.current is not None else ""
         return f"{self._path(frame.f_code.co_filename)}:{frame.f_lineno}"
 
     def _path(self, filename: str) -> str:
@@ -337,10 +341,17 @@ class Machine:
         self.decisions += 1
         return cid
 
-    def make_runnable(self, c) -> None:
+    def make_runnable(self, c, at_ns=None) -> None:
+        """Let ``c`` step again, at its clock or (an idle CPU) at ``at_ns``."""
+        key = c.clock if at_ns is None else at_ns
+        if c.state == RUNNABLE and c.heap_key == key:
+            return  # already queued for that time
         c.state = RUNNABLE
         if self.timed:
-            heapq.heappush(self._heap, (c.clock, c.id))
+            # A CPU has one valid heap entry: the one whose time is its heap_key;
+            # older entries are skipped when popped.
+            c.heap_key = key
+            heapq.heappush(self._heap, (key, c.id))
 
     def handoff(self, lock, now_ns) -> None:
         """A lock with waiters was released: hand it on (timed) or let waiters retry."""
@@ -385,16 +396,32 @@ class Machine:
 
     def resume_after_sleep(self, c, at_ns) -> None:
         """A sleeper was woken: it retakes its msleep interlock, then continues."""
-        if c.clock < at_ns:
-            c.clock = at_ns
         lock = c.interlock
         c.interlock = None
-        if lock is not None:
-            c.op = lock._op("x")
-        else:
-            c.op = None
-            c.value = None
+        op = lock._op("x") if lock is not None else None
+        if c.irq_depth:
+            # Woken while an interrupt handler runs on its CPU: the thread continues
+            # when the handler returns, at the level it slept at.
+            fr = c.frames[1]
+            fr.saved_op, fr.saved_value, fr.saved_spl = op, None, c.sleep_spl
+            return
+        if c.clock < at_ns:
+            c.clock = at_ns
+        c.spl = c.sleep_spl
+        c.op = op
+        c.value = None
+        if c.state == RUNNABLE:
+            c.state = BLOCKED  # it was idling for an interrupt: queue it for the wakeup
         self.make_runnable(c)
+
+    def idle_until_interrupt(self, c) -> None:
+        """A CPU with nothing to run (thread asleep or ended) waits for its next interrupt."""
+        if c.irqs:
+            self.make_runnable(c, at_ns=max(c.clock, c.irqs[0][0]))
+        elif c.frames:
+            c.state = BLOCKED
+        else:
+            c.state = DONE
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -438,15 +465,15 @@ class Machine:
         for c in self.cpus:
             if self.tracing and c.frames:
                 self.record(c, "thread-begin", c.name, "")
-            if c.state == RUNNABLE and self.timed:
+            if c.state == RUNNABLE and self.timed and c.frames and c.heap_key < 0:
+                c.heap_key = c.clock
                 heapq.heappush(self._heap, (c.clock, c.id))
 
     def _queue_irq(self, c, t, src) -> None:
         c.irqs.append([t, src])
         c.irqs.sort(key=lambda e: (e[0], e[1].name))
-        if c.state == DONE and not c.frames and self._alive > 0:
-            c.clock = max(c.clock, t)
-            self.make_runnable(c)
+        if c.state == DONE and not c.frames:
+            self.make_runnable(c, at_ns=max(c.clock, t))
 
     def _loop_explore(self) -> None:
         cpus = self.cpus
@@ -468,40 +495,65 @@ class Machine:
                 self._step(cpus[cid])
             last = cid
 
+    def _pop_due(self):
+        """The next valid heap entry ``(time, cpu)``, skipping stale ones; None when empty."""
+        heap = self._heap
+        cpus = self.cpus
+        while heap:
+            t, cid = heapq.heappop(heap)
+            c = cpus[cid]
+            if c.state == RUNNABLE and c.heap_key == t:
+                return t, cid
+        return None
+
     def _loop_timed(self) -> None:
         cpus = self.cpus
         heap = self._heap
-        pop = heapq.heappop
         push = heapq.heappush
-        step = self._step
+        step = self._step_timed
         last = -1
-        while heap and not self.stopped:
-            t, cid = pop(heap)
+        while not self.stopped:
+            nxt = self._pop_due()
+            if nxt is None:
+                return
+            t, cid = nxt
             if heap and heap[0][0] == t:
                 ties = [cid]
                 while heap and heap[0][0] == t:
-                    ties.append(pop(heap)[1])
-                cid = self.pick("cpu", ties, last)
+                    more = self._pop_due()
+                    if more is None:
+                        break
+                    if more[0] != t:
+                        push(heap, more)
+                        break
+                    ties.append(more[1])
+                if len(ties) > 1:
+                    cid = self.pick("cpu", ties, last)
                 for o in ties:
                     if o != cid:
                         push(heap, (t, o))
             c = cpus[cid]
+            if c.clock < t:
+                c.clock = t  # an idle CPU woken for an interrupt
+            c.heap_key = -1
             step(c)
             # While this CPU stays strictly earliest it would be popped next anyway:
             # step it again without a trip through the heap.
-            while c.state == RUNNABLE and not self.stopped and (not heap or c.clock < heap[0][0]):
+            while c.state == RUNNABLE and c.heap_key < 0 and not self.stopped and (
+                    not heap or c.clock < heap[0][0]):
                 step(c)
-            if c.state == RUNNABLE:
+            if c.state == RUNNABLE and c.heap_key < 0:
+                c.heap_key = c.clock
                 push(heap, (c.clock, cid))
             last = cid
 
-    def _step(self, c) -> None:
+    def _enter(self, c) -> None:
+        """Book-keeping at the start of every step of ``c``."""
         self.steps += 1
         if self.steps > self.max_steps:
             self.current = c
             self.fail("max-steps", f"the run exceeded {self.max_steps} steps (a livelock, or "
                       f"raise --max-steps)", c)
-        c.steps += 1
         clk = c.clock
         if clk > self._now:
             self._now = clk
@@ -513,50 +565,89 @@ class Machine:
             if self.tracing:
                 self.record(c, "acquire", c.granted, c.wait_mode)
             c.granted = None
+
+    def _step(self, c) -> None:
+        """One step in the exploration view: do the pending operation, then run the
+        model up to its next yield (that code is atomic with the operation)."""
+        self._enter(c)
         if c.irqs and c.wait_lock is None and self._deliver_irq(c):
             op = None
+        elif c.sleep_chan is not None and not c.irq_depth:  # asleep, no handler running
+            self.idle_until_interrupt(c)
+            return
         else:
             op = c.op
         if op is not None:
-            if type(op) is Work and not self.tracing:
-                c.clock += self.duration(op.ns)
-                res = None
-            else:
-                res = op.execute(self, c)
-                if res is OP_BLOCKED:
-                    return
+            res = op.execute(self, c)
+            if res is OP_BLOCKED:
+                return
             c.op = None
         else:
             res = c.value
             c.value = None
-        # Resume the model up to its next yield.  In the timed view a work(ns) touches
-        # nothing shared, so running it as soon as it is yielded is the same as a step
-        # of its own at this time: other CPUs still interleave by time before the next
-        # operation.  (Not with an interrupt pending: it may have to come first.)
-        gen = c.frames[-1].gen
-        fuse = self.timed
-        while True:
-            try:
-                op = gen.send(res)
-            except StopIteration:
-                self._pop_frame(c)
+        op = self._resume(c, res)
+        if op is not None:
+            c.op = op
+
+    def _step_timed(self, c) -> None:
+        """One step in the timed view: run the model up to its next operation and do it.
+
+        The code after an operation runs in the CPU's next step, at the time the
+        operation completed: a write after ``work(d)`` becomes visible d later.
+        """
+        self._enter(c)
+        if c.irqs and c.wait_lock is None and self._deliver_irq(c):
+            pass  # the handler starts now
+        elif c.sleep_chan is not None and not c.irq_depth:  # asleep, no handler running
+            self.idle_until_interrupt(c)
+            return
+        else:
+            op = c.op
+            if op is not None:  # left pending (a woken sleeper's retake, or an interrupt)
+                self._t0 = c.clock
+                res = op.execute(self, c)
+                if res is not OP_BLOCKED:
+                    c.op = None
+                    c.value = res
                 return
-            except (RunStopped, ModelError):
-                raise
-            except Exception as e:  # the model raised: bad input, reported on one line
-                raise ModelError(f"model raised {type(e).__name__}: {e}{_model_where(e)}") from None
-            if fuse and type(op) is Work and not c.irqs:
-                d = self.duration(op.ns)
-                if self.tracing:
-                    self.record(c, "work", "", "", d, time=c.clock)
-                c.clock += d
-                res = None
-                continue
-            break
+        res = c.value
+        c.value = None
+        op = self._resume(c, res)
+        if op is None:
+            return
+        if c.irqs and self._irq_due(c):
+            c.op = op  # the interrupt comes first, at the next step
+            return
+        self._t0 = c.clock  # records and findings carry the time the operation starts
+        res = op.execute(self, c)
+        if res is OP_BLOCKED:
+            c.op = op
+            return
+        c.value = res
+
+    def _resume(self, c, value):
+        """Send ``value`` into the top frame's generator; its next operation, or None."""
+        try:
+            op = c.frames[-1].gen.send(value)
+        except StopIteration:
+            self._pop_frame(c)
+            return None
+        except (RunStopped, ModelError):
+            raise
+        except Exception as e:  # the model raised: bad input, reported on one line
+            raise ModelError(f"model raised {type(e).__name__}: {e}{_model_where(e)}") from None
         if not isinstance(op, Op):
             raise ModelError(f"{c.ctx} yielded {op!r} at {self.site(c)}; yield an smpvm "
                              f"operation such as work(ns), lock.lock() or obj.load(field)")
-        c.op = op
+        return op
+
+    def _irq_due(self, c) -> bool:
+        if c.irq_off:
+            return False
+        for t, src in c.irqs:
+            if t <= c.clock and src.level > c.spl:
+                return True
+        return False
 
     def _deliver_irq(self, c) -> bool:
         """Take the first due, unmasked interrupt at this yield point; True if one was taken."""
@@ -564,7 +655,7 @@ class Machine:
             return False
         for i, (t, src) in enumerate(c.irqs):
             if t > c.clock:
-                if c.frames:
+                if c.frames and c.sleep_chan is None:
                     return False
                 c.clock = t  # an idle CPU waits for its next interrupt
                 if t > self._now:
@@ -573,7 +664,7 @@ class Machine:
                 del c.irqs[i]
                 src.latencies.append(c.clock - t)
                 nxt = src.next_arrival(t)
-                if nxt is not None:
+                if nxt is not None and (self._alive > 0 or src.times is not None):
                     c.irqs.append([nxt, src])
                     c.irqs.sort(key=lambda e: (e[0], e[1].name))
                 c.frames.append(Frame(src.handler(), f"irq:{src.name}", c.op, c.value, c.spl, src))
@@ -596,8 +687,8 @@ class Machine:
             c.spl = fr.saved_spl
             c.op = fr.saved_op
             c.value = fr.saved_value
-            if not c.frames and not (c.irqs and self._alive > 0):
-                c.state = DONE
+            if not c.frames or c.sleep_chan is not None:
+                self.idle_until_interrupt(c)  # back to idling, or to sleeping
             return
         if self.tracing:
             self.record(c, "thread-end", c.name, "")
@@ -606,10 +697,13 @@ class Machine:
             held = ", ".join(f"{h.lock.label()} (taken at {h.site or '?'})" for h in c.held)
             self.fail("assertion", f"thread {c.name} returned with locks held: {held}", c)
         if self._alive == 0:
+            # Poisson streams last while threads run; listed arrival times are all delivered.
             for o in self.cpus:
-                if not o.frames and o.state == RUNNABLE:
+                o.irqs = [e for e in o.irqs if e[1].times is not None]
+                if not o.frames and not o.irqs and o.state == RUNNABLE:
                     o.state = DONE
-        c.state = RUNNABLE if (c.irqs and self._alive > 0) else DONE
+        c.state = DONE
+        self.idle_until_interrupt(c)
 
     def _finish(self) -> None:
         stuck = [c for c in self.cpus if c.state == BLOCKED]

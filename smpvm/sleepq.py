@@ -32,6 +32,12 @@ class SleepQueues:
         c.state = CPU_BLOCKED
         c.sleep_chan = chan
         c.interlock = interlock
+        # The level belongs to the thread: while it sleeps its CPU idles at spl0 and
+        # takes interrupts (how a 4.x biowait under splbio gets its disk interrupt).
+        c.sleep_spl = c.spl
+        c.spl = 0
+        if c.irqs:
+            m.idle_until_interrupt(c)
         if m.tracing:
             m.record(c, "sleep", self.label(chan), "")
         m.footprint_touch(("chan", self.label(chan)))

@@ -255,7 +255,8 @@ class Lock:
         if self.disables_irqs:
             c.irq_off += 1
         if self.stat is not None:
-            self.stat.acquired(c.clock - requested_ns, contended, bounce)
+            # only a contended acquisition waited (as lock_stat and LOCK_PROFILING count)
+            self.stat.acquired(c.clock - requested_ns if contended else 0, contended, bounce)
         if m.tracing:
             if c is m.current:
                 m.record(c, "acquire", self.label(), mode)
@@ -275,18 +276,19 @@ class Lock:
             m.fail("unlock-not-held", f"release of {self.kind} {self.label()} {what} "
                    f"by CPU{c.id}", c)
             return BLOCKED
-        if h.count > 1:
+        released = h.count == 1
+        if released:
+            self._drop(m, c, h)
+        else:  # one level of a recursed hold: the lock stays held
             h.count -= 1
             if h.mode == "s":
                 self.readers[c.id] -= 1
-        else:
-            self._drop(m, c, h)
         c.clock += m.costs.release_ns
         if m.tracing:
             m.record(c, "release", self.label(), h.mode)
         if m._fp is not None:
             m._fp[self._fp_key] = True
-        if self.waiters:
+        if released and self.waiters:
             m.handoff(self, c.clock)
         return None
 

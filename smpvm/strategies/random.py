@@ -1,0 +1,46 @@
+"""``random``: a uniformly random runnable CPU at every decision point.
+
+The simplest search there is, and a strong one for small models: each
+decision is a fair draw among the CPUs that could step, from the strategy's
+own stream seeded by the run's seed.  Timing varies too: the run's seed also
+drives the cost model's jitter, so durations (and with them interrupt
+arrivals relative to each CPU's steps) differ from run to run.
+
+A bug that needs one particular ordering at each of d decision points among
+n CPUs is hit with probability about n**-d per run, which is why ``pct``
+exists for the deep ones.
+
+The search strategies draw from ``SeededStream``, a SplitMix64 generator
+(Steele, Lea and Flood, "Fast splittable pseudorandom number generators",
+OOPSLA 2014): its whole state is one 64-bit number set from the run's seed,
+so starting a run costs nothing, which matters at thousands of runs per
+second; the run seeds themselves come from numpy's SeedSequence.
+"""
+
+from .base import Strategy
+
+_MASK = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+class SeededStream(Strategy):
+    """A strategy whose ``random()`` is SplitMix64 seeded by the run's seed."""
+
+    _state = 0
+
+    def begin(self, seed):
+        self._state = int(seed) & _MASK
+
+    def random(self) -> float:
+        self._state = z = (self._state + _GOLDEN) & _MASK
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+        return ((z ^ (z >> 31)) >> 11) * (1.0 / (1 << 53))
+
+
+class Random(SeededStream):
+    name = "random"
+    timed = False
+
+    def pick(self, kind, options, last):
+        return options[int(self.random() * len(options))]
