@@ -40,7 +40,7 @@ from .costs import Costs
 from .cpu import BLOCKED, CPU, DONE, RUNNABLE, Frame
 from .lockstat import LockStat
 from .ops import BLOCKED as OP_BLOCKED
-from .ops import Op
+from .ops import Op, Work
 from .sleepq import SleepQueues
 from .trace import TraceRecord
 from .violations import FATAL, ModelError, Violation
@@ -263,7 +263,8 @@ class Machine:
             # A private Mersenne Twister seeded from the run's seed: a few microseconds
             # to start, which matters at thousands of runs per second.
             r = self._jit_rand = random.Random(self.seed * 4 + 1)
-        return max(0, int(ns * (1.0 + j * (2.0 * r.random() - 1.0)) + 0.5))
+        d = int(ns * (1.0 + j * (2.0 * r.random() - 1.0)) + 0.5)
+        return d if d > 0 else 0
 
     def footprint_touch(self, key, write: bool = True) -> None:
         fp = self._fp
@@ -590,40 +591,77 @@ class Machine:
             c.op = op
 
     def _step_timed(self, c) -> None:
-        """One step in the timed view: run the model up to its next operation and do it.
+        """Steps in the timed view: run the model up to its next operation and do it.
 
         The code after an operation runs in the CPU's next step, at the time the
         operation completed: a write after ``work(d)`` becomes visible d later.
+        While this CPU stays strictly the earliest, its next step is taken here
+        at once: the scheduler would pick it anyway, and this is the engine's
+        hottest loop (so the per-step book-keeping is written out inline).
         """
-        self._enter(c)
-        if c.irqs and c.wait_lock is None and self._deliver_irq(c):
-            pass  # the handler starts now
-        elif c.sleep_chan is not None and not c.irq_depth:  # asleep, no handler running
-            self.idle_until_interrupt(c)
-            return
-        else:
-            op = c.op
-            if op is not None:  # left pending (a woken sleeper's retake, or an interrupt)
-                self._t0 = c.clock
-                res = op.execute(self, c)
-                if res is not OP_BLOCKED:
-                    c.op = None
-                    c.value = res
+        heap = self._heap
+        tracing = self.tracing
+        while True:
+            self.steps += 1
+            if self.steps > self.max_steps:
+                self._enter(c)  # reports max-steps
+            clk = c.clock
+            if clk > self._now:
+                self._now = clk
+            self._t0 = clk
+            self.current = c
+            if c.granted is not None:
+                if tracing:
+                    self.record(c, "acquire", c.granted, c.wait_mode)
+                c.granted = None
+            if c.irqs and c.wait_lock is None and self._deliver_irq(c):
+                pass  # the handler starts now
+            elif c.sleep_chan is not None and not c.irq_depth:  # asleep, no handler running
+                self.idle_until_interrupt(c)
                 return
-        res = c.value
-        c.value = None
-        op = self._resume(c, res)
-        if op is None:
-            return
-        if c.irqs and self._irq_due(c):
-            c.op = op  # the interrupt comes first, at the next step
-            return
-        self._t0 = c.clock  # records and findings carry the time the operation starts
-        res = op.execute(self, c)
-        if res is OP_BLOCKED:
-            c.op = op
-            return
-        c.value = res
+            else:
+                op = c.op
+                if op is not None:  # left pending (a woken sleeper's retake, or an interrupt)
+                    self._t0 = c.clock
+                    res = op.execute(self, c)
+                    if res is not OP_BLOCKED:
+                        c.op = None
+                        c.value = res
+                    return
+            res = c.value
+            c.value = None
+            try:
+                op = c.frames[-1].gen.send(res)
+            except StopIteration:
+                self._pop_frame(c)
+                return
+            except (RunStopped, ModelError):
+                raise
+            except Exception as e:  # the model raised: bad input, reported on one line
+                raise ModelError(f"model raised {type(e).__name__}: {e}{_model_where(e)}") from None
+            if c.irqs and self._irq_due(c):
+                c.op = self._check_op(c, op)  # the interrupt comes first, at the next step
+                return
+            self._t0 = c.clock  # records and findings carry the time the operation starts
+            if type(op) is Work:
+                d = self.duration(op.ns)
+                if tracing:
+                    self.record(c, "work", "", "", d)
+                c.clock += d
+            else:
+                res = self._check_op(c, op).execute(self, c)
+                if res is OP_BLOCKED:
+                    c.op = op
+                    return
+                c.value = res
+            if self.stopped or (heap and c.clock >= heap[0][0]) or c.state != RUNNABLE:
+                return
+
+    def _check_op(self, c, op):
+        if not isinstance(op, Op):
+            raise ModelError(f"{c.ctx} yielded {op!r} at {self.site(c)}; yield an smpvm "
+                             f"operation such as work(ns), lock.lock() or obj.load(field)")
+        return op
 
     def _resume(self, c, value):
         """Send ``value`` into the top frame's generator; its next operation, or None."""
@@ -636,10 +674,7 @@ class Machine:
             raise
         except Exception as e:  # the model raised: bad input, reported on one line
             raise ModelError(f"model raised {type(e).__name__}: {e}{_model_where(e)}") from None
-        if not isinstance(op, Op):
-            raise ModelError(f"{c.ctx} yielded {op!r} at {self.site(c)}; yield an smpvm "
-                             f"operation such as work(ns), lock.lock() or obj.load(field)")
-        return op
+        return self._check_op(c, op)
 
     def _irq_due(self, c) -> bool:
         if c.irq_off:

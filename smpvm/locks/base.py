@@ -327,7 +327,8 @@ class Lock:
         self.waiters.remove(w)
         w.wait_lock = None
         cost = handoff_ns if w.wait_spins else m.costs.block_wakeup_ns
-        w.clock = max(w.clock, now_ns) + m.duration(cost)
+        start = w.clock if w.clock > now_ns else now_ns
+        w.clock = start + m.duration(cost)
         self._take(m, w, w.wait_mode, w.wait_site, w.wait_since, contended=True)
         w.op = None
         w.value = None

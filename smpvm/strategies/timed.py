@@ -23,4 +23,4 @@ class Timed(Strategy):
 
     def index(self, n: int) -> int:
         """A uniform index below ``n``: the hand-off draw without building a list."""
-        return min(int(self.random() * n), n - 1)
+        return int(self._rand.random() * n)  # random() < 1, so always below n
