@@ -552,9 +552,7 @@ class Machine:
         """Book-keeping at the start of every step of ``c``."""
         self.steps += 1
         if self.steps > self.max_steps:
-            self.current = c
-            self.fail("max-steps", f"the run exceeded {self.max_steps} steps (a livelock, or "
-                      f"raise --max-steps)", c)
+            self._too_many_steps(c)
         clk = c.clock
         if clk > self._now:
             self._now = clk
@@ -566,6 +564,11 @@ class Machine:
             if self.tracing:
                 self.record(c, "acquire", c.granted, c.wait_mode)
             c.granted = None
+
+    def _too_many_steps(self, c) -> None:
+        self.current = c
+        self.fail("max-steps", f"the run exceeded {self.max_steps} steps (a livelock, or "
+                  f"raise --max-steps)", c)
 
     def _step(self, c) -> None:
         """One step in the exploration view: do the pending operation, then run the
@@ -604,7 +607,7 @@ class Machine:
         while True:
             self.steps += 1
             if self.steps > self.max_steps:
-                self._enter(c)  # reports max-steps
+                self._too_many_steps(c)
             clk = c.clock
             if clk > self._now:
                 self._now = clk
