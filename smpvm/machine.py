@@ -725,8 +725,8 @@ class Machine:
             c.spl = fr.saved_spl
             c.op = fr.saved_op
             c.value = fr.saved_value
-            if not c.frames or c.sleep_chan is not None:
-                self.idle_until_interrupt(c)  # back to idling, or to sleeping
+            if not c.frames or (c.sleep_chan is not None and not c.irq_depth):
+                self.idle_until_interrupt(c)  # the last handler returned: idle, or sleep on
             return
         if self.tracing:
             self.record(c, "thread-end", c.name, "")
