@@ -249,11 +249,20 @@ class Zone:
         slot.alloc_site = (site, cpu, now)
         self.live_count += 1
         self.m.footprint_touch(("zone", self.uid))
+        self._touch_fields(slot)
         return Item(slot, slot.gen)
+
+    def _touch_fields(self, slot) -> None:
+        """Footprint: allocating or freeing writes every field (a later access depends on it)."""
+        fp = self.m._fp
+        if fp is not None:
+            for name in slot.fields:
+                fp[("field", self.uid, slot.index, name)] = True
 
     def _release(self, item, site, cpu, now) -> None:
         slot = item._slot
         self.m.footprint_touch(("zone", self.uid))
+        self._touch_fields(slot)
         if not slot.live or slot.gen != item._gen:
             self.m.fail("double-free", f"free of {item.label()} {self._history(slot, item)}",
                         loc=site)

@@ -36,9 +36,12 @@ class Replay(Strategy):
             self.then.begin(seed)
 
     def pick(self, kind, options, last):
-        if self.pos < len(self.choices):
+        if self.pos < len(self.choices) and not self.continued:
             cid = self.choices[self.pos]
             self.pos += 1
+            if cid not in options and self.then is not None:
+                self.continued = True  # the prefix stops fitting here: finish with `then`
+                return self.then.pick(kind, options, last)
             if cid not in options:
                 raise ReplayMismatch(
                     f"recorded choice {self.pos} is CPU{cid} but only CPUs {options} could step "

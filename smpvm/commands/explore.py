@@ -1,0 +1,184 @@
+"""``smpvm explore``: search a scenario's schedules for violations.
+
+Prints a summary (or one JSON object with ``--json``), one ``smpvm replay
+FILE`` line per violation kind found, and the shrunk interleaving of the
+first failure as a narrative with one column per CPU.  A progress bar goes
+to stderr when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from .common import echo_json, parse_sets, set_option, variant_option
+
+
+@click.command("explore")
+@click.argument("target")
+@variant_option
+@click.option("--strategy", "-s", type=click.Choice(["portfolio", "random", "pct", "dfs"]),
+              default="portfolio", show_default=True,
+              help="portfolio rotates random, pct d=2 and pct d=3 across runs; dfs "
+                   "enumerates schedules in this process.")
+@click.option("--runs", "-n", type=int, default=None,
+              help="Runs to make (default 2000; dfs: until the space is exhausted).")
+@click.option("--depth", "-d", type=int, default=None,
+              help="PCT bug depth (d-1 change points; default 3). With portfolio the pct "
+                   "members are d=2..DEPTH.")
+@click.option("--preemption-bound", type=int, default=None,
+              help="At most this many preemptions per run.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Master seed: run i's seed derives from (seed, i).")
+@click.option("--cpus", type=int, default=None, help="Number of CPUs (default: the scenario's).")
+@set_option
+@click.option("--workers", "-w", type=int, default=None,
+              help="Worker processes (default: one per core; 1 runs in this process).")
+@click.option("--dask", default=None, metavar="ADDRESS|local",
+              help="Run on a Dask cluster at ADDRESS, or 'local' to start a LocalCluster.")
+@click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
+              help="Directory for runs.csv, explore.json and failure files "
+                   "(default smpvm-out/SCENARIO-VARIANT-sSEED).")
+@click.option("--stop-on-first", is_flag=True, help="Stop at the first failing run.")
+@click.option("--resume", is_flag=True, help="Continue the exploration saved in --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def command(target, variant, strategy, runs, depth, preemption_bound, seed, cpus, sets,
+            workers, dask, out, stop_on_first, resume, as_json):
+    """Search the schedules of TARGET (path/to/model.py::scenario) for violations.
+
+    Exit status 1 when any run failed, 0 when none did, 2 for bad input.
+    """
+    from ..explore import Exploration
+
+    exploration = Exploration(
+        target, variant=variant, params=parse_sets(sets), cpus=cpus, strategy=strategy,
+        runs=runs, depth=depth, preemption_bound=preemption_bound, seed=seed,
+        workers=workers, dask=dask, out=out, stop_on_first=stop_on_first, resume=resume)
+    progress = _Progress.make(exploration.runs)
+    exploration.progress = progress.update if progress else None
+    try:
+        report = exploration.run()
+    finally:
+        if progress:
+            progress.close()
+    narrative = None if as_json else _narrative(exploration, report)
+    if as_json:
+        echo_json(report.to_json())
+        for f in _failures(report):
+            click.echo(replay_command(f.path), err=True)
+    else:
+        _print_text(report, narrative)
+    if report.interrupted:
+        return 130
+    return 1 if report.failing_runs else 0
+
+
+def replay_command(path: str) -> str:
+    """The one line that replays a saved failure, safe to paste into a shell."""
+    import shlex
+    return f"smpvm replay {shlex.quote(path)}"
+
+
+def _failures(report):
+    return sorted(report.first.values(), key=lambda f: (f.run, f.kind))
+
+
+def _print_text(report, narrative) -> None:
+    rate = f"{report.runs_per_second:,.0f} runs/s"
+    click.echo(f"{report.target} variant={report.variant} strategy={report.strategy} "
+               f"seed={report.seed} ({report.executor})")
+    resumed = f", {report.resumed_runs} from the earlier session" if report.resumed_runs else ""
+    click.echo(f"{report.runs} runs{resumed} ({rate}), {report.failing_runs} failing, "
+               f"{report.distinct_schedules} distinct schedules")
+    if report.strategy == "dfs":
+        verdict = "none failed" if not report.failing_runs else f"{report.failing_runs} failed"
+        if report.exhausted:
+            click.echo(f"all {report.runs} schedules explored, {verdict}")
+        else:
+            click.echo(f"schedule space not exhausted after {report.runs} runs, {verdict}")
+        if report.pruned is not None:
+            click.echo(f"partial-order reduction pruned {report.pruned} branches")
+    for kind, n in sorted(report.violations.items()):
+        first = report.first.get(kind)
+        at = f", first in run {first.run}" if first else ""
+        click.echo(f"  {kind}: {n} run(s){at}")
+    for g in report.pct:
+        click.echo(f"pct d={g['depth']}: with n={g['n']} CPUs and k={g['k']} decision points "
+                   f"a depth-{g['depth']} bug is found by each run with probability >= "
+                   f"1/(n*k^{g['depth'] - 1}) = {g['probability']:.3g}; "
+                   f"{g['runs_for_99']} such runs give 99% confidence"
+                   + (f" ({g['exploration_runs_for_99']} portfolio runs)"
+                      if report.strategy == "portfolio" else ""))
+    for lost in report.lost_runs:
+        click.echo(f"lost runs {lost['first']}-{lost['last']}: {lost['error']}", err=True)
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
+    for m in report.mismatches:
+        click.echo(f"warning: run {m['run']} did not repeat itself when run again; the model "
+                   f"depends on something besides its inputs", err=True)
+    if report.interrupted:
+        click.echo(f"interrupted: {report.runs} runs are in {report.out}/runs.csv; "
+                   f"--resume continues", err=True)
+    first = _failures(report)
+    if first and first[0].preemptions is not None:
+        f = first[0]
+        click.echo(f"bug depth {f.preemptions} (preemptions after shrinking run {f.run}'s "
+                   f"{f.original_preemptions})")
+    if narrative:
+        click.echo(narrative)
+    for f in first:
+        click.echo(replay_command(f.path))
+
+
+def _narrative(exploration, report) -> str | None:
+    """The shrunk schedule of the first failure, one column per CPU."""
+    first = _failures(report)
+    if not first:
+        return None
+    f = first[0]
+    from ..narrative import narrate
+    from ..run import run_scenario
+    from ..strategies.replay import Replay
+    from ..trace import MemorySink
+    sink = MemorySink()
+    plan = exploration.plan
+    try:
+        run_scenario(exploration.scn, variant=plan.variant, params=plan.params, cpus=plan.cpus,
+                     seed=f.seed, strategy=Replay(f.choices), trace=sink, lockstat=False,
+                     source_root=plan.source_root, max_steps=plan.max_steps)
+    except Exception as e:  # a narrative is a courtesy; the saved file is what counts
+        return f"(no narrative: {e})"
+    return narrate(sink.records, max_rows=400)
+
+
+class _Progress:
+    """A rich progress bar on stderr: runs, runs/s, failing runs, distinct schedules."""
+
+    def __init__(self, total):
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn)
+        self.bar = Progress(TextColumn("exploring"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[rate]} runs/s"),
+                            TextColumn("[red]{task.fields[failing]} failing"),
+                            TextColumn("{task.fields[distinct]} distinct schedules"),
+                            TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+        self.task = self.bar.add_task("explore", total=total, rate="-", failing=0, distinct=0)
+        self.t0 = time.perf_counter()
+        self.bar.start()
+
+    @classmethod
+    def make(cls, total):
+        """A bar when stderr is a terminal (``total`` None: an open-ended count), else None."""
+        return cls(total) if sys.stderr.isatty() else None
+
+    def update(self, report) -> None:
+        dt = time.perf_counter() - self.t0
+        rate = f"{report.runs_this_session / dt:,.0f}" if dt > 0 else "-"
+        self.bar.update(self.task, completed=report.runs, rate=rate,
+                        failing=report.failing_runs, distinct=report.distinct_schedules)
+
+    def close(self) -> None:
+        self.bar.stop()

@@ -1,0 +1,780 @@
+"""Exploration: many runs of one scenario under a search strategy.
+
+Run i of an exploration is a pure function of the master seed and i: its
+seed comes from ``numpy.random.SeedSequence(master, spawn_key=(i // 1024,))``,
+its strategy from i (the portfolio rotates random, pct d=2, pct d=3), and PCT's
+estimate k of decision points per run from earlier runs in a way that does
+not depend on timing (below).  So the runs can be cut into batches and
+farmed out to any ``concurrent.futures`` executor -- this process, a process
+pool, a Dask cluster -- and every run comes out the same.
+
+A batch is a contiguous range of run indices; a worker runs it and sends
+back one compact row per run (seed, strategy, violation kinds, first
+location, steps, decisions, a fingerprint of the schedule).  The parent
+appends the rows to ``runs.csv`` as batches arrive, counts failures and
+distinct schedules, and for the first failing run of each violation kind
+replays it here, shrinks it (:mod:`smpvm.shrink`) and saves it
+(:mod:`smpvm.failures`).  A batch whose worker died is run again; one that
+keeps killing its workers is reported as lost, never dropped silently.
+
+**PCT's k.**  PCT draws its change points among the first k decision
+points, so k must be known before a run starts.  Runs are grouped in epochs
+of ``EPOCH_RUNS``; the runs of epoch e use the most decisions seen in a few
+pilot runs and in every run of the epochs before e - 1.  The one-epoch lag
+lets epoch e start while epoch e - 1 is still running, and k depends only on
+which runs came earlier, never on when they finished.
+
+**Resuming.**  ``runs.csv`` is the record of what finished.  ``--resume``
+reads it (with the decisions column it rebuilds k), runs only the missing
+indices and appends; ``explore.json`` holds the exploration's arguments so a
+resume with different ones is refused.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import csv
+import functools
+import glob
+import hashlib
+import json
+import os
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
+
+from .run import run_scenario
+from .scenario import BadInput, load_target, split_target
+from .shrink import Bounded
+from .strategies.base import Strategy
+from .violations import ModelError
+
+#: Runs whose seeds are drawn from one SeedSequence.
+SEED_BLOCK = 1024
+#: Runs per epoch of PCT's k estimate.
+EPOCH_RUNS = 512
+#: Random runs made before the first epoch to estimate k.
+PILOT_RUNS = 16
+#: Times a batch is tried before its runs are reported as lost.
+BATCH_ATTEMPTS = 3
+#: Default number of runs for the sampling strategies.
+DEFAULT_RUNS = 2000
+#: Columns of runs.csv.
+CSV_COLUMNS = ("run", "seed", "strategy", "k", "failed", "kinds", "location", "steps",
+               "decisions", "schedule")
+#: Strategies ``explore`` accepts.
+SEARCHES = ("portfolio", "random", "pct", "dfs")
+
+
+# -- one run ---------------------------------------------------------------------------------
+
+def run_seed(master: int, index: int) -> int:
+    """The seed of run ``index`` of an exploration with master seed ``master``.
+
+    Seeds are drawn in blocks of ``SEED_BLOCK`` runs, block b from
+    ``SeedSequence(master, spawn_key=(b,))``: the same numbers whoever asks,
+    at a fraction of the cost of one SeedSequence per run.
+    """
+    block, j = divmod(index, SEED_BLOCK)
+    words = _seed_block(master, block)
+    return (words[2 * j] << 32 | words[2 * j + 1]) >> 1  # 63 bits: fits any int64 column
+
+
+@functools.lru_cache(maxsize=8)
+def _seed_block(master: int, block: int) -> list:
+    import numpy as np
+    return np.random.SeedSequence(master, spawn_key=(block,)).generate_state(
+        2 * SEED_BLOCK).tolist()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an exploration runs: everything a worker needs besides the run indices."""
+
+    #: ``/absolute/path/model.py::scenario`` (workers may run elsewhere).
+    target: str
+    variant: str
+    #: ``--set`` overrides, as given.
+    params: dict
+    cpus: int | None
+    seed: int
+    #: "portfolio", "random" or "pct".
+    strategy: str
+    #: pct depth; for the portfolio, the deepest pct member (members d = 2..depth).
+    depth: int
+    preemption_bound: int | None
+    max_steps: int | None
+    #: Directory model locations are shown relative to.
+    source_root: str
+
+    def strategies(self) -> "Rotation":
+        return Rotation(self)
+
+
+class Rotation:
+    """The strategy of each run of a plan, made once per batch and reused."""
+
+    def __init__(self, plan: Plan):
+        from .strategies import make_strategy
+        self.plan = plan
+        if plan.strategy == "portfolio":
+            depths = tuple(range(2, max(plan.depth, 2) + 1))
+            self.members = make_strategy("portfolio", depths=depths).members
+        elif plan.strategy == "pct":
+            self.members = [make_strategy("pct", depth=plan.depth)]
+        else:
+            self.members = [make_strategy(plan.strategy)]
+        self.labels = [label_of(s) for s in self.members]
+        if plan.preemption_bound is not None:
+            self.members = [Bounded(s, plan.preemption_bound) for s in self.members]
+
+    def for_run(self, index: int, k: int) -> tuple[str, Strategy]:
+        j = index % len(self.members)
+        s = self.members[j]
+        inner = s.inner if isinstance(s, Bounded) else s
+        if hasattr(inner, "k"):
+            inner.k = max(1, int(k))
+        return self.labels[j], s
+
+
+def label_of(strategy: Strategy) -> str:
+    """How runs.csv names a strategy: ``random``, ``pct-d2``, ..."""
+    depth = getattr(strategy, "depth", None)
+    return f"{strategy.name}-d{depth}" if depth is not None else strategy.name
+
+
+class Outcome(NamedTuple):
+    """One run, as a row of runs.csv."""
+
+    run: int
+    seed: int
+    strategy: str
+    #: PCT's k for this run ("" for strategies without one).
+    k: int | str
+    #: Violation kinds found, sorted, joined by ";" ("" when the run passed).
+    kinds: str
+    #: Location of the run's first violation.
+    location: str
+    steps: int
+    decisions: int
+    #: Fingerprint of the schedule (hash of the choice list), for counting distinct ones.
+    schedule: int
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.kinds)
+
+    def row(self) -> list:
+        return [self.run, self.seed, self.strategy, self.k, int(self.failed), self.kinds,
+                self.location, self.steps, self.decisions, f"{self.schedule:016x}"]
+
+
+def run_one(plan: Plan, scn, rotation: Rotation, index: int, k: int):
+    """Run ``index`` of ``plan``: (label, seed, RunResult)."""
+    label, strategy = rotation.for_run(index, k)
+    seed = run_seed(plan.seed, index)
+    r = run_scenario(scn, variant=plan.variant, params=plan.params, cpus=plan.cpus, seed=seed,
+                     strategy=strategy, max_steps=plan.max_steps, lockstat=False,
+                     source_root=plan.source_root)
+    return label, seed, r
+
+
+def outcome_of(index, label, seed, k, r) -> Outcome:
+    v = r.violations
+    return Outcome(index, seed, label, k if label.startswith("pct") else "",
+                   ";".join(r.kinds()), v[0].location if v else "", r.steps, r.decisions,
+                   schedule_fingerprint(r.choices))
+
+
+def schedule_fingerprint(choices) -> int:
+    """64 bits that tell schedules apart, the same in every process and Python version."""
+    text = ",".join(map(str, choices)).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+
+
+def run_batch(plan: Plan, start: int, stop: int, k: int, stop_on_first: bool = False) -> list:
+    """Runs ``start``..``stop - 1`` of ``plan`` (the unit of work sent to an executor)."""
+    scn = load_target(plan.target)
+    rotation = plan.strategies()
+    out = []
+    for i in range(start, stop):
+        label, seed, r = run_one(plan, scn, rotation, i, k)
+        out.append(outcome_of(i, label, seed, k, r))
+        if stop_on_first and r.violations:
+            break
+    return out
+
+
+# -- the record on disk ----------------------------------------------------------------------
+
+def manifest_of(plan: Plan, target: str, model_sha256: str) -> dict:
+    """What must match for ``--resume`` to continue an exploration."""
+    from . import __version__
+    d = asdict(plan)
+    d.pop("source_root")
+    d["target"] = target
+    d["model_path"] = split_target(plan.target)[0]
+    d["model_sha256"] = model_sha256
+    d["epoch_runs"] = EPOCH_RUNS
+    d["pilot_runs"] = PILOT_RUNS
+    d["smpvm_version"] = __version__
+    return d
+
+
+_RESUME_KEYS = ("model_path", "variant", "params", "cpus", "seed", "strategy", "depth",
+                "preemption_bound", "max_steps", "epoch_runs", "pilot_runs")
+
+
+def check_resumable(out: str, saved: dict, now: dict) -> None:
+    for key in _RESUME_KEYS:
+        if saved.get(key) != now.get(key):
+            raise BadInput(f"--resume: {out} holds an exploration with {key}={saved.get(key)!r}, "
+                           f"not {now.get(key)!r}; repeat its arguments or use another --out")
+    if saved.get("model_sha256") != now.get("model_sha256"):
+        raise BadInput(f"--resume: the model file changed since {out} was explored; "
+                       f"start a new exploration with another --out")
+
+
+def read_runs_csv(path: str) -> list[Outcome]:
+    """Finished runs from a runs.csv; a half-written last line (a crash) is cut off."""
+    with open(path, "rb") as fp:
+        data = fp.read()
+    if data and not data.endswith(b"\n"):
+        data = data[:data.rfind(b"\n") + 1]
+        with open(path, "wb") as fp:
+            fp.write(data)
+    rows = list(csv.reader(data.decode("utf-8").splitlines()))
+    if not rows:
+        return []
+    if tuple(rows[0]) != CSV_COLUMNS:
+        raise BadInput(f"{path} is not an smpvm runs.csv (header {','.join(rows[0])!r})")
+    out = []
+    for n, row in enumerate(rows[1:], start=2):
+        try:
+            run, seed, strategy, k, _failed, kinds, location, steps, decisions, sched = row
+            out.append(Outcome(int(run), int(seed), strategy, int(k) if k else "", kinds,
+                               location, int(steps), int(decisions), int(sched, 16)))
+        except ValueError:
+            raise BadInput(f"{path} line {n} is malformed; fix or delete it, "
+                           f"then --resume") from None
+    return out
+
+
+# -- the exploration ----------------------------------------------------------------------------
+
+@dataclass
+class FirstFailure:
+    """The first failing run of one violation kind, saved to a file."""
+
+    kind: str
+    run: int
+    path: str = ""
+    preemptions: int | None = None
+    original_preemptions: int | None = None
+    choices: list = field(default_factory=list)
+    seed: int = 0
+    strategy: dict = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    """What an exploration found; ``to_json`` is what ``smpvm explore --json`` prints."""
+
+    target: str
+    variant: str
+    strategy: str
+    seed: int
+    runs: int = 0
+    runs_this_session: int = 0
+    failing_runs: int = 0
+    first_failure_run: int | None = None
+    violations: dict = field(default_factory=dict)
+    distinct_schedules: int = 0
+    exhausted: bool = False
+    pruned: int | None = None
+    elapsed_s: float = 0.0
+    lost_runs: list = field(default_factory=list)
+    first: dict = field(default_factory=dict)
+    pct: list = field(default_factory=list)
+    interrupted: bool = False
+    out: str = ""
+    resumed_runs: int = 0
+    executor: str = ""
+    mismatches: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+    @property
+    def runs_per_second(self) -> float:
+        return self.runs_this_session / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def bug_depth(self):
+        if self.first_failure_run is None or not self.first:
+            return None
+        f = min(self.first.values(), key=lambda f: (f.run, f.kind))
+        return f.preemptions
+
+    def to_json(self) -> dict:
+        files = {k: self.first[k].path for k in sorted(self.first)}
+        return {
+            "target": self.target, "variant": self.variant, "strategy": self.strategy,
+            "seed": self.seed, "runs": self.runs, "failing_runs": self.failing_runs,
+            "first_failure_run": self.first_failure_run,
+            "violations": dict(sorted(self.violations.items())),
+            "failure_files": files, "exhausted": self.exhausted, "bug_depth": self.bug_depth,
+            "bug_depths": {k: self.first[k].preemptions for k in sorted(self.first)},
+            "runs_per_second": round(self.runs_per_second, 1),
+            "distinct_schedules": self.distinct_schedules, "pruned": self.pruned,
+            "lost_runs": self.lost_runs, "interrupted": self.interrupted,
+            "elapsed_s": round(self.elapsed_s, 3), "executor": self.executor,
+            "resumed_runs": self.resumed_runs, "pct_guarantee": self.pct,
+            "replay_mismatches": self.mismatches, "notes": self.notes, "out": self.out,
+        }
+
+
+class Exploration:
+    """Drives one exploration; see the module docstring."""
+
+    def __init__(self, target: str, *, variant=None, params=None, cpus=None,
+                 strategy="portfolio", runs=None, depth=None, preemption_bound=None,
+                 seed=0, workers=None, dask=None, out=None, stop_on_first=False,
+                 resume=False, progress=None, shrink=True):
+        from .failures import model_fingerprint
+        if strategy not in SEARCHES:
+            raise BadInput(f"unknown strategy {strategy!r}; choose one of: {', '.join(SEARCHES)}")
+        _check_at_least("--runs", runs, 1)
+        _check_at_least("--depth", depth, 1)
+        _check_at_least("--preemption-bound", preemption_bound, 0)
+        _check_at_least("--seed", seed, 0)
+        _check_at_least("--workers", workers, 1)
+        _check_at_least("--cpus", cpus, 1)
+        self.scn = load_target(target)
+        variant = self.scn.check_variant(variant)
+        self.scn.resolve_params(params)  # bad parameters are bad input before any run
+        path, name = split_target(target)
+        self.model_file = os.path.abspath(path)
+        self.target = target
+        self.params = dict(params or {})
+        self.plan = Plan(target=f"{self.model_file}::{name}", variant=variant,
+                         params=self.params, cpus=cpus, seed=int(seed), strategy=strategy,
+                         depth=int(depth) if depth is not None else 3,
+                         preemption_bound=preemption_bound, max_steps=None,
+                         source_root=os.getcwd())
+        self.runs = runs if runs is not None else (None if strategy == "dfs" else DEFAULT_RUNS)
+        self.workers = workers
+        self.dask = dask
+        self.stop_on_first = stop_on_first
+        self.resume = resume
+        self.progress = progress
+        self.shrink = shrink
+        self.out = os.fspath(out) if out else os.path.join("smpvm-out", f"{name}-{variant}-s{seed}")
+        self.model_sha256 = model_fingerprint(self.model_file)
+        self.report = Report(target=target, variant=variant, strategy=strategy, seed=int(seed),
+                             out=self.out)
+        # progress of the search
+        self.done = bytearray()
+        self.done_prefix = 0
+        self.schedules: set[int] = set()
+        self.epoch_decisions: dict[int, int] = {}
+        self.pilot_k = 1
+        self.ncpus = 0
+        self.first_runs: dict[str, int] = {}
+        self._csv = None
+        self._writer = None
+        self._inline = False
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    def _open_out(self) -> list[Outcome]:
+        """Prepare --out: check or write the manifest, read finished runs when resuming."""
+        try:
+            os.makedirs(self.out, exist_ok=True)
+        except OSError as e:
+            raise BadInput(f"cannot create --out directory {self.out}: {e.strerror}") from None
+        manifest_path = os.path.join(self.out, "explore.json")
+        csv_path = os.path.join(self.out, "runs.csv")
+        manifest = manifest_of(self.plan, self.target, self.model_sha256)
+        previous: list[Outcome] = []
+        if self.resume and self.plan.strategy == "dfs":
+            self.report.notes.append("dfs does not resume: the search started over")
+        if self.resume and os.path.exists(manifest_path) and self.plan.strategy != "dfs":
+            try:
+                with open(manifest_path, encoding="utf-8") as fp:
+                    saved = json.load(fp)
+            except (OSError, ValueError):
+                raise BadInput(f"--resume: {manifest_path} is unreadable; "
+                               f"use another --out") from None
+            check_resumable(self.out, saved, manifest)
+            if os.path.exists(csv_path):
+                previous = read_runs_csv(csv_path)
+        else:
+            for old in glob.glob(os.path.join(self.out, "failure-*.json")):
+                os.remove(old)
+            if os.path.exists(csv_path):
+                os.remove(csv_path)
+        with open(manifest_path, "w", encoding="utf-8") as fp:
+            json.dump(manifest, fp, indent=1)
+            fp.write("\n")
+        new_file = not os.path.exists(csv_path)
+        self._csv = open(csv_path, "a", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._csv)
+        if new_file:
+            self._writer.writerow(CSV_COLUMNS)
+            self._csv.flush()
+        return previous
+
+    def _restore(self, previous: list[Outcome]) -> None:
+        """Count the runs a resumed exploration already has, and pick up its failure files."""
+        from .failures import failure_file_name, load_failure
+        by_run = {}
+        for o in previous:
+            if (self.runs is None or o.run < self.runs) and o.run not in by_run:
+                by_run[o.run] = o
+                self._count(o, restored=True)
+        self.report.resumed_runs = len(by_run)
+        for kind, run in sorted(self.first_runs.items()):
+            path = os.path.join(self.out, failure_file_name(kind))
+            try:
+                f = load_failure(path) if os.path.exists(path) else None
+            except BadInput:
+                f = None
+            if f is not None and f.run == run:
+                self.report.first[kind] = FirstFailure(
+                    kind, run, path, f.preemptions, f.original_preemptions, f.choices,
+                    f.seed, f.strategy)
+            else:  # the earlier session stopped before saving it
+                self._save_first(kind, by_run[run])
+
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    def _mark_done(self, index: int) -> None:
+        if index >= len(self.done):
+            self.done.extend(bytes(index + 1 - len(self.done)))
+        self.done[index] = 1
+        while self.done_prefix < len(self.done) and self.done[self.done_prefix]:
+            self.done_prefix += 1
+
+    def _count(self, o: Outcome, restored: bool = False) -> list[str]:
+        """Add one finished run; the kinds whose first failing run it now is."""
+        self._mark_done(o.run)
+        rep = self.report
+        rep.runs += 1
+        if not restored:
+            rep.runs_this_session += 1
+        self.schedules.add(o.schedule)
+        rep.distinct_schedules = len(self.schedules)
+        e = o.run // EPOCH_RUNS
+        if o.decisions > self.epoch_decisions.get(e, 0):
+            self.epoch_decisions[e] = o.decisions
+        if not o.failed:
+            return []
+        rep.failing_runs += 1
+        if rep.first_failure_run is None or o.run < rep.first_failure_run:
+            rep.first_failure_run = o.run
+        new = []
+        for kind in o.kinds.split(";"):
+            rep.violations[kind] = rep.violations.get(kind, 0) + 1
+            if kind not in self.first_runs or o.run < self.first_runs[kind]:
+                self.first_runs[kind] = o.run
+                new.append(kind)
+        return new
+
+    def _k_for_epoch(self, e: int) -> int:
+        return max([self.pilot_k] + [d for ep, d in self.epoch_decisions.items() if ep < e - 1])
+
+    def _k_ready(self, start: int) -> bool:
+        """Is every run that the k of ``start``'s epoch depends on finished?"""
+        e = start // EPOCH_RUNS
+        return e < 2 or self.done_prefix >= (e - 1) * EPOCH_RUNS
+
+    def _record(self, outcomes: list[Outcome]) -> None:
+        for o in outcomes:
+            if o.run < len(self.done) and self.done[o.run]:
+                continue  # a retried batch that had finished after all
+            self._writer.writerow(o.row())
+            for kind in self._count(o):
+                self._save_first(kind, o)
+        self._csv.flush()
+        if self.progress is not None:
+            self.progress(self.report)
+
+    # -- the search ----------------------------------------------------------------------------
+
+    def run(self) -> Report:
+        from .executors import describe
+        previous = self._open_out()
+        try:
+            if self.plan.strategy == "dfs":
+                self.report.executor = "in-process"
+                self._run_dfs()
+            else:
+                self._restore(previous)
+                self.report.executor = describe(self.workers, self.dask)
+                if self.plan.strategy != "random":
+                    self._pilot()
+                self._run_sampled()
+        finally:
+            self._csv.close()
+        self._guarantee()
+        return self.report
+
+    def _pilot(self) -> None:
+        """A few random runs to estimate k before the first epoch (PCT needs it up front)."""
+        pilot = Plan(**{**asdict(self.plan), "strategy": "random", "preemption_bound": None})
+        rotation = pilot.strategies()
+        k = 1
+        for i in range(PILOT_RUNS):
+            _, _, r = run_one(pilot, self.scn, rotation, i, 1)
+            k = max(k, r.decisions)
+            self.ncpus = max(self.ncpus, r.ncpus)
+        self.pilot_k = k
+
+    def _batches(self, size: int) -> deque:
+        """Ranges of missing run indices, each inside one epoch and at most ``size`` long."""
+        out = deque()
+        i = 0
+        while i < self.runs:
+            if i < len(self.done) and self.done[i]:
+                i += 1
+                continue
+            end = min(self.runs, (i // EPOCH_RUNS + 1) * EPOCH_RUNS, i + size)
+            j = i
+            while j < end and not (j < len(self.done) and self.done[j]):
+                j += 1
+            out.append((i, j))
+            i = j
+        return out
+
+    def _batch_size(self, workers: int) -> int:
+        """Runs per batch: small enough that two epochs keep every worker busy."""
+        if workers == 1:
+            return 64
+        return max(16, min(EPOCH_RUNS // 4, self.runs // (workers * 8)))
+
+    def _run_sampled(self) -> None:
+        from .executors import default_workers
+        inline = self._inline = self.dask is None and self.workers == 1
+        workers = 1 if inline else (self.workers or default_workers())
+        pending = self._batches(self._batch_size(workers))
+        window = 1 if inline else 2 * workers
+        attempts: dict[tuple, int] = {}
+        t0 = time.perf_counter()
+        try:
+            # a broken executor (a worker process died) is replaced and the search goes on
+            while pending and not self._stopping() and self._drive(pending, window, attempts):
+                pass
+        except KeyboardInterrupt:
+            self.report.interrupted = True
+        finally:
+            self.report.elapsed_s = time.perf_counter() - t0
+
+    def _stopping(self) -> bool:
+        return self.stop_on_first and self.report.failing_runs > 0
+
+    def _drive(self, pending: deque, window: int, attempts: dict) -> bool:
+        """Feed batches to one executor until done; True when it broke and must be replaced."""
+        from .executors import make_executor
+        with make_executor(self.workers, self.dask) as ex:
+            inflight: dict = {}
+            try:
+                while pending or inflight:
+                    while (pending and len(inflight) < window and not self._stopping()
+                           and self._k_ready(pending[0][0])):
+                        suspect = pending[0] in attempts
+                        if suspect and inflight:
+                            break  # a batch that was out when a worker died runs alone
+                        b = pending.popleft()
+                        k = self._k_for_epoch(b[0] // EPOCH_RUNS)
+                        fut = ex.submit(run_batch, self.plan, b[0], b[1], k, self.stop_on_first)
+                        inflight[fut] = b
+                        if suspect:
+                            break
+                    if not inflight:
+                        return False
+                    finished, _ = cf.wait(list(inflight), return_when=cf.FIRST_COMPLETED)
+                    broken = False
+                    for fut in sorted(finished, key=lambda f: inflight[f]):
+                        broken |= self._collect(fut, inflight.pop(fut), pending, attempts)
+                    if broken:
+                        # every batch still out went down with the executor: queue them again
+                        for fut in inflight:
+                            fut.cancel()
+                        pending.extend(inflight.values())
+                        _requeue_in_order(pending)
+                        return True
+                    if self._stopping():
+                        self._finish_inflight(inflight)
+                        return False
+            except KeyboardInterrupt:
+                for fut in inflight:
+                    fut.cancel()
+                raise
+        return False
+
+    def _finish_inflight(self, inflight: dict) -> None:
+        """After the first failure: drop batches not started, record the ones that finish."""
+        for fut in inflight:
+            fut.cancel()
+        for fut in cf.as_completed(list(inflight)):
+            if not fut.cancelled() and fut.exception() is None:
+                self._record(fut.result())
+
+    def _collect(self, fut, batch, pending, attempts) -> bool:
+        """Record a finished batch, or queue it again; True when the executor is broken."""
+        try:
+            outcomes = fut.result()
+        except (ModelError, BadInput):
+            raise
+        except cf.CancelledError:
+            pending.append(batch)
+            _requeue_in_order(pending)
+            return False
+        except Exception as e:
+            if self._inline:
+                raise  # in this process nothing died: an error is an error, with its traceback
+            return self._retry(batch, e, pending, attempts)
+        self._record(outcomes)
+        return False
+
+    def _retry(self, batch, error, pending, attempts) -> bool:
+        """A batch's worker died (or its result was lost): queue it again, or report it lost."""
+        n = attempts.get(batch, 0) + 1
+        attempts[batch] = n
+        if n >= BATCH_ATTEMPTS:
+            self._lose(batch, error)
+        else:
+            pending.append(batch)
+            _requeue_in_order(pending)
+        return isinstance(error, cf.BrokenExecutor)
+
+    def _lose(self, batch, error) -> None:
+        """Give up on a batch that keeps killing its workers: report its runs as lost."""
+        self.report.lost_runs.append({"first": batch[0], "last": batch[1] - 1,
+                                      "error": f"{type(error).__name__}: {error}"})
+        for i in range(*batch):
+            self._mark_done(i)  # settled, so later epochs may start; not counted as runs
+
+    # -- dfs -----------------------------------------------------------------------------------
+
+    def _run_dfs(self) -> None:
+        try:
+            from .strategies.dfs import exhaust
+        except ImportError:
+            raise BadInput("--strategy dfs is not available: smpvm/strategies/dfs.py "
+                           "(exhaust) is missing from this installation") from None
+        plan = self.plan
+
+        def on_run(index, r):
+            o = outcome_of(index, "dfs", r.seed, "", r)
+            self._writer.writerow(o.row())
+            for kind in self._count(o):
+                v = next(v for v in r.violations if v.kind == kind)
+                self._save(kind, o.run, r.seed, list(r.choices), v, {"name": "dfs"})
+            self.ncpus = max(self.ncpus, r.ncpus)
+            if self.report.runs % 64 == 0:
+                self._csv.flush()
+                if self.progress is not None:
+                    self.progress(self.report)
+
+        t0 = time.perf_counter()
+        try:
+            rep = exhaust(self.scn, variant=plan.variant, params=plan.params, cpus=plan.cpus,
+                          seed=plan.seed, preemption_bound=plan.preemption_bound,
+                          max_runs=self.runs, stop_on_first=self.stop_on_first, on_run=on_run)
+        except KeyboardInterrupt:
+            self.report.interrupted = True
+            rep = None
+        finally:
+            self.report.elapsed_s = time.perf_counter() - t0
+            self._csv.flush()
+        if rep is not None:
+            self.report.exhausted = bool(rep.exhausted)
+            self.report.pruned = getattr(rep, "pruned", None)
+            if self.report.runs == 0 and rep.runs:
+                self._adopt_dfs_report(rep)
+
+    def _adopt_dfs_report(self, rep) -> None:
+        """Counts from the report itself when ``on_run`` was never called."""
+        self.report.runs = self.report.runs_this_session = rep.runs
+        self.report.failing_runs = rep.failing_runs
+        self.report.first_failure_run = rep.first_failure_run
+        for r in rep.failures:
+            for kind in r.kinds():
+                self.report.violations[kind] = self.report.violations.get(kind, 0) + 1
+
+    # -- failures --------------------------------------------------------------------------------
+
+    def _save_first(self, kind: str, o: Outcome) -> None:
+        """Run ``o`` again here to get its choices, then shrink and save it."""
+        rotation = self.plan.strategies()
+        k = o.k if isinstance(o.k, int) else 1
+        label, seed, r = run_one(self.plan, self.scn, rotation, o.run, k)
+        again = outcome_of(o.run, label, seed, k, r)
+        if (again.kinds, again.location, again.schedule) != (o.kinds, o.location, o.schedule):
+            # the model does not run the same way twice (it depends on something
+            # outside the run's inputs): say so rather than save another run
+            self.report.mismatches.append({"run": o.run, "kind": kind})
+        v = next((v for v in r.violations if v.kind == kind), None)
+        if v is None:
+            return
+        desc = rotation.for_run(o.run, k)[1].describe()
+        desc["label"] = label
+        self._save(kind, o.run, seed, list(r.choices), v, desc)
+
+    def _save(self, kind, run, seed, choices, violation, strategy_desc) -> None:
+        from . import __version__
+        from .failures import Failure, failure_file_name, save_failure
+        preemptions = original = None
+        if self.shrink:
+            from .shrink import shrink
+            s = shrink(self.scn, variant=self.plan.variant, params=self.plan.params,
+                       cpus=self.plan.cpus, seed=seed, choices=choices, kind=kind,
+                       source_root=self.plan.source_root, max_steps=self.plan.max_steps)
+            if s is not None:
+                choices, violation = s.choices, s.violation
+                preemptions, original = s.preemptions, s.original_preemptions
+        path = os.path.join(self.out, failure_file_name(kind))
+        failure = Failure(
+            target=self.target, model_path=self.model_file, model_sha256=self.model_sha256,
+            variant=self.plan.variant, params=self.params, cpus=self.plan.cpus, seed=seed,
+            choices=choices, violation=violation, source_root=self.plan.source_root,
+            strategy=strategy_desc, master_seed=self.plan.seed, run=run,
+            preemptions=preemptions, original_preemptions=original,
+            max_steps=self.plan.max_steps, smpvm_version=__version__)
+        save_failure(path, failure)
+        self.report.first[kind] = FirstFailure(kind, run, path, preemptions, original, choices,
+                                               seed, strategy_desc)
+
+    # -- the PCT guarantee ------------------------------------------------------------------------
+
+    def _guarantee(self) -> None:
+        """PCT's promise for the k used last: 1/(n k^(d-1)) per run, and runs for 99%."""
+        from .theory import pct_probability, runs_for_confidence
+        if self.plan.strategy not in ("pct", "portfolio") or self.ncpus < 1:
+            return
+        depths = [self.plan.depth] if self.plan.strategy == "pct" else list(
+            range(2, max(self.plan.depth, 2) + 1))
+        k = self._k_for_epoch(max(0, (self.runs or 1) - 1) // EPOCH_RUNS)
+        share = 1 if self.plan.strategy == "pct" else len(depths) + 1
+        for d in depths:
+            p = pct_probability(self.ncpus, k, d)
+            n = runs_for_confidence(p, 0.99)
+            self.report.pct.append({"depth": d, "n": self.ncpus, "k": k, "probability": p,
+                                    "runs_for_99": n, "exploration_runs_for_99": n * share})
+
+
+def _requeue_in_order(pending: deque) -> None:
+    items = sorted(set(pending))
+    pending.clear()
+    pending.extend(items)
+
+
+def _check_at_least(name, value, minimum) -> None:
+    if value is not None and value < minimum:
+        raise BadInput(f"{name} must be at least {minimum}, got {value}")
+
+
+def explore(target: str, **options) -> Report:
+    """Explore ``target``'s schedules; see ``Exploration`` for the options."""
+    return Exploration(target, **options).run()

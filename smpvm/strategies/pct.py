@@ -1,0 +1,78 @@
+"""``pct``: probabilistic concurrency testing with d - 1 priority change points.
+
+Burckhardt, Kothari, Musuvathi and Nagarakatte, "A Randomized Scheduler with
+Probabilistic Guarantees of Finding Bugs" (ASPLOS 2010).  Every CPU gets a
+random priority when it first shows up; at each decision point the
+highest-priority CPU that can step goes.  Before the run, d - 1 *change
+points* are drawn among the first k decision points; when the run reaches
+one, the CPU about to step drops to a priority below every initial one
+(the j-th change point gives priority d - j), so another CPU takes over
+right there.
+
+The guarantee: a bug of depth d (d ordering constraints between threads)
+is found by one run with probability at least 1 / (n * k**(d - 1)), for n
+threads and k decision points.  Only decision points where two or more CPUs
+could step count towards k, as the machine asks the strategy only there;
+a run that has fewer decisions than a change point simply never reaches it.
+k must be known before the run, so the exploration estimates it from earlier
+runs (the most decisions seen so far) and passes it in.
+"""
+
+from .random import SeededStream
+
+
+class PCT(SeededStream):
+    name = "pct"
+    timed = False
+
+    def __init__(self, depth: int = 3, k: int = 1):
+        if depth < 1:
+            raise ValueError(f"pct depth must be at least 1, got {depth}")
+        #: Bug depth searched for: d - 1 change points per run.
+        self.depth = int(depth)
+        #: Estimated number of decision points per run (change points fall in 1..k).
+        self.k = max(1, int(k))
+        #: CPU number -> current priority (higher steps first).
+        self.priority: dict[int, float] = {}
+        #: Decision number (1-based) -> priority given at that change point.
+        self.change_at: dict[int, int] = {}
+        #: Decision points passed so far in this run.
+        self.decision = 0
+
+    def begin(self, seed):
+        super().begin(seed)
+        self.priority = {}
+        self.decision = 0
+        self.change_at = self._draw_change_points()
+
+    def _draw_change_points(self) -> dict:
+        """d - 1 distinct decision numbers in 1..k (fewer when k < d - 1)."""
+        points: dict[int, int] = {}
+        wanted = min(self.depth - 1, self.k)
+        j = 0
+        while len(points) < wanted:
+            at = 1 + min(int(self.random() * self.k), self.k - 1)
+            if at not in points:
+                j += 1
+                points[at] = self.depth - j
+        return points
+
+    def _priority_of(self, cpu: int) -> float:
+        # Initial priorities lie in [d, d + 1): above every change-point priority.
+        p = self.priority.get(cpu)
+        if p is None:
+            p = self.depth + self.random()
+            self.priority[cpu] = p
+        return p
+
+    def pick(self, kind, options, last):
+        self.decision += 1
+        best = max(options, key=self._priority_of)
+        lowered = self.change_at.get(self.decision)
+        if lowered is not None:
+            self.priority[best] = lowered
+            best = max(options, key=self._priority_of)
+        return best
+
+    def describe(self):
+        return {"name": self.name, "depth": self.depth, "k": self.k}

@@ -1,0 +1,363 @@
+"""Exploration: reproducible runs on any executor, streamed results, resume, recovery.
+
+The central promise is that run i is a pure function of (master seed, i):
+the per-run rows of ``runs.csv`` must be identical whether the runs were
+made in this process, by a process pool or by a Dask cluster, and whether
+the exploration ran in one go or was interrupted and resumed.  The CLI
+contract (exit status, the ``--json`` fields, one line for bad input) is
+checked through ``smpvm.cli.main`` in this process.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from smpvm.cli import main
+from smpvm.explore import (EPOCH_RUNS, SEED_BLOCK, Exploration, explore, read_runs_csv,
+                           run_seed)
+from smpvm.theory import pct_probability, runs_for_confidence
+
+TINY = os.path.join("tests", "models", "tiny.py")
+CRASH = os.path.join("tests", "models", "crash.py")
+DEPTH2 = f"{TINY}::check_then_use"
+
+
+@pytest.fixture(autouse=True)
+def _in_project_root(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+def cli(capsys, *args):
+    """Run ``smpvm ARGS`` in this process; (exit status, stdout, stderr)."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return (exc.value.code or 0), out, err
+
+
+def rows(out_dir):
+    """runs.csv rows keyed by run index (the order rows arrived in does not matter)."""
+    with open(os.path.join(out_dir, "runs.csv"), newline="") as fp:
+        got = list(csv.DictReader(fp))
+    by_run = {int(r["run"]): r for r in got}
+    assert len(by_run) == len(got), "a run was recorded twice"
+    return by_run
+
+
+# -- seeds ----------------------------------------------------------------------------------
+
+def test_run_seeds_depend_on_master_seed_and_index_only():
+    seeds = [run_seed(1, i) for i in range(2 * SEED_BLOCK + 3)]
+    assert len(set(seeds)) == len(seeds)
+    assert all(0 <= s < 2**63 for s in seeds)
+    assert run_seed(1, SEED_BLOCK + 5) == seeds[SEED_BLOCK + 5]   # any order of asking
+    assert run_seed(2, 5) != seeds[5]
+
+
+# -- the same runs on every executor ------------------------------------------------------------
+
+def test_same_outcomes_in_process_and_with_a_process_pool(tmp_path):
+    a = explore(DEPTH2, variant="buggy", runs=600, seed=3, workers=1, out=tmp_path / "one")
+    b = explore(DEPTH2, variant="buggy", runs=600, seed=3, workers=2, out=tmp_path / "two")
+    assert a.failing_runs == b.failing_runs > 0
+    assert rows(tmp_path / "one") == rows(tmp_path / "two")
+    assert a.first_failure_run == b.first_failure_run
+    assert a.violations == b.violations
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """A two-worker Dask LocalCluster shared by the Dask tests (it takes seconds to start)."""
+    distributed = pytest.importorskip("dask.distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+    yield cluster.scheduler_address
+    cluster.close()
+
+
+def test_same_outcomes_on_a_dask_local_cluster(tmp_path, dask_cluster):
+    a = explore(DEPTH2, variant="buggy", runs=300, seed=4, workers=1, out=tmp_path / "one")
+    b = explore(DEPTH2, variant="buggy", runs=300, seed=4, workers=2, dask=dask_cluster,
+                out=tmp_path / "dask")
+    assert b.executor.startswith("dask")
+    assert rows(tmp_path / "one") == rows(tmp_path / "dask")
+    assert a.failing_runs == b.failing_runs > 0
+
+
+def test_a_lost_dask_worker_loses_no_runs(tmp_path, dask_cluster):
+    marker = tmp_path / "killed-once"
+    params = {"every": 37, "marker": str(marker)}
+    explore(f"{CRASH}::killer", params=params, runs=300, seed=1, workers=2, dask=dask_cluster,
+            out=tmp_path / "dask")
+    assert marker.exists(), "no worker was killed: the test proves nothing"
+    explore(f"{CRASH}::killer", params=params, runs=300, seed=1, workers=1,
+            out=tmp_path / "inline")
+    assert rows(tmp_path / "dask") == rows(tmp_path / "inline")
+    assert sorted(rows(tmp_path / "dask")) == list(range(300))
+
+
+def test_same_runs_and_failure_file_in_processes_with_different_hash_seeds(tmp_path):
+    smpvm = os.path.join(os.path.dirname(sys.executable), "smpvm")
+    for h in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=h)
+        r = subprocess.run([smpvm, "explore", f"{TINY}::abba", "--variant", "buggy", "--runs",
+                            "200", "--seed", "5", "--workers", "1", "--out", str(tmp_path / h),
+                            "--json"], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 1, r.stderr
+    for name in ("runs.csv", "failure-deadlock.json", "failure-lock-order-reversal.json"):
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()
+
+
+# -- the CLI contract ---------------------------------------------------------------------------
+
+def test_json_report_and_exit_status_1_when_a_run_fails(capsys, tmp_path):
+    code, out, err = cli(capsys, "explore", DEPTH2, "--variant", "buggy", "--runs", 300,
+                         "--seed", 1, "--workers", 1, "--out", tmp_path, "--json")
+    assert code == 1
+    d = json.loads(out)  # stdout is one clean JSON object
+    for key in ("runs", "failing_runs", "first_failure_run", "violations", "failure_files",
+                "exhausted", "bug_depth", "runs_per_second"):
+        assert key in d
+    assert d["runs"] == 300 and d["failing_runs"] >= 1
+    assert d["violations"] == {"use-after-free": d["failing_runs"]}
+    assert d["exhausted"] is False and d["bug_depth"] == 1 and d["runs_per_second"] > 0
+    path = d["failure_files"]["use-after-free"]
+    assert os.path.isfile(path)
+    assert f"smpvm replay {path}" in err
+    assert len(rows(tmp_path)) == 300
+
+
+def test_exit_status_0_and_no_failure_files_when_nothing_fails(capsys, tmp_path):
+    code, out, _ = cli(capsys, "explore", DEPTH2, "--variant", "fixed", "--runs", 300,
+                       "--workers", 1, "--out", tmp_path, "--json")
+    d = json.loads(out)
+    assert code == 0
+    assert d["failing_runs"] == 0 and d["failure_files"] == {} and d["bug_depth"] is None
+    assert d["first_failure_run"] is None
+
+
+def test_text_report_prints_replay_line_guarantee_and_narrative(capsys, tmp_path):
+    code, out, _ = cli(capsys, "explore", DEPTH2, "--variant", "buggy", "--runs", 200,
+                       "--workers", 1, "--out", tmp_path)
+    assert code == 1
+    assert "1/(n*k^1)" in out and "99% confidence" in out
+    assert "bug depth 1" in out
+    assert "CPU0 reader" in out and "CPU1 reclaimer" in out   # the two-column narrative
+    assert [ln for ln in out.splitlines() if ln.startswith("smpvm replay ")]
+
+
+def test_first_failure_of_each_kind_is_saved(tmp_path):
+    rep = explore(f"{TINY}::abba", variant="buggy", runs=200, workers=1, out=tmp_path)
+    assert set(rep.violations) == {"deadlock", "lock-order-reversal"}
+    for kind, f in rep.first.items():
+        assert f.path.endswith(f"failure-{kind}.json") and os.path.isfile(f.path)
+        saved = json.load(open(f.path))
+        assert saved["violation"]["kind"] == kind and saved["run"] == f.run
+        assert saved["model_sha256"] and saved["choices"] and saved["strategy"]["name"]
+    first_deadlock = min(int(r["run"]) for r in rows(tmp_path).values()
+                         if "deadlock" in r["kinds"])
+    assert rep.first["deadlock"].run == first_deadlock
+
+
+def test_stop_on_first_stops_at_the_first_failing_run(tmp_path):
+    rep = explore(DEPTH2, variant="buggy", runs=2000, seed=2, workers=1, stop_on_first=True,
+                  out=tmp_path)
+    assert rep.failing_runs == 1
+    assert rep.runs == rep.first_failure_run + 1
+    assert sorted(rows(tmp_path)) == list(range(rep.runs))
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["tests/models/nope.py::x"], "no model file"),
+    ([f"{TINY}::nope"], "has no scenario"),
+    ([DEPTH2, "--variant", "nope"], "has no variant"),
+    ([DEPTH2, "--set", "zz=1"], "no parameter 'zz'"),
+    ([DEPTH2, "--runs", "0"], "--runs must be at least 1"),
+    ([DEPTH2, "--seed", "-1"], "--seed must be at least 0"),
+    ([DEPTH2, "--workers", "0"], "--workers must be at least 1"),
+    ([DEPTH2, "--depth", "0"], "--depth must be at least 1"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, args, fragment):
+    code, out, err = cli(capsys, "explore", *args, "--out", tmp_path)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("smpvm: error:") and fragment in lines[0]
+
+
+# -- streaming and resuming ---------------------------------------------------------------------
+
+def test_interrupted_exploration_keeps_finished_runs_and_resume_completes_it(tmp_path):
+    full = explore(DEPTH2, variant="buggy", runs=700, seed=9, workers=1, out=tmp_path / "full")
+    batches = []
+
+    def interrupt_after_three_batches(report):
+        batches.append(report.runs)
+        if len(batches) == 3:
+            raise KeyboardInterrupt
+
+    part = Exploration(DEPTH2, variant="buggy", runs=700, seed=9, workers=1,
+                       out=tmp_path / "cut", progress=interrupt_after_three_batches).run()
+    assert part.interrupted and 0 < part.runs < 700
+    assert len(rows(tmp_path / "cut")) == part.runs
+    # a crash mid-write leaves half a line: resume must cut it off, not trip on it
+    with open(tmp_path / "cut" / "runs.csv", "a") as fp:
+        fp.write("999,12")
+    rest = explore(DEPTH2, variant="buggy", runs=700, seed=9, workers=2, out=tmp_path / "cut",
+                   resume=True)
+    assert rest.resumed_runs == part.runs
+    assert rest.runs == 700 and rest.runs_this_session == 700 - part.runs
+    assert rows(tmp_path / "cut") == rows(tmp_path / "full")
+    assert (rest.failing_runs, rest.first_failure_run, rest.distinct_schedules) == (
+        full.failing_runs, full.first_failure_run, full.distinct_schedules)
+
+
+def test_resume_with_more_runs_extends_the_exploration(tmp_path):
+    explore(DEPTH2, variant="buggy", runs=300, seed=2, workers=1, out=tmp_path / "a")
+    rep = explore(DEPTH2, variant="buggy", runs=500, seed=2, workers=1, out=tmp_path / "a",
+                  resume=True)
+    explore(DEPTH2, variant="buggy", runs=500, seed=2, workers=1, out=tmp_path / "b")
+    assert rep.runs_this_session == 200
+    assert rows(tmp_path / "a") == rows(tmp_path / "b")
+
+
+def test_resume_with_different_arguments_is_refused(capsys, tmp_path):
+    explore(DEPTH2, variant="buggy", runs=50, seed=2, workers=1, out=tmp_path)
+    code, _, err = cli(capsys, "explore", DEPTH2, "--variant", "buggy", "--runs", 50,
+                       "--seed", 3, "--workers", 1, "--out", tmp_path, "--resume")
+    assert code == 2
+    assert "--resume" in err and "seed=2" in err and len(err.strip().splitlines()) == 1
+
+
+def test_runs_csv_reader_refuses_a_foreign_file(tmp_path):
+    p = tmp_path / "runs.csv"
+    p.write_text("a,b,c\n1,2,3\n")
+    with pytest.raises(ValueError, match="not an smpvm runs.csv"):
+        read_runs_csv(str(p))
+
+
+# -- PCT's k ----------------------------------------------------------------------------------
+
+def test_pct_k_comes_from_runs_two_epochs_back(tmp_path):
+    # run lengths vary with the model's own random stream, so later epochs see longer runs
+    runs = 4 * EPOCH_RUNS + 10
+    explore(f"{TINY}::uneven", runs=runs, seed=1, workers=2, strategy="portfolio",
+            out=tmp_path)
+    by_run = rows(tmp_path)
+    k = {i: int(r["k"]) for i, r in by_run.items() if r["k"]}
+    decisions = {i: int(r["decisions"]) for i, r in by_run.items()}
+    pilot = k[1]
+    per_epoch = []
+    for e in range(5):
+        in_epoch = {k[i] for i in k if i // EPOCH_RUNS == e}
+        assert len(in_epoch) == 1, f"k changed within epoch {e}"
+        earlier = [decisions[i] for i in by_run if i // EPOCH_RUNS < e - 1]
+        assert in_epoch == {max([pilot] + earlier)}
+        per_epoch.extend(in_epoch)
+    assert per_epoch[-1] > per_epoch[0], "k was never raised: the test proves nothing"
+
+
+def test_pct_finds_a_depth_2_bug_within_the_runs_its_bound_promises(capsys, tmp_path):
+    """PCT d=2 finds the depth-2 bug in ``check_then_use`` within the promised runs.
+
+    The theorem: one run hits a given depth-d bug with probability at least
+    p = 1/(n k^(d-1)); independent runs miss it r times in a row with
+    probability at most (1 - p)^r, so r = runs_for_confidence(p) runs find it
+    with 99% confidence.  The exploration prints that r for the k it
+    estimated; here it is run for exactly r runs.  With a fixed master seed
+    the outcome is deterministic, so the test is not flaky: it checks that
+    this seed's r runs include a failure, which the bound says happens for
+    99% of seeds.
+    """
+    code, out, _ = cli(capsys, "explore", DEPTH2, "--variant", "buggy", "--strategy", "pct",
+                       "--depth", 2, "--runs", 1, "--seed", 11, "--workers", 1,
+                       "--out", tmp_path / "probe", "--json")
+    g = json.loads(out)["pct_guarantee"][0]
+    assert g["depth"] == 2
+    assert g["probability"] == pct_probability(g["n"], g["k"], 2)
+    r = runs_for_confidence(g["probability"], 0.99)
+    assert g["runs_for_99"] == r < EPOCH_RUNS  # all r runs use the k the bound was made for
+    code, out, _ = cli(capsys, "explore", DEPTH2, "--variant", "buggy", "--strategy", "pct",
+                       "--depth", 2, "--runs", r, "--seed", 11, "--workers", 1,
+                       "--out", tmp_path / "run", "--json")
+    d = json.loads(out)
+    assert code == 1 and d["failing_runs"] >= 1 and d["runs"] == r
+
+
+# -- workers that die ---------------------------------------------------------------------------
+
+def test_a_worker_killed_mid_batch_loses_no_runs(tmp_path):
+    marker = tmp_path / "killed-once"
+    params = {"every": 37, "marker": str(marker)}
+    a = explore(f"{CRASH}::killer", params=params, runs=400, seed=1, workers=2,
+                out=tmp_path / "pool")
+    assert marker.exists(), "no worker was killed: the test proves nothing"
+    assert a.lost_runs == []
+    b = explore(f"{CRASH}::killer", params=params, runs=400, seed=1, workers=1,
+                out=tmp_path / "inline")
+    assert sorted(rows(tmp_path / "pool")) == list(range(400))
+    assert rows(tmp_path / "pool") == rows(tmp_path / "inline")
+    assert a.failing_runs == b.failing_runs == 0
+
+
+def test_runs_that_always_kill_their_worker_are_reported_not_dropped(capsys, tmp_path):
+    every = 50
+    victims = [i for i in range(120) if run_seed(1, i) % every == 0]
+    assert victims, "no run of this master seed kills its worker: the test proves nothing"
+    code, out, err = cli(capsys, "explore", f"{CRASH}::killer", "--set", f"every={every}",
+                         "--set", "once=false", "--runs", 120, "--seed", 1, "--workers", 2,
+                         "--out", tmp_path, "--json")
+    d = json.loads(out)
+    lost = [i for span in d["lost_runs"] for i in range(span["first"], span["last"] + 1)]
+    assert set(victims) <= set(lost)
+    done = rows(tmp_path)
+    assert set(done) | set(lost) == set(range(120)) and not set(done) & set(lost)
+    assert d["runs"] == len(done)
+
+
+# -- dfs ------------------------------------------------------------------------------------------
+
+def test_dfs_reports_exhaustion(capsys, tmp_path):
+    pytest.importorskip("smpvm.strategies.dfs")
+    code, out, _ = cli(capsys, "explore", f"{TINY}::abba", "--variant", "fixed", "--strategy",
+                       "dfs", "--out", tmp_path)
+    assert code == 0
+    assert "schedules explored, none failed" in out and "pruned" in out
+    code, out, _ = cli(capsys, "explore", f"{TINY}::abba", "--variant", "fixed", "--strategy",
+                       "dfs", "--out", tmp_path, "--json")
+    d = json.loads(out)
+    assert d["exhausted"] is True and d["failing_runs"] == 0 and d["runs"] >= 1
+    assert len(rows(tmp_path)) == d["runs"]
+
+
+def test_dfs_failures_are_saved_and_shrunk(tmp_path):
+    pytest.importorskip("smpvm.strategies.dfs")
+    rep = explore(f"{TINY}::abba", variant="buggy", strategy="dfs", out=tmp_path)
+    assert rep.failing_runs >= 1 and "deadlock" in rep.first
+    assert rep.first["deadlock"].preemptions == 1
+
+
+def test_dfs_missing_is_a_one_line_error(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "smpvm.strategies.dfs", None)
+    code, _, err = cli(capsys, "explore", DEPTH2, "--strategy", "dfs", "--out", tmp_path)
+    assert code == 2 and "dfs" in err and len(err.strip().splitlines()) == 1
+
+
+# -- the replay command it prints -----------------------------------------------------------------
+
+def test_printed_replay_command_runs(capsys, tmp_path):
+    code, out, _ = cli(capsys, "explore", f"{TINY}::publish", "--variant", "buggy",
+                       "--runs", 50, "--workers", 1, "--out", tmp_path)
+    line = next(ln for ln in out.splitlines() if ln.startswith("smpvm replay "))
+    argv = shlex.split(line)[1:]
+    code, out, _ = cli(capsys, *argv, "--json")
+    assert code == 1 and json.loads(out)["reproduced"] is True
