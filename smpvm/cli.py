@@ -10,6 +10,7 @@ fix it, never a traceback.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -82,6 +83,12 @@ def main(argv=None) -> None:
     except KeyboardInterrupt:
         click.echo("smpvm: interrupted", err=True)
         rc = 130
+    except Exception as e:  # a bug in smpvm itself: one line, the traceback on request
+        if os.environ.get("SMPVM_DEBUG"):
+            raise
+        click.echo(f"smpvm: internal error: {type(e).__name__}: {e} (set SMPVM_DEBUG=1 "
+                   f"for the traceback, and please report it)", err=True)
+        rc = 70
     sys.exit(rc if isinstance(rc, int) else 0)
 
 

@@ -285,7 +285,7 @@ class LorGraph:
                        count=e.count, runs=e.runs, types=",".join(type_names(e.types)),
                        declared=e.declared, reversal=e.reversal,
                        label=f"{_where(e)}\n\u00d7{e.count}",
-                       color="red" if e.reversal else ("gray40" if e.declared else "black"),
+                       color="red" if e.reversal else ("#666666" if e.declared else "black"),
                        penwidth=2.5 if e.reversal else 1.0,
                        style="dashed" if e.declared and not e.count else "solid")
         return g

@@ -163,8 +163,9 @@ class _Alloc(Op):
     def execute(self, m, c):
         if self.wait:
             m.witness.check_sleep(c, f"{self.zone.name} allocation (may sleep)", interlock=None)
+        start = c.clock
         c.clock += m.duration(m.costs.zone_alloc_ns)
-        item = self.zone._allocate(self.fields, m.site(c), c.id, c.clock)
+        item = self.zone._allocate(self.fields, m.site(c), c.id, start)
         if m.tracing:
             m.record(c, "alloc", item.label(), "")
         return item
@@ -178,8 +179,9 @@ class _Free(Op):
         self.item = item
 
     def execute(self, m, c):
+        start = c.clock
         c.clock += m.duration(m.costs.zone_free_ns)
-        self.zone._release(self.item, m.site(c), c.id, c.clock)
+        self.zone._release(self.item, m.site(c), c.id, start)
         if m.tracing:
             m.record(c, "free", self.item.label(), "")
         return None
