@@ -354,10 +354,16 @@ def refcount_release(item: Item, field: str = "ref_count") -> bool:
     return v - 1 == 0
 
 
-def kassert(condition, message: str) -> None:
-    """``KASSERT``: record an assertion violation (ending the run) when ``condition`` is false."""
+def kassert(condition, message) -> None:
+    """``KASSERT``: record an assertion violation (ending the run) when ``condition`` is false.
+
+    ``message`` may be a callable returning the text, evaluated only on failure
+    (so it may dereference what the condition guards).
+    """
     if condition:
         return
+    if callable(message):
+        message = message()
     from .machine import current_machine
     m = current_machine()
     if m is None:

@@ -43,7 +43,7 @@ def run_scenario(scn: Scenario, *, variant: str | None = None, params: dict | No
                          witness=witness, lockstat=lockstat,
                          footprints=getattr(strategy, "wants_footprints", False),
                          source_root=source_root, variant=variant, params=model_params)
-    m.witness.declare(scn.lock_order)
+    m.witness.declare(scn.order_for(variant))
     m.witness.bless(scn.blessed)
     watchdog.ensure_started()
     prev = _machine._current

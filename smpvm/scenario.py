@@ -46,8 +46,9 @@ class Scenario:
     #: Parameter name -> default value (its type is the parameter's type).
     params: dict
     description: str
-    #: Documented lock order: chains of lock class names, enrolled in witness.
-    lock_order: tuple
+    #: Documented lock order: chains of lock class names, enrolled in witness (or a
+    #: dict variant -> chains, with "*" for chains true of every variant).
+    lock_order: object
     #: Lock class pairs witness must not report in either order (its blessed list).
     blessed: tuple
     #: CPUs when --cpus is not given (None: one per spawned thread).
@@ -63,6 +64,12 @@ class Scenario:
             raise BadInput(f"scenario {self.name} has no variant {v!r}; "
                            f"choose one of: {', '.join(self.variants)}")
         return v
+
+    def order_for(self, variant: str) -> tuple:
+        """The declared lock-order chains that hold for ``variant``."""
+        if isinstance(self.lock_order, dict):
+            return self.lock_order.get("*", ()) + self.lock_order.get(variant, ())
+        return self.lock_order
 
     def resolve_params(self, overrides: dict | None) -> tuple[dict, dict]:
         """(model parameters, cost overrides) from ``--set`` pairs, type-checked."""
@@ -95,11 +102,16 @@ def scenario(*, variants=None, params=None, description: str | None = None,
         module_vars = sys.modules[func.__module__].__dict__
         order = module_vars.get("LOCK_ORDER", ()) if lock_order is None else lock_order
         bless = module_vars.get("LOCK_BLESSED", ()) if blessed is None else blessed
+        # A dict declares orders per variant; "*" holds the ones true of every variant.
+        if isinstance(order, dict):
+            order = {v: tuple(tuple(c) for c in chains) for v, chains in order.items()}
+        else:
+            order = tuple(tuple(c) for c in order)
         func.__smpvm_scenario__ = Scenario(
             name=func.__name__, func=func, variants=dict(variants),
             default_variant=default_variant or next(iter(variants)),
             params=dict(params or {}), description=description or (doc[0] if doc else ""),
-            lock_order=tuple(tuple(c) for c in order),
+            lock_order=order,
             blessed=tuple(tuple(p) for p in bless), cpus=cpus, max_steps=max_steps,
             file=getattr(sys.modules.get(func.__module__), "__file__", "") or "",
             param_help=dict(param_help or {}))

@@ -20,7 +20,9 @@ def command(paths, as_json):
             rows.append({"target": f"{f}::{s.name}", "description": s.description,
                          "variants": s.variants, "default_variant": s.default_variant,
                          "params": s.params, "param_help": s.param_help,
-                         "lock_order": [list(c) for c in s.lock_order]})
+                         "lock_order": ({v: [list(c) for c in cs] for v, cs in s.lock_order.items()}
+                                        if isinstance(s.lock_order, dict)
+                                        else [list(c) for c in s.lock_order])})
     if as_json:
         echo_json({"scenarios": rows})
         return
