@@ -28,8 +28,12 @@ def command(file, workers, dask, out_dir, resume, as_json):
     check_positive("--workers", workers)
     if workers is not None and dask:
         raise BadInput("give --workers or --dask, not both")
-    cfg = load_config(file)
     out_dir = out_dir or os.path.join("smpvm-out", os.path.splitext(os.path.basename(file))[0])
+    from ..studies import study_kind
+    kind = study_kind(file)
+    if kind != "sweep":
+        return _other_study(file, kind, out_dir, workers, dask, as_json)
+    cfg = load_config(file)
     bar = _progress(as_json)
     try:
         result = run_sweep(cfg, out_dir, workers=workers, dask=dask, resume=resume,
@@ -47,6 +51,34 @@ def command(file, workers, dask, out_dir, resume, as_json):
         if result["violations"]:
             click.echo(f"{result['violations']} run(s) reported violations: see runs.csv")
     return 1 if result["violations"] else 0
+
+
+def _other_study(file, kind, out_dir, workers, dask, as_json) -> int:
+    """A race-reproduction or lock-order study (see smpvm.studies)."""
+    from ..studies import load_study, run_lor_survey, run_races
+    cfg = load_study(file, kind)
+    if kind == "races":
+        result = run_races(cfg, out_dir, workers=workers, dask=dask)
+        bad = result["fixed_failures"]
+    else:
+        result = run_lor_survey(cfg, out_dir)
+        bad = result["fixed_reversals"]
+    if as_json:
+        echo_json(result)
+    else:
+        for row in result["table"]:
+            if kind == "races":
+                click.echo(f"{row['target']} [{row['variant']}] {row['strategy']:>9}: "
+                           f"{row['failing_runs']}/{row['runs']} failing "
+                           f"({row['rate']:.1%}, 95% CI {row['ci_low']:.1%}-{row['ci_high']:.1%}), "
+                           f"depth {row['bug_depth']}, {row['verdict']}")
+            else:
+                click.echo(f"{row['target']} [{row['variant']}, {row['group']}]: {row['message']}")
+        click.echo(f"-> {result['out']}")
+        for f in result["files"]:
+            click.echo(f"  {f}")
+    # a fixed variant that fails (or reverses) is what a study of fixes must flag
+    return 1 if bad else 0
 
 
 class _Bar:

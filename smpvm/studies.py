@@ -1,0 +1,256 @@
+"""Studies that are not parameter sweeps: race reproduction and the lock-order survey.
+
+A study file with ``[study].kind = "races"`` lists race scenarios
+(``[[race]]``: a target, its buggy variants, its fixed ones).  For every buggy
+variant and every strategy it explores ``runs`` schedules and reports the
+failing-run rate with a Wilson 95% interval, the run of the first failure and
+the bug depth after shrinking; for every fixed variant, "0 failures in N
+runs", and whether the exhaustive search covered its whole space.
+
+``kind = "lor"`` lists models (``[[model]]``: a target, its old variants, its
+fixed ones); every variant runs ``runs`` times under random schedules, the
+witness graphs of old and of fixed variants are merged into two pictures
+side by side, and every reversal is listed with its sites.
+
+Like sweeps, these files are data: validated, never executed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tomllib
+
+from .scenario import BadInput
+
+#: Strategy labels of the race study -> explore arguments.
+STRATEGIES = {"random": {"strategy": "random"},
+              "pct-d1": {"strategy": "pct", "depth": 1},
+              "pct-d2": {"strategy": "pct", "depth": 2},
+              "pct-d3": {"strategy": "pct", "depth": 3},
+              "dfs": {"strategy": "dfs"}}
+
+
+def study_kind(path: str) -> str:
+    """``[study].kind`` of a study file ("sweep" when absent)."""
+    data = _read(path)
+    kind = data.get("study", {}).get("kind", "sweep") if isinstance(data.get("study"), dict) else "sweep"
+    if kind not in ("sweep", "races", "lor"):
+        raise BadInput(f"{path}: [study].kind must be \"sweep\", \"races\" or \"lor\", got {kind!r}")
+    return kind
+
+
+def _read(path: str) -> dict:
+    try:
+        with open(path, "rb") as fp:
+            return tomllib.load(fp)
+    except FileNotFoundError:
+        raise BadInput(f"no study file {path!r}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise BadInput(f"{path}: malformed TOML: {e}") from None
+
+
+def load_study(path: str, kind: str, runs_override: int | None = None) -> dict:
+    """Validate a races/lor study; returns its resolved configuration."""
+    data = _read(path)
+    table = "race" if kind == "races" else "model"
+    allowed = {"study", table, "runs", "dfs_runs", "seed", "strategies", "params"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise BadInput(f"{path}: unknown key(s) {', '.join(unknown)} for a {kind} study; "
+                       f"known: {', '.join(sorted(allowed))}")
+    runs = runs_override or data.get("runs", 500)
+    seed = data.get("seed", 1)
+    for name, v in (("runs", runs), ("seed", seed)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < (1 if name == "runs" else 0):
+            raise BadInput(f"{path}: {name} must be a whole number{' >= 1' if name == 'runs' else ''}, got {v!r}")
+    entries = data.get(table)
+    if not isinstance(entries, list) or not entries:
+        raise BadInput(f"{path}: list the scenarios as [[{table}]] tables with target, "
+                       f"{'buggy' if kind == 'races' else 'old'} and fixed variants")
+    from .scenario import load_target
+    groups = ("buggy", "fixed") if kind == "races" else ("old", "fixed")
+    resolved = []
+    for i, e in enumerate(entries, 1):
+        target = e.get("target")
+        if not isinstance(target, str):
+            raise BadInput(f"{path}: [[{table}]] number {i} needs target = \"path.py::scenario\"")
+        scn = load_target(_near(target, path))
+        entry = {"target": _near(target, path), "params": dict(e.get("params", {}))}
+        for g in groups:
+            vs = e.get(g, [])
+            if not isinstance(vs, list) or not all(isinstance(v, str) for v in vs):
+                raise BadInput(f"{path}: [[{table}]] {target}: {g} must be a list of variant names")
+            for v in vs:
+                scn.check_variant(v)
+            entry[g] = vs
+        scn.resolve_params(entry["params"])
+        resolved.append(entry)
+    dfs_runs = data.get("dfs_runs", 5000)
+    if not isinstance(dfs_runs, int) or isinstance(dfs_runs, bool) or dfs_runs < 1:
+        raise BadInput(f"{path}: dfs_runs must be a whole number >= 1, got {dfs_runs!r}")
+    strategies = data.get("strategies", list(STRATEGIES))
+    bad = [s for s in strategies if s not in STRATEGIES]
+    if kind == "races" and bad:
+        raise BadInput(f"{path}: unknown strategies {', '.join(bad)}; choose from {', '.join(STRATEGIES)}")
+    return {"kind": kind, "path": path, "study": data.get("study", {}), "runs": runs,
+            "seed": seed, "entries": resolved, "strategies": strategies, "dfs_runs": dfs_runs}
+
+
+def _near(target: str, path: str) -> str:
+    from .sweep import _resolve_target
+    return _resolve_target(target, path)
+
+
+# -- race reproduction --------------------------------------------------------------------
+
+
+def run_races(cfg: dict, out_dir: str, workers: int | None = None, dask: str | None = None) -> dict:
+    from .explore import explore
+    from .theory import wilson_interval
+
+    os.makedirs(out_dir, exist_ok=True)
+    rows = []
+    for e in cfg["entries"]:
+        for variant in e["buggy"]:
+            for label in cfg["strategies"]:
+                rows.append(_race_row(explore, wilson_interval, cfg, e, variant, label, "buggy",
+                                      out_dir, workers, dask))
+        for variant in e["fixed"]:
+            for label in ("portfolio", "dfs"):
+                rows.append(_race_row(explore, wilson_interval, cfg, e, variant, label, "fixed",
+                                      out_dir, workers, dask))
+    table = os.path.join(out_dir, "races.csv")
+    fields = ["target", "variant", "role", "strategy", "runs", "failing_runs", "rate",
+              "ci_low", "ci_high", "first_failure_run", "bug_depth", "exhausted", "verdict"]
+    with open(table, "w", newline="", encoding="utf-8") as fp:
+        w = csv.DictWriter(fp, fields, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in fields})
+    png = os.path.join(out_dir, "races.png")
+    _plot_races(rows, png)
+    _manifest(out_dir, cfg)
+    failing_fixed = [r for r in rows if r["role"] == "fixed" and r["failing_runs"]]
+    return {"out": out_dir, "rows": len(rows), "files": [table, png,
+            os.path.join(out_dir, "manifest.json")], "fixed_failures": len(failing_fixed),
+            "table": rows}
+
+
+def _race_row(explore, wilson, cfg, e, variant, label, role, out_dir, workers, dask) -> dict:
+    args = dict(STRATEGIES.get(label, {"strategy": label}))
+    is_dfs = args["strategy"] == "dfs"
+    name = e["target"].split("::")[-1]
+    # dfs searches a buggy variant only until its first failure (that is its figure), and
+    # any variant within the study's run budget; "exhausted" says whether it covered all.
+    rep = explore(e["target"], variant=variant, params=e["params"], seed=cfg["seed"],
+                  runs=cfg["dfs_runs"] if is_dfs else cfg["runs"],
+                  workers=1 if is_dfs else workers, dask=None if is_dfs else dask,
+                  stop_on_first=is_dfs and role == "buggy",
+                  out=os.path.join(out_dir, "runs", f"{name}-{variant}-{label}"), **args)
+    lo, hi = wilson(rep.failing_runs, rep.runs) if rep.runs else (0.0, 1.0)
+    if role == "fixed":
+        verdict = (f"all {rep.runs} schedules explored, {rep.failing_runs} failed" if rep.exhausted
+                   else f"{rep.failing_runs} failures in {rep.runs} runs")
+    elif rep.failing_runs:
+        verdict = f"found in run {rep.first_failure_run}" if is_dfs else "found"
+    else:
+        verdict = (f"exhausted: no failure in all {rep.runs} schedules" if rep.exhausted
+                   else f"not found in {rep.runs} runs")
+    return {"target": e["target"], "variant": variant, "role": role, "strategy": label,
+            "runs": rep.runs, "failing_runs": rep.failing_runs,
+            "rate": rep.failing_runs / rep.runs if rep.runs else 0.0, "ci_low": lo, "ci_high": hi,
+            "first_failure_run": rep.first_failure_run, "bug_depth": rep.bug_depth,
+            "exhausted": rep.exhausted, "verdict": verdict}
+
+
+def _plot_races(rows, path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    buggy = [r for r in rows if r["role"] == "buggy" and r["strategy"] != "dfs"]
+    cases = list(dict.fromkeys(f"{r['target'].split('::')[-1]} [{r['variant']}]" for r in buggy))
+    labels = list(dict.fromkeys(r["strategy"] for r in buggy))
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.1 * len(cases) + 2), 4.4), dpi=100)
+    width = 0.8 / max(1, len(labels))
+    for j, lab in enumerate(labels):
+        xs, ys, err = [], [], [[], []]
+        for i, case in enumerate(cases):
+            r = next((r for r in buggy if r["strategy"] == lab and
+                      f"{r['target'].split('::')[-1]} [{r['variant']}]" == case), None)
+            if r is None:
+                continue
+            xs.append(i + (j - (len(labels) - 1) / 2) * width)
+            ys.append(r["rate"])
+            err[0].append(max(0.0, r["rate"] - r["ci_low"]))
+            err[1].append(max(0.0, r["ci_high"] - r["rate"]))
+        ax.bar(xs, ys, width, yerr=err, capsize=2, label=lab)
+    ax.set_xticks(range(len(cases)))
+    ax.set_xticklabels(cases, rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel("failing runs (fraction, Wilson 95% CI)")
+    ax.set_title("race reproduction: failing-run rate per strategy", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# -- lock-order survey ----------------------------------------------------------------------
+
+
+def run_lor_survey(cfg: dict, out_dir: str) -> dict:
+    from .lorgraph import LorGraph
+    from .run import run_scenario
+    from .scenario import load_target
+    from .strategies import make_strategy
+
+    os.makedirs(out_dir, exist_ok=True)
+    graphs = {"old": LorGraph(), "fixed": LorGraph()}
+    found = []
+    for e in cfg["entries"]:
+        scn = load_target(e["target"])
+        for group in ("old", "fixed"):
+            for variant in e[group]:
+                lg = LorGraph()
+                for i in range(cfg["runs"]):
+                    seed = cfg["seed"] + i
+                    r = run_scenario(scn, variant=variant, params=e["params"], seed=seed,
+                                     strategy=make_strategy("random"))
+                    origin = {"target": e["target"], "variant": variant, "seed": seed}
+                    lg.add_result(r, origin=origin)
+                    graphs[group].add_result(r, origin=origin)
+                for f in lg.reversals():
+                    found.append({"target": e["target"], "variant": variant, "group": group,
+                                  "cycle": " -> ".join(f.extra.get("cycle", [])),
+                                  "runs_reporting": f.count, "message": f.message})
+    files = []
+    for group, lg in graphs.items():
+        dot = os.path.join(out_dir, f"lock-order-{group}.dot")
+        png = os.path.join(out_dir, f"lock-order-{group}.png")
+        lg.write_dot(dot)
+        lg.write_png(png)
+        files += [png, dot]
+    table = os.path.join(out_dir, "reversals.csv")
+    with open(table, "w", newline="", encoding="utf-8") as fp:
+        w = csv.DictWriter(fp, ["target", "variant", "group", "cycle", "runs_reporting", "message"],
+                           lineterminator="\n")
+        w.writeheader()
+        w.writerows(found)
+    _manifest(out_dir, cfg)
+    return {"out": out_dir, "reversals": len(found),
+            "fixed_reversals": sum(1 for f in found if f["group"] == "fixed"),
+            "files": [table] + files + [os.path.join(out_dir, "manifest.json")], "table": found}
+
+
+def _manifest(out_dir, cfg) -> None:
+    import datetime
+
+    from . import __version__
+    doc = {"smpvm_version": __version__, "config": cfg,
+           "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    with open(os.path.join(out_dir, "manifest.json"), "w", encoding="utf-8") as fp:
+        json.dump(doc, fp, indent=2, default=str)
+        fp.write("\n")
