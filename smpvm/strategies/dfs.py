@@ -1,0 +1,716 @@
+"""``dfs``: every schedule of a small model, with dynamic partial-order reduction.
+
+A run of a model is fixed by its choices: at each point where two or more
+CPUs could step, which one does.  ``dfs`` walks the tree of those choices
+depth first, re-running the model from the start for every leaf (stateless
+search: no state is stored or compared, so there is no state key that could
+be incomplete).  When the tree is used up it says so, and "all K schedules
+explored, none failed" is then a proof for that model, its parameters and
+its seed.
+
+**Reduction.**  Two steps of different CPUs that touch different locks,
+fields, zones and wait channels end in the same state in either order, so
+only one order needs running.  After every step the engine says what it
+touched (its *footprint*: key -> written); two steps are *dependent* when
+they share a key and one writes it.  The search is dynamic partial-order
+reduction with sleep sets:
+
+1. Run a schedule; record each step's CPU, footprint and the CPUs that
+   could step before it.
+2. Find its races, as Flanagan and Godefroid do ("Dynamic partial-order
+   reduction for model checking software", POPL 2005): a step ``e`` of CPU
+   ``p`` was ``p``'s next step in every state since ``p``'s previous step,
+   and in each of them the latest step ``d`` of another CPU that is
+   dependent with ``e``, could be enabled together with it and does not
+   happen before ``p`` is a race.  Steps that ``e`` follows directly are
+   races too, as in source-DPOR (Abdulla et al., "Optimal dynamic partial
+   order reduction", POPL 2014).
+3. Reverse each race as source-DPOR does: from the state before ``d``, run
+   the steps after ``d`` that do not depend on it, then ``e``.  The CPUs
+   that can go first in that sequence are its *initials*.  If one of them
+   was already tried in that state, or sleeps there, the reversal is
+   covered; otherwise one is added to the CPUs to try there.  If none of
+   them can step there, every CPU that can is tried.
+4. Sleep sets: once the branch of CPU ``q`` at a state is done, ``q`` sleeps
+   in the later branches and their descendants for as long as the steps
+   taken are independent of ``q``'s step: what begins with it was covered.
+   A state where every CPU that could step sleeps has nothing new below it;
+   the run finishes anyway, off the tree, and counts as redundant
+   (``sleep_blocked``), but is still a distinct schedule.
+5. Go back to the deepest state with a CPU still to try, and run again.
+   The steps a run shares with the one before were analysed then, so step
+   2 looks only at the new ones.
+
+Two refinements come from the engine's locks: starting to wait for a lock
+that does not serve waiters in order only *reads* it (two CPUs that start to
+wait commute), and a step of a CPU holding lock L is never enabled together
+with the next step of a CPU waiting for L.
+
+**Why it is sound, and how far.**  Sleep sets, the race detection of
+step 2 and the reversal rule of step 3 are each proven in the papers above
+(Flanagan and Godefroid's for acyclic state spaces, with disabled threads;
+source-DPOR's with sleep sets); this combination of them is not itself a
+published theorem.  It is cross-checked in ``tests/test_dfs.py`` against
+plain enumeration, outcome for outcome, on hand-written models (locks,
+sleeps, interrupts, random draws) and on random programs over four kinds of
+lock, trylock, msleep and wakeups.  A failing step fails as a function of
+what it reads, which equivalent schedules give it unchanged, so a search
+that reaches every class of schedules reaches every failure.  All of this
+assumes complete footprints, so ``dfs`` completes them where the engine
+leaves gaps:
+
+* a step that makes another CPU runnable or not (a release letting waiters
+  retry, a wakeup, a grant that re-blocks retriers) writes that CPU's key
+  ``("sched", cpu)``, which the CPU's next step reads;
+* a step after which its CPU waits for a lock touches that lock (a failed
+  retry leaves no record in the engine);
+* a step that draws from the model's random stream ``m.rng`` writes
+  ``("rng",)``;
+* with interrupt sources every step writes ``("time",)``: interrupts arrive
+  by simulated time, which every step moves, so nothing commutes and the
+  search is plain enumeration;
+* the step that ends a run with a fatal violation is never reported by the
+  engine, so it counts as dependent with every step, and so does the
+  pending step of every CPU not finished when a run ends.
+
+Limits (effects no footprint records, which the reduction cannot see):
+model code reading ``m.now``, ``obj.live``, ``obj.same_memory()``,
+``zone.live_count``, ``zone.live_items()`` or a lock's state directly, or
+setting one ``m.metric`` name from several CPUs.  Witness findings come
+from the order graph, which equivalent schedules build alike.
+
+**Preemption bound.**  With ``preemption_bound=B`` only schedules with at
+most ``B`` preemptions run (CHESS: Musuvathi and Qadeer, PLDI 2007); a
+preemption is a choice of another CPU while the CPU that took the previous
+step could go on.  Reduction and a bound do not mix naively (a schedule
+within the bound may be covered only by an equivalent one beyond it; Coons
+et al., "Bounded partial-order reduction", OOPSLA 2013), so a bounded search
+is plain enumeration and "exhausted" means every schedule within the bound
+ran.
+
+``exhaust()`` is the driver; the ``DFS`` strategy alone runs one schedule:
+its current path, then the lowest CPU that may step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..cpu import BLOCKED, DONE, RUNNABLE
+from ..machine import current_machine
+from ..violations import ModelError
+from .base import Strategy
+
+#: Footprint of a step whose effects are unknown: dependent with every step.
+ANYTHING = None
+_NO_LOCKS: dict = {}
+
+
+def dependent(a, b) -> bool:
+    """Do two footprints conflict (a shared key that at least one of them writes)?"""
+    if a is ANYTHING or b is ANYTHING:
+        return True
+    if len(a) > len(b):
+        a, b = b, a
+    for key, wrote in a.items():
+        other = b.get(key)
+        if other is not None and (wrote or other):
+            return True
+    return False
+
+
+class _Step:
+    """One step of a run, as the race analysis needs it."""
+
+    __slots__ = ("cpu", "fp", "enabled", "held", "waits")
+
+    def __init__(self, cpu, fp, enabled, held, waits):
+        #: The CPU that stepped.
+        self.cpu = cpu
+        #: Footprint (key -> written), or ANYTHING.
+        self.fp = fp
+        #: CPUs that could step in the state before it.
+        self.enabled = enabled
+        #: Locks the CPU held when the step began (lock uid -> "x" or "s"; may miss some).
+        self.held = held
+        #: (lock uid, mode) the CPU waits for after the step, or None.
+        self.waits = waits
+
+
+class _Node:
+    """One state on the current path of the search tree (the state before a step)."""
+
+    __slots__ = ("enabled", "chosen", "backtrack", "done", "sleep", "taken", "last",
+                 "preemptions")
+
+    def __init__(self, enabled, sleep, last, preemptions):
+        #: CPUs that could step here, ascending.
+        self.enabled = enabled
+        #: The CPU stepping here in the current run (None: nothing new below).
+        self.chosen = None
+        #: CPUs to try from here.
+        self.backtrack = set()
+        #: CPUs tried, or being tried, from here.
+        self.done = set()
+        #: CPUs asleep on arrival: CPU -> footprint of its step from here.
+        self.sleep = sleep
+        #: Footprint of each tried CPU's step from here (they sleep in later branches).
+        self.taken = {}
+        #: The CPU that took the step before this state (-1 at the start).
+        self.last = last
+        #: Preemptions on the path up to this state.
+        self.preemptions = preemptions
+
+    def cost(self, cpu) -> int:
+        """1 when stepping ``cpu`` here preempts the CPU that stepped last, else 0."""
+        return 1 if self.last != cpu and self.last in self.enabled else 0
+
+
+class DFS(Strategy):
+    """Follows the current path of the search tree, then the lowest CPU awake.
+
+    ``exhaust()`` drives it: after each run ``finish_run(result)`` analyses
+    the run and ``advance()`` moves to the next branch to explore.
+    """
+
+    name = "dfs"
+    timed = False
+
+    def __init__(self, preemption_bound: int | None = None, reduction: bool = True):
+        if preemption_bound is not None and preemption_bound < 0:
+            raise ValueError(f"the preemption bound must be >= 0, got {preemption_bound}")
+        #: Most preemptions a schedule may have (None: no bound).
+        self.preemption_bound = preemption_bound
+        #: Partial-order reduction in use (never together with a bound).
+        self.reduction = bool(reduction) and preemption_bound is None
+        self.wants_footprints = self.reduction
+        #: The current path: node k is the state before step k (decision k without reduction).
+        self.tree: list[_Node] = []
+        #: Branches the reduction skipped (each hides at least one schedule).
+        self.pruned = 0
+        #: Branches left out because they would exceed the preemption bound.
+        self.beyond_bound = 0
+        self.begin(0)
+
+    # -- one run -------------------------------------------------------------------------
+
+    def begin(self, seed):
+        self._seed = int(seed)  # dfs draws no random numbers; random() seeds on demand
+        #: Steps of this run.
+        self.trace: list[_Step] = []
+        #: State from which this run left the tree: every CPU there was asleep (or None).
+        self.blocked_at = None
+        #: First state of this run that the previous run did not visit.
+        self.fresh_from = max(len(self.tree) - 1, 0)
+        self._m = None
+        self._picked = None
+        self._decisions = 0
+        self._after = None
+        self._next_sleep = {}
+        self._unsure = set()
+        self._held = {}
+        self._rng_state = None
+
+    def random(self):
+        if not hasattr(self, "_rng"):
+            super().begin(self._seed)
+        return super().random()
+
+    def pick(self, kind, options, last):
+        if kind != "cpu":
+            raise ModelError(f"dfs explores CPU choices only, got a {kind!r} decision")
+        if self.blocked_at is not None:
+            return options[0]  # past a sleep-blocked state: finish the run, off the tree
+        if self.reduction:
+            k = len(self.trace)
+        else:  # plain enumeration: the tree has only the decision points
+            k = self._decisions
+            self._decisions += 1
+        node = self._node(k, options, last)
+        self._picked = (k, node.chosen)
+        return node.chosen
+
+    def stepped(self, cpu, footprint, enabled):
+        m = self._m
+        if m is None:
+            m = self._m = current_machine()
+        after = [c.id for c in m.cpus if c.state == RUNNABLE]
+        # The engine makes a fresh footprint per step and drops it after this
+        # call, so it is completed in place and kept.
+        step = self._record(m, cpu, footprint, enabled, after)
+        k = len(self.trace)
+        self.trace.append(step)
+        self._after = after
+        if self.blocked_at is not None:
+            return  # off the tree: the steps only tell what each CPU did next
+        node = self._node_stepped(k, cpu, enabled)
+        node.taken[cpu] = step.fp
+        if k + 1 < len(self.tree):
+            return  # replaying the path: the next state exists, with its sleep set
+        self._next_sleep = self._sleep_after(node, cpu, step.fp)
+        if after and all(q in self._next_sleep for q in after):
+            self.tree.append(_Node(tuple(after), self._next_sleep, cpu, 0))
+            self.blocked_at = k + 1
+
+    def _node_stepped(self, k, cpu, enabled):
+        if k < len(self.tree):
+            node = self.tree[k]
+            if node.chosen != cpu:
+                raise ModelError(f"dfs: step {k} went to CPU{cpu}, not CPU{node.chosen}; "
+                                 f"the model is not deterministic for a given schedule")
+            return node
+        return self._node(k, enabled, self.trace[-2].cpu if k else -1)  # a forced step
+
+    def _node(self, k, enabled, last):
+        """The tree node of state ``k``, made (with its first choice) on the first visit."""
+        enabled = tuple(enabled)
+        if k < len(self.tree):
+            node = self.tree[k]
+            if node.enabled != enabled:
+                raise ModelError(f"dfs: at state {k} CPUs {list(enabled)} could step, but "
+                                 f"{list(node.enabled)} before on the same schedule; the model "
+                                 f"is not deterministic (wall time? unseeded randomness?)")
+            return node
+        prev = self.tree[k - 1] if k else None
+        spent = prev.preemptions + prev.cost(prev.chosen) if prev is not None else 0
+        node = _Node(enabled, self._next_sleep if self.reduction else {}, last, spent)
+        if self.reduction:
+            awake = [c for c in enabled if c not in node.sleep]
+            node.chosen = awake[0] if awake else enabled[0]
+            node.backtrack.add(node.chosen)
+        else:
+            allowed = self.allowed(node)
+            node.chosen = allowed[0]
+            node.backtrack.update(allowed)
+            self.beyond_bound += len(enabled) - len(allowed)
+        node.done.add(node.chosen)
+        self.tree.append(node)
+        return node
+
+    def allowed(self, node) -> list:
+        """CPUs that may step at ``node`` without exceeding the preemption bound."""
+        bound = self.preemption_bound
+        if bound is None:
+            return list(node.enabled)
+        return [c for c in node.enabled if node.preemptions + node.cost(c) <= bound]
+
+    # -- footprints ----------------------------------------------------------------------------
+
+    def _record(self, m, cpu, fp, enabled, after) -> _Step:
+        """The step, its footprint completed with what the engine does not record."""
+        c = m.cpus[cpu]
+        waits = None
+        if c.state == BLOCKED and c.wait_lock is not None:
+            lock = c.wait_lock
+            waits = (lock.uid, c.wait_mode)
+            key = ("lock", lock.uid)
+            fp[key] = not (len(fp) == 1 and key in fp and _joining_only_reads(lock, c.wait_mode))
+        unsure = self._unsure
+        if unsure and cpu in unsure:  # another step made this CPU runnable or not
+            unsure.discard(cpu)
+            fp.setdefault(("sched", cpu), False)
+        if after != enabled:
+            self._note_enabling(cpu, fp, enabled, after)
+        rng = m._rng
+        if rng is not None:
+            state = rng.bit_generator.state
+            if state != (self._rng_state or _fresh_rng_state(m.seed)):
+                fp[("rng",)] = True
+            self._rng_state = state
+        if m._irq_sources:
+            fp[("time",)] = True
+        held = self._held.get(cpu, _NO_LOCKS)
+        self._held[cpu] = {h.lock.uid: h.mode for h in c.held} if c.held else _NO_LOCKS
+        return _Step(cpu, fp, enabled, held, waits)
+
+    def _note_enabling(self, cpu, fp, enabled, after) -> None:
+        for other in enabled:
+            if other != cpu and other not in after:
+                fp[("sched", other)] = True
+                self._unsure.add(other)
+        for other in after:
+            if other != cpu and other not in enabled:
+                fp[("sched", other)] = True
+                self._unsure.add(other)
+
+    def _sleep_after(self, node, cpu, fp) -> dict:
+        """Sleep set of the state after ``cpu`` steps from ``node`` with footprint ``fp``."""
+        sleep = {}
+        for q, qfp in list(node.sleep.items()) + list(node.taken.items()):
+            if q != cpu and q not in sleep and ("sched", q) not in fp \
+                    and not dependent(qfp, fp):
+                sleep[q] = qfp
+        return sleep
+
+    # -- between runs ----------------------------------------------------------------------------
+
+    def finish_run(self, result) -> bool:
+        """Analyse the run just made; False when it was redundant (met a sleep-blocked state)."""
+        if self.reduction:
+            steps = list(self.trace)
+            if result.steps > len(steps):
+                steps.append(self._fatal_step(result))
+            self._add_races(steps, self._pending(steps))
+        return self.blocked_at is None
+
+    def _fatal_step(self, result) -> _Step:
+        """The step that ended the run with a fatal violation (the engine does not report it)."""
+        k = len(self.trace)
+        if self._picked is not None and self._picked[0] == k:
+            cpu = self._picked[1]
+        elif self._after is not None and len(self._after) == 1:
+            cpu = self._after[0]
+        else:
+            cpu = result.violations[-1].cpu
+        enabled = tuple(self._after) if self._after is not None else (cpu,)
+        step = _Step(cpu, ANYTHING, enabled, self._held.get(cpu, _NO_LOCKS), None)
+        if self.blocked_at is None and k == len(self.tree):  # a forced step: no node yet
+            node = _Node(enabled, self._next_sleep, self.trace[-1].cpu if k else -1, 0)
+            node.chosen = cpu
+            node.backtrack.add(cpu)
+            node.done.add(cpu)
+            self.tree.append(node)
+        return step
+
+    def _pending(self, steps) -> dict:
+        """CPU -> (footprint, lock it waits for) of CPUs unfinished when the run ended.
+
+        Their next step never ran, so nothing is known of it: it counts as
+        dependent with every step.
+        """
+        m = self._m
+        if m is None:
+            return {}
+        stopper = steps[-1].cpu if len(steps) > len(self.trace) else None
+        return {c.id: ANYTHING for c in m.cpus if c.state != DONE and c.id != stopper}
+
+    def _add_races(self, steps, pending) -> None:
+        """Step 2 of the module docstring, for the steps this run added."""
+        run = _Run(steps)
+        end = len(steps)
+        limit = end if self.blocked_at is None else self.blocked_at
+        by_cpu = {}
+        for i, step in enumerate(steps):
+            by_cpu.setdefault(step.cpu, []).append(i)
+        for p in sorted(set(by_cpu) | set(pending)):
+            targets = [(i, steps[i].fp) for i in by_cpu.get(p, [])]
+            if p in pending:
+                targets.append((end, pending[p]))
+            prev = -1
+            for at, fp in targets:
+                if prev >= limit:
+                    break  # states past a sleep-blocked one are not searched
+                if at >= self.fresh_from:  # older steps were analysed by earlier runs
+                    self._races_of(run, p, prev, at, min(at, limit), fp)
+                prev = at
+
+    def _races_of(self, run, p, prev, at, top, fp) -> None:
+        """Backtrack points for the races of CPU ``p``'s step ``at`` (footprint ``fp``).
+
+        ``prev`` is ``p``'s step before it, so ``at`` was ``p``'s next step in
+        every state from ``prev + 1`` to ``top``.  As in Flanagan and
+        Godefroid's algorithm, in each such state the latest dependent step of
+        another CPU that does not happen before ``p`` is a race: that is every
+        dependent step after ``prev``, and the latest one before ``prev`` that
+        does not happen before it.  Earlier dependent steps that ``at`` follows
+        directly (no step in between happens after one and before the other)
+        are races too, as in source-DPOR.
+        """
+        steps = run.steps
+        waits = steps[prev].waits if prev >= 0 else None
+        others = [i for i in sorted(run.dependent_before(fp, top)) if steps[i].cpu != p]
+        before = []
+        for i in others:
+            if waits is not None and _excludes(steps[i].held, waits):
+                continue  # never enabled together with the waiter's next step
+            if i > prev:
+                self._backtrack(run, i, p, at)
+            elif not run.happens_before(i, prev):
+                before.append(i)
+        for n, i in enumerate(reversed(before)):
+            if n == 0 or not any(run.happens_before(i, x) for x in others if x > i):
+                self._backtrack(run, i, p, at)
+
+    def _backtrack(self, run, i, p, at) -> None:
+        """Make the state before step ``i`` try a CPU that starts the reversed race.
+
+        The reversal runs, from that state, the steps after ``i`` that do not
+        depend on it, then ``p``'s step ``at``; the CPUs able to go first in
+        it are its *initials*.  One of them already tried there, or asleep
+        there (its step was tried from an earlier state and covers whatever
+        begins with it), covers the reversal; otherwise one is added.  When
+        none can step there, every CPU that can is tried.
+        """
+        node = self.tree[i]
+        able = [q for q in run.initials(i, at, p) if q in node.enabled]
+        if not able:
+            node.backtrack.update(node.enabled)
+        elif all(q not in node.backtrack and q not in node.sleep for q in able):
+            node.backtrack.add(p if p in able else able[0])
+
+    def advance(self) -> bool:
+        """Move to the deepest branch still to try; False when the tree is exhausted."""
+        tree = self.tree
+        while tree:
+            node = tree[-1]
+            todo = sorted(node.backtrack - node.done - set(node.sleep))
+            if todo:
+                node.chosen = todo[0]
+                node.done.add(todo[0])
+                return True
+            if self.reduction:
+                self.pruned += len(node.enabled) - len(node.done)
+            tree.pop()
+        return False
+
+    def describe(self):
+        return {"name": self.name, "preemption_bound": self.preemption_bound,
+                "reduction": self.reduction}
+
+
+def _joining_only_reads(lock, mode) -> bool:
+    """Does starting to wait for ``lock`` leave every other CPU's prospects unchanged?
+
+    Then two CPUs that start to wait commute, and the attempt only reads the
+    lock.  Not so when waiters are served in arrival order, nor for a writer
+    that makes later readers queue behind it.
+    """
+    if lock.fifo:
+        return False
+    return mode == "s" or not lock.shared_allowed or lock.reader_preferring
+
+
+def _excludes(held, waits) -> bool:
+    """Can a step begun holding ``held`` never be enabled with the next step of a waiter?
+
+    A CPU waiting for a lock steps again only once the lock can be granted to
+    it, which a holder in a conflicting mode rules out.
+    """
+    uid, mode = waits
+    have = held.get(uid)
+    return have == "x" or (have == "s" and mode == "x")
+
+
+class _Run:
+    """One run's steps, indexed for race finding: who touched what, and happens-before.
+
+    Happens-before is program order plus the order of dependent steps, closed
+    transitively; it is kept as a vector clock per step, computed on demand.
+    """
+
+    def __init__(self, steps):
+        self.steps = steps
+        #: Key -> [(step, wrote)] in step order.
+        self.touches = {}
+        #: Steps whose footprint is ANYTHING.
+        self.anything = []
+        for i, step in enumerate(steps):
+            if step.fp is ANYTHING:
+                self.anything.append(i)
+                continue
+            for key, wrote in step.fp.items():
+                self.touches.setdefault(key, []).append((i, wrote))
+        self.vc = None
+
+    def dependent_before(self, fp, top):
+        """Steps before ``top`` that are dependent with a step of footprint ``fp``."""
+        if fp is ANYTHING:
+            return range(top)
+        out = {i for i in self.anything if i < top}
+        for key, w in fp.items():
+            for i, wi in self.touches.get(key, ()):
+                if i >= top:
+                    break
+                if w or wi:
+                    out.add(i)
+        return out
+
+    def initials(self, i, at, p) -> list:
+        """CPUs whose first step in "the steps after ``i`` not depending on it, then ``at``" waits
+        for none of the others (``at`` may be one past the last step: a pending one, after all)."""
+        if self.vc is None:
+            self._clocks()
+        vc, nth, steps = self.vc, self.nth, self.steps
+        first = {}  # CPU -> number of its earliest step in the sequence so far
+        found = []
+        for j in list(range(i + 1, min(at, len(steps)))) + [at]:
+            if j < len(steps):
+                if j != at and vc[j][steps[i].cpu] >= nth[i]:
+                    continue  # depends on step i: not in the sequence
+                cpu, clock = steps[j].cpu, vc[j]
+                waits = any(clock[c] >= n for c, n in first.items())
+            else:  # a pending step depends on everything before it
+                cpu, waits = p, bool(first)
+            if cpu not in first:
+                if not waits:
+                    found.append(cpu)
+                first[cpu] = nth[j] if j < len(steps) else 0
+        return found
+
+    def happens_before(self, i, j) -> bool:
+        """Does step ``i`` happen before step ``j`` (``i < j``)?"""
+        if self.vc is None:
+            self._clocks()
+        return self.vc[j][self.steps[i].cpu] >= self.nth[i]
+
+    def _clocks(self) -> None:
+        ncpu = 1 + max(step.cpu for step in self.steps)
+        clock = [[0] * ncpu for _ in range(ncpu)]
+        wrote, read = {}, {}
+        #: Each step's vector clock, and its number among its CPU's steps (from 1).
+        self.vc, self.nth = [], []
+        for step in self.steps:
+            cpu, fp = step.cpu, step.fp
+            vc = list(clock[cpu])
+            if fp is ANYTHING:
+                for other in clock:
+                    _join(vc, other)
+            else:
+                for key, w in fp.items():
+                    if key in wrote:
+                        _join(vc, wrote[key])
+                    if w and key in read:
+                        _join(vc, read[key])
+            vc[cpu] += 1
+            clock[cpu] = vc
+            if fp is not ANYTHING:
+                for key, w in fp.items():
+                    if w:
+                        wrote[key] = vc
+                        read.pop(key, None)
+                    else:
+                        read[key] = _joined(read[key], vc) if key in read else vc
+            self.vc.append(vc)
+            self.nth.append(vc[cpu])
+
+
+def _join(into, other) -> None:
+    for k, v in enumerate(other):
+        if v > into[k]:
+            into[k] = v
+
+
+def _joined(a, b) -> list:
+    out = list(a)
+    _join(out, b)
+    return out
+
+
+_FRESH_RNG: dict = {}
+
+
+def _fresh_rng_state(seed):
+    """State of a run's ``m.rng`` before any draw (the machine seeds it from the run's seed)."""
+    state = _FRESH_RNG.get(seed)
+    if state is None:
+        import numpy as np
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0]))
+        state = _FRESH_RNG[seed] = rng.bit_generator.state
+    return state
+
+
+# -- the driver -----------------------------------------------------------------------------------
+
+
+@dataclass
+class DfsReport:
+    """What an exhaustive search found."""
+
+    #: Schedules run (each a distinct list of choices).
+    runs: int = 0
+    #: True when every schedule (within the bound, if any) is covered.
+    exhausted: bool = False
+    #: Schedules with at least one violation.
+    failing_runs: int = 0
+    #: Index (from 0) of the first failing schedule, or None.
+    first_failure_run: int | None = None
+    #: RunResult of each failing schedule, in order.
+    failures: list = field(default_factory=list)
+    #: Branches the reduction skipped: a lower bound on the schedules it saved.
+    pruned: int = 0
+    #: Runs that met a state where every CPU that could step was asleep (redundant).
+    sleep_blocked: int = 0
+    #: Partial-order reduction was in use.
+    reduction: bool = True
+    #: The preemption bound (None: none).
+    preemption_bound: int | None = None
+    #: Branches left out because they would exceed the preemption bound.
+    beyond_bound: int = 0
+
+    def summary(self) -> str:
+        """One line: what was explored, and whether that is a proof."""
+        within = ""
+        if self.preemption_bound is not None:
+            s = "" if self.preemption_bound == 1 else "s"
+            within = f" with at most {self.preemption_bound} preemption{s}"
+        if self.exhausted:
+            what = f"all {self.runs} schedules{within} explored"
+        else:
+            what = f"{self.runs} schedules{within} explored (not exhausted)"
+        found = ("none failed" if not self.failing_runs
+                 else f"{self.failing_runs} failed (first: schedule {self.first_failure_run})")
+        saved = f"; the reduction pruned {self.pruned} branches" if self.reduction else ""
+        return f"{what}, {found}{saved}"
+
+    def to_dict(self) -> dict:
+        return {"runs": self.runs, "exhausted": self.exhausted,
+                "failing_runs": self.failing_runs, "first_failure_run": self.first_failure_run,
+                "pruned": self.pruned, "sleep_blocked": self.sleep_blocked,
+                "reduction": self.reduction, "preemption_bound": self.preemption_bound,
+                "beyond_bound": self.beyond_bound}
+
+
+def exhaust(scn, *, variant, params, cpus, seed, preemption_bound=None, max_runs=None,
+            stop_on_first=False, on_run=None, reduction=True) -> DfsReport:
+    """Run every schedule of ``scn`` (up to reduction, within the bound); see the module docstring.
+
+    ``on_run(index, result)`` is called after every schedule; ``max_runs``
+    and ``stop_on_first`` end the search early (``exhausted`` is then False
+    unless nothing was left).  Schedules run without lock statistics, which
+    no search decision needs; a failing one is replayed from its choices
+    with them, which also checks that it replays.
+    """
+    from ..run import run_scenario
+    dfs = DFS(preemption_bound=preemption_bound, reduction=reduction)
+    report = DfsReport(reduction=dfs.reduction, preemption_bound=preemption_bound)
+    while True:
+        result = run_scenario(scn, variant=variant, params=params, cpus=cpus, seed=seed,
+                              strategy=dfs, lockstat=False)
+        if not dfs.finish_run(result):
+            report.sleep_blocked += 1
+        if result.failed:
+            result = _replayed(scn, variant, params, cpus, seed, result)
+        _count(report, result, on_run)
+        if not dfs.advance():
+            report.exhausted = True
+            break
+        if (stop_on_first and report.failing_runs) or \
+                (max_runs is not None and report.runs >= max_runs):
+            break
+    report.pruned = dfs.pruned
+    report.beyond_bound = dfs.beyond_bound
+    return report
+
+
+def _replayed(scn, variant, params, cpus, seed, result):
+    """The failing run again from its recorded choices, with lock statistics."""
+    from ..run import run_scenario
+    from .replay import Replay
+    again = run_scenario(scn, variant=variant, params=params, cpus=cpus, seed=seed,
+                         strategy=Replay(result.choices, timed=False))
+    if again.kinds() != result.kinds() or again.choices != result.choices:
+        raise ModelError(f"dfs: a failing schedule did not replay ({result.kinds()} became "
+                         f"{again.kinds()}); the model is not deterministic for a given schedule")
+    return again
+
+
+def _count(report, result, on_run) -> None:
+    index = report.runs
+    report.runs += 1
+    if result.failed:
+        report.failing_runs += 1
+        report.failures.append(result)
+        if report.first_failure_run is None:
+            report.first_failure_run = index
+    if on_run is not None:
+        on_run(index, result)

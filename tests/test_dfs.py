@@ -1,0 +1,409 @@
+"""``dfs``: exact schedule counts, the preemption bound, and the soundness of the reduction.
+
+The models are in ``tests/models/dfs_cases.py``.  Counting schedules needs what
+the engine calls a step: a thread's pending operation plus its code up to
+the next yield, the first step being the code up to the first yield.  The
+engine asks the strategy only where two or more CPUs could step, so a
+schedule is the list of those answers; once one thread has finished, the
+rest of the run is forced and asks nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import MODELS
+from smpvm import (Mutex, Replay, RwLock, SleepMutex, Strategy, Sx, load_target, make_strategy,
+                   msleep, run_scenario, scenario, tsleep, wakeup, wakeup_one)
+from smpvm.strategies.dfs import DFS, DfsReport, exhaust
+
+CASES = os.path.join(MODELS, "dfs_cases.py")
+
+
+def case(name):
+    return load_target(f"{CASES}::{name}")
+
+
+def search(name, variant=None, params=None, **kw):
+    """Exhaust a case; returns (report, list of every RunResult in order)."""
+    results = []
+    report = exhaust(case(name), variant=variant, params=params or {}, cpus=None, seed=0,
+                     on_run=lambda i, r: results.append(r), **kw)
+    return report, results
+
+
+def outcome(r):
+    """What a run ended with: its violation kinds and the model's own final-state metrics."""
+    return (tuple(r.kinds()), tuple(sorted((k, repr(v)) for k, v in r.metrics.items())))
+
+
+# -- exact counts ------------------------------------------------------------------------------
+
+
+def test_two_cpus_two_steps_have_six_schedules_without_reduction():
+    # A = a1 a2, B = b1 b2: C(4, 2) = 6 interleavings.  The engine asks only
+    # while both threads can step: "a1 a2 b1 b2" is two questions (both at
+    # the start, both after a1; after a2 only B is left), "a1 b1 a2 b2" three.
+    report, results = search("independent", reduction=False)
+    assert report.runs == 6 and report.exhausted and report.failing_runs == 0
+    assert {tuple(r.choices) for r in results} == {
+        (0, 0), (0, 1, 0), (0, 1, 1), (1, 0, 0), (1, 0, 1), (1, 1)}
+    assert report.pruned == 0
+
+
+def test_independent_steps_need_one_schedule():
+    # Nothing is shared, so every interleaving ends in the same state.  The
+    # first run is a1 a2 b1 b2; the two states where B could have gone first
+    # are the branches the reduction skipped.
+    report, results = search("independent")
+    assert report.runs == 1 and report.exhausted
+    assert report.pruned == 2
+    assert report.sleep_blocked == 0
+    assert results[0].metrics["outcome"] == (2, 2)
+
+
+def test_fully_dependent_steps_need_all_six():
+    # Every step writes the one field, so each of the 6 interleavings is its
+    # own equivalence class (and ends in its own value): nothing to prune.
+    plain, plain_results = search("shared_field", reduction=False)
+    reduced, reduced_results = search("shared_field")
+    assert plain.runs == reduced.runs == 6
+    assert reduced.pruned == 0 and reduced.sleep_blocked == 0
+    values = {r.metrics["outcome"] for r in reduced_results}
+    assert values == {r.metrics["outcome"] for r in plain_results}
+    assert len(values) == 6 and (1234,) in values and (3412,) in values
+
+
+def test_locked_counter_has_four_classes_for_two_threads():
+    # Who takes the mutex first (2 ways) x whether the other thread tries
+    # while it is held and waits (2 ways): 4 classes out of 36 schedules.  A
+    # thread takes 5 steps (start, lock, load, store, unlock),
+    # one more when it waits: its failed attempt is a step of its own.  (Both
+    # first steps only start the threads, so the order of those is no class.)
+    plain, _ = search("locked_counter", reduction=False)
+    reduced, results = search("locked_counter")
+    assert plain.runs == 36 and plain.failing_runs == 0
+    assert reduced.runs == 4 and reduced.exhausted and reduced.failing_runs == 0
+    assert sorted(r.steps for r in results) == [10, 10, 11, 11]
+
+
+def test_pruned_is_a_lower_bound_on_the_schedules_saved():
+    for name, variant in (("independent", None), ("locked_counter", None),
+                          ("handshake", "fixed"), ("abba", None)):
+        plain, _ = search(name, variant, reduction=False)
+        reduced, _ = search(name, variant)
+        assert 0 < reduced.pruned <= plain.runs - reduced.runs, name
+
+
+class Enumerate(Strategy):
+    """Reference enumeration: follow a prefix, then the lowest CPU; remember every choice point."""
+
+    name = "enumerate"
+
+    def __init__(self, prefix):
+        self.prefix = list(prefix)
+
+    def begin(self, seed):
+        self.points = []
+
+    def pick(self, kind, options, last):
+        k = len(self.points)
+        self.points.append(list(options))
+        return self.prefix[k] if k < len(self.prefix) else options[0]
+
+
+def all_schedules(scn, variant=None):
+    """Every schedule, by the textbook recursion (independent of ``dfs``'s tree)."""
+    out, todo = [], [[]]
+    while todo:
+        prefix = todo.pop()
+        s = Enumerate(prefix)
+        r = run_scenario(scn, variant=variant, seed=0, strategy=s)
+        out.append(tuple(r.choices))
+        for k in range(len(prefix), len(s.points)):
+            todo.extend(list(r.choices[:k]) + [o] for o in s.points[k][1:])
+    return out
+
+
+def test_plain_enumeration_matches_the_textbook_recursion():
+    for name, variant in (("locked_counter", None), ("handshake", "lost-wakeup"),
+                          ("abba", None), ("two_preemptions", "buggy")):
+        _, results = search(name, variant, reduction=False)
+        reference = all_schedules(case(name), variant)
+        assert sorted(tuple(r.choices) for r in results) == sorted(reference), name
+
+
+def test_every_schedule_explored_is_distinct():
+    for name, variant, params in (("locked_counter", None, {"threads": 3}),
+                                  ("handshake", "lost-wakeup", {}), ("abba", None, {}),
+                                  ("shared_field", None, {})):
+        for reduction in (False, True):
+            report, results = search(name, variant, params, reduction=reduction)
+            choices = [tuple(r.choices) for r in results]
+            assert len(set(choices)) == len(choices) == report.runs, (name, reduction)
+
+
+# -- the preemption bound --------------------------------------------------------------------------
+
+
+class CountPreemptions(Replay):
+    """Replays a schedule and counts its preemptions (a switch away from a CPU that could go on)."""
+
+    def begin(self, seed):
+        super().begin(seed)
+        self.preemptions = 0
+
+    def pick(self, kind, options, last):
+        cid = super().pick(kind, options, last)
+        self.preemptions += last in options and cid != last
+        return cid
+
+
+def preemptions_of(name, variant, choices):
+    s = CountPreemptions(choices)
+    run_scenario(case(name), variant=variant, seed=0, strategy=s)
+    return s.preemptions
+
+
+def test_the_bug_needing_two_preemptions_is_found_only_with_a_bound_of_two():
+    # Schedules with 0 preemptions: AABB, BBAA; with 1: ABBA, BAAB; the bug
+    # needs A1 B1 A2 B2, which preempts A and then B.
+    counts = {}
+    for bound in (0, 1, 2):
+        report, results = search("two_preemptions", "buggy", preemption_bound=bound)
+        assert report.exhausted and not report.reduction
+        assert all(preemptions_of("two_preemptions", "buggy", r.choices) <= bound
+                   for r in results)
+        counts[bound] = (report.runs, report.failing_runs)
+    assert counts == {0: (2, 0), 1: (4, 0), 2: (6, 1)}
+    bounded, _ = search("two_preemptions", "buggy", preemption_bound=1)
+    assert bounded.summary() == "all 4 schedules with at most 1 preemption explored, none failed"
+    assert bounded.to_dict()["exhausted"] is True
+    assert bounded.beyond_bound > 0
+    unbounded, _ = search("two_preemptions", "buggy")
+    assert unbounded.failing_runs == 1 and unbounded.exhausted
+
+
+def test_a_bounded_search_counts_only_schedules_within_the_bound():
+    plain, results = search("locked_counter", reduction=False)
+    by_count = {}
+    for r in results:
+        n = preemptions_of("locked_counter", None, r.choices)
+        by_count[n] = by_count.get(n, 0) + 1
+    for bound in (0, 1, 2):
+        report, _ = search("locked_counter", preemption_bound=bound)
+        assert report.runs == sum(v for k, v in by_count.items() if k <= bound)
+
+
+# -- failures ---------------------------------------------------------------------------------------
+
+
+def test_failures_replay_exactly():
+    for name, variant in (("two_preemptions", "buggy"), ("handshake", "lost-wakeup"),
+                          ("abba", None)):
+        report, _ = search(name, variant)
+        assert report.failures and report.first_failure_run is not None
+        for r in report.failures:
+            again = run_scenario(case(name), variant=variant, seed=0,
+                                 strategy=Replay(r.choices, timed=False))
+            assert again.choices == r.choices
+            assert [(v.kind, v.message, v.cpu) for v in again.violations] == \
+                [(v.kind, v.message, v.cpu) for v in r.violations]
+            assert again.metrics == r.metrics
+
+
+def test_a_failing_schedule_keeps_its_lock_statistics():
+    report, _ = search("abba")
+    assert report.failures and all(r.lockstat for r in report.failures)
+
+
+def test_stop_on_first_and_max_runs_end_the_search_early():
+    first, _ = search("abba", reduction=False, stop_on_first=True)
+    assert first.runs == 1 and first.failing_runs == 1 and not first.exhausted
+    capped, _ = search("locked_counter", reduction=False, max_runs=5)
+    assert capped.runs == 5 and not capped.exhausted
+    assert "not exhausted" in capped.summary()
+
+
+# -- soundness of the reduction ------------------------------------------------------------------------
+
+ALL_CASES = [("independent", None), ("shared_field", None), ("locked_counter", None),
+             ("two_preemptions", "buggy"), ("two_preemptions", "fixed"), ("handshake", "fixed"),
+             ("handshake", "lost-wakeup"), ("abba", None), ("interrupted", None), ("dice", None)]
+
+
+def test_reduction_reaches_every_outcome_and_every_failure_plain_enumeration_does():
+    for name, variant in ALL_CASES:
+        plain, plain_results = search(name, variant, reduction=False)
+        reduced, reduced_results = search(name, variant)
+        assert plain.exhausted and reduced.exhausted
+        assert reduced.runs <= plain.runs
+        assert {outcome(r) for r in reduced_results} == {outcome(r) for r in plain_results}, name
+        failing = {outcome(r) for r in plain_results if r.failed}
+        assert {outcome(r) for r in reduced_results if r.failed} == failing, name
+        assert bool(reduced.failing_runs) == bool(plain.failing_runs)
+
+
+def test_three_threads_on_one_mutex():
+    plain, plain_results = search("locked_counter", params={"threads": 3}, reduction=False)
+    reduced, reduced_results = search("locked_counter", params={"threads": 3})
+    assert plain.runs == 6660
+    assert reduced.runs < 60 and reduced.pruned > 0
+    assert {outcome(r) for r in reduced_results} == {outcome(r) for r in plain_results}
+
+
+def test_interrupts_make_every_step_dependent():
+    # An interrupt arrives by simulated time, which every step advances, so
+    # no two steps commute and the reduction must not prune anything.
+    plain, _ = search("interrupted", reduction=False)
+    reduced, _ = search("interrupted")
+    assert reduced.runs == plain.runs and reduced.pruned == 0
+
+
+def test_draws_from_the_model_random_stream_are_ordered():
+    # The two draws commute for footprints, but not for the values drawn.
+    reduced, results = search("dice")
+    assert reduced.runs == 2
+    assert len({r.metrics["outcome"] for r in results}) == 2
+
+
+# -- random programs (hypothesis) --------------------------------------------------------------------
+
+#: Operations of a random thread; the number picks a field, a lock or a channel.
+OPS = ["load", "load", "store", "store", "write", "lock", "lock", "lock", "unlock", "unlock",
+       "try", "sleep", "msleep", "wake", "wake1"]
+#: Locks a thread may take: (index in the program's lock list, how to take and release it).
+LOCKS = [(0, "lock", "unlock"),       # sleep mutex
+         (1, "xlock", "xunlock"),     # sx, exclusive
+         (1, "slock", "sunlock"),     # sx, shared: a writer waiting holds new readers back
+         (2, "lock", "unlock"),       # Linux mutex: hands over in arrival order
+         (3, "wlock", "wunlock"),     # rw lock, write
+         (3, "rlock", "runlock")]     # rw lock, read
+THREAD = st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 5)), min_size=1, max_size=4)
+PROGRAM = st.lists(THREAD, min_size=2, max_size=3)
+
+
+def trimmed(program, budget=600):
+    """The program with its longest threads cut until plain enumeration stays small.
+
+    Each operation is about one step (a ``write`` joins the step before it)
+    and a lock may need a release at the end; the bound is the number of
+    interleavings of those steps.
+    """
+    threads = [list(t) for t in program]
+    while True:
+        steps = [1 + sum(op != "write" for op, _ in t) + sum(op in ("lock", "try") for op, _ in t)
+                 for t in threads]
+        if math.factorial(sum(steps)) // math.prod(math.factorial(n) for n in steps) <= budget:
+            return threads
+        longest = max(range(len(threads)), key=lambda i: (len(threads[i]), i))
+        threads[longest].pop()
+
+
+def program_scenario(threads):
+    """A scenario running ``threads`` over two fields, four locks of different kinds and two
+    wait channels; every value read or written, and every wakeup count, lands in the metrics.
+    Lock use is kept well formed as the thread runs: a lock already held (in any mode) is not
+    taken again, an ``unlock`` releases the last lock taken, and all are released at the end."""
+
+    def setup(m, variant):
+        box = m.shared("shared", f0=0, f1=0)
+        locks = [SleepMutex(m, "m0"), Sx(m, "sx"), Mutex(m, "fifo"), RwLock(m, "rw")]
+
+        def thread(tid, body):
+            seen, held = [], []
+            for i, (op, k) in enumerate(body):
+                field, chan = f"f{k % 2}", f"channel {k % 2}"
+                value = 100 * tid + 10 * i + sum(seen)
+                if op == "load":
+                    seen.append((yield box.load(field)))
+                    m.metric(f"t{tid}", tuple(seen))
+                elif op in ("store", "write"):
+                    if op == "store":
+                        yield box.store(field, value)
+                    else:
+                        setattr(box, field, value)
+                    m.metric(field, value)
+                elif op == "lock" and all(h[0] != LOCKS[k][0] for h in held):
+                    yield getattr(locks[LOCKS[k][0]], LOCKS[k][1])()
+                    held.append(LOCKS[k])
+                elif op == "try" and all(h[0] != 0 for h in held):
+                    if (yield locks[0].trylock()):
+                        held.append(LOCKS[0])
+                    m.metric(f"try{tid}.{i}", bool(held and held[-1] == LOCKS[0]))
+                elif op == "unlock" and held:
+                    index, _, release = held.pop()
+                    yield getattr(locks[index], release)()
+                elif op == "msleep" and held and held[-1] == LOCKS[0]:
+                    yield msleep(chan, locks[0])
+                elif op in ("sleep", "msleep"):
+                    yield tsleep(chan)
+                elif op in ("wake", "wake1"):
+                    n = yield (wakeup(chan) if op == "wake" else wakeup_one(chan))
+                    m.metric(f"w{tid}.{i}", n)
+            while held:
+                index, _, release = held.pop()
+                yield getattr(locks[index], release)()
+
+        for tid, body in enumerate(threads):
+            m.spawn(thread(tid, body), name=f"T{tid}")
+        m.on_quiescence(lambda: m.metric("final", (box.f0, box.f1)))
+
+    return scenario()(setup).__smpvm_scenario__
+
+
+def same_outcomes(program):
+    """Exhaust ``program`` with and without reduction; the sets of outcomes reached."""
+    scn = program_scenario(program)
+    outcomes = {}
+    for reduction in (False, True):
+        seen = set()
+        # The number of steps tells a wait (an extra step) from none; equivalent
+        # schedules take the same steps, so it is part of the outcome here.
+        report = exhaust(scn, variant=None, params={}, cpus=None, seed=0, reduction=reduction,
+                         max_runs=50_000, on_run=lambda i, r: seen.add((outcome(r), r.steps)))
+        assert report.exhausted
+        outcomes[reduction] = seen
+    return outcomes[False], outcomes[True]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(PROGRAM)
+def test_random_programs_reach_the_same_outcomes_with_and_without_reduction(program):
+    plain, reduced = same_outcomes(trimmed(program))
+    assert reduced == plain
+
+
+def test_a_program_where_a_sleeping_cpu_is_not_the_one_to_run():
+    # Found by the random programs: T2's read of f1 must come between T0's
+    # first load and its store of f1, and T0's store of f0 before T1's second
+    # load.  When T0 is asleep (its store of f1 was tried from an earlier
+    # state), the reversal must start with T2, not with the sleeping T0.
+    program = [[("load", 0), ("store", 1), ("store", 0)], [("load", 0), ("load", 0)],
+               [("load", 1)]]
+    plain, reduced = same_outcomes(program)
+    assert reduced == plain and len(plain) == 6  # T1 sees 0,0 or 0,20 or 20,20; T2 0 or 10
+
+
+# -- the strategy on its own ------------------------------------------------------------------------
+
+
+def test_make_strategy_dfs_runs_the_lowest_cpu_first():
+    s = make_strategy("dfs")
+    assert isinstance(s, DFS) and s.name == "dfs" and not s.timed
+    r = run_scenario(case("shared_field"), seed=0, strategy=s)
+    assert r.choices == [0, 0] and r.metrics["outcome"] == (1234,)  # a1 a2 b1 b2
+    assert make_strategy("dfs", preemption_bound=2).describe() == \
+        {"name": "dfs", "preemption_bound": 2, "reduction": False}
+
+
+def test_report_summary_and_json_shape():
+    report, _ = search("independent")
+    assert isinstance(report, DfsReport)
+    assert report.summary() == "all 1 schedules explored, none failed; the reduction pruned 2 branches"
+    d = report.to_dict()
+    assert d["exhausted"] is True and d["runs"] == 1 and d["pruned"] == 2
