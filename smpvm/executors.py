@@ -27,9 +27,9 @@ class InlineExecutor(cf.Executor):
         fut = cf.Future()
         try:
             fut.set_result(fn(*args, **kwargs))
-        except BaseException as e:  # delivered through the future, like any executor
+        except Exception as e:  # delivered through the future, like any executor
             fut.set_exception(e)
-        return fut
+        return fut  # an interrupt (KeyboardInterrupt) propagates at once
 
 
 def default_workers() -> int:

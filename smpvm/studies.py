@@ -65,14 +65,18 @@ def load_study(path: str, kind: str, runs_override: int | None = None) -> dict:
     for name, v in (("runs", runs), ("seed", seed)):
         if not isinstance(v, int) or isinstance(v, bool) or v < (1 if name == "runs" else 0):
             raise BadInput(f"{path}: {name} must be a whole number{' >= 1' if name == 'runs' else ''}, got {v!r}")
+    groups = ("buggy", "fixed") if kind == "races" else ("old", "fixed")
     entries = data.get(table)
     if not isinstance(entries, list) or not entries:
         raise BadInput(f"{path}: list the scenarios as [[{table}]] tables with target, "
                        f"{'buggy' if kind == 'races' else 'old'} and fixed variants")
     from .scenario import load_target
-    groups = ("buggy", "fixed") if kind == "races" else ("old", "fixed")
     resolved = []
     for i, e in enumerate(entries, 1):
+        stray = sorted(set(e) - {"target", "params", *groups})
+        if stray:
+            raise BadInput(f"{path}: [[{table}]] number {i} has unknown key(s) "
+                           f"{', '.join(stray)}; known: target, {', '.join(groups)}, params")
         target = e.get("target")
         if not isinstance(target, str):
             raise BadInput(f"{path}: [[{table}]] number {i} needs target = \"path.py::scenario\"")

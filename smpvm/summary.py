@@ -97,9 +97,14 @@ def write_plots(out_dir, cfg, summary) -> list[str]:
                 continue
             key = tuple(rec[k] for k in ([lines] if lines else []) + others)
             groups.setdefault(key, []).append(rec)
+        categories = _categories(summary, x)
         for key, recs in groups.items():
-            recs = sorted(recs, key=lambda r: float(r[x]))
-            xs = [float(r[x]) for r in recs]
+            if categories is None:
+                recs = sorted(recs, key=lambda r: float(r[x]))
+                xs = [float(r[x]) for r in recs]
+            else:  # a categorical x (a case, a variant): one position per value, file order
+                recs = sorted(recs, key=lambda r: categories.index(str(r[x])))
+                xs = [categories.index(str(r[x])) for r in recs]
             ys = [r[f"{metric}.mean"] for r in recs]
             err = [[max(0.0, r[f"{metric}.mean"] - _num(r[f"{metric}.ci_low"], r[f"{metric}.mean"])) for r in recs],
                    [max(0.0, _num(r[f"{metric}.ci_high"], r[f"{metric}.mean"]) - r[f"{metric}.mean"]) for r in recs]]
@@ -113,7 +118,10 @@ def write_plots(out_dir, cfg, summary) -> list[str]:
         if not groups:
             plt.close(fig)
             continue
-        if plot.get("logx"):
+        if categories is not None:
+            ax.set_xticks(range(len(categories)))
+            ax.set_xticklabels(categories, rotation=20, ha="right", fontsize=7)
+        elif plot.get("logx"):
             ax.set_xscale("log", base=2)
         if plot.get("logy"):
             ax.set_yscale("log")
@@ -130,6 +138,17 @@ def write_plots(out_dir, cfg, summary) -> list[str]:
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def _categories(summary, x):
+    """The x values in order of appearance when any is not a number, else None."""
+    values = list(dict.fromkeys(str(r[x]) for r in summary))
+    try:
+        for v in values:
+            float(v)
+    except ValueError:
+        return values
+    return None
 
 
 def _num(v, default):

@@ -91,7 +91,7 @@ class SweepConfig:
         return out
 
     def resolved(self) -> dict:
-        return {"path": self.path, "target": self.target, "fixed": self.fixed,
+        return {"path": os.path.realpath(self.path), "target": self.target, "fixed": self.fixed,
                 "swept": self.swept, "cases": self.cases, "costs": self.costs, "seeds": self.seeds,
                 "base_seed": self.base_seed, "study": self.study, "plot": self.plot,
                 "strategy": self.strategy}
@@ -118,18 +118,32 @@ def load_config(path: str, overrides: dict | None = None) -> SweepConfig:
     if not isinstance(target, str):
         raise BadInput(f"{path}: [model].target must be a string like "
                        f"\"models/freebsd/page_locks.py::hold_wire\"")
+    stray = sorted(set(model) - {"target", "variant"})
+    if stray:
+        raise BadInput(f"{path}: [model] has unknown key(s) {', '.join(stray)}; it takes target "
+                       f"and variant (fixed parameters go in [run], swept ones in [sweep])")
     target = _resolve_target(target, path)
     from .scenario import load_target
     scn = load_target(target)
     fixed = dict(_table(data, "run", path))
+    for k in ("seeds", "seed"):
+        if k in fixed:
+            raise BadInput(f"{path}: {k} is a top-level key, not a [run] parameter: move "
+                           f"`{k} = {fixed[k]}` above the first [table]")
     if "variant" in model:
+        if not isinstance(model["variant"], str) or model["variant"] not in scn.variants:
+            raise BadInput(f"{path}: [model].variant: scenario {scn.name} has no variant "
+                           f"{model['variant']!r}; choose from {', '.join(scn.variants)}")
         fixed["variant"] = model["variant"]
     swept = dict(_table(data, "sweep", path))
     for k, v in swept.items():
         if k in ("seeds", "seed") and not isinstance(v, list):
             raise BadInput(f"{path}: {k} is a top-level key: move `{k} = {v}` above the "
                            f"first [table] (in TOML, keys after [sweep] belong to it)")
-        if not isinstance(v, list) or not v:
+        if isinstance(v, list) and not v:
+            raise BadInput(f"{path}: [sweep].{k} must be a non-empty list: list the values "
+                           f"to sweep, or remove the key")
+        if not isinstance(v, list):
             raise BadInput(f"{path}: [sweep].{k} must be a non-empty list, got {v!r}; write "
                            f"`{k} = [{_toml(v)}]` to hold it fixed, or move it to [run]")
     for k, v in fixed.items():
@@ -165,6 +179,7 @@ def load_config(path: str, overrides: dict | None = None) -> SweepConfig:
     plot = dict(_table(data, "plot", path))
     _check_plot(path, plot, dict(swept, **({"case": list(cases)} if cases else {})))
     study = dict(_table(data, "study", path))
+    _check_theory_inputs(path, plot, scn, fixed, swept, cases)
     strategy = fixed.pop("strategy", "timed")
     if strategy != "timed":
         raise BadInput(f"{path}: [run].strategy: sweeps measure time, so only \"timed\" is "
@@ -277,6 +292,27 @@ def _check_plot(path, plot, swept) -> None:
                            f"got {theory!r}")
 
 
+def _check_theory_inputs(path, plot, scn, fixed, swept, cases) -> None:
+    """A theory must be computable from every point's parameters: check one now."""
+    name = plot.get("theory")
+    if not name:
+        return
+    from .theories import THEORIES
+    point = dict(scn.params)
+    point.update(fixed)
+    for overrides in list(cases.values())[:1]:
+        point.update(overrides)
+    point.update({k: v[0] for k, v in swept.items()})
+    try:
+        THEORIES[name](point, {})
+    except KeyError as e:
+        raise BadInput(f"{path}: [plot].theory {name!r} needs parameter {e.args[0]!r}, which "
+                       f"{scn.name} does not have; drop the theory or sweep a scenario that "
+                       f"has it") from None
+    except (TypeError, ValueError) as e:
+        raise BadInput(f"{path}: [plot].theory {name!r} cannot use these parameters: {e}") from None
+
+
 def _toml(v) -> str:
     return json.dumps(v) if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
 
@@ -349,8 +385,15 @@ class RunsCsv:
                 raise BadInput(f"{self.path} was written by a different sweep (columns differ); "
                                f"use another --out or drop --resume")
             self.metric_names = fields[len(fixed):]
+            torn = 0
             for row in reader:
+                # a line cut short by an interruption has missing cells: not a finished run
+                if None in row.values() or None in row or not str(row.get("run", "")).isdigit():
+                    torn += 1
+                    continue
                 self.rows[int(row["run"])] = row
+        if torn:
+            self._rewrite()
 
     def header(self) -> list[str]:
         return ["run", "point", "seed"] + self.param_names + self.metric_names
@@ -428,14 +471,20 @@ def run_sweep(cfg: SweepConfig, out_dir: str, *, workers: int | None = None,
     done = total - len(specs)
     if progress:
         progress(done, total)
+    from collections import deque
+    window = 1 if (workers or 0) == 1 and not dask else 4 * (workers or os.cpu_count() or 1)
     with make_executor(workers, dask) as ex:
-        futures = [ex.submit(run_one, s) for s in specs]
-        for spec, fut in zip(specs, futures):
-            row = fut.result()
-            table.add(row, spec["params"])
-            done += 1
-            if progress:
-                progress(done, total)
+        # A bounded window of runs in flight: rows reach the disk as runs finish, and
+        # an interrupted sweep has run little that it did not also write.
+        pending = deque()
+        todo = iter(specs)
+        for spec in todo:
+            pending.append((spec, ex.submit(run_one, spec)))
+            if len(pending) < window:
+                continue
+            done = _collect(pending.popleft(), table, done, total, progress)
+        while pending:
+            done = _collect(pending.popleft(), table, done, total, progress)
     elapsed = time.perf_counter() - t0
     ended = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     _write_manifest(manifest_path, resolved, __version__, started, ended, total,
@@ -449,6 +498,15 @@ def run_sweep(cfg: SweepConfig, out_dir: str, *, workers: int | None = None,
             "runs_per_second": len(specs) / elapsed if elapsed > 0 else None,
             "violations": violations,
             "files": [runs_path, summary_path, manifest_path] + pngs}
+
+
+def _collect(item, table, done, total, progress) -> int:
+    spec, fut = item
+    table.add(fut.result(), spec["params"])
+    done += 1
+    if progress:
+        progress(done, total)
+    return done
 
 
 def _write_manifest(path, resolved, version, started, ended, total, where, cfg) -> None:
