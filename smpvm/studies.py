@@ -80,16 +80,25 @@ def load_study(path: str, kind: str, runs_override: int | None = None) -> dict:
         target = e.get("target")
         if not isinstance(target, str):
             raise BadInput(f"{path}: [[{table}]] number {i} needs target = \"path.py::scenario\"")
-        scn = load_target(_near(target, path))
+        try:
+            scn = load_target(_near(target, path))
+        except BadInput as err:
+            raise BadInput(f"{path}: [[{table}]] number {i}: {err}") from None
         entry = {"target": _near(target, path), "params": dict(e.get("params", {}))}
         for g in groups:
             vs = e.get(g, [])
             if not isinstance(vs, list) or not all(isinstance(v, str) for v in vs):
                 raise BadInput(f"{path}: [[{table}]] {target}: {g} must be a list of variant names")
-            for v in vs:
-                scn.check_variant(v)
+            try:
+                for v in vs:
+                    scn.check_variant(v)
+            except BadInput as err:
+                raise BadInput(f"{path}: [[{table}]] {target}: {g}: {err}") from None
             entry[g] = vs
-        scn.resolve_params(entry["params"])
+        try:
+            scn.resolve_params(entry["params"])
+        except BadInput as err:
+            raise BadInput(f"{path}: [[{table}]] {target}: params: {err}") from None
         resolved.append(entry)
     dfs_runs = data.get("dfs_runs", 5000)
     if not isinstance(dfs_runs, int) or isinstance(dfs_runs, bool) or dfs_runs < 1:
@@ -195,7 +204,8 @@ def _plot_races(rows, path) -> None:
     ax.set_xticklabels(cases, rotation=30, ha="right", fontsize=7)
     ax.set_ylabel("failing runs (fraction, Wilson 95% CI)")
     ax.set_title("race reproduction: failing-run rate per strategy", fontsize=10)
-    ax.legend(fontsize=7)
+    if labels:
+        ax.legend(fontsize=7)
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)

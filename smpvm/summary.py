@@ -75,10 +75,10 @@ def unit_of(metric: str) -> str:
 
 
 def write_plots(out_dir, cfg, summary) -> list[str]:
-    """One PNG per ``[plot].y`` metric; returns the paths written."""
+    """One PNG per ``[plot].y`` metric; returns (paths written, metrics no run reported)."""
     plot = cfg.plot
     if not plot or not summary:
-        return []
+        return [], []
     import os
 
     import matplotlib
@@ -88,7 +88,7 @@ def write_plots(out_dir, cfg, summary) -> list[str]:
     x = plot["x"]
     lines = plot.get("lines")
     others = [k for k in (["case"] if cfg.cases else []) + list(cfg.swept) if k not in (x, lines)]
-    paths = []
+    paths, missing = [], []
     for metric in plot["y"]:
         fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
         groups: dict = {}
@@ -117,6 +117,7 @@ def write_plots(out_dir, cfg, summary) -> list[str]:
                         label=f"{label} (theory)")
         if not groups:
             plt.close(fig)
+            missing.append(metric)
             continue
         if categories is not None:
             ax.set_xticks(range(len(categories)))
@@ -137,7 +138,7 @@ def write_plots(out_dir, cfg, summary) -> list[str]:
         fig.savefig(path)
         plt.close(fig)
         paths.append(path)
-    return paths
+    return paths, missing
 
 
 def _categories(summary, x):

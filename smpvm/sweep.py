@@ -109,6 +109,13 @@ def load_config(path: str, overrides: dict | None = None) -> SweepConfig:
         raise BadInput(f"no sweep file {path!r}") from None
     except tomllib.TOMLDecodeError as e:
         raise BadInput(f"{path}: malformed TOML: {e}") from None
+    for table in ("study", "model", "run", "costs", "sweep", "plot"):
+        t = data.get(table)
+        for k in ("seeds", "seed"):
+            if isinstance(t, dict) and k in t and not (table == "sweep" and isinstance(t[k], list)):
+                raise BadInput(f"{path}: {k} is a top-level key, not part of [{table}]: move "
+                               f"`{k} = {t[k]}` above the first [table] (in TOML, keys after a "
+                               f"[table] header belong to it)")
     unknown = sorted(set(data) - TOP_LEVEL)
     if unknown:
         raise BadInput(f"{path}: unknown key(s) {', '.join(unknown)}; known: "
@@ -124,7 +131,10 @@ def load_config(path: str, overrides: dict | None = None) -> SweepConfig:
                        f"and variant (fixed parameters go in [run], swept ones in [sweep])")
     target = _resolve_target(target, path)
     from .scenario import load_target
-    scn = load_target(target)
+    try:
+        scn = load_target(target)
+    except BadInput as e:
+        raise BadInput(f"{path}: [model].target: {e}") from None
     fixed = dict(_table(data, "run", path))
     for k in ("seeds", "seed"):
         if k in fixed:
@@ -152,7 +162,8 @@ def load_config(path: str, overrides: dict | None = None) -> SweepConfig:
                            f"move it to [sweep] to sweep it")
     both = sorted(set(fixed) & set(swept))
     if both:
-        raise BadInput(f"{path}: {', '.join(both)} set in both [run] and [sweep]; keep one")
+        where = "[model]" if both == ["variant"] and "variant" in model else "[run]"
+        raise BadInput(f"{path}: {', '.join(both)} set in both {where} and [sweep]; keep one")
     cases = _cases(data, path, swept)
     if overrides:
         fixed.update(overrides)
@@ -492,11 +503,11 @@ def run_sweep(cfg: SweepConfig, out_dir: str, *, workers: int | None = None,
     points = cfg.points()
     summary_path = os.path.join(out_dir, "summary.csv")
     summary = write_summary(summary_path, cfg, points, table)
-    pngs = write_plots(out_dir, cfg, summary)
+    pngs, missing = write_plots(out_dir, cfg, summary)
     violations = sum(int(float(r.get("violations", 0) or 0)) for r in table.rows.values())
     return {"out": out_dir, "points": len(points), "runs": total, "ran": len(specs),
             "runs_per_second": len(specs) / elapsed if elapsed > 0 else None,
-            "violations": violations,
+            "violations": violations, "unplotted_metrics": missing,
             "files": [runs_path, summary_path, manifest_path] + pngs}
 
 

@@ -50,6 +50,9 @@ def command(file, workers, dask, out_dir, resume, as_json):
             click.echo(f"  {f}")
         if result["violations"]:
             click.echo(f"{result['violations']} run(s) reported violations: see runs.csv")
+    for metric in result.get("unplotted_metrics", []):
+        click.echo(f"smpvm: warning: no run reported metric {metric!r}: nothing to plot "
+                   f"(see the metric names in runs.csv)", err=True)
     return 1 if result["violations"] else 0
 
 
