@@ -337,3 +337,16 @@ class Lock:
     def handoff_cost(self, m) -> int:
         """Time to pass the line to the next spinner (ticket locks grow it)."""
         return m.costs.handoff_ns
+
+
+class ExclusiveOps:
+    """``lock``/``trylock``/``unlock`` for the kinds that are only ever held exclusively."""
+
+    def lock(self):
+        return self._op("x")
+
+    def trylock(self):
+        return self._op("x", trylock=True)
+
+    def unlock(self):
+        return self._rel("x")

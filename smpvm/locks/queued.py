@@ -5,17 +5,11 @@ successor's, so hand-off costs one line transfer whatever the number of
 spinners: the scalable counterpart of the ticket lock.
 """
 
-from .base import Lock
+from .base import ExclusiveOps, Lock
 
 
-class QueuedLock(Lock):
+class QueuedLock(ExclusiveOps, Lock):
     kind = "queued spinlock"
     spin = True
     waiters_spin = True
     fifo = True
-
-    def lock(self):
-        return self._op("x")
-
-    def unlock(self):
-        return self._rel("x")

@@ -7,18 +7,9 @@ so the order is not fixed (the strategy decides).  The holder must not sleep
 another default mutex.
 """
 
-from .base import Lock
+from .base import ExclusiveOps, Lock
 
 
-class SleepMutex(Lock):
+class SleepMutex(ExclusiveOps, Lock):
     kind = "sleep mutex"
     waiters_spin = None
-
-    def lock(self):
-        return self._op("x")
-
-    def trylock(self):
-        return self._op("x", trylock=True)
-
-    def unlock(self):
-        return self._rel("x")

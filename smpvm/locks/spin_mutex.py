@@ -5,20 +5,11 @@ off its CPU until it releases.  Holding one forbids blocking on any other
 kind of lock and sleeping: witness reports ``sleep-with-spinlock``.
 """
 
-from .base import Lock
+from .base import ExclusiveOps, Lock
 
 
-class SpinMutex(Lock):
+class SpinMutex(ExclusiveOps, Lock):
     kind = "spin mutex"
     spin = True
     waiters_spin = True
     disables_irqs = True
-
-    def lock(self):
-        return self._op("x")
-
-    def trylock(self):
-        return self._op("x", trylock=True)
-
-    def unlock(self):
-        return self._rel("x")

@@ -7,20 +7,14 @@ queues behind theirs: hand-off time grows with the number of spinners
 the mechanism behind the collapse the ``spin_collapse`` study draws.
 """
 
-from .base import Lock
+from .base import ExclusiveOps, Lock
 
 
-class TicketLock(Lock):
+class TicketLock(ExclusiveOps, Lock):
     kind = "ticket spinlock"
     spin = True
     waiters_spin = True
     fifo = True
-
-    def lock(self):
-        return self._op("x")
-
-    def unlock(self):
-        return self._rel("x")
 
     def handoff_cost(self, m) -> int:
         # every CPU still spinning (the next holder included) re-reads the line

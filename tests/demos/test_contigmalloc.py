@@ -17,7 +17,7 @@ import os
 
 import pytest
 
-from smpvm import BadInput, Strategy, load_target, run_scenario
+from smpvm import BadInput, load_target, make_strategy, run_scenario
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TARGET = os.path.join(ROOT, "models", "freebsd", "contigmalloc.py") + "::large_buffer"
@@ -26,14 +26,6 @@ FREE_AT_BOOT_MB = 3552     # 4096 MB - 32 MB kernel - 512 MB in use (the default
 KVA_FREE_MB = 624          # 1024 MB of kernel address space - 400 MB used
 
 
-class RandomChoice(Strategy):
-    """Exploration: any CPU that is not blocked may step; pick one uniformly."""
-
-    name = "random-choice"
-
-    def pick(self, kind, options, last):
-        return self.choose(options)
-
 
 @pytest.fixture(scope="module")
 def scn():
@@ -41,7 +33,7 @@ def scn():
 
 
 def runs(scn, variant, seeds=range(3), **params):
-    return [run_scenario(scn, variant=variant, params=params, seed=s, strategy=RandomChoice())
+    return [run_scenario(scn, variant=variant, params=params, seed=s, strategy=make_strategy("random"))
             for s in seeds]
 
 

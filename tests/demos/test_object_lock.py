@@ -18,19 +18,11 @@ import os
 
 import pytest
 
-from smpvm import BadInput, Strategy, load_target, run_scenario
+from smpvm import BadInput, load_target, make_strategy, run_scenario
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TARGET = os.path.join(ROOT, "models", "freebsd", "vm_object_lock.py") + "::faults"
 
-
-class RandomChoice(Strategy):
-    """Exploration: any CPU that is not blocked may step; pick one uniformly."""
-
-    name = "random-choice"
-
-    def pick(self, kind, options, last):
-        return self.choose(options)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +31,7 @@ def scn():
 
 
 def explore(scn, variant, seeds, **params):
-    return [run_scenario(scn, variant=variant, params=params, seed=s, strategy=RandomChoice(),
+    return [run_scenario(scn, variant=variant, params=params, seed=s, strategy=make_strategy("random"),
                          lockstat=False)
             for s in seeds]
 

@@ -25,7 +25,7 @@ import os
 
 import pytest
 
-from smpvm import BadInput, Strategy, load_target, run_scenario
+from smpvm import BadInput, load_target, make_strategy, run_scenario
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TARGET = os.path.join(ROOT, "models", "freebsd", "page_locks.py") + "::hold_wire"
@@ -36,14 +36,6 @@ STUDY = {"unmappers": 0, "hot_pages": 256, "pmaps": 16, "objects": 16, "lockset"
          "ops_per_thread": 150}
 
 
-class RandomChoice(Strategy):
-    """Exploration: any CPU that is not blocked may step; pick one uniformly."""
-
-    name = "random-choice"
-
-    def pick(self, kind, options, last):
-        return self.choose(options)
-
 
 @pytest.fixture(scope="module")
 def scn():
@@ -51,7 +43,7 @@ def scn():
 
 
 def explore(scn, variant, seeds, **params):
-    return [run_scenario(scn, variant=variant, params=params, seed=s, strategy=RandomChoice())
+    return [run_scenario(scn, variant=variant, params=params, seed=s, strategy=make_strategy("random"))
             for s in seeds]
 
 
