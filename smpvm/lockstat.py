@@ -17,42 +17,40 @@ from dataclasses import asdict, dataclass
 
 
 class ClassStats:
-    """Running statistics of one lock class."""
+    """Running statistics of one lock class.
 
-    __slots__ = ("name", "kind", "instances", "acquisitions", "contended", "bounces",
-                 "try_failures", "wait_total", "wait_max", "hold_total", "hold_max",
+    The hot path only appends a sample and bumps a counter (the lock code does
+    it inline); totals, maxima and percentiles are computed from the samples
+    when a summary is asked for.
+    """
+
+    __slots__ = ("name", "kind", "instances", "contended", "bounces", "try_failures",
                  "waits", "holds")
 
     def __init__(self, name: str, kind: str):
         self.name = name
         self.kind = kind
         self.instances = 0
-        self.acquisitions = 0
         self.contended = 0
         self.bounces = 0
         self.try_failures = 0
-        self.wait_total = 0
-        self.wait_max = 0
-        self.hold_total = 0
-        self.hold_max = 0
+        #: Wait of every acquisition (0 when uncontended), ns.
         self.waits = array("q")
+        #: Hold time of every release, ns.
         self.holds = array("q")
 
+    @property
+    def acquisitions(self) -> int:
+        return len(self.waits)
+
     def acquired(self, wait_ns: int, contended: bool, bounce: bool) -> None:
-        self.acquisitions += 1
         if contended:
             self.contended += 1
         if bounce:
             self.bounces += 1
-        self.wait_total += wait_ns
-        if wait_ns > self.wait_max:
-            self.wait_max = wait_ns
         self.waits.append(wait_ns)
 
     def released(self, hold_ns: int) -> None:
-        self.hold_total += hold_ns
-        if hold_ns > self.hold_max:
-            self.hold_max = hold_ns
         self.holds.append(hold_ns)
 
 
@@ -111,20 +109,21 @@ class LockStat:
     def summary(self, elapsed_ns: int) -> list[ClassSummary]:
         out = []
         for st in self.classes.values():
-            n = st.acquisitions
+            n = len(st.waits)
             nh = len(st.holds)
             busy = elapsed_ns * max(1, st.instances)
             waits = sorted(st.waits)
             holds = sorted(st.holds)
+            wait_total, hold_total = sum(waits), sum(holds)
             out.append(ClassSummary(
                 name=st.name, kind=st.kind, instances=st.instances, acquisitions=n,
                 contended=st.contended, bounces=st.bounces, try_failures=st.try_failures,
-                wait_total_ns=st.wait_total, wait_mean_ns=st.wait_total / n if n else 0.0,
-                wait_max_ns=st.wait_max, wait_p50_ns=_percentile(waits, 0.50),
-                wait_p99_ns=_percentile(waits, 0.99), hold_total_ns=st.hold_total,
-                hold_mean_ns=st.hold_total / nh if nh else 0.0, hold_max_ns=st.hold_max,
+                wait_total_ns=wait_total, wait_mean_ns=wait_total / n if n else 0.0,
+                wait_max_ns=waits[-1] if n else 0, wait_p50_ns=_percentile(waits, 0.50),
+                wait_p99_ns=_percentile(waits, 0.99), hold_total_ns=hold_total,
+                hold_mean_ns=hold_total / nh if nh else 0.0, hold_max_ns=holds[-1] if nh else 0,
                 hold_p50_ns=_percentile(holds, 0.50), hold_p99_ns=_percentile(holds, 0.99),
-                utilization=st.hold_total / busy if busy else 0.0))
+                utilization=hold_total / busy if busy else 0.0))
         return out
 
 

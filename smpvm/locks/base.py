@@ -254,9 +254,16 @@ class Lock:
             c.held.append(Held(self, mode, site, c.clock))
         if self.disables_irqs:
             c.irq_off += 1
-        if self.stat is not None:
-            # only a contended acquisition waited (as lock_stat and LOCK_PROFILING count)
-            self.stat.acquired(c.clock - requested_ns if contended else 0, contended, bounce)
+        st = self.stat
+        if st is not None:  # inline: this runs on every acquisition
+            if contended:
+                # only a contended acquisition waited (as lock_stat and LOCK_PROFILING count)
+                st.contended += 1
+                st.waits.append(c.clock - requested_ns)
+            else:
+                st.waits.append(0)
+            if bounce:
+                st.bounces += 1
         if m.tracing:
             if c is m.current:
                 m.record(c, "acquire", self.label(), mode)
@@ -295,7 +302,7 @@ class Lock:
     def _drop(self, m, c, h) -> None:
         c.held.remove(h)
         if self.stat is not None:
-            self.stat.released(c.clock - h.since_ns)
+            self.stat.holds.append(c.clock - h.since_ns)
         if h.mode == "x":
             self.owner = None
         else:
