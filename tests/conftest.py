@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from smpvm import Costs, Strategy, run_scenario, scenario
 from smpvm.trace import MemorySink
 
@@ -82,3 +84,13 @@ def stat_of(result, name):
         if s.name == name:
             return s
     raise KeyError(f"no lock class {name!r} in {[s.name for s in result.lockstat]}")
+
+
+def cli(capsys, *args):
+    """Run ``smpvm ARGS`` in this process: (exit status, stdout, stderr)."""
+    from smpvm.cli import main
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return (exc.value.code or 0), out, err

@@ -19,8 +19,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
-from smpvm.cli import main
+from conftest import ROOT, cli
 
 CASES = "tests/models/engine_cases.py"
 SMPVM = os.path.join(os.path.dirname(sys.executable), "smpvm")
@@ -29,16 +28,6 @@ SMPVM = os.path.join(os.path.dirname(sys.executable), "smpvm")
 @pytest.fixture(autouse=True)
 def _in_project_root(monkeypatch):
     monkeypatch.chdir(ROOT)
-
-
-def cli(capsys, *args):
-    """Run ``smpvm ARGS`` in this process; (exit status, stdout, stderr)."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out, err = capsys.readouterr()
-    code = exc.value.code
-    return (0 if code is None else code), out, err
 
 
 def cli_process(*args, env=None, timeout=120):

@@ -25,8 +25,7 @@ import tomllib
 
 import pytest
 
-from conftest import ROOT
-from smpvm.cli import main
+from conftest import ROOT, cli
 from smpvm.scenario import BadInput, load_target
 from smpvm.studies import STRATEGIES, load_study, run_lor_survey, run_races, study_kind
 from smpvm.sweep import load_config, run_sweep
@@ -234,14 +233,6 @@ def test_the_lock_order_survey_shows_the_walk_reversal_only_in_old_code(elsewher
 # -- the race and lock-order kinds through `smpvm sweep` ---------------------------------
 
 DOOMED = os.path.join(ROOT, "models", "freebsd", "device_pager.py") + "::doomed_object"
-
-
-def cli(capsys, *args):
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return (0 if exc.value.code is None else exc.value.code), out, err
 
 
 def _study(tmp_path, text):

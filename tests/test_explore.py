@@ -19,8 +19,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
-from smpvm.cli import main
+from conftest import ROOT, cli
 from smpvm.explore import (EPOCH_RUNS, SEED_BLOCK, Exploration, explore, read_runs_csv,
                            run_seed)
 from smpvm.theory import pct_probability, runs_for_confidence
@@ -33,15 +32,6 @@ DEPTH2 = f"{TINY}::check_then_use"
 @pytest.fixture(autouse=True)
 def _in_project_root(monkeypatch):
     monkeypatch.chdir(ROOT)
-
-
-def cli(capsys, *args):
-    """Run ``smpvm ARGS`` in this process; (exit status, stdout, stderr)."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return (exc.value.code or 0), out, err
 
 
 def rows(out_dir):

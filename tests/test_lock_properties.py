@@ -50,8 +50,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import pytest
-from hypothesis import HealthCheck, Phase, event, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 

@@ -18,8 +18,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
-from smpvm.cli import main
+from conftest import ROOT, cli
 from smpvm.failures import Failure, load_failure, model_fingerprint, save_failure
 
 TINY = os.path.join("tests", "models", "tiny.py")
@@ -29,14 +28,6 @@ SMPVM = os.path.join(os.path.dirname(sys.executable), "smpvm")
 @pytest.fixture(autouse=True)
 def _in_project_root(monkeypatch):
     monkeypatch.chdir(ROOT)
-
-
-def cli(capsys, *args):
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return (exc.value.code or 0), out, err
 
 
 def explore_and_get_replay_line(capsys, target, out_dir, *extra):

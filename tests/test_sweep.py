@@ -22,9 +22,8 @@ import shutil
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, cli
 from smpvm import __version__
-from smpvm.cli import main
 from smpvm.sweep import load_config, run_sweep
 
 LOCKS = os.path.join(ROOT, "models", "synthetic", "locks.py")
@@ -81,16 +80,6 @@ def write_study(directory, text, name="study.toml") -> str:
 
 def queue_study(directory, acquisitions=30, name="study.toml") -> str:
     return write_study(directory, QUEUE_STUDY.format(acquisitions=acquisitions), name)
-
-
-def cli(capsys, *args):
-    """Run ``smpvm ARGS`` in this process; (exit status, stdout, stderr)."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out, err = capsys.readouterr()
-    code = exc.value.code
-    return (0 if code is None else code), out, err
 
 
 def assert_one_error_line(err: str, *fragments: str) -> str:
