@@ -4,7 +4,8 @@ What ``lock_stat`` (Linux) and ``LOCK_PROFILING`` (FreeBSD) report, without
 their sampling error: acquisitions, contended acquisitions, wait and hold
 times (total, mean, max, p50, p99), con-bounces (the lock was taken on a
 different CPU than the last time: its cache line moved), trylock failures
-and utilisation (the share of simulated time the class's locks were held).
+and utilisation (the share of simulated time the class's locks were held, in
+any mode: overlapping readers count once).
 
 Every wait and hold is kept as an integer in a compact array, so
 percentiles are exact; a million acquisitions cost about 16 MB.
@@ -25,7 +26,7 @@ class ClassStats:
     """
 
     __slots__ = ("name", "kind", "instances", "contended", "bounces", "try_failures",
-                 "waits", "holds")
+                 "waits", "holds", "busy")
 
     def __init__(self, name: str, kind: str):
         self.name = name
@@ -38,6 +39,8 @@ class ClassStats:
         self.waits = array("q")
         #: Hold time of every release, ns.
         self.holds = array("q")
+        #: Time any lock of the class was held in any mode (readers overlap), ns.
+        self.busy = 0
 
     @property
     def acquisitions(self) -> int:
@@ -123,7 +126,7 @@ class LockStat:
                 wait_p99_ns=_percentile(waits, 0.99), hold_total_ns=hold_total,
                 hold_mean_ns=hold_total / nh if nh else 0.0, hold_max_ns=holds[-1] if nh else 0,
                 hold_p50_ns=_percentile(holds, 0.50), hold_p99_ns=_percentile(holds, 0.99),
-                utilization=hold_total / busy if busy else 0.0))
+                utilization=st.busy / busy if busy else 0.0))
         return out
 
 

@@ -266,3 +266,24 @@ def test_csv_and_plain_table():
                                      (3_200_000, "3.20 ms"), (1_500_000_000, "1.50 s")])
 def test_durations_for_people(ns, text):
     assert fmt_ns(ns) == text
+
+
+def test_utilisation_counts_overlapping_readers_once():
+    """Two readers holding an rwlock over the same 1000 ns keep it busy 1000 ns, not 2000."""
+    from smpvm import FREE, Machine, RwLock, work
+
+    m = Machine(seed=0, costs=FREE)
+    rw = RwLock(m, "object lock")
+
+    def reader():
+        yield rw.rlock()
+        yield work(1000)
+        yield rw.runlock()
+
+    m.spawn(reader(), "r0")
+    m.spawn(reader(), "r1")
+    r = m.run()
+    s = next(x for x in r.lockstat if x.name == "object lock")
+    assert s.hold_total_ns == 2000
+    assert r.time_ns == 1000
+    assert s.utilization == 1.0

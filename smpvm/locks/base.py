@@ -110,6 +110,8 @@ class Lock:
         self.stat = m.lockstat.for_lock(self) if m.lockstat is not None else None
         self._fp_key = ("lock", self.uid)
         self._ops: dict = {}
+        #: When the lock last went from free to held (for utilisation).
+        self.busy_since = 0
 
     # -- naming ---------------------------------------------------------------
 
@@ -237,6 +239,7 @@ class Lock:
 
     def _take(self, m, c, mode, site, requested_ns, contended) -> None:
         """Make ``c`` a holder and charge the acquisition; ``c.clock`` is the grant time."""
+        was_free = self.owner is None and not self.readers
         if mode == "x":
             self.owner = c
         else:
@@ -247,6 +250,8 @@ class Lock:
             if cost:
                 c.clock += m.duration(cost)
         self.last_cpu = c.id
+        if was_free:
+            self.busy_since = c.clock
         h = c.holding(self) if mode == "s" else None
         if h is not None:
             h.count += 1
@@ -301,8 +306,6 @@ class Lock:
 
     def _drop(self, m, c, h) -> None:
         c.held.remove(h)
-        if self.stat is not None:
-            self.stat.holds.append(c.clock - h.since_ns)
         if h.mode == "x":
             self.owner = None
         else:
@@ -311,6 +314,11 @@ class Lock:
                 self.readers[c.id] = n
             else:
                 del self.readers[c.id]
+        st = self.stat
+        if st is not None:
+            st.holds.append(c.clock - h.since_ns)
+            if self.owner is None and not self.readers:  # free again: count the busy stretch
+                st.busy += c.clock - self.busy_since
         if self.disables_irqs:
             c.irq_off -= 1
         self.last_cpu = c.id
