@@ -489,9 +489,11 @@ class Machine:
             cid = opts[0] if n == 1 else self.pick("cpu", opts, last)
             if want_fp:
                 self._fp = {}
-                self._step(cpus[cid])
-                strategy.stepped(cid, self._fp, opts)
-                self._fp = None
+                try:
+                    self._step(cpus[cid])
+                finally:  # also the step that ends the run with a violation
+                    strategy.stepped(cid, self._fp, opts)
+                    self._fp = None
             else:
                 self._step(cpus[cid])
             last = cid

@@ -107,6 +107,7 @@ class Item:
     def live(self) -> bool:
         """True while this pointer's allocation has not been freed."""
         s = self._slot
+        s.zone.m.footprint_touch(("slot", s.zone.uid, s.index), write=False)
         return s.live and s.gen == self._gen
 
     @property
@@ -115,7 +116,7 @@ class Item:
 
     def same_memory(self, other) -> bool:
         """True when both pointers address the same slot (whatever the generation)."""
-        return isinstance(other, Item) and other._slot is self._slot
+        return isinstance(other, Item) and other._slot is self._slot  # identity: no shared read
 
     def __repr__(self) -> str:
         return self.label()
@@ -210,8 +211,7 @@ class Zone:
         self.uid = m._register_zone(self)
         self._slots: list[_Slot] = []
         self._free: list[_Slot] = []
-        #: Items currently allocated.
-        self.live_count = 0
+        self._live_count = 0
 
     # -- operations -------------------------------------------------------------------
 
@@ -229,7 +229,14 @@ class Zone:
 
     def live_items(self) -> list[Item]:
         """Pointers to every live item, in slot order."""
+        self.m.footprint_touch(("zone", self.uid), write=False)
         return [Item(s, s.gen) for s in self._slots if s.live]
+
+    @property
+    def live_count(self) -> int:
+        """Items currently allocated."""
+        self.m.footprint_touch(("zone", self.uid), write=False)
+        return self._live_count
 
     # -- mechanics --------------------------------------------------------------------------
 
@@ -249,15 +256,16 @@ class Zone:
         f.update(fields)
         slot.fields = f
         slot.alloc_site = (site, cpu, now)
-        self.live_count += 1
+        self._live_count += 1
         self.m.footprint_touch(("zone", self.uid))
         self._touch_fields(slot)
         return Item(slot, slot.gen)
 
     def _touch_fields(self, slot) -> None:
-        """Footprint: allocating or freeing writes every field (a later access depends on it)."""
+        """Footprint: allocating or freeing writes every field and the slot's liveness."""
         fp = self.m._fp
         if fp is not None:
+            fp[("slot", self.uid, slot.index)] = True
             for name in slot.fields:
                 fp[("field", self.uid, slot.index, name)] = True
 
@@ -271,7 +279,7 @@ class Zone:
             return
         slot.live = False
         slot.free_site = (site, cpu, now)
-        self.live_count -= 1
+        self._live_count -= 1
         if self.nofree:
             self._free.append(slot)
         else:

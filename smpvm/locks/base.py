@@ -202,6 +202,8 @@ class Lock:
             return False
         if not retry:
             self._start_wait(m, c, mode, site)
+        elif m._fp is not None:
+            m._fp[self._fp_key] = True  # a failed retry read the lock too
         c.state = CPU_BLOCKED
         return BLOCKED
 

@@ -69,14 +69,15 @@ leaves gaps:
 * with interrupt sources every step writes ``("time",)``: interrupts arrive
   by simulated time, which every step moves, so nothing commutes and the
   search is plain enumeration;
-* the step that ends a run with a fatal violation is never reported by the
-  engine, so it counts as dependent with every step, and so does the
-  pending step of every CPU not finished when a run ends.
+* the step that ends a run with a fatal violation counts as dependent with
+  every step, and so does the pending step of every CPU not finished when a
+  run ends.
 
 Limits (effects no footprint records, which the reduction cannot see):
-model code reading ``m.now``, ``obj.live``, ``obj.same_memory()``,
-``zone.live_count``, ``zone.live_items()`` or a lock's state directly, or
-setting one ``m.metric`` name from several CPUs.  Witness findings come
+model code reading ``m.now`` or a lock's state directly, or setting one
+``m.metric`` name from several CPUs.  (``obj.live``, ``zone.live_count`` and
+``zone.live_items()`` are recorded as reads; ``obj.same_memory()`` compares
+pointers, which no schedule changes.)  Witness findings come
 from the order graph, which equivalent schedules build alike.
 
 **Preemption bound.**  With ``preemption_bound=B`` only schedules with at
@@ -98,8 +99,10 @@ from dataclasses import dataclass, field
 
 from ..cpu import BLOCKED, DONE, RUNNABLE
 from ..machine import current_machine
+from ..run import run_scenario
 from ..violations import ModelError
 from .base import Strategy
+from .replay import Replay
 
 #: Footprint of a step whose effects are unknown: dependent with every step.
 ANYTHING = None
@@ -249,7 +252,9 @@ class DFS(Strategy):
             return  # replaying the path: the next state exists, with its sleep set
         self._next_sleep = self._sleep_after(node, cpu, step.fp)
         if after and all(q in self._next_sleep for q in after):
-            self.tree.append(_Node(tuple(after), self._next_sleep, cpu, 0))
+            blocked = _Node(tuple(after), self._next_sleep, cpu, 0)
+            blocked.done.add(after[0])  # the run goes on that way, off the tree
+            self.tree.append(blocked)
             self.blocked_at = k + 1
 
     def _node_stepped(self, k, cpu, enabled):
@@ -373,10 +378,10 @@ class DFS(Strategy):
         return step
 
     def _pending(self, steps) -> dict:
-        """CPU -> (footprint, lock it waits for) of CPUs unfinished when the run ended.
+        """CPU -> footprint of the next step of each CPU unfinished when the run ended.
 
-        Their next step never ran, so nothing is known of it: it counts as
-        dependent with every step.
+        That step never ran (a stall, or a fatal violation ended the run), so
+        nothing is known of it: it counts as dependent with every step.
         """
         m = self._m
         if m is None:
@@ -385,7 +390,7 @@ class DFS(Strategy):
         return {c.id: ANYTHING for c in m.cpus if c.state != DONE and c.id != stopper}
 
     def _add_races(self, steps, pending) -> None:
-        """Step 2 of the module docstring, for the steps this run added."""
+        """Steps 2 and 3 of the module docstring, for the steps this run added."""
         run = _Run(steps)
         end = len(steps)
         limit = end if self.blocked_at is None else self.blocked_at
@@ -649,7 +654,7 @@ class DfsReport:
             what = f"{self.runs} schedules{within} explored (not exhausted)"
         found = ("none failed" if not self.failing_runs
                  else f"{self.failing_runs} failed (first: schedule {self.first_failure_run})")
-        saved = f"; the reduction pruned {self.pruned} branches" if self.reduction else ""
+        saved = f"; the reduction saved at least {self.pruned}" if self.reduction else ""
         return f"{what}, {found}{saved}"
 
     def to_dict(self) -> dict:
@@ -670,7 +675,6 @@ def exhaust(scn, *, variant, params, cpus, seed, preemption_bound=None, max_runs
     no search decision needs; a failing one is replayed from its choices
     with them, which also checks that it replays.
     """
-    from ..run import run_scenario
     dfs = DFS(preemption_bound=preemption_bound, reduction=reduction)
     report = DfsReport(reduction=dfs.reduction, preemption_bound=preemption_bound)
     while True:
@@ -694,8 +698,6 @@ def exhaust(scn, *, variant, params, cpus, seed, preemption_bound=None, max_runs
 
 def _replayed(scn, variant, params, cpus, seed, result):
     """The failing run again from its recorded choices, with lock statistics."""
-    from ..run import run_scenario
-    from .replay import Replay
     again = run_scenario(scn, variant=variant, params=params, cpus=cpus, seed=seed,
                          strategy=Replay(result.choices, timed=False))
     if again.kinds() != result.kinds() or again.choices != result.choices:

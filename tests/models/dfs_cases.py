@@ -7,10 +7,10 @@ steps, and two such threads have C(4, 2) = 6 interleavings.
 
 * ``independent``: two CPUs, two steps each, on fields of their own.
 * ``shared_field``: two CPUs, two steps each, every step writes one field.
-* ``locked_counter``: two CPUs add one to a counter under a sleep mutex
-  (load and store as separate steps), so one of them may block.
-* ``two_preemptions``: a bug that shows only when each thread is preempted
-  once: A1 B1 A2 B2 (or the mirror B1 A1 B2 A2).
+* ``locked_counter``: two (or ``threads``) CPUs add one to a counter under a
+  sleep mutex (load and store as separate steps), so some of them may wait.
+* ``two_preemptions``: a bug that shows only in A1 B1 A2 B2, where A is
+  preempted after its first step and B after its own.
 * ``handshake``: a consumer sleeps (``msleep``) until a producer publishes;
   in the ``lost-wakeup`` variant the consumer tests the flag without the
   mutex, so the wakeup may come between its test and its sleep.
