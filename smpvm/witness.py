@@ -91,6 +91,29 @@ def spl_name(level: int) -> str:
     return SPL_NAMES.get(level, f"spl {level}")
 
 
+def _walk(edges, start, skip_blessed: bool):
+    """Breadth-first over states (class, entered as a recursive reader) from ``start``.
+
+    Yields each state as it leaves the queue, with ``prev`` (state -> (previous
+    state, edge type bits)) filled in so far; the order is the graph's
+    (deterministic) insertion order, so paths found are shortest ones.
+    """
+    prev = {start: None}
+    queue = deque([start])
+    while queue:
+        state = queue.popleft()
+        yield state, prev
+        node, recursive = state
+        for succ, edge in edges.get(node, {}).items():
+            if skip_blessed and edge.blessed:
+                continue
+            types = edge.types & HELD_EXCLUSIVE if recursive else edge.types
+            for nxt_rec, mask in ((False, EN | SN), (True, ER | SR)):
+                if types & mask and (succ, nxt_rec) not in prev:
+                    prev[(succ, nxt_rec)] = (state, types & mask)
+                    queue.append((succ, nxt_rec))
+
+
 def strong_path(edges, src, dst, enter_recursive: bool, leave_shared: bool):
     """A strong path src -> ... -> dst that closes a strong cycle, or None.
 
@@ -102,39 +125,18 @@ def strong_path(edges, src, dst, enter_recursive: bool, leave_shared: bool):
     one and the search order is the graph's (deterministic) insertion order.
     Returns ``(classes, type_bits_per_edge)``.
     """
-    start = (src, enter_recursive)
-    prev = {start: None}
-    queue = deque([start])
-    while queue:
-        state = queue.popleft()
+    for state, prev in _walk(edges, (src, enter_recursive), skip_blessed=True):
         node, recursive = state
         if node == dst and not (recursive and leave_shared):
             return _unwind(prev, state)
-        for succ, edge in edges.get(node, {}).items():
-            if edge.blessed:
-                continue
-            types = edge.types & HELD_EXCLUSIVE if recursive else edge.types
-            for nxt_rec, mask in ((False, EN | SN), (True, ER | SR)):
-                if types & mask and (succ, nxt_rec) not in prev:
-                    prev[(succ, nxt_rec)] = (state, types & mask)
-                    queue.append((succ, nxt_rec))
     return None
 
 
 def reachable(edges, src, enter_recursive: bool):
     """Every state (class, entered recursively) reachable from ``src`` with how it was reached."""
-    start = (src, enter_recursive)
-    prev = {start: None}
-    queue = deque([start])
-    while queue:
-        state = queue.popleft()
-        node, recursive = state
-        for succ, edge in edges.get(node, {}).items():
-            types = edge.types & HELD_EXCLUSIVE if recursive else edge.types
-            for nxt_rec, mask in ((False, EN | SN), (True, ER | SR)):
-                if types & mask and (succ, nxt_rec) not in prev:
-                    prev[(succ, nxt_rec)] = (state, types & mask)
-                    queue.append((succ, nxt_rec))
+    prev = {}
+    for _, prev in _walk(edges, (src, enter_recursive), skip_blessed=False):
+        pass
     return prev
 
 

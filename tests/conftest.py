@@ -94,3 +94,14 @@ def cli(capsys, *args):
         main([str(a) for a in args])
     out, err = capsys.readouterr()
     return (exc.value.code or 0), out, err
+
+
+def assert_one_error_line(err: str, *fragments: str) -> str:
+    """stderr is one ``smpvm: error:`` line holding every fragment; returns that line."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got: {err!r}"
+    assert lines[0].startswith("smpvm: error: "), lines[0]
+    assert "Traceback" not in err
+    for frag in fragments:
+        assert frag in lines[0], f"{frag!r} not in {lines[0]!r}"
+    return lines[0]

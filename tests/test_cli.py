@@ -19,7 +19,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, cli
+from conftest import ROOT, assert_one_error_line, cli
 
 CASES = "tests/models/engine_cases.py"
 SMPVM = os.path.join(os.path.dirname(sys.executable), "smpvm")
@@ -38,15 +38,6 @@ def cli_process(*args, env=None, timeout=120):
     """
     return subprocess.run([SMPVM, *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env=env)
-
-
-def assert_one_error_line(err: str, *fragments: str) -> None:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got: {err!r}"
-    assert lines[0].startswith("smpvm: error: "), lines[0]
-    assert "Traceback" not in err
-    for frag in fragments:
-        assert frag in lines[0], f"{frag!r} not in {lines[0]!r}"
 
 
 # -- bad input: exit 2, one line ----------------------------------------------------------

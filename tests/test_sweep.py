@@ -22,7 +22,7 @@ import shutil
 
 import pytest
 
-from conftest import ROOT, cli
+from conftest import ROOT, assert_one_error_line, cli
 from smpvm import __version__
 from smpvm.sweep import load_config, run_sweep
 
@@ -80,16 +80,6 @@ def write_study(directory, text, name="study.toml") -> str:
 
 def queue_study(directory, acquisitions=30, name="study.toml") -> str:
     return write_study(directory, QUEUE_STUDY.format(acquisitions=acquisitions), name)
-
-
-def assert_one_error_line(err: str, *fragments: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got: {err!r}"
-    assert lines[0].startswith("smpvm: error: "), lines[0]
-    assert "Traceback" not in err
-    for frag in fragments:
-        assert frag in lines[0], f"{frag!r} not in {lines[0]!r}"
-    return lines[0]
 
 
 def read_csv(path) -> tuple[list[str], list[dict]]:

@@ -323,6 +323,19 @@ def dev_pager_alloc_sx(p, handle):
     return obj
 
 
+def allocate_and_insert(p, handle):
+    """Allocate outside dev_pager_mtx, then look again under it: insert ours if still
+    nobody's there (winner), else keep theirs.  Returns ``(object, ours if we lost)``."""
+    fresh = yield from vm_object_allocate(p)  # may sleep: the race window
+    yield p.list_mtx.lock()
+    obj = yield from lookup_referenced(p, handle)
+    if obj is None:
+        obj, fresh = fresh, None
+        insert(p, obj)
+    yield p.list_mtx.unlock()
+    return obj, fresh
+
+
 def dev_pager_alloc_mtx(p, handle, extra_reference):
     """The fixed allocator: dev_pager_mtx over lookup and insert, allocation outside it."""
     yield work(VALIDATE_NS)
@@ -334,13 +347,7 @@ def dev_pager_alloc_mtx(p, handle, extra_reference):
     yield p.list_mtx.unlock()
     if obj is not None:
         return obj
-    fresh = yield from vm_object_allocate(p)
-    yield p.list_mtx.lock()
-    obj = yield from lookup_referenced(p, handle)
-    if obj is None:
-        obj, fresh = fresh, None
-        insert(p, obj)
-    yield p.list_mtx.unlock()
+    obj, fresh = yield from allocate_and_insert(p, handle)
     if fresh is not None:
         # Another allocator inserted first; ours was never published.
         p.objects_destroyed += 1
@@ -424,16 +431,10 @@ def cdev_pager_allocate(p, handle):
     handle.si_refcount += 1
     yield p.list_mtx.lock()
     obj = yield from lookup_referenced(p, handle)
+    yield p.list_mtx.unlock()
     fresh = None
     if obj is None:
-        yield p.list_mtx.unlock()
-        fresh = yield from vm_object_allocate(p)  # may sleep: the race window
-        yield p.list_mtx.lock()
-        obj = yield from lookup_referenced(p, handle)
-        if obj is None:
-            obj, fresh = fresh, None
-            insert(p, obj)
-    yield p.list_mtx.unlock()
+        obj, fresh = yield from allocate_and_insert(p, handle)
     if fresh is not None:
         yield note(f"lost the race: {fresh.lock.instance}'s handle becomes the object itself")
         fresh.handle = fresh
