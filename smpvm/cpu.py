@@ -38,18 +38,26 @@ class Frame:
 class Held:
     """A lock this CPU holds, with where and when it took it."""
 
-    __slots__ = ("lock", "mode", "site", "since_ns", "count")
+    __slots__ = ("lock", "mode", "_site", "since_ns", "count")
 
     def __init__(self, lock, mode, site, since_ns):
         self.lock = lock
         #: "x" exclusive or "s" shared.
         self.mode = mode
-        #: Model location of the acquisition (for witness reports).
-        self.site = site
+        # Where it was taken: a site token, named only if a report asks (see ``site``).
+        self._site = site
         #: Simulated time the hold began (for hold-time statistics).
         self.since_ns = since_ns
         #: Recursion depth (1 = held once).
         self.count = 1
+
+    @property
+    def site(self) -> str:
+        """Model location (``path:line``) of the acquisition, for reports."""
+        s = self._site
+        if type(s) is not str:
+            s = self._site = self.lock.m.site_name(s)
+        return s
 
 
 class CPU:
@@ -82,7 +90,7 @@ class CPU:
         self.wait_mode = "x"
         self.wait_since = 0
         self.wait_spins = True
-        self.wait_site = ""
+        self.wait_site = None  # a site token (Machine.site_token)
         #: The wait channel this CPU sleeps on (None when not sleeping).
         self.sleep_chan = None
         #: The mutex to retake after an msleep wakeup.

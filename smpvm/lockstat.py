@@ -84,7 +84,20 @@ class ClassSummary:
         return asdict(self)
 
 
-def _percentile(s: list, q: float) -> float:
+#: From this many samples on, sort with numpy (its import is paid only by long runs).
+_NUMPY_FROM = 4096
+
+
+def _sorted_and_total(samples: array):
+    """The samples in order (a list, or for long runs a numpy array) and their sum."""
+    if len(samples) < _NUMPY_FROM:
+        return sorted(samples), sum(samples)
+    import numpy as np
+    ordered = np.sort(np.frombuffer(samples, dtype=np.int64))
+    return ordered, int(ordered.sum())
+
+
+def _percentile(s, q: float) -> float:
     """Exact percentile of sorted values with linear interpolation (numpy's default method)."""
     n = len(s)
     if n == 0:
@@ -115,16 +128,15 @@ class LockStat:
             n = len(st.waits)
             nh = len(st.holds)
             busy = elapsed_ns * max(1, st.instances)
-            waits = sorted(st.waits)
-            holds = sorted(st.holds)
-            wait_total, hold_total = sum(waits), sum(holds)
+            waits, wait_total = _sorted_and_total(st.waits)
+            holds, hold_total = _sorted_and_total(st.holds)
             out.append(ClassSummary(
                 name=st.name, kind=st.kind, instances=st.instances, acquisitions=n,
                 contended=st.contended, bounces=st.bounces, try_failures=st.try_failures,
                 wait_total_ns=wait_total, wait_mean_ns=wait_total / n if n else 0.0,
-                wait_max_ns=waits[-1] if n else 0, wait_p50_ns=_percentile(waits, 0.50),
+                wait_max_ns=int(waits[-1]) if n else 0, wait_p50_ns=_percentile(waits, 0.50),
                 wait_p99_ns=_percentile(waits, 0.99), hold_total_ns=hold_total,
-                hold_mean_ns=hold_total / nh if nh else 0.0, hold_max_ns=holds[-1] if nh else 0,
+                hold_mean_ns=hold_total / nh if nh else 0.0, hold_max_ns=int(holds[-1]) if nh else 0,
                 hold_p50_ns=_percentile(holds, 0.50), hold_p99_ns=_percentile(holds, 0.99),
                 utilization=st.busy / busy if busy else 0.0))
         return out

@@ -38,6 +38,7 @@ from types import GeneratorType
 
 from .costs import Costs
 from .cpu import BLOCKED, CPU, DONE, RUNNABLE, Frame
+from .locks.base import Acquire, Release
 from .lockstat import LockStat
 from .ops import BLOCKED as OP_BLOCKED
 from .ops import Op, Work
@@ -130,6 +131,8 @@ class Machine:
         self.timed = bool(getattr(strategy, "timed", False))
         from .strategies.timed import Timed
         self._fast_handoff = type(strategy) is Timed
+        #: The timed strategy's uniform draw for racing waiters (bound at the first hand-off).
+        self._handoff_random = None
         self.max_steps = max_steps
         self.stop_at_first = stop_at_first
         self.variant = variant
@@ -276,8 +279,17 @@ class Machine:
 
     def site(self, c) -> str:
         """Model location (``path:line``) where CPU ``c``'s innermost generator is suspended."""
+        return self.site_name(self.site_token(c))
+
+    @staticmethod
+    def site_token(c):
+        """Where ``c`` is suspended, cheaply: (code, instruction offset), or None.
+
+        Acquisitions record this on every hold; ``site_name`` turns it into
+        ``path:line`` only when a report or a trace needs the text.
+        """
         if not c.frames:
-            return ""
+            return None
         g = c.frames[-1].gen
         sub = g.gi_yieldfrom
         while sub is not None and type(sub) is GeneratorType and sub.gi_frame is not None:
@@ -285,12 +297,20 @@ class Machine:
             sub = g.gi_yieldfrom
         f = g.gi_frame
         if f is None:
+            return None
+        return (f.f_code, f.f_lasti)
+
+    def site_name(self, token) -> str:
+        """``path:line`` of a ``site_token`` (a string is already one)."""
+        if token is None:
             return ""
-        key = (f.f_code, f.f_lineno)
-        s = self._site_cache.get(key)
+        if type(token) is str:
+            return token
+        s = self._site_cache.get(token)
         if s is None:
-            s = f"{self._path(f.f_code.co_filename)}:{f.f_lineno}"
-            self._site_cache[key] = s
+            code, offset = token
+            s = f"{self._path(code.co_filename)}:{code_line(code, offset)}"
+            self._site_cache[token] = s
         return s
 
     def frame_site(self, frame) -> str:
@@ -357,6 +377,22 @@ class Machine:
     def handoff(self, lock, now_ns) -> None:
         """A lock with waiters was released: hand it on (timed) or let waiters retry."""
         if self.timed or lock.fifo:
+            if self._fast_handoff and not lock.shared_allowed and not lock.fifo:
+                # The common case, written out: an exclusive lock whose waiters race
+                # for it, under the timed strategy (which draws the winner uniformly).
+                ws = lock.waiters
+                n = len(ws)
+                if n == 1:
+                    w = ws.pop()
+                else:
+                    draw = self._handoff_random
+                    if draw is None:
+                        draw = self._handoff_random = self.strategy.uniform_draw()
+                    w = ws.pop(int(draw() * n))  # random() < 1, so always below n
+                    self.choices.append(w.id)
+                    self.decisions += 1
+                lock.grant_removed_waiter(self, w, now_ns, lock.handoff_cost(self))
+                return
             while lock.waiters:
                 if lock.shared_allowed:
                     cands = [w for w in lock.waiters if lock.can_grant(w, w.wait_mode)]
@@ -399,7 +435,7 @@ class Machine:
         """A sleeper was woken: it retakes its msleep interlock, then continues."""
         lock = c.interlock
         c.interlock = None
-        op = lock._op("x") if lock is not None else None
+        op = lock._lock_x if lock is not None else None
         if c.irq_depth:
             # Woken while an interrupt handler runs on its CPU: the thread continues
             # when the handler returns, at the level it slept at.
@@ -514,12 +550,17 @@ class Machine:
         heap = self._heap
         push = heapq.heappush
         step = self._step_timed
+        pop = heapq.heappop
         last = -1
         while not self.stopped:
-            nxt = self._pop_due()
-            if nxt is None:
+            # _pop_due(), inline: the next valid entry, skipping stale ones
+            while heap:
+                t, cid = pop(heap)
+                c = cpus[cid]
+                if c.state == RUNNABLE and c.heap_key == t:
+                    break
+            else:
                 return
-            t, cid = nxt
             if heap and heap[0][0] == t:
                 ties = [cid]
                 while heap and heap[0][0] == t:
@@ -606,6 +647,8 @@ class Machine:
         """
         heap = self._heap
         tracing = self.tracing
+        jitter = self.costs.jitter
+        first = True
         while True:
             self.steps += 1
             if self.steps > self.max_steps:
@@ -614,25 +657,31 @@ class Machine:
             if clk > self._now:
                 self._now = clk
             self._t0 = clk
-            self.current = c
-            if c.granted is not None:
-                if tracing:
-                    self.record(c, "acquire", c.granted, c.wait_mode)
-                c.granted = None
-            if c.irqs and c.wait_lock is None and self._deliver_irq(c):
-                pass  # the handler starts now
-            elif c.sleep_chan is not None and not c.irq_depth:  # asleep, no handler running
-                self.idle_until_interrupt(c)
-                return
-            else:
-                op = c.op
-                if op is not None:  # left pending (a woken sleeper's retake, or an interrupt)
-                    self._t0 = c.clock
-                    res = op.execute(self, c)
-                    if res is not OP_BLOCKED:
-                        c.op = None
-                        c.value = res
+            if first:
+                # Only a CPU's first step here can find a lock handed to it, a sleep
+                # or a pending operation: each of those ends a step with a return.
+                first = False
+                self.current = c
+                if c.granted is not None:
+                    if tracing:
+                        self.record(c, "acquire", c.granted, c.wait_mode)
+                    c.granted = None
+                if c.irqs and c.wait_lock is None and self._deliver_irq(c):
+                    pass  # the handler starts now
+                elif c.sleep_chan is not None and not c.irq_depth:  # asleep, no handler
+                    self.idle_until_interrupt(c)
                     return
+                else:
+                    op = c.op
+                    if op is not None:  # left pending (a woken sleeper's retake, an interrupt)
+                        self._t0 = c.clock
+                        res = op.execute(self, c)
+                        if res is not OP_BLOCKED:
+                            c.op = None
+                            c.value = res
+                        return
+            elif c.irqs and c.wait_lock is None:
+                self._deliver_irq(c)
             res = c.value
             c.value = None
             try:
@@ -648,13 +697,29 @@ class Machine:
                 c.op = self._check_op(c, op)  # the interrupt comes first, at the next step
                 return
             self._t0 = c.clock  # records and findings carry the time the operation starts
-            if type(op) is Work:
-                d = self.duration(op.ns)
+            kind = type(op)
+            if kind is Work:
+                d = op.ns
+                if d and jitter:  # duration(), inline
+                    r = self._jit_rand
+                    if r is None:
+                        r = self._jit_rand = random.Random(self.seed * 4 + 1)
+                    d = int(d * (1.0 + jitter * (2.0 * r.random() - 1.0)) + 0.5)
+                    if d < 0:
+                        d = 0
+                else:
+                    d = int(d)
                 if tracing:
                     self.record(c, "work", "", "", d)
                 c.clock += d
+                res = None
+            elif kind is Acquire:  # the lock operations, dispatched without execute()
+                res = op.lock._acquire(self, c, op.mode, op.trylock)
+            elif kind is Release:
+                res = op.lock._release(self, c, op.mode)
             else:
                 res = self._check_op(c, op).execute(self, c)
+            if res is not None:
                 if res is OP_BLOCKED:
                     c.op = op
                     return
@@ -777,7 +842,8 @@ class Machine:
             "waits": [{"cpu": c.id, "thread": c.name,
                        "lock": c.wait_lock.label() if c.wait_lock is not None else None,
                        "channel": self.sleepq.label(c.sleep_chan) if c.sleep_chan is not None else None,
-                       "site": c.wait_site if c.wait_lock is not None else self.site(c)}
+                       "site": (self.site_name(c.wait_site) if c.wait_lock is not None
+                                else self.site(c))}
                       for c in stuck]})
 
     def _describe_wait(self, c) -> str:
@@ -791,7 +857,7 @@ class Machine:
             if hs and all(h.state == DONE for h in hs):
                 by += " whose thread has ended"
             return (f"CPU{c.id} ({c.name}) holds {held} and waits for {c.wait_lock.label()} "
-                    f"held by {by} at {c.wait_site or '?'}")
+                    f"held by {by} at {self.site_name(c.wait_site) or '?'}")
         if c.sleep_chan is not None:
             return (f"CPU{c.id} ({c.name}) holds {held} and sleeps on "
                     f"{self.sleepq.label(c.sleep_chan)} with no wakeup to come at {self.site(c)}")
@@ -835,6 +901,16 @@ def _find_cycle(waits_on: dict) -> list:
         if node is not None and node in seen:
             return seen[seen.index(node):]
     return []
+
+
+def code_line(code, offset: int) -> int:
+    """The source line of the instruction at byte ``offset`` (what ``frame.f_lineno`` gives)."""
+    if offset < 0:
+        return code.co_firstlineno  # not started yet
+    for start, end, line in code.co_lines():
+        if start <= offset < end:
+            return -1 if line is None else line
+    return -1
 
 
 @functools.lru_cache(maxsize=1024)

@@ -190,9 +190,19 @@ class Wakeup(Op):
         return n
 
 
+#: Work operations by duration: models yield the same few durations over and over,
+#: and an operation is immutable, so one object serves them all.
+_WORK: dict = {}
+
+
 def work(ns):
     """Busy the CPU for ``ns`` nanoseconds: ``yield work(120)``."""
-    return Work(ns)
+    op = _WORK.get(ns)
+    if op is None:
+        op = Work(ns)
+        if len(_WORK) < 4096 and type(ns) is int:
+            _WORK[ns] = op
+    return op
 
 
 def pause():

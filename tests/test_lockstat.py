@@ -56,6 +56,19 @@ def test_percentiles_match_numpy(holds):
     assert s.hold_max_ns == max(holds)
 
 
+def test_long_runs_summarise_exactly_as_short_ones(monkeypatch):
+    """Past a few thousand samples the summary sorts with numpy; every figure stays the same."""
+    import smpvm.lockstat as lockstat
+
+    rng = np.random.default_rng(5)
+    holds = [int(x) for x in rng.integers(1, 10**6, size=500)]
+    short = stat_of(simulate(_serial_holds(holds)), "L")
+    monkeypatch.setattr(lockstat, "_NUMPY_FROM", 2)
+    long = stat_of(simulate(_serial_holds(holds)), "L")
+    assert long == short
+    assert all(type(v) is type(getattr(short, f)) for f, v in vars(long).items())
+
+
 def test_percentiles_of_nothing_are_zero():
     def setup(m):
         SleepMutex(m, "never taken")

@@ -35,9 +35,13 @@ Each kind in this package is a subclass that sets a few class attributes:
 
 from __future__ import annotations
 
+from heapq import heappush
+
 from ..cpu import BLOCKED as CPU_BLOCKED
+from ..cpu import RUNNABLE as CPU_RUNNABLE
 from ..cpu import Held
 from ..ops import BLOCKED, Op
+from ..witness import SPL_MASKED
 
 
 class Acquire(Op):
@@ -109,9 +113,15 @@ class Lock:
         #: Statistics record of the lock's class (None when statistics are off).
         self.stat = m.lockstat.for_lock(self) if m.lockstat is not None else None
         self._fp_key = ("lock", self.uid)
+        # Operations are immutable, so each lock keeps one of each and hands it out
+        # again: a lock() allocates nothing.  The exclusive pair is the common case.
+        self._lock_x = Acquire(self, "x", False)
+        self._unlock_x = Release(self, "x")
         self._ops: dict = {}
         #: When the lock last went from free to held (for utilisation).
         self.busy_since = 0
+        #: Lowest spl at which witness has seen this lock taken with nothing else held.
+        self._witness_seen_spl = SPL_MASKED + 1
 
     # -- naming ---------------------------------------------------------------
 
@@ -124,8 +134,6 @@ class Lock:
     # -- operations the model yields --------------------------------------------
 
     def _op(self, mode: str, trylock: bool = False) -> Acquire:
-        # Operations are immutable, so each lock keeps one of each and hands it out
-        # again: a lock() costs a dict lookup, not an allocation.
         key = (mode, trylock)
         op = self._ops.get(key)
         if op is None:
@@ -168,9 +176,10 @@ class Lock:
     # -- acquisition ----------------------------------------------------------------
 
     def _acquire(self, m, c, mode, trylock):
-        retry = c.wait_lock is self
-        if not retry:
-            h = c.holding(self) if c.held else None
+        if c.wait_lock is self:
+            return self._retry(m, c, mode)
+        if c.held:
+            h = c.holding(self)
             if h is not None:
                 if not self._recursion_ok(m, c, h, mode):
                     return BLOCKED  # not reached: recursion is fatal and stops the run
@@ -180,17 +189,32 @@ class Lock:
                     if m.tracing:
                         m.record(c, "acquire", self.label(), "x (recursed)")
                     return True if trylock else None
-            site = m.site(c) if m.sites else ""
-            m.witness.before_acquire(c, self, mode, trylock, site)
-        else:
-            site = c.wait_site
-        if self.can_grant(c, mode):
-            if retry:
-                self.waiters.remove(c)
-                c.wait_lock = None
-                self._take(m, c, mode, site, c.wait_since, contended=True)
+        if m.sites:  # Machine.site_token(), inline for a thread not inside a ``yield from``
+            g = c.frames[-1].gen
+            if g.gi_yieldfrom is None:
+                f = g.gi_frame
+                site = (f.f_code, f.f_lasti)
             else:
-                self._take(m, c, mode, site, c.clock, contended=False)
+                site = m.site_token(c)
+        else:
+            site = None
+        witness = m.witness
+        if witness.enabled:
+            if c.held or c.irq_depth or mode != "x":
+                witness.before_acquire(c, self, mode, trylock, m.site_name(site))
+            else:
+                # Nothing held, thread context: witness only notes the spl this class is
+                # taken at, and has nothing to learn at or above a level it already saw.
+                spl = SPL_MASKED if c.irq_off or self.disables_irqs else c.spl
+                if spl < self._witness_seen_spl:
+                    witness.before_acquire(c, self, mode, trylock, m.site_name(site))
+                    self._witness_seen_spl = spl
+        if mode == "x" and not self.pseudo:  # can_grant(), inline for the common case
+            free = self.owner is None and not self.readers
+        else:
+            free = self.can_grant(c, mode)
+        if free:
+            self._take(m, c, mode, site, c.clock, contended=False)
             return True if trylock else None
         if trylock:
             if self.stat is not None:
@@ -200,9 +224,35 @@ class Lock:
             m.footprint_touch(self._fp_key)
             c.clock += m.costs.acquire_ns
             return False
-        if not retry:
-            self._start_wait(m, c, mode, site)
-        elif m._fp is not None:
+        # Wait (written out here: every contended acquisition comes this way).
+        c.wait_lock = self
+        c.wait_mode = mode
+        c.wait_since = c.clock
+        c.wait_site = site
+        spins = self.waiters_spin
+        if spins is None:  # adaptive: spin while every holder is running
+            owner = self.owner
+            if owner is not None:
+                spins = owner.state == 0
+            else:
+                spins = all(h.state == 0 for h in self.holders())
+        c.wait_spins = spins
+        self.waiters.append(c)
+        if m.tracing:
+            m.record(c, "wait", self.label(), "spin" if spins else "block")
+        if m._fp is not None:
+            m._fp[self._fp_key] = True
+        c.state = CPU_BLOCKED
+        return BLOCKED
+
+    def _retry(self, m, c, mode):
+        """Exploration: a waiter let run again after a release tries once more."""
+        if self.can_grant(c, mode):
+            self.waiters.remove(c)
+            c.wait_lock = None
+            self._take(m, c, mode, c.wait_site, c.wait_since, contended=True)
+            return None
+        if m._fp is not None:
             m._fp[self._fp_key] = True  # a failed retry read the lock too
         c.state = CPU_BLOCKED
         return BLOCKED
@@ -220,24 +270,6 @@ class Lock:
             m.fail("recursion", f"exclusive acquisition of {self.kind} {self.label()} "
                    f"already held shared (taken at {h.site or '?'}): self-deadlock", c)
         return True  # shared after shared: a second reader hold
-
-    def _start_wait(self, m, c, mode, site) -> None:
-        c.wait_lock = self
-        c.wait_mode = mode
-        c.wait_since = c.clock
-        c.wait_site = site
-        spins = self.waiters_spin
-        if spins is None:  # adaptive: spin while every holder is running
-            owner = self.owner
-            if owner is not None:
-                spins = owner.state == 0
-            else:
-                spins = all(h.state == 0 for h in self.holders())
-        c.wait_spins = spins
-        self.waiters.append(c)
-        if m.tracing:
-            m.record(c, "wait", self.label(), "spin" if spins else "block")
-        m.footprint_touch(self._fp_key)
 
     def _take(self, m, c, mode, site, requested_ns, contended) -> None:
         """Make ``c`` a holder and charge the acquisition; ``c.clock`` is the grant time."""
@@ -284,7 +316,10 @@ class Lock:
     # -- release -------------------------------------------------------------------------
 
     def _release(self, m, c, mode):
-        h = c.holding(self)
+        held = c.held
+        h = held[-1] if held else None  # locks are mostly released in reverse order
+        if h is None or h.lock is not self:
+            h = c.holding(self)
         if h is None or (mode is not None and h.mode != mode):
             what = "not held" if h is None else f"held {h.mode}, released {mode}"
             m.fail("unlock-not-held", f"release of {self.kind} {self.label()} {what} "
@@ -307,7 +342,11 @@ class Lock:
         return None
 
     def _drop(self, m, c, h) -> None:
-        c.held.remove(h)
+        held = c.held
+        if held[-1] is h:
+            held.pop()
+        else:
+            held.remove(h)
         if h.mode == "x":
             self.owner = None
         else:
@@ -341,7 +380,15 @@ class Lock:
 
     def grant_waiter(self, m, w, now_ns, handoff_ns) -> None:
         """Hand the released lock to waiter ``w`` (timed and FIFO hand-off)."""
-        self.waiters.remove(w)
+        waiters = self.waiters
+        if waiters[0] is w:
+            del waiters[0]
+        else:
+            waiters.remove(w)
+        self.grant_removed_waiter(m, w, now_ns, handoff_ns)
+
+    def grant_removed_waiter(self, m, w, now_ns, handoff_ns) -> None:
+        """``grant_waiter`` for a waiter the caller has already taken off ``waiters``."""
         w.wait_lock = None
         cost = handoff_ns if w.wait_spins else m.costs.block_wakeup_ns
         start = w.clock if w.clock > now_ns else now_ns
@@ -349,7 +396,12 @@ class Lock:
         self._take(m, w, w.wait_mode, w.wait_site, w.wait_since, contended=True)
         w.op = None
         w.value = None
-        m.make_runnable(w)
+        if m.timed:  # make_runnable(), inline: w was blocked, so it has no valid heap entry
+            w.state = CPU_RUNNABLE
+            w.heap_key = w.clock
+            heappush(m._heap, (w.clock, w.id))
+        else:
+            m.make_runnable(w)
 
     def handoff_cost(self, m) -> int:
         """Time to pass the line to the next spinner (ticket locks grow it)."""
@@ -360,10 +412,10 @@ class ExclusiveOps:
     """``lock``/``trylock``/``unlock`` for the kinds that are only ever held exclusively."""
 
     def lock(self):
-        return self._op("x")
+        return self._lock_x
 
     def trylock(self):
         return self._op("x", trylock=True)
 
     def unlock(self):
-        return self._rel("x")
+        return self._unlock_x

@@ -14,13 +14,13 @@ class Mutex(Lock):
     fifo = True
 
     def mutex_lock(self):
-        return self._op("x")
+        return self._lock_x
 
     def mutex_trylock(self):
         return self._op("x", trylock=True)
 
     def mutex_unlock(self):
-        return self._rel("x")
+        return self._unlock_x
 
     lock = mutex_lock
     trylock = mutex_trylock

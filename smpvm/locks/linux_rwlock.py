@@ -23,10 +23,10 @@ class RwlockT(Lock):
         return self._rel("s")
 
     def write_lock(self):
-        return self._op("x")
+        return self._lock_x
 
     def write_unlock(self):
-        return self._rel("x")
+        return self._unlock_x
 
     def read_trylock(self):
         return self._op("s", trylock=True)

@@ -13,13 +13,13 @@ class Spinlock(Lock):
     waiters_spin = True
 
     def spin_lock(self):
-        return self._op("x")
+        return self._lock_x
 
     def spin_trylock(self):
         return self._op("x", trylock=True)
 
     def spin_unlock(self):
-        return self._rel("x")
+        return self._unlock_x
 
     lock = spin_lock
     trylock = spin_trylock

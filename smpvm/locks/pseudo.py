@@ -22,10 +22,10 @@ class LockMap(Lock):
         return True
 
     def acquire(self):
-        return self._op("x")
+        return self._lock_x
 
     def release(self):
-        return self._rel("x")
+        return self._unlock_x
 
     def might_enter(self):
         """Take and drop the map at once: "this call may enter that context"."""

@@ -67,7 +67,7 @@ class RwLock(Lock):
         return self._op("s")
 
     def wlock(self):
-        return self._op("x")
+        return self._lock_x
 
     def try_rlock(self):
         return self._op("s", trylock=True)
@@ -79,7 +79,7 @@ class RwLock(Lock):
         return self._rel("s")
 
     def wunlock(self):
-        return self._rel("x")
+        return self._unlock_x
 
     def try_upgrade(self):
         return _Upgrade(self)

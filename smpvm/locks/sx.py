@@ -15,7 +15,7 @@ class Sx(Lock):
     shared_allowed = True
 
     def xlock(self):
-        return self._op("x")
+        return self._lock_x
 
     def slock(self):
         return self._op("s")
@@ -27,7 +27,7 @@ class Sx(Lock):
         return self._op("s", trylock=True)
 
     def xunlock(self):
-        return self._rel("x")
+        return self._unlock_x
 
     def sunlock(self):
         return self._rel("s")

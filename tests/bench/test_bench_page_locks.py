@@ -11,7 +11,6 @@ import resource
 import time
 import tracemalloc
 
-import pytest
 
 from smpvm import load_target, run_scenario
 from smpvm.chrome import ChromeTraceSink
