@@ -26,7 +26,7 @@ class ClassStats:
     """
 
     __slots__ = ("name", "kind", "instances", "contended", "bounces", "try_failures",
-                 "waits", "holds", "busy")
+                 "waits", "holds", "busy", "overlapping")
 
     def __init__(self, name: str, kind: str):
         self.name = name
@@ -39,8 +39,10 @@ class ClassStats:
         self.waits = array("q")
         #: Hold time of every release, ns.
         self.holds = array("q")
-        #: Time any lock of the class was held in any mode (readers overlap), ns.
+        #: Time any lock of the class was held in any mode (readers overlap), ns;
+        #: kept only for kinds whose holds can overlap (else it is the hold total).
         self.busy = 0
+        self.overlapping = False
 
     @property
     def acquisitions(self) -> int:
@@ -120,6 +122,7 @@ class LockStat:
             st = ClassStats(lock.name, lock.kind)
             self.classes[lock.name] = st
         st.instances += 1
+        st.overlapping = st.overlapping or lock.holds_overlap
         return st
 
     def summary(self, elapsed_ns: int) -> list[ClassSummary]:
@@ -138,7 +141,7 @@ class LockStat:
                 wait_p99_ns=_percentile(waits, 0.99), hold_total_ns=hold_total,
                 hold_mean_ns=hold_total / nh if nh else 0.0, hold_max_ns=int(holds[-1]) if nh else 0,
                 hold_p50_ns=_percentile(holds, 0.50), hold_p99_ns=_percentile(holds, 0.99),
-                utilization=st.busy / busy if busy else 0.0))
+                utilization=(st.busy if st.overlapping else hold_total) / busy if busy else 0.0))
         return out
 
 

@@ -376,23 +376,23 @@ class Machine:
 
     def handoff(self, lock, now_ns) -> None:
         """A lock with waiters was released: hand it on (timed) or let waiters retry."""
+        if self._fast_handoff and lock.racing_waiters:
+            # The common case, written out: an exclusive lock whose waiters race
+            # for it, under the timed strategy (which draws the winner uniformly).
+            ws = lock.waiters
+            n = len(ws)
+            if n == 1:
+                w = ws.pop()
+            else:
+                draw = self._handoff_random
+                if draw is None:
+                    draw = self._handoff_random = self.strategy.uniform_draw()
+                w = ws.pop(int(draw() * n))  # random() < 1, so always below n
+                self.choices.append(w.id)
+                self.decisions += 1
+            lock.grant_removed_waiter(self, w, now_ns, self.costs.handoff_ns)
+            return
         if self.timed or lock.fifo:
-            if self._fast_handoff and not lock.shared_allowed and not lock.fifo:
-                # The common case, written out: an exclusive lock whose waiters race
-                # for it, under the timed strategy (which draws the winner uniformly).
-                ws = lock.waiters
-                n = len(ws)
-                if n == 1:
-                    w = ws.pop()
-                else:
-                    draw = self._handoff_random
-                    if draw is None:
-                        draw = self._handoff_random = self.strategy.uniform_draw()
-                    w = ws.pop(int(draw() * n))  # random() < 1, so always below n
-                    self.choices.append(w.id)
-                    self.decisions += 1
-                lock.grant_removed_waiter(self, w, now_ns, lock.handoff_cost(self))
-                return
             while lock.waiters:
                 if lock.shared_allowed:
                     cands = [w for w in lock.waiters if lock.can_grant(w, w.wait_mode)]
@@ -576,7 +576,7 @@ class Machine:
                 for o in ties:
                     if o != cid:
                         push(heap, (t, o))
-            c = cpus[cid]
+                c = cpus[cid]
             if c.clock < t:
                 c.clock = t  # an idle CPU woken for an interrupt
             c.heap_key = -1

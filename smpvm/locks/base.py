@@ -74,6 +74,17 @@ class Release(Op):
 class Lock:
     """Base of every lock kind; see the module docstring."""
 
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        cls.racing_waiters = cls._racing_waiters()
+        cls.holds_overlap = cls.shared_allowed or cls.pseudo
+
+    @classmethod
+    def _racing_waiters(cls) -> bool:
+        """Exclusive only, no arrival order, flat hand-off cost: the timed hand-off's fast path."""
+        return (not cls.fifo and not cls.shared_allowed
+                and cls.handoff_cost is Lock.handoff_cost)
+
     kind = "lock"
     spin = False
     sleepable = False
@@ -120,6 +131,8 @@ class Lock:
         self._ops: dict = {}
         #: When the lock last went from free to held (for utilisation).
         self.busy_since = 0
+        # A released hold's record, for the next acquisition to reuse (see ``_take``).
+        self._spare_held = None
         #: Lowest spl at which witness has seen this lock taken with nothing else held.
         self._witness_seen_spl = SPL_MASKED + 1
 
@@ -214,7 +227,7 @@ class Lock:
         else:
             free = self.can_grant(c, mode)
         if free:
-            self._take(m, c, mode, site, c.clock, contended=False)
+            self._take(m, c, mode, site, c.clock, False)
             return True if trylock else None
         if trylock:
             if self.stat is not None:
@@ -250,7 +263,7 @@ class Lock:
         if self.can_grant(c, mode):
             self.waiters.remove(c)
             c.wait_lock = None
-            self._take(m, c, mode, c.wait_site, c.wait_since, contended=True)
+            self._take(m, c, mode, c.wait_site, c.wait_since, True)
             return None
         if m._fp is not None:
             m._fp[self._fp_key] = True  # a failed retry read the lock too
@@ -273,7 +286,8 @@ class Lock:
 
     def _take(self, m, c, mode, site, requested_ns, contended) -> None:
         """Make ``c`` a holder and charge the acquisition; ``c.clock`` is the grant time."""
-        was_free = self.owner is None and not self.readers
+        # busy stretches matter only where holds overlap (see ``holds_overlap``)
+        was_free = self.holds_overlap and self.owner is None and not self.readers
         if mode == "x":
             self.owner = c
         else:
@@ -290,7 +304,16 @@ class Lock:
         if h is not None:
             h.count += 1
         else:
-            c.held.append(Held(self, mode, site, c.clock))
+            h = self._spare_held
+            if h is None:
+                h = Held(self, mode, site, c.clock)
+            else:  # the record of the last release, reused: no allocation per acquisition
+                self._spare_held = None
+                h.mode = mode
+                h._site = site
+                h.since_ns = c.clock
+                h.count = 1
+            c.held.append(h)
         if self.disables_irqs:
             c.irq_off += 1
         st = self.stat
@@ -325,16 +348,17 @@ class Lock:
             m.fail("unlock-not-held", f"release of {self.kind} {self.label()} {what} "
                    f"by CPU{c.id}", c)
             return BLOCKED
+        held_mode = h.mode  # h may be reused once dropped
         released = h.count == 1
         if released:
             self._drop(m, c, h)
         else:  # one level of a recursed hold: the lock stays held
             h.count -= 1
-            if h.mode == "s":
+            if held_mode == "s":
                 self.readers[c.id] -= 1
         c.clock += m.costs.release_ns
         if m.tracing:
-            m.record(c, "release", self.label(), h.mode)
+            m.record(c, "release", self.label(), held_mode)
         if m._fp is not None:
             m._fp[self._fp_key] = True
         if released and self.waiters:
@@ -358,11 +382,12 @@ class Lock:
         st = self.stat
         if st is not None:
             st.holds.append(c.clock - h.since_ns)
-            if self.owner is None and not self.readers:  # free again: count the busy stretch
-                st.busy += c.clock - self.busy_since
+            if self.holds_overlap and self.owner is None and not self.readers:
+                st.busy += c.clock - self.busy_since  # free again: count the busy stretch
         if self.disables_irqs:
             c.irq_off -= 1
         self.last_cpu = c.id
+        self._spare_held = h  # nothing keeps a Held past its release
 
     def release_for_sleep(self, m, c) -> bool:
         """Drop the lock for an ``msleep``; False (after reporting) if not held."""
@@ -370,9 +395,10 @@ class Lock:
         if h is None:
             m.fail("unlock-not-held", f"msleep on {self.kind} {self.label()} not held", c)
             return False
+        held_mode = h.mode  # h may be reused once dropped
         self._drop(m, c, h)
         if m.tracing:
-            m.record(c, "release", self.label(), h.mode)
+            m.record(c, "release", self.label(), held_mode)
         m.footprint_touch(self._fp_key)
         if self.waiters:
             m.handoff(self, c.clock)
@@ -392,8 +418,13 @@ class Lock:
         w.wait_lock = None
         cost = handoff_ns if w.wait_spins else m.costs.block_wakeup_ns
         start = w.clock if w.clock > now_ns else now_ns
-        w.clock = start + m.duration(cost)
-        self._take(m, w, w.wait_mode, w.wait_site, w.wait_since, contended=True)
+        jitter = m.costs.jitter
+        if cost and jitter and m._jit_rand is not None:  # Machine.duration(), inline
+            cost = int(cost * (1.0 + jitter * (2.0 * m._jit_rand.random() - 1.0)) + 0.5)
+            w.clock = start + (cost if cost > 0 else 0)
+        else:
+            w.clock = start + m.duration(cost)
+        self._take(m, w, w.wait_mode, w.wait_site, w.wait_since, True)
         w.op = None
         w.value = None
         if m.timed:  # make_runnable(), inline: w was blocked, so it has no valid heap entry
@@ -406,6 +437,12 @@ class Lock:
     def handoff_cost(self, m) -> int:
         """Time to pass the line to the next spinner (ticket locks grow it)."""
         return m.costs.handoff_ns
+
+
+Lock.racing_waiters = Lock._racing_waiters()
+#: Two holds of one lock can overlap (readers, pseudo-locks): utilisation then needs
+#: the lock's busy stretches; otherwise it is simply the sum of the hold times.
+Lock.holds_overlap = False
 
 
 class ExclusiveOps:
