@@ -903,6 +903,7 @@ def _find_cycle(waits_on: dict) -> list:
     return []
 
 
+@functools.lru_cache(maxsize=8192)
 def code_line(code, offset: int) -> int:
     """The source line of the instruction at byte ``offset`` (what ``frame.f_lineno`` gives)."""
     if offset < 0:
