@@ -18,7 +18,7 @@ import pytest
 
 from conftest import MODELS, RandomWalk, Scripted, free_costs, simulate
 from smpvm import (Mutex, Replay, RwlockT, SleepMutex, Spinlock, SpinMutex, Sx, load_target,
-                   may_sleep, run_scenario, splbio, splx)
+                   may_sleep, run_scenario, splbio, splx, work)
 from smpvm.scenario import load_module
 from smpvm.witness import observe
 
@@ -101,6 +101,52 @@ def test_reversal_names_both_sites_and_the_established_order():
     assert attempted["edge"] == ["B", "A"] and attempted["attempted"]
     assert established["edge"] == ["A", "B"] and established["ctx"] == "first"
     assert all(s["first"].startswith("tests/test_witness.py:") for s in v.extra["sites"])
+
+
+def _line_of(marker: str) -> str:
+    """``tests/test_witness.py:N`` of the line holding ``marker`` (a comment) in this file."""
+    with open(__file__) as f:
+        for n, line in enumerate(f, 1):
+            if line.rstrip().endswith(f"# {marker}"):
+                return f"tests/test_witness.py:{n}"
+    raise AssertionError(marker)
+
+
+def test_sites_are_the_exact_lines_through_helpers_and_reused_hold_records():
+    """A hold's site is where that acquisition happened, even deep in ``yield from``
+    helpers and after the lock's previous hold record was reused."""
+    def setup(m):
+        a, b = SleepMutex(m, "A"), SleepMutex(m, "B")
+
+        def take(lk):
+            yield lk.lock()  # site: helper
+
+        def first():
+            yield a.lock()  # site: first A
+            yield a.unlock()
+            yield from take(a)
+            yield b.lock()  # site: B under A
+            yield b.unlock()
+            yield a.unlock()
+
+        def second():
+            yield work(1000)
+            yield b.lock()  # site: B first
+            yield a.lock()  # site: A under B
+            yield a.unlock()
+            yield b.unlock()
+
+        m.spawn(first(), name="first")
+        m.spawn(second(), name="second")
+
+    r = simulate(setup)
+    [v] = r.violations
+    assert v.kind == "lock-order-reversal"
+    attempted, established = v.extra["sites"]
+    assert (attempted["first"], attempted["second"]) == (_line_of("site: B first"),
+                                                         _line_of("site: A under B"))
+    assert (established["first"], established["second"]) == (_line_of("site: helper"),
+                                                             _line_of("site: B under A"))
 
 
 def test_longer_cycles_print_the_whole_chain():
@@ -249,6 +295,33 @@ def test_spl_violation_reports_both_sites():
     assert "with splbio unmasked (spl0, in thread0)" in v.message
     assert v.extra["safe"]["site"] != v.extra["unsafe"]["site"]
     assert all(v.extra[k]["site"].startswith("tests/test_witness.py:") for k in ("safe", "unsafe"))
+
+
+def test_a_lock_first_taken_masked_is_still_checked_when_later_taken_unmasked():
+    """The usage that matters can come after the same lock was taken at a higher spl."""
+    def setup(m):
+        lock = Spinlock(m, "bio lock")
+
+        def handler():
+            yield lock.lock()
+            yield lock.unlock()
+
+        def thread():
+            for _ in range(2):
+                s = yield splbio()
+                yield lock.lock()
+                yield lock.unlock()
+                yield splx(s)
+            yield lock.lock()  # unmasked
+            yield lock.unlock()
+
+        m.interrupt_source("disk", 3, handler, cpu=1, at_ns=[0])
+        m.spawn(thread(), cpu=0)
+
+    r = simulate(setup, strategy=Scripted([1, 0]), cpus=2)
+    [v] = r.violations
+    assert v.kind == "spl-violation"
+    assert v.extra["unsafe"]["site"] == _line_of("unmasked")
 
 
 def test_no_order_edges_across_an_interrupt():
