@@ -31,6 +31,10 @@ Each kind in this package is a subclass that sets a few class attributes:
 * ``reader_preferring``: new readers pass waiting writers.
 * ``read_recursive``: a CPU that reads may read again past waiting writers.
 * ``disables_irqs``: holding it keeps interrupts off this CPU.
+
+Two more are derived from those for the hot paths: ``racing_waiters`` (the
+timed hand-off may draw the next holder directly) and ``holds_overlap``
+(utilisation must track busy stretches rather than add up hold times).
 """
 
 from __future__ import annotations
@@ -74,17 +78,6 @@ class Release(Op):
 class Lock:
     """Base of every lock kind; see the module docstring."""
 
-    def __init_subclass__(cls, **kw):
-        super().__init_subclass__(**kw)
-        cls.racing_waiters = cls._racing_waiters()
-        cls.holds_overlap = cls.shared_allowed or cls.pseudo
-
-    @classmethod
-    def _racing_waiters(cls) -> bool:
-        """Exclusive only, no arrival order, flat hand-off cost: the timed hand-off's fast path."""
-        return (not cls.fifo and not cls.shared_allowed
-                and cls.handoff_cost is Lock.handoff_cost)
-
     kind = "lock"
     spin = False
     sleepable = False
@@ -96,6 +89,17 @@ class Lock:
     disables_irqs = False
     shared_allowed = False
     pseudo = False
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        cls.racing_waiters = cls._racing_waiters()
+        cls.holds_overlap = cls.shared_allowed or cls.pseudo
+
+    @classmethod
+    def _racing_waiters(cls) -> bool:
+        """Exclusive only, no arrival order, flat hand-off cost: the timed hand-off's fast path."""
+        return (not cls.fifo and not cls.shared_allowed
+                and cls.handoff_cost is Lock.handoff_cost)
 
     def __init__(self, m, name: str, instance=None, *, recursive: bool | None = None,
                  dupok: bool = False, subclass: int = 0):
