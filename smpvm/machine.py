@@ -257,7 +257,10 @@ class Machine:
     # -- helpers for operations --------------------------------------------------------------
 
     def duration(self, ns) -> int:
-        """``ns`` with the cost model's jitter, from the run's seeded stream."""
+        """``ns`` with the cost model's jitter, from the run's seeded stream.
+
+        ``_step_timed`` repeats this for ``work()``, its hottest caller: keep the two alike.
+        """
         j = self.costs.jitter
         if not ns or not j:
             return int(ns)

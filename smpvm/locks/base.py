@@ -422,12 +422,7 @@ class Lock:
         w.wait_lock = None
         cost = handoff_ns if w.wait_spins else m.costs.block_wakeup_ns
         start = w.clock if w.clock > now_ns else now_ns
-        jitter = m.costs.jitter
-        if cost and jitter and m._jit_rand is not None:  # Machine.duration(), inline
-            cost = int(cost * (1.0 + jitter * (2.0 * m._jit_rand.random() - 1.0)) + 0.5)
-            w.clock = start + (cost if cost > 0 else 0)
-        else:
-            w.clock = start + m.duration(cost)
+        w.clock = start + m.duration(cost)
         self._take(m, w, w.wait_mode, w.wait_site, w.wait_since, True)
         w.op = None
         w.value = None
