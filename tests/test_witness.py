@@ -269,7 +269,8 @@ def test_sleepable_after_non_sleepable_reads_like_witness():
     assert "2nd cfg sx (sx) @ " in v.message
 
 
-def test_spl_violation_reports_both_sites():
+def _bio_lock_run(thread):
+    """``thread(lock)`` on CPU0 against a disk handler taking the same spinlock on CPU1."""
     def setup(m):
         lock = Spinlock(m, "bio lock")
 
@@ -277,19 +278,22 @@ def test_spl_violation_reports_both_sites():
             yield lock.lock()
             yield lock.unlock()
 
-        def thread():
-            yield lock.lock()
-            yield lock.unlock()
-            s = yield splbio()
-            yield lock.lock()
-            yield lock.unlock()
-            yield splx(s)
-
         m.interrupt_source("disk", 3, handler, cpu=1, at_ns=[0])
-        m.spawn(thread(), cpu=0)
+        m.spawn(thread(lock), cpu=0)
 
-    r = simulate(setup, strategy=Scripted([1, 0]), cpus=2)
-    [v] = r.violations
+    return simulate(setup, strategy=Scripted([1, 0]), cpus=2)
+
+
+def test_spl_violation_reports_both_sites():
+    def thread(lock):
+        yield lock.lock()
+        yield lock.unlock()
+        s = yield splbio()
+        yield lock.lock()
+        yield lock.unlock()
+        yield splx(s)
+
+    [v] = _bio_lock_run(thread).violations
     assert v.kind == "spl-violation"
     assert "bio lock (spinlock_t) is taken in interrupt handler irq:disk at splbio" in v.message
     assert "with splbio unmasked (spl0, in thread0)" in v.message
@@ -299,27 +303,16 @@ def test_spl_violation_reports_both_sites():
 
 def test_a_lock_first_taken_masked_is_still_checked_when_later_taken_unmasked():
     """The usage that matters can come after the same lock was taken at a higher spl."""
-    def setup(m):
-        lock = Spinlock(m, "bio lock")
-
-        def handler():
+    def thread(lock):
+        for _ in range(2):
+            s = yield splbio()
             yield lock.lock()
             yield lock.unlock()
+            yield splx(s)
+        yield lock.lock()  # unmasked
+        yield lock.unlock()
 
-        def thread():
-            for _ in range(2):
-                s = yield splbio()
-                yield lock.lock()
-                yield lock.unlock()
-                yield splx(s)
-            yield lock.lock()  # unmasked
-            yield lock.unlock()
-
-        m.interrupt_source("disk", 3, handler, cpu=1, at_ns=[0])
-        m.spawn(thread(), cpu=0)
-
-    r = simulate(setup, strategy=Scripted([1, 0]), cpus=2)
-    [v] = r.violations
+    [v] = _bio_lock_run(thread).violations
     assert v.kind == "spl-violation"
     assert v.extra["unsafe"]["site"] == _line_of("unmasked")
 
