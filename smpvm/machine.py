@@ -131,8 +131,6 @@ class Machine:
         self.timed = bool(getattr(strategy, "timed", False))
         from .strategies.timed import Timed
         self._fast_handoff = type(strategy) is Timed
-        #: The timed strategy's uniform draw for racing waiters (bound at the first hand-off).
-        self._handoff_random = None
         self.max_steps = max_steps
         self.stop_at_first = stop_at_first
         self.variant = variant
@@ -387,10 +385,7 @@ class Machine:
             if n == 1:
                 w = ws.pop()
             else:
-                draw = self._handoff_random
-                if draw is None:
-                    draw = self._handoff_random = self.strategy.uniform_draw()
-                w = ws.pop(int(draw() * n))  # random() < 1, so always below n
+                w = ws.pop(self.strategy.index(n))
                 self.choices.append(w.id)
                 self.decisions += 1
             lock.grant_removed_waiter(self, w, now_ns, self.costs.handoff_ns)

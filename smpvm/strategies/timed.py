@@ -21,10 +21,6 @@ class Timed(Strategy):
             return options[0]
         return self.choose(options)
 
-    def uniform_draw(self):
-        """The seeded stream's ``random`` itself, for the engine's hand-off fast path."""
-        return self._rand.random
-
     def index(self, n: int) -> int:
         """A uniform index below ``n``: the hand-off draw without building a list."""
         return int(self._rand.random() * n)  # random() < 1, so always below n
