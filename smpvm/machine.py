@@ -690,7 +690,7 @@ class Machine:
             except (RunStopped, ModelError):
                 raise
             except Exception as e:  # the model raised: bad input, reported on one line
-                raise ModelError(f"model raised {type(e).__name__}: {e}{_model_where(e)}") from None
+                raise _model_raised(e) from None
             if c.irqs and self._irq_due(c):
                 c.op = self._check_op(c, op)  # the interrupt comes first, at the next step
                 return
@@ -741,7 +741,7 @@ class Machine:
         except (RunStopped, ModelError):
             raise
         except Exception as e:  # the model raised: bad input, reported on one line
-            raise ModelError(f"model raised {type(e).__name__}: {e}{_model_where(e)}") from None
+            raise _model_raised(e) from None
         return self._check_op(c, op)
 
     def _irq_due(self, c) -> bool:
@@ -926,6 +926,11 @@ def display_path(filename: str, root: str) -> str:
     if "models" in parts:
         return "/".join(parts[len(parts) - 1 - parts[::-1].index("models"):])
     return ab
+
+
+def _model_raised(exc) -> ModelError:
+    """The one-line error for an exception the model's code raised."""
+    return ModelError(f"model raised {type(exc).__name__}: {exc}{_model_where(exc)}")
 
 
 def _model_where(exc) -> str:
