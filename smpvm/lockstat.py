@@ -48,15 +48,6 @@ class ClassStats:
     def acquisitions(self) -> int:
         return len(self.waits)
 
-    def acquired(self, wait_ns: int, contended: bool, bounce: bool) -> None:
-        if contended:
-            self.contended += 1
-        if bounce:
-            self.bounces += 1
-        self.waits.append(wait_ns)
-
-    def released(self, hold_ns: int) -> None:
-        self.holds.append(hold_ns)
 
 
 @dataclass(frozen=True)
