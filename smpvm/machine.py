@@ -122,14 +122,13 @@ class Machine:
         self.ncpus = cpus
         self.seed = int(seed)
         self.costs = costs or Costs()
+        from .strategies.timed import Timed
         if strategy is None:
-            from .strategies.timed import Timed
             strategy = Timed()
             strategy.begin(self.seed)
         self.strategy = strategy
         #: True when the earliest-due CPUs step (durations order everything).
         self.timed = bool(getattr(strategy, "timed", False))
-        from .strategies.timed import Timed
         self._fast_handoff = type(strategy) is Timed
         self.max_steps = max_steps
         self.stop_at_first = stop_at_first
@@ -167,7 +166,6 @@ class Machine:
         self._jit_rand = None
         self._static_zones: dict = {}
         self._site_cache: dict = {}
-        self._path_cache: dict = {}
         self._root = os.path.abspath(source_root or os.getcwd())
         self._alive = 0
 
@@ -323,11 +321,7 @@ class Machine:
         return f"{self._path(frame.f_code.co_filename)}:{frame.f_lineno}"
 
     def _path(self, filename: str) -> str:
-        p = self._path_cache.get(filename)
-        if p is None:
-            p = display_path(filename, self._root)
-            self._path_cache[filename] = p
-        return p
+        return display_path(filename, self._root)
 
     def record(self, c, action, target, detail, dur=0, time=None) -> None:
         """Trace one event of CPU ``c``, stamped with the start of its current step."""
