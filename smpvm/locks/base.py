@@ -132,7 +132,7 @@ class Lock:
         # again: a lock() allocates nothing.  The exclusive pair is the common case.
         self._lock_x = Acquire(self, "x", False)
         self._unlock_x = Release(self, "x")
-        self._ops: dict = {}
+        self._ops: dict = {("x", False): self._lock_x, ("rel", "x"): self._unlock_x}
         #: When the lock last went from free to held (for utilisation).
         self.busy_since = 0
         # A released hold's record, for the next acquisition to reuse (see ``_take``).
