@@ -22,6 +22,8 @@ queues (``msleep``, ``tsleep``, ``wakeup``).
 
 from __future__ import annotations
 
+from numbers import Real
+
 #: Returned by ``execute`` when the CPU cannot go on until someone resumes it.
 BLOCKED = object()
 
@@ -55,6 +57,8 @@ class Work(Op):
     __slots__ = ("ns",)
 
     def __init__(self, ns):
+        if not isinstance(ns, Real):
+            raise TypeError(f"work(ns) needs a number of nanoseconds, got {ns!r}")
         if ns < 0:
             raise ValueError(f"work(ns) needs ns >= 0, got {ns}")
         self.ns = ns
@@ -197,7 +201,10 @@ _WORK: dict = {}
 
 def work(ns):
     """Busy the CPU for ``ns`` nanoseconds: ``yield work(120)``."""
-    op = _WORK.get(ns)
+    try:
+        op = _WORK.get(ns)
+    except TypeError:  # unhashable: Work() says what is wrong with it
+        op = None
     if op is None:
         op = Work(ns)
         if len(_WORK) < 4096 and type(ns) is int:

@@ -9,6 +9,8 @@ the running CPU's own clock, so after ``yield work(100)`` it has moved on by
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from conftest import RandomWalk, Scripted, free_costs, simulate, simulate_traced
@@ -194,6 +196,19 @@ def test_a_model_exception_is_a_model_error_naming_the_line():
         m.spawn(t())
 
     with pytest.raises(ModelError, match=r"raised KeyError: 'missing' at .*test_machine.py:\d+"):
+        simulate(setup)
+
+
+@pytest.mark.parametrize("ns,message", [(-1, "needs ns >= 0, got -1"),
+                                        ([5], "needs a number of nanoseconds, got [5]"),
+                                        ("100", "needs a number of nanoseconds, got '100'")])
+def test_a_bad_work_duration_says_what_is_wrong(ns, message):
+    def setup(m):
+        def t():
+            yield work(ns)
+        m.spawn(t())
+
+    with pytest.raises(ModelError, match=re.escape(message)):
         simulate(setup)
 
 
