@@ -16,15 +16,16 @@ __version__ = "0.1.0"
 from .costs import FREE, Costs
 from .locks import (IrqSpinlock, Lock, LockMap, LockPool, Mutex, QueuedLock, RwLock, RwlockT,
                     SleepMutex, Spinlock, SpinMutex, Sx, TicketLock, might_lock)
-from .machine import Machine, RunResult, current_machine
+from .current import current_machine
+from .machine import Machine, RunResult
 from .memory import Item, Zone, kassert, refcount_acquire, refcount_release
 from .ops import (SPL0, SPLBIO, SPLCLOCK, SPLHIGH, SPLNET, SPLSOFT, SPLVM, may_sleep, msleep,
                   note, pause, spl0, splbio, splhigh, splnet, splraise, splvm, splx, tsleep,
                   wakeup, wakeup_one, work)
-from .run import run_scenario
-from .scenario import BadInput, Scenario, load_target, scenario
+from .scenario import run_scenario
+from .scenario import Scenario, load_target, scenario
 from .strategies import Replay, Strategy, Timed, make_strategy
-from .violations import KINDS, ModelError, Violation
+from .violations import KINDS, BadInput, ModelError, Violation
 
 __all__ = [
     "__version__", "Costs", "FREE", "Machine", "RunResult", "current_machine",

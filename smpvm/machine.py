@@ -36,24 +36,19 @@ import random
 import traceback
 from types import GeneratorType
 
+from . import current
 from .costs import Costs
 from .cpu import BLOCKED, CPU, DONE, RUNNABLE, Frame
 from .locks.base import Acquire, Release
 from .lockstat import LockStat
 from .ops import BLOCKED as OP_BLOCKED
 from .ops import Op, Work
-from .sleepq import SleepQueues
+from .ops import SleepQueues
 from .trace import TraceRecord
 from .violations import FATAL, ModelError, Violation
 from .witness import Witness
 
-_current = None
 _ENGINE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-
-def current_machine():
-    """The machine whose run (or scenario set-up) is in progress in this process."""
-    return _current
 
 
 class RunStopped(BaseException):
@@ -455,27 +450,24 @@ class Machine:
     # -- the run ------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        global _current
-        prev = _current
-        _current = self
-        try:
-            self._start()
-            if self.timed:
-                self._loop_timed()
-            else:
-                self._loop_explore()
-            if not self.stopped:
-                self._finish()
-        except RunStopped:
-            pass
-        except KeyboardInterrupt:
-            _raise_if_stuck()
-            raise
-        finally:
-            self.current = None
-            _current = prev
-            if self.sink is not None:
-                self.sink.close()
+        with current.running(self):
+            try:
+                self._start()
+                if self.timed:
+                    self._loop_timed()
+                else:
+                    self._loop_explore()
+                if not self.stopped:
+                    self._finish()
+            except RunStopped:
+                pass
+            except KeyboardInterrupt:
+                current.raise_if_stuck()
+                raise
+            finally:
+                self.current = None
+                if self.sink is not None:
+                    self.sink.close()
         return self._result()
 
     def _start(self) -> None:
@@ -684,7 +676,7 @@ class Machine:
             except (RunStopped, ModelError):
                 raise
             except Exception as e:  # the model raised: bad input, reported on one line
-                raise _model_raised(e) from None
+                raise model_raised(e) from None
             if c.irqs and self._irq_due(c):
                 c.op = self._check_op(c, op)  # the interrupt comes first, at the next step
                 return
@@ -735,7 +727,7 @@ class Machine:
         except (RunStopped, ModelError):
             raise
         except Exception as e:  # the model raised: bad input, reported on one line
-            raise _model_raised(e) from None
+            raise model_raised(e) from None
         return self._check_op(c, op)
 
     def _irq_due(self, c) -> bool:
@@ -873,16 +865,6 @@ class Machine:
             witness_classes=dict(self.witness.classes))
 
 
-def _raise_if_stuck() -> None:
-    """Turn the watchdog's interrupt into a one-line model error."""
-    from . import watchdog
-    if watchdog.fired:
-        site = watchdog.fired.pop("site", "?")
-        secs = watchdog.fired.pop("seconds", 0)
-        raise ModelError(f"the model ran {secs:g} s inside one step without yielding "
-                         f"(an endless loop between yields?) near {site}") from None
-
-
 def _find_cycle(waits_on: dict) -> list:
     for start in sorted(waits_on):
         seen = []
@@ -922,12 +904,12 @@ def display_path(filename: str, root: str) -> str:
     return ab
 
 
-def _model_raised(exc) -> ModelError:
+def model_raised(exc) -> ModelError:
     """The one-line error for an exception the model's code raised."""
-    return ModelError(f"model raised {type(exc).__name__}: {exc}{_model_where(exc)}")
+    return ModelError(f"model raised {type(exc).__name__}: {exc}{model_where(exc)}")
 
 
-def _model_where(exc) -> str:
+def model_where(exc) -> str:
     """`` at file:line`` of the innermost frame of a model's exception outside smpvm."""
     here = os.path.dirname(os.path.abspath(__file__))
     for fs in reversed(traceback.extract_tb(exc.__traceback__)):

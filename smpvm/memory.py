@@ -354,7 +354,7 @@ def refcount_release(item: Item, field: str = "ref_count") -> bool:
     """Atomically drop a reference; True when it was the last one.  Underflow is an assertion."""
     v = getattr(item, field)
     if v <= 0:
-        from .machine import current_machine
+        from .current import current_machine
         m = current_machine()
         m.fail("assertion", f"{item.label()}.{field} released at {v}: reference count underflow",
                loc=m.frame_site(sys._getframe(1)))
@@ -372,7 +372,7 @@ def kassert(condition, message) -> None:
         return
     if callable(message):
         message = message()
-    from .machine import current_machine
+    from .current import current_machine
     m = current_machine()
     if m is None:
         raise AssertionError(message)

@@ -9,7 +9,7 @@ Records are plain named tuples so that keeping them costs little and they
 pickle across processes.  A run keeps no records at all unless something
 asked for them (``Machine(trace=...)``): a *sink* receives each record as it
 is made.  ``MemorySink`` keeps them in a list (for narratives and tests);
-the Chrome exporter in :mod:`smpvm.chrome` streams them straight to a file so
+the Chrome exporter in :mod:`smpvm.report.chrome` streams them straight to a file so
 memory stays flat however long the run.
 
 Actions (the ``action`` field) and what ``target``/``detail`` hold:

@@ -15,6 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+class BadInput(ValueError):
+    """Bad user input (a target, a variant, a parameter); the CLI exits 2 with the message."""
+
+
 KINDS = (
     "use-after-free",
     "double-free",

@@ -11,7 +11,7 @@ import tracemalloc
 from decimal import Decimal
 from pathlib import Path
 
-from smpvm.chrome import ChromeTraceSink, us, write_chrome_trace
+from smpvm.report.chrome import ChromeTraceSink, us, write_chrome_trace
 from smpvm.trace import TraceRecord as R
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -277,7 +277,7 @@ def test_byte_identical_across_processes_with_different_hash_seeds(tmp_path):
     script = (
         "import sys\n"
         "from tests.test_chrome import sample_records\n"
-        "from smpvm.chrome import write_chrome_trace\n"
+        "from smpvm.report.chrome import write_chrome_trace\n"
         "write_chrome_trace(sample_records(), sys.argv[1], cpu_names={1: 'term', 0: 'a'})\n")
     outs = []
     for seed in ("1", "2"):

@@ -30,7 +30,7 @@ def smpvm_command() -> list[str]:
     script = os.path.join(os.path.dirname(sys.executable), "smpvm")
     if os.access(script, os.X_OK):
         return [script]
-    return [sys.executable, "-m", "smpvm.cli"]
+    return [sys.executable, "-m", "smpvm"]
 
 
 def run_smpvm(cwd, *args):

@@ -1,7 +1,7 @@
 """The shipped studies in experiments/: each validates, states its question, and runs.
 
 Every ``experiments/*.toml`` must load with the validator of its kind
-(parameter sweeps with ``smpvm.sweep.load_config``, race-reproduction and
+(parameter sweeps with ``smpvm.studies.sweep.load_config``, race-reproduction and
 lock-order studies with ``smpvm.studies.load_study``), open with a comment
 block and say in ``[study]`` what it asks and what shape it expects.  A
 reduced version of each then runs end to end: sweeps keep the first two
@@ -27,8 +27,8 @@ import pytest
 
 from conftest import ROOT, cli
 from smpvm.scenario import BadInput, load_target
-from smpvm.studies import STRATEGIES, load_study, run_lor_survey, run_races, study_kind
-from smpvm.sweep import load_config, run_sweep
+from smpvm.studies.races import STRATEGIES, load_study, run_lor_survey, run_races, study_kind
+from smpvm.studies.sweep import load_config, run_sweep
 
 EXPERIMENTS = sorted(glob.glob(os.path.join(ROOT, "experiments", "*.toml")))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -20,9 +20,9 @@ import sys
 import pytest
 
 from conftest import ROOT, cli
-from smpvm.explore import (EPOCH_RUNS, SEED_BLOCK, Exploration, explore, read_runs_csv,
+from smpvm.search.explore import (EPOCH_RUNS, SEED_BLOCK, Exploration, explore, read_runs_csv,
                            run_seed)
-from smpvm.theory import pct_probability, runs_for_confidence
+from smpvm.studies.theory import pct_probability, runs_for_confidence
 
 TINY = os.path.join("tests", "models", "tiny.py")
 CRASH = os.path.join("tests", "models", "crash.py")

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT
 from smpvm.cli import main
-from smpvm.lorgraph import LorGraph, read_dot
+from smpvm.report.lorgraph import LorGraph, read_dot
 
 TINY = "tests/models/tiny.py::abba"
 CASES = "tests/models/witness_cases.py"
@@ -140,7 +140,7 @@ def test_dot_round_trip_keeps_awkward_class_names(tmp_path):
 
 
 def test_png_is_drawn_with_matplotlib_when_graphviz_is_missing(capsys, tmp_path, monkeypatch):
-    import smpvm.lorgraph as lorgraph
+    import smpvm.report.lorgraph as lorgraph
     monkeypatch.setattr(lorgraph.shutil, "which", lambda name: None)
     png = tmp_path / "g.png"
     rc, out, _ = lor(capsys, TINY, "--variant", "buggy", "--runs", "2", "--png", str(png))
@@ -215,7 +215,7 @@ def test_missing_target_is_a_usage_error(capsys):
 def test_lor_does_not_import_networkx_until_it_reports():
     import subprocess
     import sys
-    code = ("import sys, smpvm.commands.lor, smpvm.witness, smpvm.run;"
+    code = ("import sys, smpvm.cli.lor, smpvm.witness, smpvm.scenario;"
             "print('networkx' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, check=True).stdout

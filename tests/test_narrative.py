@@ -2,7 +2,7 @@
 
 import pytest
 
-from smpvm.narrative import SEP, narrate, step_text
+from smpvm.report.narrative import SEP, narrate, step_text
 from smpvm.trace import TraceRecord as R
 
 WIDTH = 30

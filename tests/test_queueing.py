@@ -2,7 +2,7 @@
 
 N CPUs each think for Exp(mean Z) and then hold one mutex for Exp(mean S);
 with lock operations free this is exactly the finite-source single-server
-queue, whose mean wait and utilisation ``smpvm.theory.machine_repairman``
+queue, whose mean wait and utilisation ``smpvm.studies.theory.machine_repairman``
 computes in closed form.  The simulated values must agree within 3%.
 
 Why these run lengths are enough: the estimates are ratios of sums over
@@ -29,7 +29,7 @@ import pytest
 
 from conftest import ROOT, free_costs
 from smpvm import load_target, run_scenario
-from smpvm.theory import machine_repairman
+from smpvm.studies.theory import machine_repairman
 
 HOLD_NS = 1000
 ACQUISITIONS_PER_RUN = 40_000

@@ -19,7 +19,7 @@ import sys
 import pytest
 
 from conftest import ROOT, cli
-from smpvm.failures import Failure, load_failure, model_fingerprint, save_failure
+from smpvm.search.failures import Failure, load_failure, model_fingerprint, save_failure
 
 TINY = os.path.join("tests", "models", "tiny.py")
 SMPVM = os.path.join(os.path.dirname(sys.executable), "smpvm")

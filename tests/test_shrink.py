@@ -12,7 +12,7 @@ import os
 
 from conftest import MODELS
 from smpvm import load_target, run_scenario
-from smpvm.shrink import (FREE, STAY, SWITCH, Bounded, Guided, Recorder, Stay,
+from smpvm.search.shrink import (FREE, STAY, SWITCH, Bounded, Guided, Recorder, Stay,
                           count_preemptions, shrink)
 from smpvm.strategies.random import Random
 from smpvm.strategies.replay import Replay

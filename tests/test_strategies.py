@@ -18,7 +18,7 @@ from smpvm import load_target, make_strategy, run_scenario
 from smpvm.strategies.pct import PCT
 from smpvm.strategies.portfolio import Portfolio
 from smpvm.strategies.random import Random
-from smpvm.theory import pct_probability, runs_for_confidence
+from smpvm.studies.theory import pct_probability, runs_for_confidence
 
 TINY = os.path.join(MODELS, "tiny.py")
 

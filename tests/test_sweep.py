@@ -24,7 +24,7 @@ import pytest
 
 from conftest import ROOT, assert_one_error_line, cli
 from smpvm import __version__
-from smpvm.sweep import load_config, run_sweep
+from smpvm.studies.sweep import load_config, run_sweep
 
 LOCKS = os.path.join(ROOT, "models", "synthetic", "locks.py")
 TARGET = f"{LOCKS}::single_lock"
@@ -392,7 +392,7 @@ def test_resume_fills_in_missing_rows_without_repeating_any(capsys, tmp_path, re
 
 
 def test_resume_after_an_interrupt_equals_an_uninterrupted_sweep(monkeypatch, tmp_path, reference):
-    import smpvm.sweep as sweep_module
+    import smpvm.studies.sweep as sweep_module
 
     path, ref_out, _ = reference
     out = str(tmp_path / "out")
@@ -467,7 +467,7 @@ def test_resume_into_a_directory_of_another_sweeps_runs_is_exit_2(capsys, tmp_pa
 
 def test_rows_are_on_disk_as_runs_finish_in_process(monkeypatch, tmp_path):
     """What makes --resume useful after a kill: finished runs are already saved."""
-    import smpvm.sweep as sweep_module
+    import smpvm.studies.sweep as sweep_module
 
     path = queue_study(tmp_path, acquisitions=5)
     out = str(tmp_path / "out")
@@ -485,7 +485,7 @@ def test_rows_are_on_disk_as_runs_finish_in_process(monkeypatch, tmp_path):
 
 
 def test_an_interrupt_stops_an_in_process_sweep_at_once(monkeypatch, tmp_path):
-    import smpvm.sweep as sweep_module
+    import smpvm.studies.sweep as sweep_module
 
     path = queue_study(tmp_path, acquisitions=5)
     started = []

@@ -1,10 +1,10 @@
-"""Checks of smpvm.theory against hand-computed values and known identities."""
+"""Checks of smpvm.studies.theory against hand-computed values and known identities."""
 
 import math
 
 import pytest
 
-from smpvm.theory import (
+from smpvm.studies.theory import (
     machine_repairman,
     mean_confidence_interval,
     normal_quantile,

@@ -1,6 +1,6 @@
 """Timeline plots: a PNG is written, and the intervals behind it are right."""
 
-from smpvm.timeline import PALETTE, _intervals, lock_class, plot_timeline
+from smpvm.report.timeline import PALETTE, _intervals, lock_class, plot_timeline
 from smpvm.trace import TraceRecord as R
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

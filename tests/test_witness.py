@@ -20,6 +20,7 @@ from conftest import MODELS, RandomWalk, Scripted, free_costs, simulate
 from smpvm import (Mutex, Replay, RwlockT, SleepMutex, Spinlock, SpinMutex, Sx, load_target,
                    may_sleep, run_scenario, splbio, splx, work)
 from smpvm.scenario import load_module
+from smpvm.report.lorgraph import witness_digraph
 from smpvm.witness import observe
 
 CASES_FILE = os.path.join(MODELS, "witness_cases.py")
@@ -444,7 +445,7 @@ def test_witness_off_sees_nothing():
 def test_graph_is_a_networkx_view():
     with observe() as seen:
         simulate(_abba, strategy=Scripted([0, 1]))
-    g = seen[0].graph()
+    g = witness_digraph(seen[0])
     assert sorted(g.edges()) == [("A", "B"), ("B", "A")]
     assert g.nodes["A"]["kind"] == "sleep mutex"
     assert g.edges["B", "A"]["reversal"] and g.edges["A", "B"]["count"] == 1

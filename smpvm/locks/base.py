@@ -45,7 +45,7 @@ from ..cpu import BLOCKED as CPU_BLOCKED
 from ..cpu import RUNNABLE as CPU_RUNNABLE
 from ..cpu import Held
 from ..ops import BLOCKED, Op
-from ..witness import SPL_MASKED
+from ..lockorder import SPL_MASKED
 
 
 class Acquire(Op):

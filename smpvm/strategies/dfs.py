@@ -98,8 +98,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..cpu import BLOCKED, DONE, RUNNABLE
-from ..machine import current_machine
-from ..run import run_scenario
+from ..current import current_machine
+from ..scenario import run_scenario
 from ..violations import ModelError
 from .base import Strategy
 from .replay import Replay

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from smpvm.explore import Plan, explore, run_batch
+from smpvm.search.explore import Plan, explore, run_batch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

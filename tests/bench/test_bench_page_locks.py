@@ -13,7 +13,7 @@ import tracemalloc
 
 
 from smpvm import load_target, run_scenario
-from smpvm.chrome import ChromeTraceSink
+from smpvm.report.chrome import ChromeTraceSink
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TARGET = os.path.join(ROOT, "models", "freebsd", "page_locks.py") + "::hold_wire"

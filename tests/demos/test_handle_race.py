@@ -23,7 +23,7 @@ import pytest
 
 from smpvm import load_target, make_strategy, run_scenario
 from smpvm.cli import main
-from smpvm.narrative import step_text
+from smpvm.report.narrative import step_text
 from smpvm.trace import MemorySink
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

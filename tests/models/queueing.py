@@ -4,7 +4,7 @@ Each CPU thinks for Exp(mean ``think_ns``), takes the one sleep mutex, holds
 it for Exp(mean ``hold_ns``) and lets it go, again and again until the
 simulated clock passes ``horizon_ns``.  Run with lock operations free
 (``costs.*=0``, no jitter) this is exactly the closed M/M/1//N queue, so the
-lock statistics must agree with ``smpvm.theory.machine_repairman``.
+lock statistics must agree with ``smpvm.studies.theory.machine_repairman``.
 
 The run stops on a time horizon rather than after a fixed number of
 acquisitions per CPU: with a fixed count the CPUs finish at scattered times

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .run import run_scenario
-from .strategies.base import Strategy
-from .strategies.replay import Replay, ReplayMismatch
+from ..scenario import run_scenario
+from ..strategies.base import Strategy
+from ..strategies.replay import Replay, ReplayMismatch
 
 # What happened at a decision point.
 STAY, SWITCH, FREE = 0, 1, 2
@@ -268,7 +268,7 @@ def _probe(trials: _Trials, bound: int, probes: int, patience: int = 25) -> None
     (few CPUs, a low bound) is soon seen whole: after ``patience`` probes in a
     row that bring no schedule not seen before, the search stops.
     """
-    from .strategies.pct import PCT
+    from ..strategies.pct import PCT
     k = max(1, len(trials.best[1]))
     seen: set = set()
     stale = 0

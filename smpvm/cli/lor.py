@@ -1,7 +1,7 @@
 """``smpvm lor``: run scenarios many times and report their merged lock-order graph.
 
 Each target runs ``--runs`` times (seeds ``--seed``, ``--seed``+1, ...) with
-witness on; the graphs are merged (``smpvm.lorgraph``) and searched again,
+witness on; the graphs are merged (``smpvm.report.lorgraph``) and searched again,
 so a reversal whose two orders came from different runs, or from different
 targets, is reported too.  Output: each reversal with its sites and how many
 runs reported it, the other witness findings, the edges with their first
@@ -42,8 +42,8 @@ def command(targets, variant, runs, seed, strategy, sets, cpus, dot_path, png_pa
     Exit status 1 when any reversal, spl or sleep violation (or lock misuse
     such as recursion) was found, 0 when none, 2 for bad input.
     """
-    from ..lorgraph import LorGraph
-    from ..run import run_scenario
+    from ..report.lorgraph import LorGraph
+    from ..scenario import run_scenario
     from ..scenario import load_target
     from ..witness import observe
     from .common import check_positive
@@ -84,7 +84,7 @@ def command(targets, variant, runs, seed, strategy, sets, cpus, dot_path, png_pa
 
 def _strategy(name):
     """The strategy by name; by default random (exploration view) if present, else timed."""
-    from ..scenario import BadInput
+    from ..violations import BadInput
     from ..strategies import make_strategy
     if name is None:
         try:
@@ -100,7 +100,7 @@ def _strategy(name):
 
 
 def _write_files(lg, dot_path, png_path) -> None:
-    from ..scenario import BadInput
+    from ..violations import BadInput
     try:
         if dot_path:
             lg.write_dot(dot_path)

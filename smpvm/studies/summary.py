@@ -23,7 +23,7 @@ def write_summary(path, cfg, points, table) -> list[dict]:
     metrics = table.metric_names
     theory = None
     if cfg.plot.get("theory"):
-        from .theories import THEORIES
+        from .predictions import THEORIES
         theory = THEORIES[cfg.plot["theory"]]
     out = []
     for i, p in enumerate(points):
@@ -57,7 +57,7 @@ def write_summary(path, cfg, points, table) -> list[dict]:
 
 
 def _with_defaults(point, cfg) -> dict:
-    from .scenario import load_target
+    from ..scenario import load_target
     p = dict(load_target(cfg.target).params)
     p.update(point)
     return p

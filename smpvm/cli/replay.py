@@ -30,7 +30,7 @@ def command(failure_file, trace_path, narrate, continue_with, as_json):
     Exit status 1 when the replay finds violations, 0 when it finds none, 2 for
     bad input (a missing or malformed file, choices that no longer fit).
     """
-    from ..failures import load_failure, model_fingerprint
+    from ..search.failures import load_failure, model_fingerprint
     from ..scenario import load_target
 
     failure = load_failure(failure_file)
@@ -42,7 +42,7 @@ def command(failure_file, trace_path, narrate, continue_with, as_json):
     strategy, result = _run(failure_file, failure, scn, changed, continue_with, sinks)
     match = _reproduced(failure.violation, result.violations)
     if as_json:
-        from ..run import result_to_dict
+        from ..scenario import result_to_dict
         from .common import echo_json
         out = {"file": failure_file, "target": failure.target, "reproduced": match is not None,
                "recorded": failure.violation.to_dict(), "model_changed": changed,
@@ -61,8 +61,8 @@ def command(failure_file, trace_path, narrate, continue_with, as_json):
 
 def _run(path, failure, scn, changed, continue_with, sinks):
     """Run the recorded choices; (strategy, result).  Choices that do not fit are bad input."""
-    from ..run import run_scenario
-    from ..scenario import BadInput
+    from ..scenario import run_scenario
+    from ..violations import BadInput
     from ..strategies.replay import ReplayMismatch
     from ..trace import TeeSink
     if continue_with:
@@ -103,13 +103,13 @@ class Continuing(Replay):
 
 
 def _sinks(trace_path, narrate) -> dict:
-    from ..scenario import BadInput
+    from ..violations import BadInput
     from ..trace import MemorySink
     sinks = {}
     if narrate:
         sinks["memory"] = MemorySink()
     if trace_path:
-        from ..chrome import ChromeTraceSink
+        from ..report.chrome import ChromeTraceSink
         try:
             sinks["chrome"] = ChromeTraceSink(trace_path)
         except OSError as e:
@@ -141,7 +141,7 @@ def _print_text(failure, result, match, changed, strategy, memory, trace_path) -
         click.echo("note: the recorded choices ran out; the run was finished by the "
                    "random strategy")
     if memory is not None:
-        from ..narrative import narrate
+        from ..report.narrative import narrate
         click.echo(narrate(memory.records))
     if match is not None:
         click.echo(f"reproduced {match.kind} at {match.location or '?'} at {match.time_ns} ns")

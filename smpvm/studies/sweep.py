@@ -51,7 +51,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 
-from .scenario import BadInput
+from ..violations import BadInput
 
 TOP_LEVEL = {"study", "model", "run", "costs", "sweep", "case", "plot", "seeds", "seed"}
 
@@ -130,7 +130,7 @@ def load_config(path: str, overrides: dict | None = None) -> SweepConfig:
         raise BadInput(f"{path}: [model] has unknown key(s) {', '.join(stray)}; it takes target "
                        f"and variant (fixed parameters go in [run], swept ones in [sweep])")
     target = _resolve_target(target, path)
-    from .scenario import load_target
+    from ..scenario import load_target
     try:
         scn = load_target(target)
     except BadInput as e:
@@ -176,7 +176,7 @@ def load_config(path: str, overrides: dict | None = None) -> SweepConfig:
         for k, v in overrides.items():
             _check_param(path, f"[[case]] {label!r}: {k}", k, [v], scn, types)
     costs = dict(_table(data, "costs", path))
-    from .costs import Costs
+    from ..costs import Costs
     try:
         Costs().override(**costs)
     except ValueError as e:
@@ -297,7 +297,7 @@ def _check_plot(path, plot, swept) -> None:
         raise BadInput(f"{path}: [plot].lines must name a swept parameter, got {lines!r}")
     theory = plot.get("theory")
     if theory is not None:
-        from .theories import THEORIES
+        from .predictions import THEORIES
         if theory not in THEORIES:
             raise BadInput(f"{path}: [plot].theory must be one of {', '.join(sorted(THEORIES))}, "
                            f"got {theory!r}")
@@ -308,7 +308,7 @@ def _check_theory_inputs(path, plot, scn, fixed, swept, cases) -> None:
     name = plot.get("theory")
     if not name:
         return
-    from .theories import THEORIES
+    from .predictions import THEORIES
     point = dict(scn.params)
     point.update(fixed)
     for overrides in list(cases.values())[:1]:
@@ -336,8 +336,8 @@ def run_one(spec: dict) -> dict:
 
     Module-level and picklable so any executor can run it.
     """
-    from .run import run_scenario
-    from .scenario import load_target
+    from ..scenario import run_scenario
+    from ..scenario import load_target
     scn = load_target(spec["target"])
     params = dict(spec["params"])
     params.pop("case", None)
@@ -448,8 +448,8 @@ def run_sweep(cfg: SweepConfig, out_dir: str, *, workers: int | None = None,
     import datetime
     import time
 
-    from . import __version__
-    from .executors import describe, make_executor
+    from .. import __version__
+    from ..search.executors import describe, make_executor
     from .summary import write_plots, write_summary
 
     os.makedirs(out_dir, exist_ok=True)

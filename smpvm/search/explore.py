@@ -13,8 +13,8 @@ back one compact row per run (seed, strategy, violation kinds, first
 location, steps, decisions, a fingerprint of the schedule).  The parent
 appends the rows to ``runs.csv`` as batches arrive, counts failures and
 distinct schedules, and for the first failing run of each violation kind
-replays it here, shrinks it (:mod:`smpvm.shrink`) and saves it
-(:mod:`smpvm.failures`).  A batch whose worker died is run again; one that
+replays it here, shrinks it (:mod:`smpvm.search.shrink`) and saves it
+(:mod:`smpvm.search.failures`).  A batch whose worker died is run again; one that
 keeps killing its workers is reported as lost, never dropped silently.
 
 **PCT's k.**  PCT draws its change points among the first k decision
@@ -44,11 +44,12 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
-from .run import run_scenario
-from .scenario import BadInput, load_target, split_target
+from ..scenario import run_scenario
+from ..violations import BadInput
+from ..scenario import load_target, split_target
 from .shrink import Bounded
-from .strategies.base import Strategy
-from .violations import ModelError
+from ..strategies.base import Strategy
+from ..violations import ModelError
 
 #: Runs whose seeds are drawn from one SeedSequence.
 SEED_BLOCK = 1024
@@ -116,7 +117,7 @@ class Rotation:
     """The strategy of each run of a plan, made once per batch and reused."""
 
     def __init__(self, plan: Plan):
-        from .strategies import make_strategy
+        from ..strategies import make_strategy
         self.plan = plan
         if plan.strategy == "portfolio":
             depths = tuple(range(2, max(plan.depth, 2) + 1))
@@ -210,7 +211,7 @@ def run_batch(plan: Plan, start: int, stop: int, k: int, stop_on_first: bool = F
 
 def manifest_of(plan: Plan, target: str, model_sha256: str) -> dict:
     """What must match for ``--resume`` to continue an exploration."""
-    from . import __version__
+    from .. import __version__
     d = asdict(plan)
     d.pop("source_root")
     d["target"] = target
@@ -659,7 +660,7 @@ class Exploration:
 
     def _run_dfs(self) -> None:
         try:
-            from .strategies.dfs import exhaust
+            from ..strategies.dfs import exhaust
         except ImportError:
             raise BadInput("--strategy dfs is not available: smpvm/strategies/dfs.py "
                            "(exhaust) is missing from this installation") from None
@@ -723,7 +724,7 @@ class Exploration:
         self._save(kind, o.run, seed, list(r.choices), v, desc)
 
     def _save(self, kind, run, seed, choices, violation, strategy_desc) -> None:
-        from . import __version__
+        from .. import __version__
         from .failures import Failure, failure_file_name, save_failure
         preemptions = original = None
         if self.shrink:
@@ -750,7 +751,7 @@ class Exploration:
 
     def _guarantee(self) -> None:
         """PCT's promise for the k used last: 1/(n k^(d-1)) per run, and runs for 99%."""
-        from .theory import pct_probability, runs_for_confidence
+        from ..studies.theory import pct_probability, runs_for_confidence
         if self.plan.strategy not in ("pct", "portfolio") or self.ncpus < 1:
             return
         depths = [self.plan.depth] if self.plan.strategy == "pct" else list(

@@ -29,7 +29,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterable
 
-from smpvm.chrome import us as _us
+from smpvm.report.chrome import us as _us
 from smpvm.trace import TraceRecord
 
 #: Between the time column and the first CPU column, and between CPU columns.

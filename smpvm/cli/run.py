@@ -31,10 +31,11 @@ def command(target, variant, cpus, seed, sets, strategy, choices, trace_path, na
     Exit status 0 when the run found nothing, 1 when it found violations,
     2 for bad input.
     """
-    from ..chrome import ChromeTraceSink
+    from ..report.chrome import ChromeTraceSink
     from ..lockstat import plain_table, rich_table, write_csv
-    from ..run import result_to_dict, run_scenario
-    from ..scenario import BadInput, load_target
+    from ..scenario import result_to_dict, run_scenario
+    from ..violations import BadInput
+    from ..scenario import load_target
     from ..trace import HashSink, MemorySink, TeeSink
     from .common import check_positive
 
@@ -84,7 +85,7 @@ def _print_text(target, result, memory, trace_path, rich_table, plain_table) -> 
     con.print(f"[bold]{target}[/] variant={result.variant} seed={result.seed} "
               f"cpus={result.ncpus} steps={result.steps} simulated={result.time_ns} ns")
     if memory is not None:
-        from ..narrative import narrate
+        from ..report.narrative import narrate
         click.echo(narrate(memory.records))
     if result.violations:
         for v in result.violations:

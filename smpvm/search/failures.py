@@ -20,8 +20,10 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from .scenario import BadInput, split_target
-from .violations import KINDS, Violation
+from ..violations import BadInput
+
+from ..scenario import split_target
+from ..violations import KINDS, Violation
 
 #: Marks a file as a saved failure, and its layout version.
 FORMAT = "smpvm-failure/1"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ..scenario import BadInput, parse_set
+from ..violations import BadInput
+
+from ..scenario import parse_set
 
 
 def set_option(f):

@@ -22,7 +22,7 @@ import json
 import os
 import tomllib
 
-from .scenario import BadInput
+from ..violations import BadInput
 
 #: Strategy labels of the race study -> explore arguments.
 STRATEGIES = {"random": {"strategy": "random"},
@@ -70,7 +70,7 @@ def load_study(path: str, kind: str, runs_override: int | None = None) -> dict:
     if not isinstance(entries, list) or not entries:
         raise BadInput(f"{path}: list the scenarios as [[{table}]] tables with target, "
                        f"{'buggy' if kind == 'races' else 'old'} and fixed variants")
-    from .scenario import load_target
+    from ..scenario import load_target
     resolved = []
     for i, e in enumerate(entries, 1):
         stray = sorted(set(e) - {"target", "params", *groups})
@@ -120,7 +120,7 @@ def _near(target: str, path: str) -> str:
 
 
 def run_races(cfg: dict, out_dir: str, workers: int | None = None, dask: str | None = None) -> dict:
-    from .explore import explore
+    from ..search.explore import explore
     from .theory import wilson_interval
 
     os.makedirs(out_dir, exist_ok=True)
@@ -216,10 +216,10 @@ def _plot_races(rows, path) -> None:
 
 
 def run_lor_survey(cfg: dict, out_dir: str) -> dict:
-    from .lorgraph import LorGraph
-    from .run import run_scenario
-    from .scenario import load_target
-    from .strategies import make_strategy
+    from ..report.lorgraph import LorGraph
+    from ..scenario import run_scenario
+    from ..scenario import load_target
+    from ..strategies import make_strategy
 
     os.makedirs(out_dir, exist_ok=True)
     graphs = {"old": LorGraph(), "fixed": LorGraph()}
@@ -262,7 +262,7 @@ def run_lor_survey(cfg: dict, out_dir: str) -> dict:
 def _manifest(out_dir, cfg) -> None:
     import datetime
 
-    from . import __version__
+    from .. import __version__
     doc = {"smpvm_version": __version__, "config": cfg,
            "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     with open(os.path.join(out_dir, "manifest.json"), "w", encoding="utf-8") as fp:

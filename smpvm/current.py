@@ -1,4 +1,9 @@
-"""A watchdog for model code that never yields.
+"""The machine in progress, and a watchdog for model code that never yields.
+
+Model helpers (``kassert``, refcounts, zones) need "the machine whose run or
+set-up is in progress" without importing the machine; so do the watchdog and
+the exhaustive search.  This module holds that one pointer.
+
 
 Interleavings happen only at yields, so a model stuck in a Python loop
 between two yields would hang the run (a loop that does yield is caught by
@@ -12,14 +17,43 @@ watchdog only ever aborts a run: it cannot change what a run computes.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import os
 import threading
 import time
 
+_current = None
 _started = False
 _lock = threading.Lock()
 #: Set when the watchdog interrupted the main thread, with the stuck site.
 fired: dict = {}
+
+
+def current_machine():
+    """The machine whose run (or scenario set-up) is in progress in this process."""
+    return _current
+
+
+@contextlib.contextmanager
+def running(m):
+    """Make ``m`` the machine in progress for the duration of a ``with`` block."""
+    global _current
+    prev = _current
+    _current = m
+    try:
+        yield m
+    finally:
+        _current = prev
+
+
+def raise_if_stuck() -> None:
+    """Turn the watchdog's interrupt into a one-line model error."""
+    if fired:
+        from .violations import ModelError
+        site = fired.pop("site", "?")
+        secs = fired.pop("seconds", 0)
+        raise ModelError(f"the model ran {secs:g} s inside one step without yielding "
+                         f"(an endless loop between yields?) near {site}") from None
 
 
 def timeout_s() -> float:
@@ -42,13 +76,12 @@ def ensure_started() -> None:
 
 
 def _watch() -> None:
-    from . import machine
     limit = timeout_s()
     last = (None, -1)
     since = time.monotonic()
     while True:
         time.sleep(min(1.0, limit / 4))
-        m = machine._current
+        m = _current
         now = time.monotonic()
         key = (m, m.steps if m is not None else -1)
         if m is None or key != last:

@@ -21,15 +21,15 @@ def command(file, workers, dask, out_dir, resume, as_json):
     """Run the sweep in FILE and write runs.csv, summary.csv, manifest.json and plots."""
     import os
 
-    from ..scenario import BadInput
-    from ..sweep import load_config, run_sweep
+    from ..violations import BadInput
+    from ..studies.sweep import load_config, run_sweep
     from .common import check_positive
 
     check_positive("--workers", workers)
     if workers is not None and dask:
         raise BadInput("give --workers or --dask, not both")
     out_dir = out_dir or os.path.join("smpvm-out", os.path.splitext(os.path.basename(file))[0])
-    from ..studies import study_kind
+    from ..studies.races import study_kind
     kind = study_kind(file)
     if kind != "sweep":
         return _other_study(file, kind, out_dir, workers, dask, as_json)
@@ -57,8 +57,8 @@ def command(file, workers, dask, out_dir, resume, as_json):
 
 
 def _other_study(file, kind, out_dir, workers, dask, as_json) -> int:
-    """A race-reproduction or lock-order study (see smpvm.studies)."""
-    from ..studies import load_study, run_lor_survey, run_races
+    """A race-reproduction or lock-order study (see smpvm.studies.races)."""
+    from ..studies.races import load_study, run_lor_survey, run_races
     cfg = load_study(file, kind)
     if kind == "races":
         result = run_races(cfg, out_dir, workers=workers, dask=dask)

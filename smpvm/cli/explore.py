@@ -50,7 +50,7 @@ def command(target, variant, strategy, runs, depth, preemption_bound, seed, cpus
 
     Exit status 1 when any run failed, 0 when none did, 2 for bad input.
     """
-    from ..explore import Exploration
+    from ..search.explore import Exploration
 
     exploration = Exploration(
         target, variant=variant, params=parse_sets(sets), cpus=cpus, strategy=strategy,
@@ -138,8 +138,8 @@ def _narrative(exploration, report) -> str | None:
     if not first:
         return None
     f = first[0]
-    from ..narrative import narrate
-    from ..run import run_scenario
+    from ..report.narrative import narrate
+    from ..scenario import run_scenario
     from ..strategies.replay import Replay
     from ..trace import MemorySink
     sink = MemorySink()

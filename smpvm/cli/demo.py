@@ -28,7 +28,7 @@ def find_model() -> str:
     for c in candidates:
         if os.path.isfile(c):
             return os.path.relpath(c) if c.startswith(os.getcwd() + os.sep) else c
-    from ..scenario import BadInput
+    from ..violations import BadInput
     raise BadInput(f"cannot find {TARGET_FILE} (looked in {', '.join(candidates)})")
 
 
@@ -41,7 +41,7 @@ def command(out_dir, runs, seed):
     """Reproduce the doomed-object race and show that the fix holds."""
     from rich.console import Console
 
-    from ..explore import explore
+    from ..search.explore import explore
     from .common import check_positive
 
     check_positive("--runs", runs)
@@ -66,7 +66,7 @@ def command(out_dir, runs, seed):
     records, failure = _replay(first.path, trace_path)
     con.print(f"\nThe failing interleaving, shrunk to {first.preemptions} preemption(s) "
               f"(Pt terminates the object, Pa maps the device):\n")
-    from ..narrative import narrate
+    from ..report.narrative import narrate
     click.echo(narrate(records, width=46))
     v = failure.violation
     con.print(f"\n[red]{v.kind}[/]: {v.message}")
@@ -104,9 +104,9 @@ def command(out_dir, runs, seed):
 
 def _replay(path, trace_path):
     """Re-run a saved failure, keeping its records and writing its Chrome trace."""
-    from ..chrome import ChromeTraceSink
-    from ..failures import load_failure
-    from ..run import run_scenario
+    from ..report.chrome import ChromeTraceSink
+    from ..search.failures import load_failure
+    from ..scenario import run_scenario
     from ..scenario import load_target
     from ..strategies.replay import Replay
     from ..trace import MemorySink, TeeSink
@@ -123,8 +123,8 @@ def _replay(path, trace_path):
 
 def _lock_order(target, out_dir, seed):
     """Merge witness graphs of both variants' runs and draw them."""
-    from ..lorgraph import LorGraph
-    from ..run import run_scenario
+    from ..report.lorgraph import LorGraph
+    from ..scenario import run_scenario
     from ..scenario import load_target
     from ..strategies import make_strategy
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import shutil
 
-from .witness import (EN, ER, SN, SR, TAKEN_RECURSIVE, spl_conflicts, spl_name, strong_path,
+from ..lockorder import (EN, ER, SN, SR, TAKEN_RECURSIVE, spl_conflicts, spl_name, strong_path,
                       type_bits, type_names)
 
 #: Violation kinds that are witness's business: any of them makes ``lor`` exit 1.
@@ -422,3 +422,10 @@ def _draw_matplotlib(g, path: str) -> None:
         font_color="#222")
     fig.tight_layout()
     fig.savefig(path)
+
+
+def witness_digraph(witness):
+    """One run's class graph (a ``Witness``) as a networkx DiGraph."""
+    lg = LorGraph()
+    lg.add_witness(witness)
+    return lg.to_networkx()

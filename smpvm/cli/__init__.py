@@ -1,6 +1,6 @@
 """The ``smpvm`` command line.
 
-Subcommands live in ``smpvm.commands``, one module each, and are imported
+Subcommands live in ``smpvm.cli``, one module each, and are imported
 only when used, so ``smpvm --help`` answers without loading numpy or
 networkx.  Exit status everywhere: 0 nothing found, 1 violations found,
 2 bad input.  Bad input is one line on stderr saying what is wrong and how to
@@ -15,7 +15,7 @@ import sys
 
 import click
 
-#: name -> (module in smpvm.commands, one-line help)
+#: name -> (module in smpvm.cli, one-line help)
 COMMANDS = {
     "list": ("listing", "List scenarios in model files with their variants and parameters."),
     "run": ("run", "Run one scenario once; print violations and lock statistics."),
@@ -34,7 +34,7 @@ class LazyGroup(click.Group):
     def get_command(self, ctx, name):
         if name not in COMMANDS or not _available(name):
             return None
-        mod = importlib.import_module(f"smpvm.commands.{COMMANDS[name][0]}")
+        mod = importlib.import_module(f"smpvm.cli.{COMMANDS[name][0]}")
         return mod.command
 
     def format_commands(self, ctx, formatter):
@@ -45,7 +45,7 @@ class LazyGroup(click.Group):
 
 
 def _available(name: str) -> bool:
-    return importlib.util.find_spec(f"smpvm.commands.{COMMANDS[name][0]}") is not None
+    return importlib.util.find_spec(f"smpvm.cli.{COMMANDS[name][0]}") is not None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -60,8 +60,8 @@ def cli():
 
 def main(argv=None) -> None:
     """Entry point: run the CLI, turning bad input into one line and exit status 2."""
-    from .scenario import BadInput
-    from .violations import ModelError
+    from ..violations import BadInput
+    from ..violations import ModelError
     try:
         rc = cli.main(args=argv, prog_name="smpvm", standalone_mode=False)
     except click.UsageError as e:

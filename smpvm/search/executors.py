@@ -50,7 +50,7 @@ def make_executor(workers: int | None = None, dask: str | None = None):
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError:
-            from .scenario import BadInput
+            from ..violations import BadInput
             raise BadInput("--dask needs the dask extra: pip install 'smpvm[dask]'") from None
         cluster = None
         if dask == "local":
@@ -61,7 +61,7 @@ def make_executor(workers: int | None = None, dask: str | None = None):
             try:
                 client = Client(dask, timeout="10s")
             except (OSError, TimeoutError) as e:
-                from .scenario import BadInput
+                from ..violations import BadInput
                 raise BadInput(f"cannot reach the Dask scheduler at {dask}: {e}") from None
         try:
             yield client.get_executor()

@@ -1,1 +1,0 @@
-"""One module per ``smpvm`` subcommand; each defines ``command``."""
