@@ -32,11 +32,10 @@ import functools
 import heapq
 import inspect
 import os
-import random
 import traceback
 from types import GeneratorType
 
-from . import current
+from . import current, seeds
 from .costs import Costs
 from .cpu import BLOCKED, CPU, DONE, RUNNABLE, Frame
 from .locks.base import Acquire, Release
@@ -124,7 +123,8 @@ class Machine:
         self.strategy = strategy
         #: True when the earliest-due CPUs step (durations order everything).
         self.timed = bool(getattr(strategy, "timed", False))
-        self._fast_handoff = type(strategy) is Timed
+        #: The strategy draws hand-offs uniformly by index (``draw``) rather than by ``pick``.
+        self.draws_by_index = bool(getattr(strategy, "draws_by_index", False))
         self.max_steps = max_steps
         self.stop_at_first = stop_at_first
         self.variant = variant
@@ -150,11 +150,13 @@ class Machine:
         self.metrics: dict[str, float] = {}
         self.current: CPU | None = None
         self.stopped = False
-        self._fp = None
+        #: The current step's footprint (key -> written), or None when no strategy wants it.
+        self.footprint = None
         self._want_fp = footprints
         self._locks: list = []
         self._zones: list = []
-        self._irq_sources: list[InterruptSource] = []
+        #: Interrupt sources in the order they were declared.
+        self.interrupt_sources: list[InterruptSource] = []
         self._quiescence: list = []
         self._heap: list = []
         self._rng = None
@@ -176,8 +178,12 @@ class Machine:
     def rng(self):
         """The run's seeded numpy Generator, for the model's own workload randomness."""
         if self._rng is None:
-            import numpy as np
-            self._rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0]))
+            self._rng = seeds.model_rng(self.seed)
+        return self._rng
+
+    @property
+    def rng_in_use(self):
+        """``m.rng`` if the model has drawn from it in this run, else None (nothing to track)."""
         return self._rng
 
     def spawn(self, gen, name: str | None = None, cpu: int | None = None) -> CPU:
@@ -223,7 +229,7 @@ class Machine:
         if (rate_per_s is None) == (at_ns is None):
             raise ModelError(f"interrupt source {name!r}: give exactly one of rate_per_s, at_ns")
         src = InterruptSource(self, name, level, handler, cpu, rate_per_s, at_ns)
-        self._irq_sources.append(src)
+        self.interrupt_sources.append(src)
         return src
 
     def shared(self, type_name: str, **fields):
@@ -237,11 +243,13 @@ class Machine:
 
     # -- registry --------------------------------------------------------------------------
 
-    def _register_lock(self, lock) -> int:
+    def register_lock(self, lock) -> int:
+        """Enrol a new lock; returns its number (stable for the run, in creation order)."""
         self._locks.append(lock)
         return len(self._locks) - 1
 
-    def _register_zone(self, zone) -> int:
+    def register_zone(self, zone) -> int:
+        """Enrol a new zone; returns its number (stable for the run, in creation order)."""
         self._zones.append(zone)
         return len(self._zones) - 1
 
@@ -259,12 +267,12 @@ class Machine:
         if r is None:
             # A private Mersenne Twister seeded from the run's seed: a few microseconds
             # to start, which matters at thousands of runs per second.
-            r = self._jit_rand = random.Random(self.seed * 4 + 1)
+            r = self._jit_rand = seeds.python_stream(self.seed, seeds.JITTER)
         d = int(ns * (1.0 + j * (2.0 * r.random() - 1.0)) + 0.5)
         return d if d > 0 else 0
 
     def footprint_touch(self, key, write: bool = True) -> None:
-        fp = self._fp
+        fp = self.footprint
         if fp is not None:
             if write:
                 fp[key] = True
@@ -364,59 +372,16 @@ class Machine:
             c.heap_key = key
             heapq.heappush(self._heap, (key, c.id))
 
-    def handoff(self, lock, now_ns) -> None:
-        """A lock with waiters was released: hand it on (timed) or let waiters retry."""
-        if self._fast_handoff and lock.racing_waiters:
-            # The common case, written out: an exclusive lock whose waiters race
-            # for it, under the timed strategy (which draws the winner uniformly).
-            ws = lock.waiters
-            n = len(ws)
-            if n == 1:
-                w = ws.pop()
-            else:
-                w = ws.pop(self.strategy.index(n))
-                self.choices.append(w.id)
-                self.decisions += 1
-            lock.grant_removed_waiter(self, w, now_ns, self.costs.handoff_ns)
-            return
-        if self.timed or lock.fifo:
-            while lock.waiters:
-                if lock.shared_allowed:
-                    cands = [w for w in lock.waiters if lock.can_grant(w, w.wait_mode)]
-                else:  # exclusive-only and just released: every waiter could take it
-                    cands = lock.waiters
-                if not cands:
-                    return
-                if lock.fifo:
-                    w = lock.waiters[0]
-                    if w is not cands[0]:
-                        return
-                elif len(cands) == 1:
-                    w = cands[0]
-                elif self._fast_handoff:
-                    # the timed strategy draws a waiter uniformly; skip building the id list
-                    w = cands[self.strategy.index(len(cands))]
-                    self.choices.append(w.id)
-                    self.decisions += 1
-                else:
-                    cur = self.current.id if self.current is not None else -1
-                    wid = self.pick("handoff", sorted(x.id for x in cands), cur)
-                    w = self.cpus[wid]
-                lock.grant_waiter(self, w, now_ns, lock.handoff_cost(self))
-                if w.wait_mode == "x":
-                    return
-            return
-        for w in lock.waiters:
-            if w.state == BLOCKED and lock.can_grant(w, w.wait_mode):
-                if w.clock < now_ns:
-                    w.clock = now_ns
-                w.state = RUNNABLE
+    def draw(self, cands) -> int:
+        """Index of a uniformly drawn member of ``cands`` (CPUs), recorded as a choice.
 
-    def reblock_retriers(self, lock) -> None:
-        """Exploration: waiters that may no longer get ``lock`` stop being runnable."""
-        for w in lock.waiters:
-            if w.state == RUNNABLE and not lock.can_grant(w, w.wait_mode):
-                w.state = BLOCKED
+        Only for strategies with ``draws_by_index``: the timed hand-off's fast
+        path, which skips building the sorted id list that ``pick`` takes.
+        """
+        i = self.strategy.index(len(cands))
+        self.choices.append(cands[i].id)
+        self.decisions += 1
+        return i
 
     def resume_after_sleep(self, c, at_ns) -> None:
         """A sleeper was woken: it retakes its msleep interlock, then continues."""
@@ -476,7 +441,7 @@ class Machine:
         if self.ncpus is not None:
             while len(self.cpus) < self.ncpus:
                 self.cpus.append(CPU(len(self.cpus), f"cpu{len(self.cpus)}"))
-        for src in self._irq_sources:
+        for src in self.interrupt_sources:
             if src.cpu >= len(self.cpus):
                 raise ModelError(f"interrupt source {src.name!r} targets CPU{src.cpu}, "
                                  f"but the machine has {len(self.cpus)}")
@@ -508,12 +473,12 @@ class Machine:
                 return
             cid = opts[0] if n == 1 else self.pick("cpu", opts, last)
             if want_fp:
-                self._fp = {}
+                self.footprint = {}
                 try:
                     self._step(cpus[cid])
                 finally:  # also the step that ends the run with a violation
-                    strategy.stepped(cid, self._fp, opts)
-                    self._fp = None
+                    strategy.stepped(cid, self.footprint, opts)
+                    self.footprint = None
             else:
                 self._step(cpus[cid])
             last = cid
@@ -687,7 +652,7 @@ class Machine:
                 if d and jitter:  # duration(), inline
                     r = self._jit_rand
                     if r is None:
-                        r = self._jit_rand = random.Random(self.seed * 4 + 1)
+                        r = self._jit_rand = seeds.python_stream(self.seed, seeds.JITTER)
                     d = int(d * (1.0 + jitter * (2.0 * r.random() - 1.0)) + 0.5)
                     if d < 0:
                         d = 0
@@ -851,7 +816,7 @@ class Machine:
         end = max([self._now] + [c.clock for c in self.cpus])
         summaries = self.lockstat.summary(end) if self.lockstat is not None else []
         irq = {}
-        for src in self._irq_sources:
+        for src in self.interrupt_sources:
             lat = src.latencies
             irq[src.name] = {"delivered": len(lat), "latency_max_ns": max(lat) if lat else 0,
                              "latency_mean_ns": sum(lat) / len(lat) if lat else 0.0}

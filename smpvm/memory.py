@@ -69,8 +69,8 @@ class Item:
         if zone.guards is not None and name in zone.guards:
             zone._check_lockset(self, name, False, sys._getframe(1))
         m = zone.m
-        if m._fp is not None:
-            m._fp.setdefault(("field", zone.uid, slot.index, name), False)
+        if m.footprint is not None:
+            m.footprint.setdefault(("field", zone.uid, slot.index, name), False)
         return slot.fields[name]
 
     def __setattr__(self, name, value):
@@ -83,8 +83,8 @@ class Item:
         if zone.guards is not None and name in zone.guards:
             zone._check_lockset(self, name, True, sys._getframe(1))
         m = zone.m
-        if m._fp is not None:
-            m._fp[("field", zone.uid, slot.index, name)] = True
+        if m.footprint is not None:
+            m.footprint[("field", zone.uid, slot.index, name)] = True
         slot.fields[name] = value
 
     # -- separate-step access -------------------------------------------------------
@@ -208,7 +208,7 @@ class Zone:
         self.check_generation = check_generation
         #: Field -> callable(fields dict) returning the guarding lock or a tuple of them.
         self.guards = dict(guards) if guards else None
-        self.uid = m._register_zone(self)
+        self.uid = m.register_zone(self)
         self._slots: list[_Slot] = []
         self._free: list[_Slot] = []
         self._live_count = 0
@@ -263,7 +263,7 @@ class Zone:
 
     def _touch_fields(self, slot) -> None:
         """Footprint: allocating or freeing writes every field and the slot's liveness."""
-        fp = self.m._fp
+        fp = self.m.footprint
         if fp is not None:
             fp[("slot", self.uid, slot.index)] = True
             for name in slot.fields:

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from conftest import MODELS
 from smpvm import (Mutex, Replay, RwLock, SleepMutex, Strategy, Sx, load_target, make_strategy,
                    msleep, run_scenario, scenario, tsleep, wakeup, wakeup_one)
-from smpvm.strategies.dfs import DFS, DfsReport, exhaust
+from smpvm.search.exhaust import DfsReport, exhaust
+from smpvm.strategies.dfs import DFS
 
 CASES = os.path.join(MODELS, "dfs_cases.py")
 

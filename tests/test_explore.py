@@ -20,8 +20,8 @@ import sys
 import pytest
 
 from conftest import ROOT, cli
-from smpvm.search.explore import (EPOCH_RUNS, SEED_BLOCK, Exploration, explore, read_runs_csv,
-                           run_seed)
+from smpvm.search.explore import EPOCH_RUNS, Exploration, explore, read_runs_csv
+from smpvm.seeds import SEED_BLOCK, run_seed
 from smpvm.studies.theory import pct_probability, runs_for_confidence
 
 TINY = os.path.join("tests", "models", "tiny.py")
@@ -317,7 +317,6 @@ def test_runs_that_always_kill_their_worker_are_reported_not_dropped(capsys, tmp
 # -- dfs ------------------------------------------------------------------------------------------
 
 def test_dfs_reports_exhaustion(capsys, tmp_path):
-    pytest.importorskip("smpvm.strategies.dfs")
     code, out, _ = cli(capsys, "explore", f"{TINY}::abba", "--variant", "fixed", "--strategy",
                        "dfs", "--out", tmp_path)
     assert code == 0
@@ -330,16 +329,9 @@ def test_dfs_reports_exhaustion(capsys, tmp_path):
 
 
 def test_dfs_failures_are_saved_and_shrunk(tmp_path):
-    pytest.importorskip("smpvm.strategies.dfs")
     rep = explore(f"{TINY}::abba", variant="buggy", strategy="dfs", out=tmp_path)
     assert rep.failing_runs >= 1 and "deadlock" in rep.first
     assert rep.first["deadlock"].preemptions == 1
-
-
-def test_dfs_missing_is_a_one_line_error(capsys, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "smpvm.strategies.dfs", None)
-    code, _, err = cli(capsys, "explore", DEPTH2, "--strategy", "dfs", "--out", tmp_path)
-    assert code == 2 and "dfs" in err and len(err.strip().splitlines()) == 1
 
 
 # -- the replay command it prints -----------------------------------------------------------------

@@ -29,10 +29,10 @@ COMMANDS = {
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
-        return [n for n in COMMANDS if _available(n)]
+        return list(COMMANDS)
 
     def get_command(self, ctx, name):
-        if name not in COMMANDS or not _available(name):
+        if name not in COMMANDS:
             return None
         mod = importlib.import_module(f"smpvm.cli.{COMMANDS[name][0]}")
         return mod.command
@@ -42,10 +42,6 @@ class LazyGroup(click.Group):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
-
-
-def _available(name: str) -> bool:
-    return importlib.util.find_spec(f"smpvm.cli.{COMMANDS[name][0]}") is not None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

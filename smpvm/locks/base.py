@@ -39,7 +39,6 @@ timed hand-off may draw the next holder directly) and ``holds_overlap``
 
 from __future__ import annotations
 
-from heapq import heappush
 
 from ..cpu import BLOCKED as CPU_BLOCKED
 from ..cpu import RUNNABLE as CPU_RUNNABLE
@@ -124,7 +123,7 @@ class Lock:
         #: CPU that touched the lock's cache line last (-1: nobody yet).
         self.last_cpu = -1
         #: Stable number of this lock within its machine.
-        self.uid = m._register_lock(self)
+        self.uid = m.register_lock(self)
         #: Statistics record of the lock's class (None when statistics are off).
         self.stat = m.lockstat.for_lock(self) if m.lockstat is not None else None
         self._fp_key = ("lock", self.uid)
@@ -257,8 +256,8 @@ class Lock:
         self.waiters.append(c)
         if m.tracing:
             m.record(c, "wait", self.label(), "spin" if spins else "block")
-        if m._fp is not None:
-            m._fp[self._fp_key] = True
+        if m.footprint is not None:
+            m.footprint[self._fp_key] = True
         c.state = CPU_BLOCKED
         return BLOCKED
 
@@ -269,8 +268,8 @@ class Lock:
             c.wait_lock = None
             self._take(m, c, mode, c.wait_site, c.wait_since, True)
             return None
-        if m._fp is not None:
-            m._fp[self._fp_key] = True  # a failed retry read the lock too
+        if m.footprint is not None:
+            m.footprint[self._fp_key] = True  # a failed retry read the lock too
         c.state = CPU_BLOCKED
         return BLOCKED
 
@@ -335,10 +334,10 @@ class Lock:
                 m.record(c, "acquire", self.label(), mode)
             else:
                 c.granted = self.label()  # traced when the new holder next steps
-        if m._fp is not None:
-            m._fp[self._fp_key] = True
+        if m.footprint is not None:
+            m.footprint[self._fp_key] = True
         if self.waiters and not m.timed:
-            m.reblock_retriers(self)
+            self.reblock_retriers(m)
 
     # -- release -------------------------------------------------------------------------
 
@@ -363,10 +362,10 @@ class Lock:
         c.clock += m.costs.release_ns
         if m.tracing:
             m.record(c, "release", self.label(), held_mode)
-        if m._fp is not None:
-            m._fp[self._fp_key] = True
+        if m.footprint is not None:
+            m.footprint[self._fp_key] = True
         if released and self.waiters:
-            m.handoff(self, c.clock)
+            self.handoff(m, c.clock)
         return None
 
     def _drop(self, m, c, h) -> None:
@@ -405,7 +404,7 @@ class Lock:
             m.record(c, "release", self.label(), held_mode)
         m.footprint_touch(self._fp_key)
         if self.waiters:
-            m.handoff(self, c.clock)
+            self.handoff(m, c.clock)
         return True
 
     def grant_waiter(self, m, w, now_ns, handoff_ns) -> None:
@@ -426,12 +425,55 @@ class Lock:
         self._take(m, w, w.wait_mode, w.wait_site, w.wait_since, True)
         w.op = None
         w.value = None
-        if m.timed:  # make_runnable(), inline: w was blocked, so it has no valid heap entry
-            w.state = CPU_RUNNABLE
-            w.heap_key = w.clock
-            heappush(m._heap, (w.clock, w.id))
-        else:
-            m.make_runnable(w)
+        m.make_runnable(w)
+
+    def handoff(self, m, now_ns) -> None:
+        """Released with waiters: hand the lock on (timed, FIFO) or let the waiters retry."""
+        if m.draws_by_index and self.racing_waiters:
+            # the common case first: an exclusive lock whose waiters race for it, timed
+            ws = self.waiters
+            w = ws.pop() if len(ws) == 1 else ws.pop(m.draw(ws))
+            self.grant_removed_waiter(m, w, now_ns, m.costs.handoff_ns)
+            return
+        if m.timed or self.fifo:
+            self._hand_on(m, now_ns)
+            return
+        # exploration: every waiter that could take it now races for it at its next step
+        for w in self.waiters:
+            if w.state == CPU_BLOCKED and self.can_grant(w, w.wait_mode):
+                if w.clock < now_ns:
+                    w.clock = now_ns
+                w.state = CPU_RUNNABLE
+
+    def _hand_on(self, m, now_ns) -> None:
+        """Grant waiters in the lock's order (FIFO) or the strategy's, until one takes it exclusively."""
+        while self.waiters:
+            if self.shared_allowed:
+                cands = [w for w in self.waiters if self.can_grant(w, w.wait_mode)]
+            else:  # exclusive-only and just released: every waiter could take it
+                cands = self.waiters
+            if not cands:
+                return
+            if self.fifo:
+                w = self.waiters[0]
+                if w is not cands[0]:
+                    return
+            elif len(cands) == 1:
+                w = cands[0]
+            elif m.draws_by_index:
+                w = cands[m.draw(cands)]
+            else:
+                cur = m.current.id if m.current is not None else -1
+                w = m.cpus[m.pick("handoff", sorted(x.id for x in cands), cur)]
+            self.grant_waiter(m, w, now_ns, self.handoff_cost(m))
+            if w.wait_mode == "x":
+                return
+
+    def reblock_retriers(self, m) -> None:
+        """Exploration: waiters that may no longer get the lock stop being runnable."""
+        for w in self.waiters:
+            if w.state == CPU_RUNNABLE and not self.can_grant(w, w.wait_mode):
+                w.state = CPU_BLOCKED
 
     def handoff_cost(self, m) -> int:
         """Time to pass the line to the next spinner (ticket locks grow it)."""

@@ -53,7 +53,7 @@ class _Downgrade(Op):
             m.record(c, "release", lk.label(), "x (downgraded to s)")
         m.footprint_touch(lk._fp_key)
         if lk.waiters:
-            m.handoff(lk, c.clock)
+            lk.handoff(m, c.clock)
         return None
 
 

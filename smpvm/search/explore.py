@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import csv
-import functools
 import glob
 import hashlib
 import json
@@ -47,12 +46,11 @@ from typing import NamedTuple
 from ..scenario import run_scenario
 from ..violations import BadInput
 from ..scenario import load_target, split_target
+from ..seeds import run_seed
 from .shrink import Bounded
 from ..strategies.base import Strategy
 from ..violations import ModelError
 
-#: Runs whose seeds are drawn from one SeedSequence.
-SEED_BLOCK = 1024
 #: Runs per epoch of PCT's k estimate.
 EPOCH_RUNS = 512
 #: Random runs made before the first epoch to estimate k.
@@ -69,25 +67,6 @@ SEARCHES = ("portfolio", "random", "pct", "dfs")
 
 
 # -- one run ---------------------------------------------------------------------------------
-
-def run_seed(master: int, index: int) -> int:
-    """The seed of run ``index`` of an exploration with master seed ``master``.
-
-    Seeds are drawn in blocks of ``SEED_BLOCK`` runs, block b from
-    ``SeedSequence(master, spawn_key=(b,))``: the same numbers whoever asks,
-    at a fraction of the cost of one SeedSequence per run.
-    """
-    block, j = divmod(index, SEED_BLOCK)
-    words = _seed_block(master, block)
-    return (words[2 * j] << 32 | words[2 * j + 1]) >> 1  # 63 bits: fits any int64 column
-
-
-@functools.lru_cache(maxsize=8)
-def _seed_block(master: int, block: int) -> list:
-    import numpy as np
-    return np.random.SeedSequence(master, spawn_key=(block,)).generate_state(
-        2 * SEED_BLOCK).tolist()
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -659,11 +638,7 @@ class Exploration:
     # -- dfs -----------------------------------------------------------------------------------
 
     def _run_dfs(self) -> None:
-        try:
-            from ..strategies.dfs import exhaust
-        except ImportError:
-            raise BadInput("--strategy dfs is not available: smpvm/strategies/dfs.py "
-                           "(exhaust) is missing from this installation") from None
+        from .exhaust import exhaust
         plan = self.plan
 
         def on_run(index, r):
@@ -751,7 +726,7 @@ class Exploration:
 
     def _guarantee(self) -> None:
         """PCT's promise for the k used last: 1/(n k^(d-1)) per run, and runs for 99%."""
-        from ..studies.theory import pct_probability, runs_for_confidence
+        from ..strategies.pct import pct_probability, runs_for_confidence
         if self.plan.strategy not in ("pct", "portfolio") or self.ncpus < 1:
             return
         depths = [self.plan.depth] if self.plan.strategy == "pct" else list(

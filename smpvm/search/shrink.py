@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import seeds
 from ..scenario import run_scenario
 from ..strategies.base import Strategy
 from ..strategies.replay import Replay, ReplayMismatch
@@ -86,9 +87,7 @@ class _Reseeded(Strategy):
         self.timed = inner.timed
 
     def begin(self, seed):
-        import numpy as np
-        stream = np.random.SeedSequence([int(seed), 3, self.salt]).generate_state(1)
-        self.inner.begin(int(stream[0]))
+        self.inner.begin(seeds.salted_seed(seed, self.salt))
 
     def pick(self, kind, options, last):
         return self.inner.pick(kind, options, last)

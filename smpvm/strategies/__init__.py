@@ -1,7 +1,6 @@
 """Scheduling strategies, one per module, all on the interface in ``base``."""
 
 import importlib
-import importlib.util
 
 from .base import Strategy
 from .replay import Replay, ReplayMismatch
@@ -22,8 +21,6 @@ STRATEGIES = {
 def make_strategy(name: str, **options) -> Strategy:
     """A strategy by name; unknown names raise ValueError listing the known ones."""
     spec = STRATEGIES.get(name)
-    if spec is not None and importlib.util.find_spec(f"{__name__}.{spec.split(':')[0]}") is None:
-        spec = None
     if spec is None:
         raise ValueError(f"unknown strategy {name!r}; choose one of: {', '.join(sorted(STRATEGIES))}")
     mod, cls = spec.split(":")

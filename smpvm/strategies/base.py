@@ -19,7 +19,7 @@ every step, what the step touched (the basis of partial-order reduction).
 
 from __future__ import annotations
 
-import random
+from .. import seeds
 
 
 class Strategy:
@@ -29,12 +29,14 @@ class Strategy:
     name = "base"
     #: True: durations order steps (the options are the earliest-due CPUs).
     timed = False
+    #: True: the strategy has ``index(n)``, a uniform draw the lock hand-off may use directly.
+    draws_by_index = False
     #: True: ``stepped`` is called after every step with its footprint.
     wants_footprints = False
 
     def begin(self, seed: int) -> None:
         """A run starts; ``seed`` is the run's seed (derive any randomness from it)."""
-        self._rand = random.Random(int(seed) * 4 + 2)
+        self._rand = seeds.python_stream(seed, seeds.STRATEGY)
 
     def pick(self, kind: str, options: list[int], last: int) -> int:
         raise NotImplementedError

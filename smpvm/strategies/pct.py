@@ -18,6 +18,8 @@ k must be known before the run, so the exploration estimates it from earlier
 runs (the most decisions seen so far) and passes it in.
 """
 
+import math
+
 from .random import SeededStream
 
 
@@ -76,3 +78,43 @@ class PCT(SeededStream):
 
     def describe(self):
         return {"name": self.name, "depth": self.depth, "k": self.k}
+
+
+# -- the guarantee (Burckhardt et al.) ----------------------------------------------------
+
+
+def pct_probability(n_threads: int, k_steps: int, depth: int) -> float:
+    """Lower bound on the chance that one PCT run finds a bug of depth d.
+
+    Burckhardt, Kothari, Musuvathi, Nagarakatte, "A Randomized Scheduler
+    with Probabilistic Guarantees of Finding Bugs", ASPLOS 2010: with n
+    threads and k steps, one run with d - 1 priority change points hits a
+    given depth-d bug with probability at least 1 / (n * k^(d-1)).  Clamped
+    to 1.  Dimensionless.
+    """
+    if n_threads < 1 or k_steps < 1 or depth < 1:
+        raise ValueError("n_threads, k_steps and depth must all be >= 1 "
+                         f"(got {n_threads}, {k_steps}, {depth})")
+    return min(1.0, 1.0 / (n_threads * float(k_steps) ** (depth - 1)))
+
+
+def runs_for_confidence(p: float, confidence: float = 0.99) -> int:
+    """Fewest independent runs that find an event of per-run probability p
+    at least once with the given confidence.
+
+    The smallest r with 1 - (1 - p)^r >= confidence, i.e.
+    r = ceil(ln(1 - confidence) / ln(1 - p)).  p >= 1 needs one run.
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1) (got {confidence!r})")
+    if not p > 0:
+        raise ValueError(f"p must be > 0 (got {p!r}): an event that never "
+                         "happens is not found by any number of runs")
+    if p >= 1:
+        return 1
+    miss = math.log1p(-confidence)
+    runs = max(1, math.ceil(miss / math.log1p(-p)))
+    # ceil() of a quotient that is an integer up to rounding may overshoot
+    while runs > 1 and (runs - 1) * math.log1p(-p) <= miss:
+        runs -= 1
+    return runs

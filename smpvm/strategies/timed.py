@@ -15,6 +15,7 @@ from .base import Strategy
 class Timed(Strategy):
     name = "timed"
     timed = True
+    draws_by_index = True
 
     def pick(self, kind, options, last):
         if kind == "cpu":

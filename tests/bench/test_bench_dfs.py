@@ -19,7 +19,7 @@ import time
 import pytest
 
 from smpvm import load_target
-from smpvm.strategies.dfs import exhaust
+from smpvm.search.exhaust import exhaust
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOOMED = os.path.join(ROOT, "models", "freebsd", "device_pager.py")

@@ -1,0 +1,118 @@
+"""Exhaustive search: run a scenario under ``dfs`` until its tree of schedules is used up.
+
+The ``dfs`` strategy (``smpvm.strategies.dfs``) only chooses: at each decision
+it picks the next branch of its tree.  This driver runs the model again and
+again under it, replays every failing schedule from its choices (which also
+checks that the model is deterministic for a given schedule) and says at the
+end whether the whole tree was covered: "all K schedules explored" is then a
+proof for that model, its parameters and its seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..scenario import run_scenario
+from ..strategies.dfs import DFS
+from ..strategies.replay import Replay
+from ..violations import ModelError
+
+@dataclass
+class DfsReport:
+    """What an exhaustive search found."""
+
+    #: Schedules run (each a distinct list of choices).
+    runs: int = 0
+    #: True when every schedule (within the bound, if any) is covered.
+    exhausted: bool = False
+    #: Schedules with at least one violation.
+    failing_runs: int = 0
+    #: Index (from 0) of the first failing schedule, or None.
+    first_failure_run: int | None = None
+    #: RunResult of each failing schedule, in order.
+    failures: list = field(default_factory=list)
+    #: Branches the reduction skipped: a lower bound on the schedules it saved.
+    pruned: int = 0
+    #: Runs that met a state where every CPU that could step was asleep (redundant).
+    sleep_blocked: int = 0
+    #: Partial-order reduction was in use.
+    reduction: bool = True
+    #: The preemption bound (None: none).
+    preemption_bound: int | None = None
+    #: Branches left out because they would exceed the preemption bound.
+    beyond_bound: int = 0
+
+    def summary(self) -> str:
+        """One line: what was explored, and whether that is a proof."""
+        within = ""
+        if self.preemption_bound is not None:
+            s = "" if self.preemption_bound == 1 else "s"
+            within = f" with at most {self.preemption_bound} preemption{s}"
+        if self.exhausted:
+            what = f"all {self.runs} schedules{within} explored"
+        else:
+            what = f"{self.runs} schedules{within} explored (not exhausted)"
+        found = ("none failed" if not self.failing_runs
+                 else f"{self.failing_runs} failed (first: schedule {self.first_failure_run})")
+        saved = f"; the reduction saved at least {self.pruned}" if self.reduction else ""
+        return f"{what}, {found}{saved}"
+
+    def to_dict(self) -> dict:
+        return {"runs": self.runs, "exhausted": self.exhausted,
+                "failing_runs": self.failing_runs, "first_failure_run": self.first_failure_run,
+                "pruned": self.pruned, "sleep_blocked": self.sleep_blocked,
+                "reduction": self.reduction, "preemption_bound": self.preemption_bound,
+                "beyond_bound": self.beyond_bound}
+
+
+def exhaust(scn, *, variant, params, cpus, seed, preemption_bound=None, max_runs=None,
+            stop_on_first=False, on_run=None, reduction=True) -> DfsReport:
+    """Run every schedule of ``scn`` (up to reduction, within the bound); see the module docstring.
+
+    ``on_run(index, result)`` is called after every schedule; ``max_runs``
+    and ``stop_on_first`` end the search early (``exhausted`` is then False
+    unless nothing was left).  Schedules run without lock statistics, which
+    no search decision needs; a failing one is replayed from its choices
+    with them, which also checks that it replays.
+    """
+    dfs = DFS(preemption_bound=preemption_bound, reduction=reduction)
+    report = DfsReport(reduction=dfs.reduction, preemption_bound=preemption_bound)
+    while True:
+        result = run_scenario(scn, variant=variant, params=params, cpus=cpus, seed=seed,
+                              strategy=dfs, lockstat=False)
+        if not dfs.finish_run(result):
+            report.sleep_blocked += 1
+        if result.failed:
+            result = _replayed(scn, variant, params, cpus, seed, result)
+        _count(report, result, on_run)
+        if not dfs.advance():
+            report.exhausted = True
+            break
+        if (stop_on_first and report.failing_runs) or \
+                (max_runs is not None and report.runs >= max_runs):
+            break
+    report.pruned = dfs.pruned
+    report.beyond_bound = dfs.beyond_bound
+    return report
+
+
+def _replayed(scn, variant, params, cpus, seed, result):
+    """The failing run again from its recorded choices, with lock statistics."""
+    again = run_scenario(scn, variant=variant, params=params, cpus=cpus, seed=seed,
+                         strategy=Replay(result.choices, timed=False))
+    if again.kinds() != result.kinds() or again.choices != result.choices:
+        raise ModelError(f"dfs: a failing schedule did not replay ({result.kinds()} became "
+                         f"{again.kinds()}); the model is not deterministic for a given schedule")
+    return again
+
+
+def _count(report, result, on_run) -> None:
+    index = report.runs
+    report.runs += 1
+    if result.failed:
+        report.failing_runs += 1
+        report.failures.append(result)
+        if report.first_failure_run is None:
+            report.first_failure_run = index
+    if on_run is not None:
+        on_run(index, result)
