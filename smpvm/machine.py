@@ -105,6 +105,12 @@ class RunResult:
 class Machine:
     """One run: see the module docstring."""
 
+    #: Take the plain path where the timed loop has hand-inlined copies (``_pop_due``,
+    #: ``duration``, lock operations dispatched without ``execute``).  The copies
+    #: exist for speed only; a test runs every shipped model both ways and compares
+    #: the traces byte for byte.
+    plain_hot_path = False
+
     def __init__(self, *, cpus: int | None = None, seed: int = 0, strategy=None,
                  costs: Costs | None = None, trace=None, max_steps: int = 1_000_000,
                  lockstat: bool = True, witness: bool = True, stop_at_first: bool = False,
@@ -500,16 +506,24 @@ class Machine:
         push = heapq.heappush
         step = self._step_timed
         pop = heapq.heappop
+        plain = self.plain_hot_path
         last = -1
         while not self.stopped:
-            # _pop_due(), inline: the next valid entry, skipping stale ones
-            while heap:
-                t, cid = pop(heap)
+            if plain:
+                due = self._pop_due()
+                if due is None:
+                    return
+                t, cid = due
                 c = cpus[cid]
-                if c.state == RUNNABLE and c.heap_key == t:
-                    break
             else:
-                return
+                # _pop_due(), inline: the next valid entry, skipping stale ones
+                while heap:
+                    t, cid = pop(heap)
+                    c = cpus[cid]
+                    if c.state == RUNNABLE and c.heap_key == t:
+                        break
+                else:
+                    return
             if heap and heap[0][0] == t:
                 ties = [cid]
                 while heap and heap[0][0] == t:
@@ -597,6 +611,7 @@ class Machine:
         heap = self._heap
         tracing = self.tracing
         jitter = self.costs.jitter
+        plain = self.plain_hot_path
         first = True
         while True:
             self.steps += 1
@@ -647,7 +662,9 @@ class Machine:
                 return
             self._t0 = c.clock  # records and findings carry the time the operation starts
             kind = type(op)
-            if kind is Work:
+            if plain:
+                res = self._check_op(c, op).execute(self, c)
+            elif kind is Work:
                 d = op.ns
                 if d and jitter:  # duration(), inline
                     r = self._jit_rand

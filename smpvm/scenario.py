@@ -290,6 +290,61 @@ def run_scenario(scn: Scenario, *, variant: str | None = None, params: dict | No
     return m.run()
 
 
+def resolve_target(target: str, near: str | None = None) -> str:
+    """Where a target's model file is: as given, else beside the file ``near`` or its parent.
+
+    The one rule for every command and study: a target is relative to the
+    current directory; a study file's or a failure's targets may also be
+    relative to the directory of the file that names them, or the one above.
+    """
+    file_part = target.split("::", 1)[0]
+    if os.path.exists(file_part) or near is None:
+        return target
+    here = os.path.dirname(os.path.abspath(near))
+    for base in (here, os.path.dirname(here)):
+        cand = os.path.join(base, file_part)
+        if os.path.exists(cand):
+            return os.path.relpath(cand) + target[len(file_part):]
+    return target
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run, described once: what the run, replay, shrink, exhaust and failure paths share.
+
+    A run is a pure function of this description and its strategy.
+    """
+
+    #: ``path/to/model.py::scenario``.
+    target: str
+    variant: str | None = None
+    #: ``--set`` overrides (model parameters and ``costs.<field>``), as given.
+    params: dict = field(default_factory=dict)
+    #: CPUs asked for (None: the scenario's own).
+    cpus: int | None = None
+    seed: int = 0
+    #: Step bound (None: the scenario's).
+    max_steps: int | None = None
+    #: Directory model locations are shown relative to (None: the current one).
+    source_root: str | None = None
+
+    def scenario(self) -> Scenario:
+        return load_target(self.target)
+
+    def replace(self, **changes) -> "RunSpec":
+        import dataclasses
+        return dataclasses.replace(self, **changes)
+
+
+def run_spec(spec: RunSpec, strategy=None, *, scn: Scenario | None = None, trace=None,
+             stop_at_first: bool = False, witness: bool = True, lockstat: bool = True):
+    """Run ``spec`` once under ``strategy`` (``scn``: its scenario, if already loaded)."""
+    return run_scenario(scn or spec.scenario(), variant=spec.variant, params=spec.params,
+                        cpus=spec.cpus, seed=spec.seed, strategy=strategy, trace=trace,
+                        max_steps=spec.max_steps, stop_at_first=stop_at_first,
+                        witness=witness, lockstat=lockstat, source_root=spec.source_root)
+
+
 def result_to_dict(r) -> dict:
     """A JSON-ready summary of a run."""
     return {

@@ -52,3 +52,19 @@ def test_lock_classes_and_palette():
     assert lock_class("vm object[obj1]") == "vm object"
     assert lock_class("dev_pager_mtx") == "dev_pager_mtx"
     assert len(set(PALETTE)) == len(PALETTE) >= 10
+
+
+def test_run_writes_a_timeline_png(tmp_path):
+    """``smpvm run --timeline`` draws the run it made, and prints no narrative for it."""
+    import os
+    import subprocess
+    import sys
+    png = tmp_path / "t.png"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    p = subprocess.run([sys.executable, "-m", "smpvm", "run",
+                        "models/freebsd/device_pager.py::doomed_object", "--variant", "fixed",
+                        "--seed", "3", "--timeline", str(png)],
+                       capture_output=True, text=True, cwd=root)
+    assert p.returncode == 0, p.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert "time µs" not in p.stdout

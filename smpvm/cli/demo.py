@@ -105,36 +105,27 @@ def command(out_dir, runs, seed):
 def _replay(path, trace_path):
     """Re-run a saved failure, keeping its records and writing its Chrome trace."""
     from ..report.chrome import ChromeTraceSink
-    from ..search.failures import load_failure
-    from ..scenario import run_scenario
-    from ..scenario import load_target
-    from ..strategies.replay import Replay
+    from ..search.failures import load_failure, replay
     from ..trace import MemorySink, TeeSink
 
     failure = load_failure(path)
     memory = MemorySink()
-    scn = load_target(failure.target)
-    run_scenario(scn, variant=failure.variant, params=failure.params, cpus=failure.cpus,
-                 seed=failure.seed, strategy=Replay(failure.choices, timed=False),
-                 trace=TeeSink(memory, ChromeTraceSink(trace_path)),
-                 source_root=failure.source_root or None)
+    replay(failure, trace=TeeSink(memory, ChromeTraceSink(trace_path)))
     return memory.records, failure
 
 
 def _lock_order(target, out_dir, seed):
     """Merge witness graphs of both variants' runs and draw them."""
     from ..report.lorgraph import LorGraph
-    from ..scenario import run_scenario
-    from ..scenario import load_target
+    from ..scenario import RunSpec, load_target
+    from ..search.lor import merge_runs
     from ..strategies import make_strategy
 
     scn = load_target(target)
     lg = LorGraph()
     for variant in ("buggy", "fixed"):
-        for i in range(20):
-            r = run_scenario(scn, variant=variant, seed=seed + i,
-                             strategy=make_strategy("random"))
-            lg.add_result(r, origin={"target": target, "variant": variant, "seed": seed + i})
+        merge_runs([lg], RunSpec(target, variant=variant, seed=seed), 20,
+                   make_strategy("random"), scn=scn, origin={"variant": variant})
     dot = os.path.join(out_dir, "lock-order.dot")
     png = os.path.join(out_dir, "lock-order.png")
     lg.write_dot(dot)

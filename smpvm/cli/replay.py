@@ -61,9 +61,9 @@ def command(failure_file, trace_path, narrate, continue_with, as_json):
 
 def _run(path, failure, scn, changed, continue_with, sinks):
     """Run the recorded choices; (strategy, result).  Choices that do not fit are bad input."""
-    from ..scenario import run_scenario
-    from ..violations import BadInput
+    from ..search.failures import replay
     from ..strategies.replay import ReplayMismatch
+    from ..violations import BadInput
     from ..trace import TeeSink
     if continue_with:
         from ..strategies import make_strategy
@@ -73,10 +73,7 @@ def _run(path, failure, scn, changed, continue_with, sinks):
     why = ("the model file changed since it was recorded" if changed
            else "the recorded choices do not fit the model")
     try:
-        result = run_scenario(scn, variant=failure.variant, params=failure.params,
-                              cpus=failure.cpus, seed=failure.seed, strategy=strategy,
-                              trace=TeeSink(*sinks.values()), max_steps=failure.max_steps,
-                              source_root=failure.source_root)
+        result = replay(failure, strategy, scn=scn, trace=TeeSink(*sinks.values()))
     except ReplayMismatch as e:
         raise BadInput(f"{path}: {why}: {e}") from None
     ended_early = strategy.pos < len(failure.choices)

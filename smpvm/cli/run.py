@@ -20,12 +20,14 @@ from .common import echo_json, parse_sets, seed_option, set_option, variant_opti
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False, writable=True),
               default=None, help="Write a Chrome trace (open it in ui.perfetto.dev).")
 @click.option("--narrate", is_flag=True, help="Print the interleaving, one column per CPU.")
+@click.option("--timeline", "timeline_path", type=click.Path(dir_okay=False, writable=True),
+              default=None, help="Plot who held what, and when, on every CPU (PNG).")
 @click.option("--max-steps", type=int, default=None, help="Stop the run after this many steps.")
 @click.option("--lockstat-csv", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the lock statistics as CSV.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def command(target, variant, cpus, seed, sets, strategy, choices, trace_path, narrate,
-            max_steps, lockstat_csv, as_json):
+            timeline_path, max_steps, lockstat_csv, as_json):
     """Run TARGET (path/to/model.py::scenario) once.
 
     Exit status 0 when the run found nothing, 1 when it found violations,
@@ -54,7 +56,7 @@ def command(target, variant, cpus, seed, sets, strategy, choices, trace_path, na
             raise BadInput(f"--choices takes comma-separated CPU numbers, got {choices!r}") from None
         strat = Replay(picks, timed=True)
     hasher = HashSink()
-    memory = MemorySink() if narrate else None
+    memory = MemorySink() if narrate or timeline_path else None
     chrome = None
     if trace_path:
         try:
@@ -64,6 +66,12 @@ def command(target, variant, cpus, seed, sets, strategy, choices, trace_path, na
     result = run_scenario(scn, variant=variant, params=params, cpus=cpus, seed=seed,
                           strategy=strat, trace=TeeSink(hasher, memory, chrome),
                           max_steps=max_steps)
+    if timeline_path:
+        from ..report.timeline import plot_timeline
+        try:
+            plot_timeline(memory.records, timeline_path)
+        except OSError as e:
+            raise BadInput(f"cannot write timeline {timeline_path}: {e.strerror}") from None
     if lockstat_csv:
         with open(lockstat_csv, "w", encoding="utf-8") as fp:
             write_csv(result.lockstat, fp)
@@ -75,7 +83,8 @@ def command(target, variant, cpus, seed, sets, strategy, choices, trace_path, na
         out["trace_file"] = trace_path
         echo_json(out)
     else:
-        _print_text(target, result, memory, trace_path, rich_table, plain_table)
+        _print_text(target, result, memory if narrate else None, trace_path, rich_table,
+                    plain_table)
     return 1 if result.violations else 0
 
 

@@ -11,17 +11,33 @@ from ..ops import Op
 from .base import Lock
 
 
-class _Upgrade(Op):
+class _ModeChange(Op):
+    """An operation on a hold of ``lock`` in one mode (``try_upgrade``, ``downgrade``)."""
+
     __slots__ = ("lock",)
+    #: The mode the hold must have, and the operation's name for reports.
+    needs, what = "s", ""
 
     def __init__(self, lock):
         self.lock = lock
 
+    def hold(self, m, c):
+        """The caller's hold of the lock, reported if it is missing or in the wrong mode."""
+        h = c.holding(self.lock)
+        if h is None or h.mode != self.needs:
+            held = "read" if self.needs == "s" else "write"
+            m.fail("unlock-not-held",
+                   f"{self.what} of {self.lock.label()} not {held}-held by CPU{c.id}", c)
+        return h
+
+
+class _Upgrade(_ModeChange):
+    __slots__ = ()
+    needs, what = "s", "try_upgrade"
+
     def execute(self, m, c):
         lk = self.lock
-        h = c.holding(lk)
-        if h is None or h.mode != "s":
-            m.fail("unlock-not-held", f"try_upgrade of {lk.label()} not read-held by CPU{c.id}", c)
+        h = self.hold(m, c)
         m.footprint_touch(lk._fp_key)
         if lk.readers != {c.id: 1}:
             if m.tracing:
@@ -35,17 +51,13 @@ class _Upgrade(Op):
         return True
 
 
-class _Downgrade(Op):
-    __slots__ = ("lock",)
-
-    def __init__(self, lock):
-        self.lock = lock
+class _Downgrade(_ModeChange):
+    __slots__ = ()
+    needs, what = "x", "downgrade"
 
     def execute(self, m, c):
         lk = self.lock
-        h = c.holding(lk)
-        if h is None or h.mode != "x":
-            m.fail("unlock-not-held", f"downgrade of {lk.label()} not write-held by CPU{c.id}", c)
+        h = self.hold(m, c)
         lk.owner = None
         lk.readers[c.id] = 1
         h.mode = "s"

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 from ..violations import BadInput
 
-from ..scenario import split_target
+from ..scenario import RunSpec, run_spec, split_target
+from .manifest import write_manifest
 from ..violations import KINDS, Violation
 
 #: Marks a file as a saved failure, and its layout version.
@@ -93,14 +94,27 @@ class Failure:
     def scenario_target(self) -> str:
         return f"{self.model_file()}::{split_target(self.target)[1]}"
 
+    def spec(self) -> RunSpec:
+        """The run this failure records (its model file as found here)."""
+        return RunSpec(self.scenario_target(), variant=self.variant, params=self.params,
+                       cpus=self.cpus, seed=self.seed, max_steps=self.max_steps,
+                       source_root=self.source_root or None)
+
+
+def replay(failure: Failure, strategy=None, *, scn=None, trace=None):
+    """Run a saved failure again from its recorded choices (or under ``strategy``).
+
+    The one way every command replays a failure: ``smpvm replay``, ``smpvm
+    report`` and the demo.  Recorded choices that do not fit the model raise
+    ``ReplayMismatch``.
+    """
+    from ..strategies.replay import Replay
+    return run_spec(failure.spec(), strategy or Replay(failure.choices), scn=scn, trace=trace)
+
 
 def save_failure(path: str, failure: Failure) -> None:
     """Write ``failure`` to ``path`` (atomically: a reader never sees half a file)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fp:
-        json.dump(failure.to_dict(), fp, indent=1)
-        fp.write("\n")
-    os.replace(tmp, path)
+    write_manifest(path, failure.to_dict(), indent=1)
 
 
 def load_failure(path: str) -> Failure:

@@ -18,7 +18,6 @@ Like sweeps, these files are data: validated, never executed.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import tomllib
 
@@ -112,8 +111,8 @@ def load_study(path: str, kind: str, runs_override: int | None = None) -> dict:
 
 
 def _near(target: str, path: str) -> str:
-    from .sweep import _resolve_target
-    return _resolve_target(target, path)
+    from ..scenario import resolve_target
+    return resolve_target(target, path)
 
 
 # -- race reproduction --------------------------------------------------------------------
@@ -217,8 +216,8 @@ def _plot_races(rows, path) -> None:
 
 def run_lor_survey(cfg: dict, out_dir: str) -> dict:
     from ..report.lorgraph import LorGraph
-    from ..scenario import run_scenario
-    from ..scenario import load_target
+    from ..scenario import RunSpec, load_target
+    from ..search.lor import merge_runs
     from ..strategies import make_strategy
 
     os.makedirs(out_dir, exist_ok=True)
@@ -229,13 +228,9 @@ def run_lor_survey(cfg: dict, out_dir: str) -> dict:
         for group in ("old", "fixed"):
             for variant in e[group]:
                 lg = LorGraph()
-                for i in range(cfg["runs"]):
-                    seed = cfg["seed"] + i
-                    r = run_scenario(scn, variant=variant, params=e["params"], seed=seed,
-                                     strategy=make_strategy("random"))
-                    origin = {"target": e["target"], "variant": variant, "seed": seed}
-                    lg.add_result(r, origin=origin)
-                    graphs[group].add_result(r, origin=origin)
+                spec = RunSpec(e["target"], variant=variant, params=e["params"], seed=cfg["seed"])
+                merge_runs([lg, graphs[group]], spec, cfg["runs"], make_strategy("random"),
+                           scn=scn, origin={"variant": variant})
                 for f in lg.reversals():
                     found.append({"target": e["target"], "variant": variant, "group": group,
                                   "cycle": " -> ".join(f.extra.get("cycle", [])),
@@ -265,6 +260,5 @@ def _manifest(out_dir, cfg) -> None:
     from .. import __version__
     doc = {"smpvm_version": __version__, "config": cfg,
            "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    with open(os.path.join(out_dir, "manifest.json"), "w", encoding="utf-8") as fp:
-        json.dump(doc, fp, indent=2, default=str)
-        fp.write("\n")
+    from ..search.manifest import write_manifest
+    write_manifest(os.path.join(out_dir, "manifest.json"), doc)

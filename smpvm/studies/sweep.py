@@ -129,8 +129,8 @@ def load_config(path: str, overrides: dict | None = None) -> SweepConfig:
     if stray:
         raise BadInput(f"{path}: [model] has unknown key(s) {', '.join(stray)}; it takes target "
                        f"and variant (fixed parameters go in [run], swept ones in [sweep])")
-    target = _resolve_target(target, path)
-    from ..scenario import load_target
+    from ..scenario import load_target, resolve_target
+    target = resolve_target(target, path)
     try:
         scn = load_target(target)
     except BadInput as e:
@@ -231,19 +231,6 @@ def _table(data, name, path, required=False) -> dict:
     if not isinstance(t, dict):
         raise BadInput(f"{path}: {name} must be a table ([{name}]), got {t!r}")
     return t
-
-
-def _resolve_target(target: str, path: str) -> str:
-    """Targets are relative to the current directory, else to the study file's project."""
-    file_part = target.split("::", 1)[0]
-    if os.path.exists(file_part):
-        return target
-    here = os.path.dirname(os.path.abspath(path))
-    for base in (here, os.path.dirname(here)):
-        cand = os.path.join(base, file_part)
-        if os.path.exists(cand):
-            return os.path.relpath(cand) + target[len(file_part):]
-    return target
 
 
 def _check_param(path, where, key, values, scn, types) -> None:
@@ -524,8 +511,5 @@ def _write_manifest(path, resolved, version, started, ended, total, where, cfg) 
     doc = {"smpvm_version": version, "config": resolved, "runs": total,
            "seeds": [cfg.base_seed + j for j in range(cfg.seeds)], "executor": where,
            "started": started, "ended": ended}
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fp:
-        json.dump(doc, fp, indent=2)
-        fp.write("\n")
-    os.replace(tmp, path)
+    from ..search.manifest import write_manifest
+    write_manifest(path, doc)
