@@ -23,7 +23,7 @@ from .ops import (SPL0, SPLBIO, SPLCLOCK, SPLHIGH, SPLNET, SPLSOFT, SPLVM, may_s
                   note, pause, spl0, splbio, splhigh, splnet, splraise, splvm, splx, tsleep,
                   wakeup, wakeup_one, work)
 from .scenario import run_scenario
-from .scenario import Scenario, load_target, scenario
+from .scenario import RunSpec, Scenario, load_target, run_spec, scenario
 from .strategies import Replay, Strategy, Timed, make_strategy
 from .violations import KINDS, BadInput, ModelError, Violation
 
@@ -35,6 +35,7 @@ __all__ = [
     "work", "pause", "may_sleep", "note", "splvm", "splbio", "splnet", "splhigh", "spl0",
     "splx", "splraise", "msleep", "tsleep", "wakeup", "wakeup_one",
     "SPL0", "SPLSOFT", "SPLNET", "SPLBIO", "SPLVM", "SPLCLOCK", "SPLHIGH",
-    "scenario", "Scenario", "load_target", "run_scenario", "BadInput", "ModelError",
+    "scenario", "Scenario", "load_target", "run_scenario", "RunSpec", "run_spec",
+    "BadInput", "ModelError",
     "Strategy", "Timed", "Replay", "make_strategy", "Violation", "KINDS",
 ]

@@ -105,3 +105,9 @@ def assert_one_error_line(err: str, *fragments: str) -> str:
     for frag in fragments:
         assert frag in lines[0], f"{frag!r} not in {lines[0]!r}"
     return lines[0]
+
+
+def spec_of(scn, **kw):
+    """A RunSpec for an already-loaded scenario (the scenario itself goes as ``scn=``)."""
+    from smpvm import RunSpec
+    return RunSpec(f"{scn.file}::{scn.name}", **kw)

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import MODELS
+from conftest import MODELS, spec_of
 from smpvm import (Mutex, Replay, RwLock, SleepMutex, Strategy, Sx, load_target, make_strategy,
                    msleep, run_scenario, scenario, tsleep, wakeup, wakeup_one)
 from smpvm.search.exhaust import DfsReport, exhaust
@@ -33,7 +33,8 @@ def case(name):
 def search(name, variant=None, params=None, **kw):
     """Exhaust a case; returns (report, list of every RunResult in order)."""
     results = []
-    report = exhaust(case(name), variant=variant, params=params or {}, cpus=None, seed=0,
+    scn = case(name)
+    report = exhaust(spec_of(scn, variant=variant, params=params or {}, seed=0), scn=scn,
                      on_run=lambda i, r: results.append(r), **kw)
     return report, results
 
@@ -271,7 +272,7 @@ def test_a_shipped_model_keeps_its_outcomes_under_reduction():
         seen = {}
         for reduction in (False, True):
             found = seen[reduction] = set()
-            report = exhaust(scn, variant=variant, params={}, cpus=None, seed=1,
+            report = exhaust(spec_of(scn, variant=variant, seed=1), scn=scn,
                              reduction=reduction, on_run=lambda i, r: found.add(outcome(r)))
             assert report.exhausted
         assert seen[True] == seen[False], variant
@@ -385,7 +386,7 @@ def same_outcomes(program):
         seen = set()
         # The number of steps tells a wait (an extra step) from none; equivalent
         # schedules take the same steps, so it is part of the outcome here.
-        report = exhaust(scn, variant=None, params={}, cpus=None, seed=0, reduction=reduction,
+        report = exhaust(spec_of(scn, seed=0), scn=scn, reduction=reduction,
                          max_runs=50_000, on_run=lambda i, r: seen.add((outcome(r), r.steps)))
         assert report.exhausted
         outcomes[reduction] = seen

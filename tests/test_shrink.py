@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import MODELS
+from conftest import MODELS, spec_of
 from smpvm import load_target, run_scenario
 from smpvm.search.shrink import (FREE, STAY, SWITCH, Bounded, Guided, Recorder, Stay,
                           count_preemptions, shrink)
@@ -34,8 +34,7 @@ def failing_runs(name, count, strategy=Random, variant="buggy"):
 
 
 def preemptions_of(scn, seed, choices):
-    return count_preemptions(scn, variant="buggy", params={}, cpus=None, seed=seed,
-                             choices=choices)
+    return count_preemptions(spec_of(scn, variant="buggy", seed=seed), choices, scn=scn)
 
 
 def test_recorder_classifies_each_decision():
@@ -79,8 +78,7 @@ def test_shrunk_schedules_still_fail_with_no_more_preemptions():
     scn, runs = failing_runs("check_then_use", 6)
     for seed, r in runs:
         kind = r.violations[0].kind
-        s = shrink(scn, variant="buggy", params={}, cpus=None, seed=seed,
-                   choices=r.choices, kind=kind)
+        s = shrink(spec_of(scn, variant="buggy", seed=seed), scn=scn, choices=r.choices, kind=kind)
         assert s is not None
         again = run_scenario(scn, variant="buggy", seed=seed, strategy=Replay(s.choices))
         assert kind in again.kinds()
@@ -91,7 +89,7 @@ def test_shrunk_schedules_still_fail_with_no_more_preemptions():
 def test_depth_2_atomicity_bug_shrinks_to_one_preemption():
     # the reader must be preempted between its check and its use: exactly one
     scn, runs = failing_runs("check_then_use", 5)
-    depths = {shrink(scn, variant="buggy", params={}, cpus=None, seed=seed, choices=r.choices,
+    depths = {shrink(spec_of(scn, variant="buggy", seed=seed), scn=scn, choices=r.choices,
                      kind="use-after-free").preemptions for seed, r in runs}
     assert depths == {1}
 
@@ -100,7 +98,7 @@ def test_depth_1_ordering_bug_needs_no_preemption():
     # running the consumer first is enough: no CPU has to be interrupted
     scn, runs = failing_runs("publish", 5)
     for seed, r in runs:
-        s = shrink(scn, variant="buggy", params={}, cpus=None, seed=seed, choices=r.choices,
+        s = shrink(spec_of(scn, variant="buggy", seed=seed), scn=scn, choices=r.choices,
                    kind="assertion")
         assert s.preemptions == 0
         again = run_scenario(scn, variant="buggy", seed=seed, strategy=Replay(s.choices))
@@ -112,7 +110,7 @@ def test_deadlock_keeps_its_kind_when_shrunk():
     deadlocks = [(seed, r) for seed, r in runs if "deadlock" in r.kinds()]
     assert deadlocks
     seed, r = deadlocks[0]
-    s = shrink(scn, variant="buggy", params={}, cpus=None, seed=seed, choices=r.choices,
+    s = shrink(spec_of(scn, variant="buggy", seed=seed), scn=scn, choices=r.choices,
                kind="deadlock")
     assert s.violation.kind == "deadlock"
     # both threads must hold their first lock: one preemption of the first thread
@@ -122,5 +120,5 @@ def test_deadlock_keeps_its_kind_when_shrunk():
 def test_shrink_returns_none_when_the_schedule_does_not_fail():
     scn = load_target(f"{TINY}::check_then_use")
     r = run_scenario(scn, variant="fixed", seed=1, strategy=Random())
-    assert shrink(scn, variant="fixed", params={}, cpus=None, seed=1, choices=r.choices,
+    assert shrink(spec_of(scn, variant="fixed", seed=1), scn=scn, choices=r.choices,
                   kind="use-after-free") is None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..scenario import run_scenario
+from ..scenario import RunSpec, run_spec
 from ..strategies.dfs import DFS
 from ..strategies.replay import Replay
 from ..violations import ModelError
@@ -65,7 +65,7 @@ class DfsReport:
                 "beyond_bound": self.beyond_bound}
 
 
-def exhaust(scn, *, variant, params, cpus, seed, preemption_bound=None, max_runs=None,
+def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
             stop_on_first=False, on_run=None, reduction=True) -> DfsReport:
     """Run every schedule of ``scn`` (up to reduction, within the bound); see the module docstring.
 
@@ -75,15 +75,15 @@ def exhaust(scn, *, variant, params, cpus, seed, preemption_bound=None, max_runs
     no search decision needs; a failing one is replayed from its choices
     with them, which also checks that it replays.
     """
+    scn = scn or spec.scenario()
     dfs = DFS(preemption_bound=preemption_bound, reduction=reduction)
     report = DfsReport(reduction=dfs.reduction, preemption_bound=preemption_bound)
     while True:
-        result = run_scenario(scn, variant=variant, params=params, cpus=cpus, seed=seed,
-                              strategy=dfs, lockstat=False)
+        result = run_spec(spec, dfs, scn=scn, lockstat=False)
         if not dfs.finish_run(result):
             report.sleep_blocked += 1
         if result.failed:
-            result = _replayed(scn, variant, params, cpus, seed, result)
+            result = _replayed(spec, scn, result)
         _count(report, result, on_run)
         if not dfs.advance():
             report.exhausted = True
@@ -96,10 +96,9 @@ def exhaust(scn, *, variant, params, cpus, seed, preemption_bound=None, max_runs
     return report
 
 
-def _replayed(scn, variant, params, cpus, seed, result):
+def _replayed(spec, scn, result):
     """The failing run again from its recorded choices, with lock statistics."""
-    again = run_scenario(scn, variant=variant, params=params, cpus=cpus, seed=seed,
-                         strategy=Replay(result.choices, timed=False))
+    again = run_spec(spec, Replay(result.choices, timed=False), scn=scn)
     if again.kinds() != result.kinds() or again.choices != result.choices:
         raise ModelError(f"dfs: a failing schedule did not replay ({result.kinds()} became "
                          f"{again.kinds()}); the model is not deterministic for a given schedule")

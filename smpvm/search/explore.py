@@ -43,13 +43,11 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
-from ..scenario import run_scenario
-from ..violations import BadInput
-from ..scenario import load_target, split_target
+from ..scenario import RunSpec, load_target, run_spec, split_target
 from ..seeds import run_seed
-from .shrink import Bounded
 from ..strategies.base import Strategy
-from ..violations import ModelError
+from ..violations import BadInput, ModelError
+from .shrink import Bounded
 
 #: Runs per epoch of PCT's k estimate.
 EPOCH_RUNS = 512
@@ -90,6 +88,11 @@ class Plan:
 
     def strategies(self) -> "Rotation":
         return Rotation(self)
+
+    def spec(self, seed: int) -> RunSpec:
+        """The run of this plan with seed ``seed``."""
+        return RunSpec(self.target, variant=self.variant, params=self.params, cpus=self.cpus,
+                       seed=seed, max_steps=self.max_steps, source_root=self.source_root)
 
 
 class Rotation:
@@ -154,9 +157,7 @@ def run_one(plan: Plan, scn, rotation: Rotation, index: int, k: int):
     """Run ``index`` of ``plan``: (label, seed, RunResult)."""
     label, strategy = rotation.for_run(index, k)
     seed = run_seed(plan.seed, index)
-    r = run_scenario(scn, variant=plan.variant, params=plan.params, cpus=plan.cpus, seed=seed,
-                     strategy=strategy, max_steps=plan.max_steps, lockstat=False,
-                     source_root=plan.source_root)
+    r = run_spec(plan.spec(seed), strategy, scn=scn, lockstat=False)
     return label, seed, r
 
 
@@ -655,9 +656,9 @@ class Exploration:
 
         t0 = time.perf_counter()
         try:
-            rep = exhaust(self.scn, variant=plan.variant, params=plan.params, cpus=plan.cpus,
-                          seed=plan.seed, preemption_bound=plan.preemption_bound,
-                          max_runs=self.runs, stop_on_first=self.stop_on_first, on_run=on_run)
+            rep = exhaust(plan.spec(plan.seed), scn=self.scn,
+                          preemption_bound=plan.preemption_bound, max_runs=self.runs,
+                          stop_on_first=self.stop_on_first, on_run=on_run)
         except KeyboardInterrupt:
             self.report.interrupted = True
             rep = None
@@ -704,9 +705,7 @@ class Exploration:
         preemptions = original = None
         if self.shrink:
             from .shrink import shrink
-            s = shrink(self.scn, variant=self.plan.variant, params=self.plan.params,
-                       cpus=self.plan.cpus, seed=seed, choices=choices, kind=kind,
-                       source_root=self.plan.source_root, max_steps=self.plan.max_steps)
+            s = shrink(self.plan.spec(seed), scn=self.scn, choices=choices, kind=kind)
             if s is not None:
                 choices, violation = s.choices, s.violation
                 preemptions, original = s.preemptions, s.original_preemptions

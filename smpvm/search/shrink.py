@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import seeds
-from ..scenario import run_scenario
+from ..scenario import RunSpec, run_spec
 from ..strategies.base import Strategy
 from ..strategies.replay import Replay, ReplayMismatch
 
@@ -169,11 +169,11 @@ class Shrunk:
 class _Trials:
     """Runs candidate schedules of one failing run and keeps the best that still fails."""
 
-    def __init__(self, scn, kind, budget, run_kw):
+    def __init__(self, spec, scn, kind, budget):
+        self.spec = spec
         self.scn = scn
         self.kind = kind
         self.budget = budget
-        self.run_kw = run_kw
         self.count = 0
         self.best = None  # (preemptions, decisions, choices, violation)
 
@@ -184,7 +184,7 @@ class _Trials:
         self.count += 1
         rec = Recorder(strategy)
         try:
-            r = run_scenario(self.scn, strategy=rec, **self.run_kw)
+            r = run_spec(self.spec, rec, scn=self.scn, lockstat=False)
         except ReplayMismatch:
             return None
         return len(rec.preemptions()), rec.decisions, r
@@ -202,16 +202,14 @@ class _Trials:
         return n
 
 
-def shrink(scn, *, variant, params, cpus, seed, choices, kind, source_root=None,
-           max_steps=None, budget: int = 1000, probes: int = 200) -> Shrunk | None:
+def shrink(spec: RunSpec, *, choices, kind, scn=None, budget: int = 1000,
+           probes: int = 200) -> Shrunk | None:
     """Shrink a failing schedule; None if replaying ``choices`` does not give ``kind``.
 
     ``budget`` caps the replays in all; ``probes`` is how many fresh schedules with
     fewer preemptions are tried each time ddmin gets stuck.
     """
-    trials = _Trials(scn, kind, budget, dict(variant=variant, params=params, cpus=cpus,
-                                             seed=seed, source_root=source_root,
-                                             max_steps=max_steps, lockstat=False))
+    trials = _Trials(spec, scn or spec.scenario(), kind, budget)
     original = trials.consider(trials.run(Replay(choices, then=Stay())))
     if original is None:
         return None
@@ -301,10 +299,8 @@ def _without(items, chunk):
     return [x for x in items if x not in drop]
 
 
-def count_preemptions(scn, *, variant, params, cpus, seed, choices, source_root=None,
-                      max_steps=None) -> int:
+def count_preemptions(spec: RunSpec, choices, *, scn=None) -> int:
     """Preemptions in a recorded schedule (replays it once)."""
     rec = Recorder(Replay(choices, then=Stay()))
-    run_scenario(scn, variant=variant, params=params, cpus=cpus, seed=seed, strategy=rec,
-                 source_root=source_root, max_steps=max_steps, lockstat=False)
+    run_spec(spec, rec, scn=scn, lockstat=False)
     return len(rec.preemptions())

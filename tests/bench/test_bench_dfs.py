@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from smpvm import load_target
+from smpvm import RunSpec, load_target
 from smpvm.search.exhaust import exhaust
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -37,8 +37,8 @@ def test_dfs_exhausts_the_fixed_doomed_object_model(benchmark, report_ratio, all
 
     def search():
         c0 = time.process_time()
-        reports.append(exhaust(scn, variant="fixed", params={"allocators": allocators},
-                               cpus=None, seed=1))
+        spec = RunSpec(f"{DOOMED}::doomed_object", variant="fixed", params={"allocators": allocators}, seed=1)
+        reports.append(exhaust(spec, scn=scn))
         cpu.append(time.process_time() - c0)
 
     benchmark.pedantic(search, rounds=2 if allocators > 1 else 5, iterations=1)
