@@ -47,6 +47,7 @@ from ..scenario import RunSpec, load_target, run_spec, split_target
 from ..seeds import run_seed
 from ..strategies.base import Strategy
 from ..violations import BadInput, ModelError
+from .manifest import write_manifest
 from .shrink import Bounded
 
 #: Runs per epoch of PCT's k estimate.
@@ -394,9 +395,7 @@ class Exploration:
                 os.remove(old)
             if os.path.exists(csv_path):
                 os.remove(csv_path)
-        with open(manifest_path, "w", encoding="utf-8") as fp:
-            json.dump(manifest, fp, indent=1)
-            fp.write("\n")
+        write_manifest(manifest_path, manifest, indent=1)
         new_file = not os.path.exists(csv_path)
         self._csv = open(csv_path, "a", newline="", encoding="utf-8")
         self._writer = csv.writer(self._csv)
