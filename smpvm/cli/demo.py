@@ -104,7 +104,7 @@ def command(out_dir, runs, seed):
 
 def _replay(path, trace_path):
     """Re-run a saved failure, keeping its records and writing its Chrome trace."""
-    from ..report.chrome import ChromeTraceSink
+    from ..report.chrome import ChromeTraceSink, run_pid
     from ..search.failures import load_failure
     from ..scenario import run_scenario
     from ..scenario import load_target
@@ -116,7 +116,9 @@ def _replay(path, trace_path):
     scn = load_target(failure.target)
     run_scenario(scn, variant=failure.variant, params=failure.params, cpus=failure.cpus,
                  seed=failure.seed, strategy=Replay(failure.choices, timed=False),
-                 trace=TeeSink(memory, ChromeTraceSink(trace_path)),
+                 trace=TeeSink(memory, ChromeTraceSink(
+                     trace_path, pid=run_pid(failure.target, failure.variant, failure.seed),
+                     process=f"smpvm {failure.target} {failure.variant} seed {failure.seed}")),
                  source_root=failure.source_root or None)
     return memory.records, failure
 
