@@ -63,6 +63,7 @@ def command(target, variant, strategy, runs, depth, preemption_bound, seed, cpus
     finally:
         if progress:
             progress.close()
+    _write_report(report)
     narrative = None if as_json else _narrative(exploration, report)
     if as_json:
         echo_json(report.to_json())
@@ -79,6 +80,20 @@ def replay_command(path: str) -> str:
     """The one line that replays a saved failure, safe to paste into a shell."""
     import shlex
     return f"smpvm replay {shlex.quote(path)}"
+
+
+def _write_report(report) -> None:
+    """``report.html`` in the output directory, for the first failure saved."""
+    first = _failures(report)
+    if not first or not report.out:
+        return
+    import os
+    from .report import write_failure_report
+    try:
+        write_failure_report(first[0].path, os.path.join(report.out, "report.html"),
+                             os.path.join(report.out, f"trace-{first[0].kind}.json"))
+    except Exception as e:  # the page is a courtesy; the saved failure is what counts
+        click.echo(f"note: no report.html: {e}", err=True)
 
 
 def _failures(report):
