@@ -263,7 +263,7 @@ def _manifest(out_dir, cfg) -> None:
     import datetime
 
     from .. import __version__
-    doc = {"smpvm_version": __version__, "config": cfg,
+    doc = {"schema_version": 1, "smpvm_version": __version__, "config": cfg,
            "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     with open(os.path.join(out_dir, "manifest.json"), "w", encoding="utf-8") as fp:
         json.dump(doc, fp, indent=2, default=str)
