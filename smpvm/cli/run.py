@@ -59,7 +59,7 @@ def command(target, variant, cpus, seed, sets, strategy, choices, trace_path, na
     if trace_path:
         try:
             chrome = ChromeTraceSink(trace_path, pid=run_pid(target, variant, seed),
-                                     process=f"smpvm {target} {variant or ''} seed {seed}")
+                                     process=f"smpvm {target}{' ' + variant if variant else ''} seed {seed}")
         except OSError as e:
             raise BadInput(f"cannot write trace {trace_path}: {e.strerror}") from None
     result = run_scenario(scn, variant=variant, params=params, cpus=cpus, seed=seed,
