@@ -11,7 +11,7 @@ import tracemalloc
 from decimal import Decimal
 from pathlib import Path
 
-from smpvm.report.chrome import ChromeTraceSink, us, write_chrome_trace
+from smpvm.report.chrome import TID_BASE, ChromeTraceSink, run_pid, us, write_chrome_trace
 from smpvm.trace import TraceRecord as R
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,11 +33,16 @@ def ns(ts):
 def check_nesting(trace):
     """Assert every B has its E in stack order and all slices nest, per tid.
 
-    Returns the slices as (tid, name, start_ns, end_ns), B/E and X alike.
+    Returns the slices as (cpu, name, start_ns, end_ns), B/E and X alike,
+    with the CPU number read back from the tid.
     """
     stacks, last, slices = {}, {}, []
     for ev in trace["traceEvents"]:
         ph, tid = ev["ph"], ev.get("tid")
+        if ph in ("B", "E", "X"):
+            # a viewer would draw tid 0 or tid == pid on the process's own lane
+            assert tid >= TID_BASE and tid != ev["pid"], ev
+            tid -= TID_BASE
         if ph == "B":
             assert ns(ev["ts"]) >= last.get(tid, 0), ev
             last[tid] = ns(ev["ts"])
@@ -91,11 +96,15 @@ def test_file_is_a_chrome_trace_with_one_named_track_per_cpu(tmp_path):
     assert trace["displayTimeUnit"] == "ns"
     names = {(e["pid"], e["tid"]): e["args"]["name"]
              for e in events(trace, "M") if e["name"] == "thread_name"}
-    # unnamed tracks take the name of the thread whose first record begins them
-    assert names == {(1, 0): "CPU0 alloc", (1, 1): "CPU1 terminator", (1, 2): "CPU2 term"}
+    # unnamed tracks take the name of the thread whose first record begins them;
+    # tids start at 100, so none is 0 or the pid (a viewer's main-thread lane)
+    pid = events(trace, "M")[0]["pid"]
+    assert pid >= 1000
+    assert names == {(pid, 100): "CPU0 alloc", (pid, 101): "CPU1 terminator",
+                     (pid, 102): "CPU2 term"}
     # the named CPU is declared up front, the others when first seen
     order = [e.get("tid") for e in events(trace) if e["name"] == "thread_name"]
-    assert order == [1, 0, 2]
+    assert order == [101, 100, 102]
 
 
 def test_ts_is_ns_over_1000(tmp_path):
@@ -122,7 +131,7 @@ def test_acquire_release_is_a_slice_named_after_the_lock(tmp_path):
     assert b["name"] == e["name"] == "vm object[obj1]"
     assert b["args"] == {"mode": "x", "loc": "vm.py:10"}
     assert (ns(b["ts"]), ns(e["ts"])) == (100, 300)
-    assert b["tid"] == e["tid"] == 0 and b["pid"] == 1
+    assert b["tid"] == e["tid"] == TID_BASE and b["pid"] != TID_BASE
     check_nesting(trace)
 
 
@@ -156,7 +165,7 @@ def test_wait_is_a_complete_event_ending_where_the_hold_begins(tmp_path):
         R(950, 1, "t", "release", "outer", "m.py:4", "x"),
     ]))
     x, = events(trace, "X")
-    assert x["name"] == "wait vm object[obj1]" and x["tid"] == 1
+    assert x["name"] == "wait vm object[obj1]" and x["tid"] == TID_BASE + 1
     assert (ns(x["ts"]), ns(x["dur"])) == (100, 400)
     assert x["args"] == {"how": "block", "loc": "m.py:2"}
     slices = check_nesting(trace)
@@ -357,3 +366,87 @@ def test_a_long_stream_is_written_without_keeping_records(tmp_path):
     with open(path, encoding="utf-8") as f:
         trace = json.load(f)
     assert sum(1 for e in trace["traceEvents"] if e["ph"] in "BEX") > 150_000
+
+
+def test_a_release_with_a_waiter_starts_an_arrow_the_waiter_ends(tmp_path):
+    trace = load(write(tmp_path, [
+        R(0, 0, "a", "acquire", "vm object[o1]", "m.py:1", "x"),
+        R(10, 1, "b", "wait", "vm object[o1]", "m.py:2", "block"),
+        R(20, 2, "c", "wait", "vm object[o2]", "m.py:3", "spin"),
+        R(50, 0, "a", "release", "vm object[o1]", "m.py:4", "x"),
+        R(60, 1, "b", "acquire", "vm object[o1]", "m.py:2", "x"),
+        R(70, 1, "b", "release", "vm object[o1]", "m.py:5", "x"),
+    ]))
+    check_nesting(trace)
+    start, = events(trace, "s")
+    end, = events(trace, "f")
+    # from the releasing CPU's track at the release to the waiter's at its acquisition
+    assert start["id"] == end["id"]
+    assert (start["tid"], ns(start["ts"])) == (TID_BASE + 0, 50)
+    assert (end["tid"], ns(end["ts"]), end["bp"]) == (TID_BASE + 1, 60, "e")
+    # the arrow starts before its slice closes and ends after the new one opens
+    evs = events(trace)
+    assert evs.index(start) < next(i for i, e in enumerate(evs)
+                                   if e["ph"] == "E" and e["tid"] == TID_BASE)
+    b = next(i for i, e in enumerate(evs) if e["ph"] == "B" and e["tid"] == TID_BASE + 1
+             and e["name"] == "vm object[o1]")
+    assert evs.index(end) > b
+    # the waiter count of the class, both instances together
+    waiters = [(ns(e["ts"]), e["args"]["waiters"]) for e in events(trace, "C")
+               if e["name"] == "vm object"]
+    assert waiters == [(10, 1), (20, 2), (60, 1)]
+
+
+def test_a_release_without_waiters_draws_no_arrow(tmp_path):
+    trace = load(write(tmp_path, [
+        R(0, 0, "a", "acquire", "L", "m.py:1", "x"),
+        R(50, 0, "a", "release", "L", "m.py:4", "x"),
+        R(60, 1, "b", "acquire", "L", "m.py:2", "x"),
+        R(70, 1, "b", "release", "L", "m.py:5", "x"),
+    ]))
+    assert not events(trace, "s") and not events(trace, "f")
+
+
+def test_spl_counter_follows_spl_changes_and_interrupt_handlers(tmp_path):
+    trace = load(write(tmp_path, [
+        R(0, 0, "t", "spl", "", "m.py:1", "spl0->splvm"),
+        R(10, 0, "irq:clock", "irq-begin", "clock", "", "5"),
+        R(20, 0, "irq:clock", "acquire", "sched", "m.py:9", "x"),
+        R(25, 0, "irq:clock", "release", "sched", "m.py:9", "x"),
+        R(30, 0, "irq:clock", "irq-end", "clock", "", ""),
+        R(40, 0, "t", "spl", "", "m.py:2", "splvm->spl0"),
+    ]))
+    slices = check_nesting(trace)
+    # the handler's lock nests inside the handler on the CPU's own track
+    assert (0, "irq clock", 10, 30) in slices and (0, "sched", 20, 25) in slices
+    spl = [(ns(e["ts"]), e["args"]["spl"]) for e in events(trace, "C") if e["name"] == "CPU0"]
+    assert spl == [(0, 0), (0, 4), (10, 5), (30, 4), (40, 0)]
+
+
+def test_each_run_is_its_own_process(tmp_path):
+    a, b = run_pid("m.py::s", "buggy", 1), run_pid("m.py::s", "buggy", 2)
+    assert a != b and a == run_pid("m.py::s", "buggy", 1)
+    assert min(a, b) >= 1000 and max(a, b) < 2**31
+    trace = load(write(tmp_path, [R(0, 0, "t", "note", "", "", "hi")], pid=a, process="run a"))
+    assert {e["pid"] for e in events(trace)} == {a}
+    meta, = [e for e in events(trace, "M") if e["name"] == "process_name"]
+    assert meta["args"]["name"] == "run a"
+
+
+def test_a_real_run_has_one_named_track_per_cpu(tmp_path):
+    out = tmp_path / "t.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "smpvm", "run", "models/freebsd/device_pager.py::doomed_object",
+         "--variant", "buggy", "--seed", "3", "--trace", str(out)],
+        cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode in (0, 1), proc.stderr
+    trace = load(out)
+    slices = check_nesting(trace)
+    assert {cpu for cpu, *_ in slices} == {0, 1}
+    names = {e["tid"]: e["args"]["name"] for e in events(trace, "M")
+             if e["name"] == "thread_name"}
+    assert sorted(names) == [TID_BASE, TID_BASE + 1]
+    assert all(n.startswith(f"CPU{tid - TID_BASE}") for tid, n in names.items())
+    # every arrow's end has its start
+    starts = {e["id"] for e in events(trace, "s")}
+    assert {e["id"] for e in events(trace, "f")} <= starts

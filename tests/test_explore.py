@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -343,3 +344,35 @@ def test_printed_replay_command_runs(capsys, tmp_path):
     argv = shlex.split(line)[1:]
     code, out, _ = cli(capsys, *argv, "--json")
     assert code == 1 and json.loads(out)["reproduced"] is True
+
+
+def test_each_failure_kind_saved_prints_its_preemptions_and_replay_command(capsys, tmp_path):
+    target = os.path.join(ROOT, "models", "freebsd", "device_pager.py") + "::doomed_object"
+    code, out, err = cli(capsys, "explore", target, "--variant", "buggy", "--runs", 300,
+                         "--workers", 1, "--seed", 1, "--out", tmp_path)
+    assert code == 1, err
+    saved = sorted(p.name[len("failure-"):-len(".json")] for p in tmp_path.glob("failure-*.json"))
+    assert len(saved) >= 2  # the race shows as more than one kind
+    lines = out.splitlines()
+    for kind in saved:
+        i = next(i for i, ln in enumerate(lines) if ln.startswith(f"{kind}: "))
+        assert re.match(rf"{kind}: \d+ preemption\(s\) \(run \d+, \d+ before shrinking\)",
+                        lines[i])
+        assert lines[i + 1] == f"smpvm replay {tmp_path / f'failure-{kind}.json'}"
+    assert f"report: {tmp_path / 'report.html'}" in out
+
+
+def test_a_long_narrative_keeps_the_steps_before_the_violation():
+    from smpvm.cli.explore import NARRATIVE_ROWS, _around_violation
+    from smpvm.report.narrative import narrate
+    from smpvm.trace import TraceRecord as R
+    n = NARRATIVE_ROWS * 3
+    recs = [R(0, 0, "Pa", "thread-begin", "Pa", "")]
+    recs += [R(i, i % 2, "t", "note", "", "m.py:1", f"step {i}") for i in range(1, n)]
+    recs.append(R(n, 1, "t", "violation", "assertion", "m.py:2", "boom"))
+    recs += [R(n + i, 0, "t", "note", "", "m.py:3", f"after {i}") for i in range(1, 100)]
+    text = _around_violation(recs, narrate)
+    assert "boom" in text and f"step {n - 1}" in text
+    assert "step 1 " not in text and "after 99" not in text
+    assert "earlier records not shown" in text and "more records not shown" in text
+    assert "CPU0 Pa" in text  # the CPU keeps its name though its first record is cut

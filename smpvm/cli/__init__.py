@@ -21,6 +21,7 @@ COMMANDS = {
     "run": ("run", "Run one scenario once; print violations and lock statistics."),
     "explore": ("explore", "Search schedules of a scenario for violations."),
     "replay": ("replay", "Replay a saved failure exactly."),
+    "report": ("report", "Write a self-contained HTML report of a saved failure."),
     "lor": ("lor", "Run scenarios and report their lock-order graph and reversals."),
     "sweep": ("sweep", "Run a parameter sweep described by a TOML file."),
     "demo": ("demo", "Reproduce the doomed-object race and show that the fix holds."),

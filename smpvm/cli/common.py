@@ -36,3 +36,9 @@ def check_positive(name: str, value, minimum: int = 1):
 def echo_json(obj) -> None:
     import json
     click.echo(json.dumps(obj, indent=2, sort_keys=False))
+
+
+def replay_command(path: str) -> str:
+    """The one line that replays a saved failure, safe to paste into a shell."""
+    import shlex
+    return f"smpvm replay {shlex.quote(path)}"

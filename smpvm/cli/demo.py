@@ -104,13 +104,15 @@ def command(out_dir, runs, seed):
 
 def _replay(path, trace_path):
     """Re-run a saved failure, keeping its records and writing its Chrome trace."""
-    from ..report.chrome import ChromeTraceSink
+    from ..report.chrome import ChromeTraceSink, run_pid
     from ..search.failures import load_failure, replay
     from ..trace import MemorySink, TeeSink
 
     failure = load_failure(path)
     memory = MemorySink()
-    replay(failure, trace=TeeSink(memory, ChromeTraceSink(trace_path)))
+    replay(failure, trace=TeeSink(memory, ChromeTraceSink(
+        trace_path, pid=run_pid(failure.target, failure.variant, failure.seed),
+        process=f"smpvm {failure.target} {failure.variant} seed {failure.seed}")))
     return memory.records, failure
 
 

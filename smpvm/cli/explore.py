@@ -1,9 +1,11 @@
 """``smpvm explore``: search a scenario's schedules for violations.
 
-Prints a summary (or one JSON object with ``--json``), one ``smpvm replay
-FILE`` line per violation kind found, and the shrunk interleaving of the
-first failure as a narrative with one column per CPU.  A progress bar goes
-to stderr when stderr is a terminal.
+Prints a summary (or one JSON object with ``--json``), the shrunk
+interleaving of the first failure as a narrative with one column per CPU
+(for a long run, the steps that led to the violation), and for each
+violation kind found its preemption count and ``smpvm replay FILE`` line.
+``report.html`` in the output directory shows the first failure in one
+page.  A progress bar goes to stderr when stderr is a terminal.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 
 import click
 
-from .common import echo_json, parse_sets, set_option, variant_option
+from .common import echo_json, parse_sets, replay_command, set_option, variant_option
 
 
 @click.command("explore")
@@ -63,6 +65,7 @@ def command(target, variant, strategy, runs, depth, preemption_bound, seed, cpus
     finally:
         if progress:
             progress.close()
+    page = _write_report(report)
     narrative = None if as_json else _narrative(exploration, report)
     if as_json:
         echo_json(report.to_json())
@@ -70,15 +73,26 @@ def command(target, variant, strategy, runs, depth, preemption_bound, seed, cpus
             click.echo(replay_command(f.path), err=True)
     else:
         _print_text(report, narrative)
+        if page:
+            click.echo(f"report: {page}")
     if report.interrupted:
         return 130
     return 1 if report.failing_runs else 0
 
 
-def replay_command(path: str) -> str:
-    """The one line that replays a saved failure, safe to paste into a shell."""
-    import shlex
-    return f"smpvm replay {shlex.quote(path)}"
+def _write_report(report) -> str | None:
+    """``report.html`` in the output directory, for the first failure saved; its path."""
+    first = _failures(report)
+    if not first or not report.out:
+        return None
+    import os
+    from .report import write_failure_report
+    try:
+        return write_failure_report(first[0].path, os.path.join(report.out, "report.html"),
+                                    os.path.join(report.out, f"trace-{first[0].kind}.json"))
+    except Exception as e:  # the page is a courtesy; the saved failure is what counts
+        click.echo(f"note: no report.html: {e}", err=True)
+        return None
 
 
 def _failures(report):
@@ -129,6 +143,11 @@ def _print_text(report, narrative) -> None:
     if narrative:
         click.echo(narrative)
     for f in first:
+        if f.preemptions is not None:
+            click.echo(f"{f.kind}: {f.preemptions} preemption(s) (run {f.run}, "
+                       f"{f.original_preemptions} before shrinking); replay it with")
+        else:
+            click.echo(f"{f.kind}: first in run {f.run}; replay it with")
         click.echo(replay_command(f.path))
 
 
@@ -150,7 +169,32 @@ def _narrative(exploration, report) -> str | None:
                      source_root=plan.source_root, max_steps=plan.max_steps)
     except Exception as e:  # a narrative is a courtesy; the saved file is what counts
         return f"(no narrative: {e})"
-    return narrate(sink.records, max_rows=400)
+    return _around_violation(sink.records, narrate)
+
+
+#: Rows of the narrative of a failure; a longer run keeps those before its violation.
+NARRATIVE_ROWS = 400
+#: Of those, how many may come after the violation.
+ROWS_AFTER = 20
+
+
+def _around_violation(records, narrate) -> str:
+    """The narrative of ``records``, keeping the steps that led to the first violation."""
+    if len(records) <= NARRATIVE_ROWS:
+        return narrate(records)
+    at = next((i for i, r in enumerate(records) if r.action == "violation"), len(records))
+    end = min(len(records), at + ROWS_AFTER)
+    start = max(0, end - NARRATIVE_ROWS)
+    names = {}
+    for r in records:
+        if r.action == "thread-begin":
+            names.setdefault(r.cpu, r.target)
+    text = narrate(records[start:end], cpu_names=names)
+    if start:
+        text = f"... {start} earlier records not shown\n" + text
+    if end < len(records):
+        text += f"... {len(records) - end} more records not shown\n"
+    return text
 
 
 class _Progress:

@@ -38,7 +38,7 @@ def command(failure_file, trace_path, narrate, continue_with, as_json):
     scn = load_target(target)
     changed = bool(failure.model_sha256) and model_fingerprint(
         target.rsplit("::", 1)[0]) != failure.model_sha256
-    sinks = _sinks(trace_path, narrate)
+    sinks = _sinks(trace_path, narrate, failure)
     strategy, result = _run(failure_file, failure, scn, changed, continue_with, sinks)
     match = _reproduced(failure.violation, result.violations)
     if as_json:
@@ -99,16 +99,18 @@ class Continuing(Replay):
         return super().pick(kind, options, last)
 
 
-def _sinks(trace_path, narrate) -> dict:
+def _sinks(trace_path, narrate, failure) -> dict:
     from ..violations import BadInput
     from ..trace import MemorySink
     sinks = {}
     if narrate:
         sinks["memory"] = MemorySink()
     if trace_path:
-        from ..report.chrome import ChromeTraceSink
+        from ..report.chrome import ChromeTraceSink, run_pid
+        who = (failure.target, failure.variant, failure.seed)
         try:
-            sinks["chrome"] = ChromeTraceSink(trace_path)
+            sinks["chrome"] = ChromeTraceSink(
+                trace_path, pid=run_pid(*who), process="smpvm {} {} seed {}".format(*who))
         except OSError as e:
             raise BadInput(f"cannot write trace {trace_path}: {e.strerror}") from None
     return sinks

@@ -33,7 +33,7 @@ def command(target, variant, cpus, seed, sets, strategy, choices, trace_path, na
     Exit status 0 when the run found nothing, 1 when it found violations,
     2 for bad input.
     """
-    from ..report.chrome import ChromeTraceSink
+    from ..report.chrome import ChromeTraceSink, run_pid
     from ..lockstat import plain_table, rich_table, write_csv
     from ..scenario import result_to_dict, run_scenario
     from ..violations import BadInput
@@ -60,7 +60,8 @@ def command(target, variant, cpus, seed, sets, strategy, choices, trace_path, na
     chrome = None
     if trace_path:
         try:
-            chrome = ChromeTraceSink(trace_path)
+            chrome = ChromeTraceSink(trace_path, pid=run_pid(target, variant, seed),
+                                     process=f"smpvm {target}{' ' + variant if variant else ''} seed {seed}")
         except OSError as e:
             raise BadInput(f"cannot write trace {trace_path}: {e.strerror}") from None
     result = run_scenario(scn, variant=variant, params=params, cpus=cpus, seed=seed,

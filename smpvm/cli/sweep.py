@@ -41,6 +41,7 @@ def command(file, workers, dask, out_dir, resume, as_json):
     finally:
         if bar:
             bar.close()
+    _write_report(file, result, _summary_rows(os.path.join(result["out"], "summary.csv")))
     if as_json:
         echo_json(result)
     else:
@@ -66,6 +67,7 @@ def _other_study(file, kind, out_dir, workers, dask, as_json) -> int:
     else:
         result = run_lor_survey(cfg, out_dir)
         bad = result["fixed_reversals"]
+    _write_report(file, result, result.get("table", []))
     if as_json:
         echo_json(result)
     else:
@@ -82,6 +84,52 @@ def _other_study(file, kind, out_dir, workers, dask, as_json) -> int:
             click.echo(f"  {f}")
     # a fixed variant that fails (or reverses) is what a study of fixes must flag
     return 1 if bad else 0
+
+
+def _summary_rows(path) -> list[dict]:
+    """summary.csv's rows, numbers as numbers."""
+    import csv
+    try:
+        with open(path, newline="", encoding="utf-8") as fp:
+            rows = list(csv.DictReader(fp))
+    except OSError:
+        return []
+    for r in rows:
+        for k, v in r.items():
+            try:
+                r[k] = int(v) if v.lstrip("-").isdigit() else float(v)
+            except (ValueError, AttributeError):
+                pass
+    return rows
+
+
+def _write_report(file, result, rows) -> None:
+    """``report.html`` in the study's directory: inputs, table and plots in one page."""
+    import json
+    import os
+
+    from ..report.html import study_html
+    out = result["out"]
+    inputs = {"study file": file, "output directory": out}
+    for key in ("points", "runs", "rows", "violations"):
+        if key in result:
+            inputs[key] = result[key]
+    try:
+        with open(os.path.join(out, "manifest.json"), encoding="utf-8") as fp:
+            manifest = json.load(fp)
+        inputs.update({k: v for k, v in manifest.items() if k not in inputs})
+    except (OSError, ValueError):
+        pass
+    images = []
+    for f in result["files"]:
+        if f.endswith(".png") and os.path.isfile(f):
+            with open(f, "rb") as fp:
+                images.append((os.path.basename(f), fp.read()))
+    path = os.path.join(out, "report.html")
+    title = f"smpvm study: {os.path.splitext(os.path.basename(file))[0]}"
+    with open(path, "w", encoding="utf-8", newline="\n") as fp:
+        fp.write(study_html(title, inputs, rows, images, list(result["files"])))
+    result["files"].append(path)
 
 
 class _Bar:

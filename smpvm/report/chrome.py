@@ -1,8 +1,11 @@
 """Chrome trace export: a run as a file for Perfetto UI or chrome://tracing.
 
 The Chrome Trace Event Format is a JSON object whose ``traceEvents`` list
-holds one small object per event.  Each simulated CPU becomes one track
-(``pid`` 1, ``tid`` = CPU number) named by a ``thread_name`` metadata event.
+holds one small object per event.  A run is one process (``pid``: one per
+run, see :func:`run_pid`) and each simulated CPU one of its threads, ``tid`` =
+100 + CPU number, named by a ``thread_name`` metadata event ("CPU0 alloc").
+Trace viewers take tid 0, or a tid equal to the pid, for the process's own
+main thread and draw other threads' slices onto it, so neither is ever used.
 On a track, things that take time are *slices*:
 
 - a lock hold is a slice named after the lock, opened by ``acquire``
@@ -15,6 +18,15 @@ On a track, things that take time are *slices*:
 Everything else (loads, stores, alloc/free, spl changes, notes) is an instant
 event on its CPU's track; a violation is a global instant, drawn across all
 tracks so it cannot be missed.
+
+Two more kinds of event tie the tracks together:
+
+- a *flow arrow* (``"ph": "s"`` on the releasing CPU's lock slice, ``"f"``
+  on the waiter's new lock slice, one ``id`` per hand-off) runs from a lock's
+  release to the waiting CPU that gets it next;
+- *counters* (``"ph": "C"``): per lock class, how many CPUs are waiting for
+  it (``"<class>"`` / ``waiters``), and per CPU its spl level (``"CPU<n>"`` /
+  ``spl``, raised by interrupt handlers and restored when they return).
 
 Trace viewers require the slices on one track to nest like brackets.  Real
 kernels do not release locks in stack order, so when a lock that is not the
@@ -34,14 +46,46 @@ byte-identical files.
 from __future__ import annotations
 
 import json
+import zlib
 from typing import IO, NamedTuple
 
+from smpvm.ops import SPL_NAMES
 from smpvm.trace import TraceRecord
 
 _dumps = json.dumps
 
-#: The one process all CPU tracks belong to.
-PID = 1
+#: The process of a trace written without a run's own pid.
+PID = 1000
+#: CPU n's track is thread ``TID_BASE + n``: never 0, never a pid (pids are >= 1000).
+TID_BASE = 100
+#: spl levels by name, for the spl counters ("splvm" -> 4).
+_SPL_LEVELS = {name: level for level, name in SPL_NAMES.items()}
+
+
+def run_pid(*parts) -> int:
+    """A pid for one run, from what identifies it (target, variant, seed).
+
+    Traces of different runs loaded together into one viewer then show as
+    different processes.  Always >= 1000 and below 2**31, so no CPU tid
+    (``TID_BASE + cpu``) can equal it.
+    """
+    key = "\x1f".join(str(p) for p in parts).encode("utf-8")
+    return 1000 + zlib.crc32(key) % 2_000_000_000
+
+
+def _level(text: str) -> int | None:
+    """An spl level from its name or number as the trace writes it."""
+    if text in _SPL_LEVELS:
+        return _SPL_LEVELS[text]
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _lock_class(label: str) -> str:
+    """The class of a lock label ("vm object[obj1]" -> "vm object")."""
+    return label.split("[", 1)[0] if label.endswith("]") else label
 
 
 def us(ns: int) -> str:
@@ -90,11 +134,13 @@ class ChromeTraceSink:
     :meth:`close`) or an open text file (left open).  ``cpu_names`` maps CPU
     numbers to a role shown next to the track name ("CPU0 terminator");
     tracks for CPUs it names are declared up front, others when their first
-    record arrives.
+    record arrives.  ``pid`` is the run's process id (:func:`run_pid`) and
+    ``process`` the process's name in the viewer.
     """
 
     def __init__(self, path_or_file: str | IO[str],
-                 cpu_names: dict[int, str] | None = None) -> None:
+                 cpu_names: dict[int, str] | None = None, *,
+                 pid: int = PID, process: str = "smpvm") -> None:
         if hasattr(path_or_file, "write"):
             #: The text file events are written to.
             self._out: IO[str] = path_or_file
@@ -113,6 +159,20 @@ class ChromeTraceSink:
         self._last_ns: dict[int, int] = {}
         #: Per CPU, a complete event held back until the CPU's next record.
         self._held: dict[int, _Complete] = {}
+        #: The run's process id, written on every event.
+        self._pid = int(pid)
+        #: Per lock label, the CPUs waiting for it, in the order they began.
+        self._waiting: dict[str, list[int]] = {}
+        #: Per lock class, how many CPUs wait for one of its locks.
+        self._class_waiters: dict[str, int] = {}
+        #: Per lock label, the flow id of its latest release that had waiters.
+        self._handoff: dict[str, int] = {}
+        #: The last flow id handed out.
+        self._flow_id = 0
+        #: Per CPU, its spl level as the trace shows it.
+        self._spl: dict[int, int] = {}
+        #: Per CPU, the levels to restore when its running handlers return.
+        self._spl_saved: dict[int, list[int]] = {}
         #: Whether the next event is the first in the list (no comma before it).
         self._first = True
         #: Whether :meth:`close` has run.
@@ -120,7 +180,7 @@ class ChromeTraceSink:
         #: Number of events written so far.
         self.events = 0
         self._out.write('{"displayTimeUnit":"ns","traceEvents":[\n')
-        self._meta(None, "process_name", '{"name":"smpvm"}')
+        self._meta(None, "process_name", _args(name=process))
         for cpu in sorted(self._names):
             self._track(cpu)
 
@@ -133,6 +193,10 @@ class ChromeTraceSink:
             if rec.action == "thread-begin" and cpu not in self._names:
                 self._names[cpu] = rec.target
             self._track(cpu)
+        if cpu not in self._spl:
+            # every CPU starts at spl0; its counter track starts with its first record
+            self._spl[cpu] = 0
+            self._counter(f"CPU{cpu}", "spl", 0, rec.time_ns)
         # a held complete event ends, at the latest, when this record happens
         held = self._held.pop(cpu, None)
         if held is not None:
@@ -176,8 +240,24 @@ class ChromeTraceSink:
         label = f'"name":{_dumps(rec.target)},"cat":"lock"'
         sl = _Slice("lock", rec.target, label, _args(mode=rec.detail, loc=rec.loc))
         self._open(rec.cpu, sl, rec.time_ns)
+        # a waiter that gets the lock ends the arrow from its release
+        waiting = self._waiting.get(rec.target)
+        flow = self._handoff.get(rec.target)
+        if waiting and rec.cpu in waiting:
+            waiting.remove(rec.cpu)
+            self._count_waiter(rec.target, -1, rec.time_ns)
+            if flow is not None:
+                self._flow("f", flow, rec.cpu, rec.time_ns)
+        # an exclusive acquisition takes the released lock; shared ones may share it
+        if flow is not None and not rec.detail.startswith("s"):
+            del self._handoff[rec.target]
 
     def _release(self, rec: TraceRecord) -> None:
+        if self._waiting.get(rec.target) and self._has_slice(rec.cpu, "lock", rec.target):
+            # start an arrow on the slice being closed: a waiter gets the lock next
+            self._flow_id += 1
+            self._handoff[rec.target] = self._flow_id
+            self._flow("s", self._flow_id, rec.cpu, rec.time_ns)
         if not self._close_slice(rec.cpu, "lock", rec.target, rec.time_ns):
             self._instant(rec)
 
@@ -185,12 +265,30 @@ class ChromeTraceSink:
         label = f'"name":{_dumps("irq " + rec.target)},"cat":"irq"'
         sl = _Slice("irq", rec.target, label, _args(level=rec.detail, loc=rec.loc))
         self._open(rec.cpu, sl, rec.time_ns)
+        # the handler runs at its source's level
+        self._spl_saved.setdefault(rec.cpu, []).append(self._spl.get(rec.cpu, 0))
+        level = _level(rec.detail)
+        if level is not None:
+            self._set_spl(rec.cpu, level, rec.time_ns)
 
     def _irq_end(self, rec: TraceRecord) -> None:
         if not self._close_slice(rec.cpu, "irq", rec.target, rec.time_ns):
             self._instant(rec)
+        saved = self._spl_saved.get(rec.cpu)
+        if saved:
+            self._set_spl(rec.cpu, saved.pop(), rec.time_ns)
+
+    def _spl_change(self, rec: TraceRecord) -> None:
+        self._instant(rec)
+        level = _level(rec.detail.rpartition("->")[2])
+        if level is not None:
+            self._set_spl(rec.cpu, level, rec.time_ns)
 
     def _wait(self, rec: TraceRecord) -> None:
+        waiting = self._waiting.setdefault(rec.target, [])
+        if rec.cpu not in waiting:
+            waiting.append(rec.cpu)
+            self._count_waiter(rec.target, 1, rec.time_ns)
         label = f'"name":{_dumps("wait " + rec.target)},"cat":"wait"'
         if rec.dur_ns == 0:
             # the engine reports a wait when it starts: a slice open until the acquisition
@@ -204,22 +302,49 @@ class ChromeTraceSink:
 
     def _violation(self, rec: TraceRecord) -> None:
         self._emit(f'{{"name":{_dumps(rec.target)},"cat":"violation","ph":"i"'
-                   f',"s":"g","ts":{us(rec.time_ns)},"pid":{PID},"tid":{rec.cpu}'
+                   f',"s":"g","ts":{us(rec.time_ns)},"pid":{self._pid},"tid":{TID_BASE + rec.cpu}'
                    f',"args":{_args(message=rec.detail, loc=rec.loc)}}}')
 
     def _note(self, rec: TraceRecord) -> None:
         self._emit(f'{{"name":{_dumps(rec.detail)},"cat":"note","ph":"i"'
-                   f',"s":"t","ts":{us(rec.time_ns)},"pid":{PID},"tid":{rec.cpu}'
+                   f',"s":"t","ts":{us(rec.time_ns)},"pid":{self._pid},"tid":{TID_BASE + rec.cpu}'
                    f',"args":{_args(loc=rec.loc)}}}')
 
     def _instant(self, rec: TraceRecord) -> None:
         name = f"{rec.action} {rec.target}" if rec.target else rec.action
         args = _args(target=rec.target, detail=rec.detail, loc=rec.loc)
         self._emit(f'{{"name":{_dumps(name)},"cat":{_dumps(rec.action)},"ph":"i"'
-                   f',"s":"t","ts":{us(rec.time_ns)},"pid":{PID},"tid":{rec.cpu}'
+                   f',"s":"t","ts":{us(rec.time_ns)},"pid":{self._pid},"tid":{TID_BASE + rec.cpu}'
                    f',"args":{args}}}')
 
+    # -- counters and flows ---------------------------------------------------
+
+    def _count_waiter(self, lock: str, delta: int, time_ns: int) -> None:
+        cls = _lock_class(lock)
+        n = self._class_waiters.get(cls, 0) + delta
+        self._class_waiters[cls] = n
+        self._counter(cls, "waiters", n, time_ns)
+
+    def _set_spl(self, cpu: int, level: int, time_ns: int) -> None:
+        if self._spl.get(cpu) != level:
+            self._spl[cpu] = level
+            self._counter(f"CPU{cpu}", "spl", level, time_ns)
+
+    def _counter(self, name: str, key: str, value: int, time_ns: int) -> None:
+        self._emit(f'{{"name":{_dumps(name)},"cat":"counter","ph":"C","ts":{us(time_ns)}'
+                   f',"pid":{self._pid},"args":{{{_dumps(key)}:{int(value)}}}}}')
+
+    def _flow(self, ph: str, flow_id: int, cpu: int, time_ns: int) -> None:
+        """One end of a hand-off arrow, bound to the lock slice open on ``cpu`` now."""
+        t = max(time_ns, self._edge_ns[cpu])
+        bind = ',"bp":"e"' if ph == "f" else ""
+        self._emit(f'{{"name":"hand-off","cat":"lock","ph":"{ph}","id":{flow_id}{bind}'
+                   f',"ts":{us(t)},"pid":{self._pid},"tid":{TID_BASE + cpu}}}')
+
     # -- slices ---------------------------------------------------------------
+
+    def _has_slice(self, cpu: int, kind: str, target: str) -> bool:
+        return any(sl.kind == kind and sl.target == target for sl in self._stacks[cpu])
 
     def _open(self, cpu: int, sl: _Slice, time_ns: int) -> None:
         self._stacks[cpu].append(sl)
@@ -248,12 +373,12 @@ class ChromeTraceSink:
 
     def _begin(self, cpu: int, sl: _Slice, time_ns: int) -> None:
         t = self._boundary(cpu, time_ns)
-        self._emit(f'{{{sl.label},"ph":"B","ts":{us(t)},"pid":{PID},"tid":{cpu}'
+        self._emit(f'{{{sl.label},"ph":"B","ts":{us(t)},"pid":{self._pid},"tid":{TID_BASE + cpu}'
                    f',"args":{sl.args}}}')
 
     def _end(self, cpu: int, sl: _Slice, time_ns: int) -> None:
         t = self._boundary(cpu, time_ns)
-        self._emit(f'{{{sl.label},"ph":"E","ts":{us(t)},"pid":{PID},"tid":{cpu}}}')
+        self._emit(f'{{{sl.label},"ph":"E","ts":{us(t)},"pid":{self._pid},"tid":{TID_BASE + cpu}}}')
 
     def _boundary(self, cpu: int, time_ns: int) -> int:
         """The time of a slice boundary: never before the track's last one."""
@@ -277,7 +402,7 @@ class ChromeTraceSink:
         end = max(end, ev.start_ns)
         self._edge_ns[cpu] = max(self._edge_ns[cpu], end)
         self._emit(f'{{{ev.label},"ph":"X","ts":{us(ev.start_ns)}'
-                   f',"dur":{us(end - ev.start_ns)},"pid":{PID},"tid":{cpu}'
+                   f',"dur":{us(end - ev.start_ns)},"pid":{self._pid},"tid":{TID_BASE + cpu}'
                    f',"args":{ev.args}}}')
 
     # -- output ---------------------------------------------------------------
@@ -293,8 +418,8 @@ class ChromeTraceSink:
         self._last_ns[cpu] = 0
 
     def _meta(self, cpu: int | None, name: str, args: str) -> None:
-        tid = "" if cpu is None else f',"tid":{int(cpu)}'
-        self._emit(f'{{"name":"{name}","ph":"M","pid":{PID}{tid},"args":{args}}}')
+        tid = "" if cpu is None else f',"tid":{TID_BASE + int(cpu)}'
+        self._emit(f'{{"name":"{name}","ph":"M","pid":{self._pid}{tid},"args":{args}}}')
 
     def _emit(self, event: str) -> None:
         if self._first:
@@ -315,13 +440,15 @@ _HANDLERS = {
     "work": ChromeTraceSink._work,
     "violation": ChromeTraceSink._violation,
     "note": ChromeTraceSink._note,
+    "spl": ChromeTraceSink._spl_change,
 }
 
 
 def write_chrome_trace(records, path_or_file: str | IO[str],
-                       cpu_names: dict[int, str] | None = None) -> None:
+                       cpu_names: dict[int, str] | None = None, *,
+                       pid: int = PID, process: str = "smpvm") -> None:
     """Write ``records`` (any iterable) as a Chrome trace file."""
-    sink = ChromeTraceSink(path_or_file, cpu_names)
+    sink = ChromeTraceSink(path_or_file, cpu_names, pid=pid, process=process)
     for rec in records:
         sink.add(rec)
     sink.close()

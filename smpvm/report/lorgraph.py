@@ -419,7 +419,15 @@ def _draw_matplotlib(g, path: str) -> None:
     nx.draw_networkx_edge_labels(
         g, pos, ax=ax, font_size=6, connectionstyle=style,
         edge_labels={(u, v): d["label"] for u, v, d in edges},
-        font_color="#222")
+        font_color="#222", bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none",
+                                 "alpha": 0.85})
+    # one legend entry per edge style, so solid, dashed and red read without a key elsewhere
+    from matplotlib.lines import Line2D
+    ax.legend(handles=[
+        Line2D([], [], color="black", lw=1.0, label="order taken (first site, count)"),
+        Line2D([], [], color="#666666", lw=1.0, ls="--", label="declared, never taken"),
+        Line2D([], [], color="red", lw=2.5, label="part of a reversal")],
+        loc="lower center", bbox_to_anchor=(0.5, -0.02), ncol=3, fontsize=7, frameon=False)
     fig.tight_layout()
     fig.savefig(path)
 

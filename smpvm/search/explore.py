@@ -190,6 +190,10 @@ def run_batch(plan: Plan, start: int, stop: int, k: int, stop_on_first: bool = F
 
 # -- the record on disk ----------------------------------------------------------------------
 
+#: Layout version of explore.json (docs/schema/explore-file.schema.json).
+SCHEMA_VERSION = 1
+
+
 def manifest_of(plan: Plan, target: str, model_sha256: str) -> dict:
     """What must match for ``--resume`` to continue an exploration."""
     from .. import __version__
@@ -201,6 +205,7 @@ def manifest_of(plan: Plan, target: str, model_sha256: str) -> dict:
     d["epoch_runs"] = EPOCH_RUNS
     d["pilot_runs"] = PILOT_RUNS
     d["smpvm_version"] = __version__
+    d["schema_version"] = SCHEMA_VERSION
     return d
 
 

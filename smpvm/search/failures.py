@@ -28,6 +28,9 @@ from ..violations import KINDS, Violation
 
 #: Marks a file as a saved failure, and its layout version.
 FORMAT = "smpvm-failure/1"
+#: The failure-file schema this smpvm writes and reads (docs/schema/failure.schema.json);
+#: a file without the field is version 1.
+SCHEMA_VERSION = 1
 
 
 def model_fingerprint(path: str) -> str:
@@ -74,7 +77,8 @@ class Failure:
 
     def to_dict(self) -> dict:
         return {
-            "format": FORMAT, "smpvm_version": self.smpvm_version,
+            "format": FORMAT, "schema_version": SCHEMA_VERSION,
+            "smpvm_version": self.smpvm_version,
             "target": self.target, "model_path": self.model_path,
             "model_sha256": self.model_sha256, "variant": self.variant,
             "params": self.params, "cpus": self.cpus, "seed": self.seed,
@@ -137,6 +141,10 @@ def _from_dict(path: str, d) -> Failure:
 
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise bad(f"'format' is not {FORMAT!r}")
+    version = d.get("schema_version", 1)
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        raise BadInput(f"{path} has schema_version {version!r}; this smpvm reads version "
+                       f"{SCHEMA_VERSION} (replay it with the smpvm that wrote it)")
     need = {"target": str, "variant": str, "params": dict, "seed": int, "choices": list,
             "violation": dict}
     for key, typ in need.items():

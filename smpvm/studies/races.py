@@ -258,7 +258,7 @@ def _manifest(out_dir, cfg) -> None:
     import datetime
 
     from .. import __version__
-    doc = {"smpvm_version": __version__, "config": cfg,
+    doc = {"schema_version": 1, "smpvm_version": __version__, "config": cfg,
            "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     from ..search.manifest import write_manifest
     write_manifest(os.path.join(out_dir, "manifest.json"), doc)

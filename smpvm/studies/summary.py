@@ -74,6 +74,46 @@ def unit_of(metric: str) -> str:
     return ""
 
 
+#: Lock-statistics fields as an axis title says them.
+_LOCK_FIELDS = {
+    "wait_mean_ns": "mean wait", "wait_max_ns": "longest wait", "wait_p50_ns": "median wait",
+    "wait_p99_ns": "99th-percentile wait", "wait_total_ns": "total wait",
+    "hold_mean_ns": "mean hold time", "hold_max_ns": "longest hold", "hold_p50_ns":
+    "median hold time", "hold_p99_ns": "99th-percentile hold time", "hold_total_ns":
+    "total hold time", "utilization": "utilisation", "acquisitions": "acquisitions",
+    "contended": "contended acquisitions", "bounces": "cache-line transfers",
+    "try_failures": "failed trylocks", "instances": "instances",
+}
+#: Units for a duration, largest first: (name, ns in one).
+_TIME_UNITS = (("s", 1e9), ("ms", 1e6), ("µs", 1e3), ("ns", 1.0))
+
+
+def axis_title(metric: str) -> str:
+    """A metric key as words ("lock.the lock.wait_mean_ns" -> "the lock: mean wait")."""
+    if metric.startswith("lock.") and metric.count(".") >= 2:
+        cls, field = metric[len("lock."):].rsplit(".", 1)
+        return f"{cls}: {_LOCK_FIELDS.get(field, field.replace('_', ' '))}"
+    for suffix, words in (("_per_us", " per µs"), ("_per_ms", " per ms"), ("_per_s", " per s"),
+                          ("_ns", "")):
+        if metric.endswith(suffix):
+            return (metric[:-len(suffix)] + words).replace("_", " ")
+    return "CPUs" if metric == "cpus" else metric.replace("_", " ")
+
+
+def axis_scale(metric: str, values) -> tuple[float, str]:
+    """(divisor, unit) for plotting ``values`` of ``metric``: times in ns, µs, ms or s by
+    their size, utilisation in %, rates and counts as they are."""
+    if metric.endswith("_ns"):
+        top = max((abs(v) for v in values if v == v), default=0.0)
+        for unit, scale in _TIME_UNITS:
+            if top >= scale:
+                return scale, unit
+        return 1.0, "ns"
+    if metric.endswith("utilization"):
+        return 0.01, "%"
+    return 1.0, ""
+
+
 def write_plots(out_dir, cfg, summary) -> list[str]:
     """One PNG per ``[plot].y`` metric; returns (paths written, metrics no run reported)."""
     plot = cfg.plot
@@ -98,6 +138,9 @@ def write_plots(out_dir, cfg, summary) -> list[str]:
             key = tuple(rec[k] for k in ([lines] if lines else []) + others)
             groups.setdefault(key, []).append(rec)
         categories = _categories(summary, x)
+        scale, unit = axis_scale(metric, [r[f"{metric}.mean"] for g in groups.values()
+                                          for r in g])
+        all_xs: set = set()
         for key, recs in groups.items():
             if categories is None:
                 recs = sorted(recs, key=lambda r: float(r[x]))
@@ -105,15 +148,16 @@ def write_plots(out_dir, cfg, summary) -> list[str]:
             else:  # a categorical x (a case, a variant): one position per value, file order
                 recs = sorted(recs, key=lambda r: categories.index(str(r[x])))
                 xs = [categories.index(str(r[x])) for r in recs]
-            ys = [r[f"{metric}.mean"] for r in recs]
-            err = [[max(0.0, r[f"{metric}.mean"] - _num(r[f"{metric}.ci_low"], r[f"{metric}.mean"])) for r in recs],
-                   [max(0.0, _num(r[f"{metric}.ci_high"], r[f"{metric}.mean"]) - r[f"{metric}.mean"]) for r in recs]]
+            ys = [r[f"{metric}.mean"] / scale for r in recs]
+            err = [[max(0.0, r[f"{metric}.mean"] - _num(r[f"{metric}.ci_low"], r[f"{metric}.mean"])) / scale for r in recs],
+                   [max(0.0, _num(r[f"{metric}.ci_high"], r[f"{metric}.mean"]) - r[f"{metric}.mean"]) / scale for r in recs]]
             names = ([lines] if lines else []) + others
-            label = ", ".join(f"{n}={v}" for n, v in zip(names, key)) or metric
+            label = ", ".join(f"{n}={v}" for n, v in zip(names, key)) or axis_title(metric)
             line = ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
+            all_xs.update(xs)
             th = [r.get(f"{metric}.theory") for r in recs]
             if all(t is not None for t in th):
-                ax.plot(xs, th, linestyle="--", color=line[0].get_color(),
+                ax.plot(xs, [t / scale for t in th], linestyle="--", color=line[0].get_color(),
                         label=f"{label} (theory)")
         if not groups:
             plt.close(fig)
@@ -124,11 +168,17 @@ def write_plots(out_dir, cfg, summary) -> list[str]:
             ax.set_xticklabels(categories, rotation=20, ha="right", fontsize=7)
         elif plot.get("logx"):
             ax.set_xscale("log", base=2)
+            if len(all_xs) <= 16:
+                # plain numbers at the values swept (1, 2, 4, ... CPUs), not 2^0, 2^1, ...
+                from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+                ax.xaxis.set_major_locator(FixedLocator(sorted(all_xs)))
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+                ax.xaxis.set_minor_locator(NullLocator())
         if plot.get("logy"):
             ax.set_yscale("log")
-        ax.set_xlabel(x)
-        unit = unit_of(metric)
-        ax.set_ylabel(f"{metric} ({unit})" if unit else metric)
+        ax.set_xlabel(axis_title(x) + (" (ns)" if x.endswith("_ns") else ""))
+        title = axis_title(metric)
+        ax.set_ylabel(f"{title} ({unit})" if unit else title)
         ax.set_title(plot.get("title") or cfg.study.get("name") or metric, fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)

@@ -508,7 +508,7 @@ def _collect(item, table, done, total, progress) -> int:
 
 
 def _write_manifest(path, resolved, version, started, ended, total, where, cfg) -> None:
-    doc = {"smpvm_version": version, "config": resolved, "runs": total,
+    doc = {"schema_version": 1, "smpvm_version": version, "config": resolved, "runs": total,
            "seeds": [cfg.base_seed + j for j in range(cfg.seeds)], "executor": where,
            "started": started, "ended": ended}
     from ..search.manifest import write_manifest

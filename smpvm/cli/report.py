@@ -1,0 +1,87 @@
+"""``smpvm report``: one self-contained HTML page for a saved failure.
+
+The failure is replayed exactly as ``smpvm replay`` does it, with its trace
+records kept; the page (see :mod:`smpvm.report.html`) holds the run's
+inputs, its replay command, the interleaving, the violations, the
+lock-order graph and the lock statistics.  A Chrome trace of the replay is
+written next to the page and linked from it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+
+@click.command("report")
+@click.argument("failure_file", metavar="FILE")
+@click.option("--out", "-o", "out", type=click.Path(dir_okay=False), default=None,
+              help="The HTML file to write (default: FILE with .html instead of .json).")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the replay's Chrome trace (default: next to the page, "
+                   "NAME.trace.json).")
+def command(failure_file, out, trace_path):
+    """Write an HTML report of the failure saved in FILE by 'smpvm explore'.
+
+    Exit status 0 when the page is written, 2 for bad input.
+    """
+    out = out or os.path.splitext(failure_file)[0] + ".html"
+    write_failure_report(failure_file, out, trace_path)
+    click.echo(f"report written to {out}")
+    return 0
+
+
+def write_failure_report(failure_file: str, out: str, trace_path: str | None = None) -> str:
+    """Replay ``failure_file`` and write its report to ``out``; returns ``out``."""
+    from ..report.chrome import ChromeTraceSink, run_pid
+    from ..report.html import failure_html
+    from ..scenario import load_target
+    from ..search.failures import load_failure, model_fingerprint
+    from ..trace import MemorySink
+    from ..violations import BadInput
+    from .common import replay_command
+    from .replay import _reproduced, _run
+
+    failure = load_failure(failure_file)
+    target = failure.scenario_target()
+    scn = load_target(target)
+    changed = bool(failure.model_sha256) and model_fingerprint(
+        target.rsplit("::", 1)[0]) != failure.model_sha256
+    trace_path = trace_path or os.path.splitext(out)[0] + ".trace.json"
+    who = (failure.target, failure.variant, failure.seed)
+    memory = MemorySink()
+    try:
+        chrome = ChromeTraceSink(trace_path, pid=run_pid(*who),
+                                 process="smpvm {} {} seed {}".format(*who))
+    except OSError as e:
+        raise BadInput(f"cannot write trace {trace_path}: {e.strerror}") from None
+    try:
+        _, result = _run(failure_file, failure, scn, changed, None,
+                         {"memory": memory, "chrome": chrome})
+    finally:
+        chrome.close()
+    inputs = {
+        "target": failure.target, "variant": failure.variant, "parameters": failure.params,
+        "CPUs": failure.cpus if failure.cpus is not None else result.ncpus,
+        "seed": failure.seed, "strategy": failure.strategy, "master seed": failure.master_seed,
+        "run": failure.run, "preemptions": failure.preemptions,
+        "preemptions before shrinking": failure.original_preemptions,
+        "choices": len(failure.choices), "simulated time": f"{result.time_ns} ns",
+        "steps": result.steps, "model sha256": failure.model_sha256,
+        "model changed since recorded": "yes" if changed else "no",
+        "smpvm version": failure.smpvm_version, "failure file": failure_file,
+    }
+    href = os.path.relpath(os.path.abspath(trace_path),
+                           os.path.dirname(os.path.abspath(out))).replace(os.sep, "/")
+    page = failure_html(inputs, replay_command(failure_file), memory.records,
+                        result.violations, result.lockstat, result.witness_edges,
+                        result.witness_classes,
+                        reproduced=_reproduced(failure.violation, result.violations) is not None,
+                        trace_href=href)
+    try:
+        with open(out, "w", encoding="utf-8", newline="\n") as fp:
+            fp.write(page)
+    except OSError as e:
+        raise BadInput(f"cannot write report {out}: {e.strerror}") from None
+    return out
