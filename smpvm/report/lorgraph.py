@@ -23,7 +23,7 @@ from ..lockorder import (EN, ER, SN, SR, TAKEN_RECURSIVE, spl_conflicts, spl_nam
 
 #: Violation kinds that are witness's business: any of them makes ``lor`` exit 1.
 LOCK_KINDS = ("lock-order-reversal", "spl-violation", "sleep-with-spinlock", "recursion",
-              "unlock-not-held")
+              "unlock-not-held", "held-lock-freed")
 
 
 class MergedEdge:
