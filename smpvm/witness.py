@@ -45,10 +45,11 @@ learned.  The rules, each with the two-CPU story of why it holds:
    re-enabled: so a class taken in a handler and *held* while its level is
    unmasked is caught, whichever came first.
 8. **Wait context.**  Taking a sleepable lock in thread context with
-   interrupts masked (any raised spl, softirqs included) is a
-   ``sleep-with-spinlock``: the thread could sleep with the CPU unable to
-   take interrupts (lockdep's invalid wait context, WITNESS's "sleepable
-   acquired while ...").
+   interrupts disabled, or a Linux one (mutex, rw_semaphore, rt_mutex) with
+   any level masked (softirqs included), is a ``sleep-with-spinlock``: the
+   thread could sleep with the CPU unable to take interrupts (lockdep's
+   invalid wait context).  A FreeBSD spl is saved across a sleep, so a
+   raised spl alone is no such bug there.
 9. **Lifecycle.**  Destroying or re-initialising a held lock, or freeing a
    zone item one of whose fields is a held lock, is ``held-lock-freed``
    (lockdep's "held lock freed!", WITNESS's destroy of a held lock).
@@ -65,6 +66,7 @@ networkx view on demand.
 
 from __future__ import annotations
 
+from .report.lockdep import LINUX_KINDS
 from .lockorder import (EN, SN, SPL_MASKED, TAKEN_RECURSIVE, spl_conflicts, spl_name,
                         strong_path, type_names)
 
@@ -159,7 +161,8 @@ class Witness:
                 self._note_usage(c, lock, cls, recursive, site)
         if trylock:
             return  # a trylock cannot wait: no order, no blocking rule
-        if lock.sleepable and not c.irq_depth and (c.irq_off or c.spl):
+        if lock.sleepable and not c.irq_depth and (
+                c.irq_off or (c.spl and lock.kind in LINUX_KINDS)):
             self._wait_context(c, lock, site)
         held = c.held
         if c.irq_depth:
