@@ -254,14 +254,18 @@ class Witness:
             self._held_freed(c, lock, f"{what} of", holders)
 
     def check_free(self, c, label, fields) -> None:
-        """A zone item is freed: none of its fields may be a held lock (rule 9)."""
-        if not self.enabled:
+        """A zone item's memory is freed: none of its fields may be a lock ``c`` holds.
+
+        As lockdep's check, it looks at the freeing CPU's own locks (rule 9);
+        a NOFREE zone's memory stays a valid lock, so it is not asked.
+        """
+        if not self.enabled or not c.held:
             return
         for name, value in fields.items():
-            holders = getattr(value, "holders", None)
-            if callable(holders) and getattr(value, "cls", None) is not None and holders():
+            held_by = getattr(value, "held_by", None)
+            if callable(held_by) and getattr(value, "cls", None) is not None and held_by(c):
                 self._held_freed(c, value, f"free of {label} (field {name}) holding",
-                                 holders())
+                                 value.holders())
 
     def _held_freed(self, c, lock, what, holders) -> None:
         key = ("freed", lock.cls, what.split()[0])
