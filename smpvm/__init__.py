@@ -14,8 +14,9 @@ exported here.
 __version__ = "0.1.0"
 
 from .costs import FREE, Costs
-from .locks import (IrqSpinlock, Lock, LockMap, LockPool, Mutex, QueuedLock, RwLock, RwlockT,
-                    SleepMutex, Spinlock, SpinMutex, Sx, TicketLock, might_lock)
+from .locks import (IrqSpinlock, Lock, LockMap, LockPool, Mutex, QueuedLock, RtMutex, RwLock,
+                    RwlockT, RwSemaphore, SleepMutex, Spinlock, SpinMutex, Sx, TicketLock,
+                    might_lock)
 from .current import current_machine
 from .machine import Machine, RunResult
 from .memory import Item, Zone, kassert, refcount_acquire, refcount_release
@@ -30,7 +31,7 @@ from .violations import KINDS, BadInput, ModelError, Violation
 __all__ = [
     "__version__", "Costs", "FREE", "Machine", "RunResult", "current_machine",
     "Lock", "SpinMutex", "SleepMutex", "Sx", "RwLock", "Spinlock", "IrqSpinlock", "RwlockT",
-    "Mutex", "TicketLock", "QueuedLock", "LockPool", "LockMap", "might_lock",
+    "Mutex", "RwSemaphore", "RtMutex", "TicketLock", "QueuedLock", "LockPool", "LockMap", "might_lock",
     "Zone", "Item", "kassert", "refcount_acquire", "refcount_release",
     "work", "pause", "may_sleep", "note", "splvm", "splbio", "splnet", "splhigh", "spl0",
     "splx", "splraise", "msleep", "tsleep", "wakeup", "wakeup_one",

@@ -181,6 +181,9 @@ class _Free(Op):
 
     def execute(self, m, c):
         start = c.clock
+        if (not self.zone.nofree and self.item._slot.live
+                and self.item._slot.gen == self.item._gen):
+            m.witness.check_free(c, self.item.label(), self.item._slot.fields)
         c.clock += m.duration(m.costs.zone_free_ns)
         self.zone._release(self.item, m.site(c), c.id, start)
         if m.tracing:

@@ -150,6 +150,8 @@ class SplX(Op):
     def execute(self, m, c):
         old = c.spl
         c.spl = self.level
+        if self.level < old and c.held:
+            m.witness.irqs_enabled(c)  # the locks still held are now held unmasked
         if m.tracing:
             m.record(c, "spl", "", f"{SPL_NAMES.get(old, old)}->{SPL_NAMES.get(c.spl, c.spl)}")
         c.clock += m.costs.spl_ns

@@ -29,6 +29,7 @@ KINDS = (
     "sleep-with-spinlock",
     "recursion",
     "unlock-not-held",
+    "held-lock-freed",
     "max-steps",
 )
 

@@ -39,6 +39,20 @@ learned.  The rules, each with the two-CPU story of why it holds:
    handler are ``sleep-with-spinlock``.  Taking a sleepable lock (sx, Linux
    mutex) while holding a non-sleepable one is a reversal of WITNESS's
    implied order "sleepable before non-sleepable".
+7. **Interrupt state changes.**  Lowering the spl (or dropping the last
+   lock that kept interrupts off) with locks held makes every held class
+   unsafe at the new level, as lockdep marks held locks when interrupts are
+   re-enabled: so a class taken in a handler and *held* while its level is
+   unmasked is caught, whichever came first.
+8. **Wait context.**  Taking a sleepable lock in thread context with
+   interrupts disabled, or a Linux one (mutex, rw_semaphore, rt_mutex) with
+   any level masked (softirqs included), is a ``sleep-with-spinlock``: the
+   thread could sleep with the CPU unable to take interrupts (lockdep's
+   invalid wait context).  A FreeBSD spl is saved across a sleep, so a
+   raised spl alone is no such bug there.
+9. **Lifecycle.**  Destroying or re-initialising a held lock, or freeing a
+   zone item one of whose fields is a held lock, is ``held-lock-freed``
+   (lockdep's "held lock freed!", WITNESS's destroy of a held lock).
 
 Findings are warnings: each distinct one is recorded once per run (a
 reversal is keyed by the set of classes in its cycle) and the run goes on,
@@ -52,6 +66,7 @@ networkx view on demand.
 
 from __future__ import annotations
 
+from .report.lockdep import LINUX_KINDS
 from .lockorder import (EN, SN, SPL_MASKED, TAKEN_RECURSIVE, spl_conflicts, spl_name,
                         strong_path, type_names)
 
@@ -146,6 +161,9 @@ class Witness:
                 self._note_usage(c, lock, cls, recursive, site)
         if trylock:
             return  # a trylock cannot wait: no order, no blocking rule
+        if lock.sleepable and not c.irq_depth and (
+                c.irq_off or (c.spl and lock.kind in LINUX_KINDS)):
+            self._wait_context(c, lock, site)
         held = c.held
         if c.irq_depth:
             held = self._handler_held(c, held, lock, site)
@@ -209,6 +227,85 @@ class Witness:
                              {"key": list(key), "held": lk.cls, "held_site": h.site})
             return
 
+    def irqs_enabled(self, c) -> None:
+        """The spl was lowered (or interrupts turned back on) with locks held (rule 7)."""
+        if not self.enabled:
+            return
+        held = c.held
+        if c.irq_depth:
+            held = held[self._context_base(c):]
+        if not held:
+            return
+        where = self.m.site(c) if self.m.sites else ""
+        for h in list(held):
+            lk = h.lock
+            if lk.pseudo:
+                continue
+            recursive = h.mode == "s" and lk.reader_preferring
+            self._note_usage(c, lk, lk.cls, recursive,
+                             f"{where or '?'} (unmasked there, held since {h.site or '?'})")
+
+    def check_lifecycle(self, c, lock, what) -> None:
+        """``init()`` or ``destroy()`` of ``lock``: nobody may hold it (rule 9)."""
+        if not self.enabled:
+            return
+        holders = lock.holders()
+        if holders:
+            self._held_freed(c, lock, f"{what} of", holders)
+
+    def check_free(self, c, label, fields) -> None:
+        """A zone item's memory is freed: none of its fields may be a lock ``c`` holds.
+
+        As lockdep's check, it looks at the freeing CPU's own locks (rule 9);
+        a NOFREE zone's memory stays a valid lock, so it is not asked.
+        """
+        if not self.enabled or not c.held:
+            return
+        for name, value in fields.items():
+            held_by = getattr(value, "held_by", None)
+            if callable(held_by) and getattr(value, "cls", None) is not None and held_by(c):
+                self._held_freed(c, value, f"free of {label} (field {name}) holding",
+                                 value.holders())
+
+    def _held_freed(self, c, lock, what, holders) -> None:
+        key = ("freed", lock.cls, what.split()[0])
+        if key in self._reported:
+            return
+        sites = []
+        for o in holders:
+            h = o.holding(lock)
+            sites.append(f"CPU{o.id} ({o.ctx}) @ {h.site if h is not None else '?'}")
+        self._report(key, "held-lock-freed",
+                     f"held lock freed: {what} {lock.kind} {lock.label()} while held by "
+                     f"{', '.join(sites)}", c,
+                     {"key": list(key), "lock": lock.cls, "holders": sites})
+
+    def _wait_context(self, c, lock, site) -> None:
+        """A sleepable lock taken with interrupts masked in thread context (rule 8)."""
+        if any(h.lock.spin for h in c.held):
+            return  # the spin lock held is the finding (rule 6)
+        key = ("wait-context", lock.cls)
+        if key in self._reported:
+            return
+        why = "interrupts disabled" if c.irq_off else f"{spl_name(c.spl)} raised"
+        self._report(key, "sleep-with-spinlock",
+                     f"invalid wait context: sleepable {lock.kind} {lock.label()} taken "
+                     f"@ {site or '?'} with {why} (it may sleep with the CPU unable to "
+                     f"take interrupts)", c,
+                     {"key": list(key), "acquired": lock.cls, "site": site, "spl": c.spl})
+
+    def _call_chain(self, c) -> list[str]:
+        """The model frames of ``c``'s running context, outermost first (``yield from`` too)."""
+        out = []
+        gen = c.frames[-1].gen if c.frames else None
+        while gen is not None:
+            f = getattr(gen, "gi_frame", None)
+            if f is None:
+                break
+            out.append(f"{self.m.frame_site(f)} {f.f_code.co_name}")
+            gen = getattr(gen, "gi_yieldfrom", None)
+        return out
+
     # -- order ------------------------------------------------------------------------------
 
     def _learn_edge(self, c, h, lock, site, info, bit) -> EdgeInfo:
@@ -252,8 +349,16 @@ class Witness:
         if len(cycle) > 3:
             msg += f"; cycle {' -> '.join(cycle)}"
         types = [type_names(bit)] + [type_names(t) for t in path_types]
+        from .report import lockdep
+        kinds = [self.classes.get(x, "") for x in cycle] + [h.lock.kind, lock.kind]
+        text = lockdep.reversal(
+            any(k in lockdep.LINUX_KINDS for k in kinds),
+            {"cls": a, "kind": h.lock.kind, "site": h.site, "read": h.mode == "s"},
+            {"cls": b, "kind": lock.kind, "site": site, "read": bool(bit & TAKEN_RECURSIVE)},
+            sites[1:], cycle, f"{c.ctx} (CPU{c.id})", self._call_chain(c))
         self._report(key, "lock-order-reversal", msg, c,
-                     {"key": list(key), "cycle": cycle, "sites": sites, "types": types})
+                     {"key": list(key), "cycle": cycle, "sites": sites, "types": types,
+                      "report": text})
 
     def _same_class(self, c, h, lock, recursive, site) -> None:
         """Two instances of one class, nested (rule 3)."""
@@ -389,8 +494,13 @@ class Witness:
                    f"{b} ({kinds.get(b, '?')}) is taken with {lvl} unmasked ({at}, in {u_ctx}) "
                    f"@ {u_site or '?'}: a CPU holding {b} can take the interrupt while "
                    f"another holding {a} waits for {b}")
+        from .report import lockdep
+        text = lockdep.irq_conflict(
+            kinds.get(a, "") in lockdep.LINUX_KINDS or kinds.get(b, "") in lockdep.LINUX_KINDS,
+            a, kinds.get(a, "?"), lvl, s_site, s_ctx, b, kinds.get(b, "?"), at, u_site, u_ctx,
+            chain, self._call_chain(c))
         self._report(key, "spl-violation", msg, c, {
-            "key": list(key), "chain": chain,
+            "key": list(key), "chain": chain, "report": text,
             "safe": {"class": a, "level": level, "site": s_site, "ctx": s_ctx},
             "unsafe": {"class": b, "spl": spl, "site": u_site, "ctx": u_ctx}})
 

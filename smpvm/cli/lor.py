@@ -120,8 +120,10 @@ def _print_text(lg, targets, variant, runs, seed, strat, dot_path, png_path) -> 
     revs = lg.reversals()
     echo(f"\nreversals: {len(revs)}")
     for n, f in enumerate(revs, 1):
-        echo(f"  [{n}] {' -> '.join(f.extra.get('cycle', []))}  ({_seen(f, lg.runs)})")
+        echo(f"  [{n}] {' -> '.join(f.extra.get('cycle', []))}  ({_seen(f, lg)})")
         echo(f"      {f.message}")
+        if f.extra.get("report"):
+            echo("\n".join("      " + ln if ln else "" for ln in f.extra["report"].splitlines()))
         if f.first.get("choices") is not None:
             echo(f"      first in {f.first.get('target', '')} run {f.first.get('run')} "
                  f"(seed {f.first.get('seed')}, {len(f.first['choices'])} scheduling choices "
@@ -130,12 +132,12 @@ def _print_text(lg, targets, variant, runs, seed, strat, dot_path, png_path) -> 
     if rest:
         echo(f"\nother witness findings: {len(rest)}")
         for f in rest:
-            echo(f"  {f.kind} ({_seen(f, lg.runs)}): {f.message}")
+            echo(f"  {f.kind} ({_seen(f, lg)}): {f.message}")
     other = lg.other_findings()
     if other:
         echo(f"\nother violations (not lock order): {len(other)}")
         for f in other:
-            echo(f"  {f.kind} ({_seen(f, lg.runs)}): {f.message}")
+            echo(f"  {f.kind} ({_seen(f, lg)}): {f.message}")
     if edges:
         echo("\norder edges (held -> taken: first sites, acquisitions, runs):")
         for e in edges:
@@ -148,7 +150,15 @@ def _print_text(lg, targets, variant, runs, seed, strat, dot_path, png_path) -> 
             echo(f"{label} written to {path}")
 
 
-def _seen(f, total) -> str:
+def _seen(f, lg) -> str:
+    """How many runs reported ``f``, counted against the runs of the targets that did."""
     if f.merged_only:
         return "only in the merged graph: its orders came from different runs"
-    return f"reported in {f.count} of {total} runs"
+    per = lg.runs_by_target
+    if len(per) <= 1 or not f.by_target:
+        return f"reported in {f.count} of {lg.runs} runs"
+    if len(f.by_target) == 1:
+        (target, n), = f.by_target.items()
+        return f"reported in {n} of {per.get(target, lg.runs)} runs of {target}"
+    return "reported in " + ", ".join(f"{n} of {per.get(t, 0)} runs of {t}"
+                                      for t, n in f.by_target.items())

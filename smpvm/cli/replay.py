@@ -145,6 +145,9 @@ def _print_text(failure, result, match, changed, strategy, memory, trace_path) -
     if match is not None:
         click.echo(f"reproduced {match.kind} at {match.location or '?'} at {match.time_ns} ns")
         click.echo(f"  {match.message}")
+        if match.extra.get("report"):
+            from .run import _indent
+            click.echo(_indent(match.extra["report"]))
     else:
         click.echo(f"NOT reproduced: recorded {rec.kind} at {rec.location or '?'} at "
                    f"{rec.time_ns} ns")

@@ -102,6 +102,8 @@ def _print_text(target, result, memory, trace_path, rich_table, plain_table) -> 
             con.print(f"[red]{v.kind}[/]: {v.message}", markup=True)
             who = f"on CPU{v.cpu} ({v.ctx})" if v.cpu >= 0 else "at quiescence"
             con.print(f"    at {v.location or '?'} {who} at {v.time_ns} ns")
+            if v.extra.get("report"):
+                click.echo(_indent(v.extra["report"]))
     else:
         con.print("no violations")
     if result.lockstat:
@@ -114,3 +116,8 @@ def _print_text(target, result, memory, trace_path, rich_table, plain_table) -> 
             con.print(f"  {k} = {v:g}" if isinstance(v, (int, float)) else f"  {k} = {v}")
     if trace_path:
         con.print(f"trace written to {trace_path} (open it in https://ui.perfetto.dev)")
+
+
+def _indent(text: str) -> str:
+    """A witness report (lockdep / WITNESS style), indented under its one-line message."""
+    return "\n".join("    " + line if line else "" for line in text.splitlines())

@@ -7,11 +7,13 @@ from .linux_spinlock import IrqSpinlock, Spinlock
 from .pool import LockPool
 from .pseudo import LockMap, might_lock
 from .queued import QueuedLock
+from .rt_mutex import RtMutex
 from .rwlock import RwLock
+from .rwsem import RwSemaphore
 from .sleep_mutex import SleepMutex
 from .spin_mutex import SpinMutex
 from .sx import Sx
 from .ticket import TicketLock
 
 __all__ = ["Lock", "SpinMutex", "SleepMutex", "Sx", "RwLock", "Spinlock", "IrqSpinlock",
-           "RwlockT", "Mutex", "TicketLock", "QueuedLock", "LockPool", "LockMap", "might_lock"]
+           "RwlockT", "Mutex", "RwSemaphore", "RtMutex", "TicketLock", "QueuedLock", "LockPool", "LockMap", "might_lock"]

@@ -74,6 +74,23 @@ class Release(Op):
         return self.lock._release(m, c, self.mode)
 
 
+class Lifecycle(Op):
+    """``init()`` or ``destroy()`` of ``lock``: witness checks that nobody holds it."""
+
+    __slots__ = ("lock", "what")
+
+    def __init__(self, lock, what):
+        self.lock = lock
+        self.what = what
+
+    def execute(self, m, c):
+        m.witness.check_lifecycle(c, self.lock, self.what)
+        if m.tracing:
+            m.record(c, self.what, self.lock.label(), "")
+        m.footprint_touch(self.lock._fp_key)
+        return None
+
+
 class Lock:
     """Base of every lock kind; see the module docstring."""
 
@@ -163,6 +180,20 @@ class Lock:
             op = self._ops[key] = Release(self, mode)
         return op
 
+    def init(self):
+        """Initialise the lock again (Linux ``spin_lock_init``, ``mutex_init``, ...).
+
+        Re-initialising a lock someone holds is reported, as lockdep does.
+        """
+        return Lifecycle(self, "init")
+
+    def destroy(self):
+        """Destroy the lock (FreeBSD ``mtx_destroy``, ``sx_destroy``, ``rw_destroy``).
+
+        Destroying a lock someone holds is reported, as WITNESS does.
+        """
+        return Lifecycle(self, "destroy")
+
     # -- state queries ------------------------------------------------------------
 
     def held_by(self, c) -> bool:
@@ -222,9 +253,10 @@ class Lock:
                 # Nothing held, thread context: witness only notes the spl this class is
                 # taken at, and has nothing to learn at or above a level it already saw.
                 spl = SPL_MASKED if c.irq_off or self.disables_irqs else c.spl
-                if spl < self._witness_seen_spl:
+                if spl < self._witness_seen_spl or (spl and self.sleepable):
                     witness.before_acquire(c, self, mode, trylock, m.site_name(site))
-                    self._witness_seen_spl = spl
+                    if spl < self._witness_seen_spl:
+                        self._witness_seen_spl = spl
         if mode == "x" and not self.pseudo:  # can_grant(), inline for the common case
             free = self.owner is None and not self.readers
         else:
@@ -389,6 +421,8 @@ class Lock:
                 st.busy += c.clock - self.busy_since  # free again: count the busy stretch
         if self.disables_irqs:
             c.irq_off -= 1
+            if not c.irq_off and c.held:
+                m.witness.irqs_enabled(c)  # the locks still held are now held unmasked
         self.last_cpu = c.id
         self._spare_held = h  # nothing keeps a Held past its release
 

@@ -23,7 +23,7 @@ from ..lockorder import (EN, ER, SN, SR, TAKEN_RECURSIVE, spl_conflicts, spl_nam
 
 #: Violation kinds that are witness's business: any of them makes ``lor`` exit 1.
 LOCK_KINDS = ("lock-order-reversal", "spl-violation", "sleep-with-spinlock", "recursion",
-              "unlock-not-held")
+              "unlock-not-held", "held-lock-freed")
 
 
 class MergedEdge:
@@ -76,12 +76,18 @@ class Finding:
         self.extra = extra
         #: Runs in which witness reported it.
         self.count = 0
+        #: Of those, how many per target (in first-seen order), when runs name one.
+        self.by_target: dict[str, int] = {}
         #: Found only by searching the merged graph (its orders came from different runs).
         self.merged_only = False
 
     def as_dict(self) -> dict:
         d = {"kind": self.kind, "message": self.message, "count": self.count,
              "merged_only": self.merged_only, "first": self.first}
+        if self.by_target:
+            d["by_target"] = dict(self.by_target)
+        if self.extra.get("report"):
+            d["report"] = self.extra["report"]
         if self.kind == "lock-order-reversal":
             d["cycle"] = list(self.extra.get("cycle", []))
             d["sites"] = list(self.extra.get("sites", []))
@@ -107,6 +113,8 @@ class LorGraph:
         self.findings: dict[tuple, Finding] = {}
         #: Runs merged.
         self.runs = 0
+        #: Runs merged per target, for runs whose origin names one.
+        self.runs_by_target: dict[str, int] = {}
 
     # -- merging ----------------------------------------------------------------------
 
@@ -124,6 +132,9 @@ class LorGraph:
     def add_run(self, edges, classes, violations, usage=None, origin=None) -> None:
         origin = dict(origin or {"run": self.runs})
         self.runs += 1
+        if "target" in origin:
+            t = origin["target"]
+            self.runs_by_target[t] = self.runs_by_target.get(t, 0) + 1
         for cls, kind in classes.items():
             if self.classes.get(cls, "?") == "?":
                 self.classes[cls] = kind
@@ -184,6 +195,9 @@ class LorGraph:
         if key not in seen:
             seen.add(key)
             f.count += 1
+            if "target" in origin:
+                t = origin["target"]
+                f.by_target[t] = f.by_target.get(t, 0) + 1
 
     # -- searching the merged graph -------------------------------------------------------
 

@@ -1,0 +1,29 @@
+"""Linux ``struct rt_mutex``: the priority-inheriting sleeping mutex.
+
+For ordering it is a mutex: sleeping, never recursive, waiters queued (the
+real one orders them by priority; here, with no priorities, by arrival).
+Priority inheritance itself changes who runs first, not which orders can
+deadlock, so witness treats it exactly as lockdep does: like ``mutex``.
+"""
+
+from .base import Lock
+
+
+class RtMutex(Lock):
+    kind = "rt_mutex"
+    sleepable = True
+    waiters_spin = False
+    fifo = True
+
+    def rt_mutex_lock(self):
+        return self._lock_x
+
+    def rt_mutex_trylock(self):
+        return self._op("x", trylock=True)
+
+    def rt_mutex_unlock(self):
+        return self._unlock_x
+
+    lock = rt_mutex_lock
+    trylock = rt_mutex_trylock
+    unlock = rt_mutex_unlock
