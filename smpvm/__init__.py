@@ -25,6 +25,7 @@ from .ops import (SPL0, SPLBIO, SPLCLOCK, SPLHIGH, SPLNET, SPLSOFT, SPLVM, may_s
 from .scenario import run_scenario
 from .scenario import Scenario, load_target, scenario
 from .strategies import Replay, Strategy, Timed, make_strategy
+from .studies.steady import steady_state
 from .violations import KINDS, BadInput, ModelError, Violation
 
 __all__ = [
@@ -36,5 +37,5 @@ __all__ = [
     "splx", "splraise", "msleep", "tsleep", "wakeup", "wakeup_one",
     "SPL0", "SPLSOFT", "SPLNET", "SPLBIO", "SPLVM", "SPLCLOCK", "SPLHIGH",
     "scenario", "Scenario", "load_target", "run_scenario", "BadInput", "ModelError",
-    "Strategy", "Timed", "Replay", "make_strategy", "Violation", "KINDS",
+    "Strategy", "Timed", "Replay", "make_strategy", "Violation", "KINDS", "steady_state",
 ]
