@@ -40,8 +40,9 @@ def single_lock(m, variant, think_ns, hold_ns, acquisitions, exponential, warmup
     ncpus = m.ncpus or 4
     rng = m.rng
     if exponential:
-        thinks = rng.exponential(think_ns, size=(ncpus, acquisitions)).astype(int).tolist()
-        holds = rng.exponential(hold_ns, size=(ncpus, acquisitions)).astype(int).tolist()
+        # rounded to whole ns, not truncated: truncation would shorten every mean by 0.5 ns
+        thinks = rng.exponential(think_ns, size=(ncpus, acquisitions)).round().astype(int).tolist()
+        holds = rng.exponential(hold_ns, size=(ncpus, acquisitions)).round().astype(int).tolist()
     else:
         thinks = [[int(think_ns)] * acquisitions for _ in range(ncpus)]
         holds = [[int(hold_ns)] * acquisitions for _ in range(ncpus)]
