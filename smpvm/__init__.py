@@ -23,9 +23,9 @@ from .memory import Item, Zone, kassert, refcount_acquire, refcount_release
 from .ops import (SPL0, SPLBIO, SPLCLOCK, SPLHIGH, SPLNET, SPLSOFT, SPLVM, may_sleep, msleep,
                   note, pause, spl0, splbio, splhigh, splnet, splraise, splvm, splx, tsleep,
                   wakeup, wakeup_one, work)
-from .scenario import run_scenario
-from .scenario import RunSpec, Scenario, load_target, run_spec, scenario
+from .scenario import RunSpec, Scenario, load_target, run_scenario, run_spec, scenario
 from .strategies import Replay, Strategy, Timed, make_strategy
+from .studies.steady import steady_state
 from .violations import KINDS, BadInput, ModelError, Violation
 
 __all__ = [
@@ -38,5 +38,5 @@ __all__ = [
     "SPL0", "SPLSOFT", "SPLNET", "SPLBIO", "SPLVM", "SPLCLOCK", "SPLHIGH",
     "scenario", "Scenario", "load_target", "run_scenario", "RunSpec", "run_spec",
     "BadInput", "ModelError",
-    "Strategy", "Timed", "Replay", "make_strategy", "Violation", "KINDS",
+    "Strategy", "Timed", "Replay", "make_strategy", "Violation", "KINDS", "steady_state",
 ]

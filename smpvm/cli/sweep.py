@@ -41,6 +41,7 @@ def command(file, workers, dask, out_dir, resume, as_json):
     finally:
         if bar:
             bar.close()
+    table = result.pop("table")
     _write_report(file, result, _summary_rows(os.path.join(result["out"], "summary.csv")))
     if as_json:
         echo_json(result)
@@ -49,8 +50,17 @@ def command(file, workers, dask, out_dir, resume, as_json):
                    f"({result['ran']} run now) -> {result['out']}")
         for f in result["files"]:
             click.echo(f"  {f}")
+        from ..studies.compare import describe
+        from ..studies.summary import format_table
+        for line in format_table(cfg, table):
+            click.echo(line)
+        for line in describe(result["comparisons"], cfg.plot.get("x")):
+            click.echo(line)
         if result["violations"]:
             click.echo(f"{result['violations']} run(s) reported violations: see runs.csv")
+        if result["limited_runs"]:
+            click.echo(f"{result['limited_runs']} run(s) stopped at their step bound: see the "
+                       f"limit column of summary.csv")
     for metric in result.get("unplotted_metrics", []):
         click.echo(f"smpvm: warning: no run reported metric {metric!r}: nothing to plot "
                    f"(see the metric names in runs.csv)", err=True)

@@ -20,8 +20,10 @@ def machine_repairman(params: dict, costs: dict) -> dict:
     """Exact closed M/M/1//N values for the single-lock scenario."""
     r = theory.machine_repairman(int(params["cpus"]), float(params["think_ns"]),
                                  float(params["hold_ns"]))
+    # the whole-run lock statistics and the model's steady-state window alike
     return {_lock_metric("wait_mean_ns"): r.mean_wait_ns,
             _lock_metric("utilization"): r.utilization,
+            "wait_mean_ns": r.mean_wait_ns, "utilization": r.utilization,
             "acquisitions_per_us": r.throughput_per_ns * 1e3}
 
 
@@ -29,10 +31,12 @@ def _spin(model, params: dict, costs: dict) -> dict:
     # The engine charges a ticket hand-off handoff_ns + per_spinner * spinners, and with
     # k CPUs in the queue (holder included) k - 1 spin; the chain's service time is
     # hold + c*k/2, so c = 2 * per_spinner and handoff_ns - per_spinner joins the hold.
+    # A holder nobody waits for releases without a hand-off: its service is the hold.
     per = float(costs.get("ticket_per_spinner_ns", 100))
     handoff = float(costs.get("handoff_ns", 100))
-    r = model(int(params["cpus"]), float(params["think_ns"]),
-              float(params["hold_ns"]) + handoff - per, 2 * per)
+    hold = float(params["hold_ns"])
+    r = model(int(params["cpus"]), float(params["think_ns"]), hold + handoff - per, 2 * per,
+              lone_hold_ns=hold)
     return {"acquisitions_per_us": r.throughput_per_ns * 1e3}
 
 
@@ -45,8 +49,9 @@ def ticket_lock(params: dict, costs: dict) -> dict:
 
 def queued_lock(params: dict, costs: dict) -> dict:
     """The same chain with a constant hand-off (a queued lock)."""
-    r = theory.machine_repairman(int(params["cpus"]), float(params["think_ns"]),
-                                 float(params["hold_ns"]) + float(costs.get("handoff_ns", 100)))
+    hold = float(params["hold_ns"])
+    r = theory.queued_lock_markov(int(params["cpus"]), float(params["think_ns"]), hold,
+                                  float(costs.get("handoff_ns", 100)), lone_hold_ns=hold)
     return {"acquisitions_per_us": r.throughput_per_ns * 1e3}
 
 

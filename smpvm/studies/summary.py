@@ -6,6 +6,14 @@ interval over the point's seeds.  When the study names a theory, the
 theory's value and the relative error of the mean sit beside the metric.
 Plots draw the chosen metrics against the chosen parameter, one line per
 value of another, with error bars and the theory as dashed lines.
+
+Each row also says how its numbers were measured and whether anything cut
+them short: ``estimator`` is "steady-state window" when the model reported
+its measurement window (warm-up and drain left out, see
+``smpvm.studies.steady``) and "whole run" otherwise; the interval is over the
+point's independent replications (its seeds).  ``limit`` names any run that
+stopped at its step bound and any precision the point did not reach; such a
+point is marked on the plots too, never left blank.
 """
 
 from __future__ import annotations
@@ -16,11 +24,59 @@ import math
 from .theory import mean_confidence_interval
 
 
-def write_summary(path, cfg, points, table) -> list[dict]:
+#: Columns of runs.csv that describe a run's limits rather than measure it.
+LIMIT_COLUMNS = ("limit.max_steps",)
+
+
+def point_rows(table) -> dict[int, list[dict]]:
+    """runs.csv's rows by point."""
     by_point: dict[int, list[dict]] = {}
     for row in table.rows.values():
         by_point.setdefault(int(row["point"]), []).append(row)
-    metrics = table.metric_names
+    return by_point
+
+
+def _values(rows, metric) -> list[float]:
+    return [float(r[metric]) for r in rows if r.get(metric) not in (None, "")]
+
+
+def relative_half_width(rows, metrics) -> float | None:
+    """The widest 95% half-width, relative to its mean, of ``metrics`` over ``rows``.
+
+    Metrics whose mean is 0 (nobody waits with one CPU) have no relative
+    width and are skipped; None when no metric has two values.
+    """
+    widest = None
+    for metric in metrics:
+        vals = _values(rows, metric)
+        if len(vals) < 2:
+            continue
+        mean, lo, hi = mean_confidence_interval(vals)
+        if mean == 0 or math.isnan(lo):
+            continue
+        hw = (hi - lo) / 2 / abs(mean)
+        widest = hw if widest is None else max(widest, hw)
+    return widest
+
+
+def _limit(cfg, rows) -> str:
+    """What cut this point short, in words ("" when nothing did)."""
+    notes = []
+    hit = [r for r in rows if r.get("limit.max_steps") not in (None, "")]
+    if hit:
+        bound = max(int(float(r["limit.max_steps"])) for r in hit)
+        notes.append(f"max-steps: {len(hit)}/{len(rows)} run(s) stopped at {bound} steps")
+    if cfg.precision and rows:
+        hw = relative_half_width([r for r in rows if r not in hit], cfg.plot.get("y", []))
+        if hw is not None and hw > cfg.precision:
+            notes.append(f"precision: +-{hw:.2%} after {len(rows)} runs (asked "
+                         f"+-{cfg.precision:.2%}, max_seeds {cfg.max_seeds})")
+    return "; ".join(notes)
+
+
+def write_summary(path, cfg, points, table) -> list[dict]:
+    by_point = point_rows(table)
+    metrics = [m for m in table.metric_names if m not in LIMIT_COLUMNS]
     theory = None
     if cfg.plot.get("theory"):
         from .predictions import THEORIES
@@ -28,10 +84,15 @@ def write_summary(path, cfg, points, table) -> list[dict]:
     out = []
     for i, p in enumerate(points):
         rows = by_point.get(i, [])
-        rec = {"point": i, **{k: p.get(k, "") for k in table.param_names}, "runs": len(rows)}
+        rec = {"point": i, **{k: p.get(k, "") for k in table.param_names}, "runs": len(rows),
+               "estimator": ("steady-state window" if _values(rows, "window.end_ns")
+                             else "whole run"),
+               "limit": _limit(cfg, rows)}
         predicted = theory(_with_defaults(p, cfg), cfg.costs) if theory and rows else {}
+        # a run cut short by its step bound measured nothing: its cells stay out of the mean
+        rows = [r for r in rows if r.get("limit.max_steps") in (None, "")]
         for mname in metrics:
-            vals = [float(r[mname]) for r in rows if r.get(mname) not in (None, "")]
+            vals = _values(rows, mname)
             if not vals:
                 continue
             mean, lo, hi = mean_confidence_interval(vals) if len(vals) > 1 else (vals[0], vals[0], vals[0])
@@ -159,7 +220,8 @@ def write_plots(out_dir, cfg, summary) -> list[str]:
             if all(t is not None for t in th):
                 ax.plot(xs, [t / scale for t in th], linestyle="--", color=line[0].get_color(),
                         label=f"{label} (theory)")
-        if not groups:
+        _mark_limits(ax, summary, metric, x, _categories(summary, x))
+        if not groups and not any(r.get("limit") for r in summary):
             plt.close(fig)
             missing.append(metric)
             continue
@@ -189,6 +251,41 @@ def write_plots(out_dir, cfg, summary) -> list[str]:
         plt.close(fig)
         paths.append(path)
     return paths, missing
+
+
+def _mark_limits(ax, summary, metric, x, categories) -> None:
+    """A red cross and the word "limit" where a point was cut short."""
+    marked = [r for r in summary if r.get("limit")]
+    if not marked:
+        return
+    xs, ys = [], []
+    bottom = ax.get_ylim()[0] if ax.has_data() else 0.0
+    for r in marked:
+        xs.append(categories.index(str(r[x])) if categories is not None else float(r[x]))
+        ys.append(r.get(f"{metric}.mean", bottom))
+    ax.plot(xs, ys, linestyle="none", marker="x", markersize=10, color="red",
+            label="limit (see summary.csv)")
+    for xv, yv in zip(xs, ys):
+        ax.annotate("limit", (xv, yv), textcoords="offset points", xytext=(4, 6),
+                    color="red", fontsize=7)
+
+
+def format_table(cfg, summary, metric: str | None = None) -> list[str]:
+    """One line per point: its parameters, runs, a metric's mean [95% CI], and its limit."""
+    metric = metric or (cfg.plot.get("y") or [None])[0]
+    names = (["case"] if cfg.cases else []) + list(cfg.swept)
+    lines = []
+    for r in summary:
+        where = ", ".join(f"{k}={r.get(k)}" for k in names)
+        if metric and f"{metric}.mean" in r:
+            lo, hi = r[f"{metric}.ci_low"], r[f"{metric}.ci_high"]
+            ci = "" if isinstance(lo, float) and math.isnan(lo) else f" [{lo:.4g}, {hi:.4g}]"
+            value = f"{metric} {r[f'{metric}.mean']:.4g}{ci}"
+        else:
+            value = f"{metric}: no value" if metric else ""
+        limit = f"  LIMIT: {r['limit']}" if r.get("limit") else ""
+        lines.append(f"{where}: {r['runs']} runs, {value}{limit}")
+    return lines
 
 
 def _categories(summary, x):

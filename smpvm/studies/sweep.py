@@ -31,6 +31,19 @@ A study is data, not code (top-level keys come before the first table)::
     lines = "variant"
     theory = "machine_repairman"
 
+Top-level keys that set how long each point runs and what it is compared with::
+
+    precision = 0.01          # run more seeds per point until every plotted metric's
+    max_seeds = 40            # 95% interval is within 1% of its mean (at most 40 runs)
+    max_steps = 50_000_000    # a fixed step bound (default: grows with the run, below)
+    baseline = "queue mutex"  # a [[case]] label (or a [plot].lines value): ratios to it
+
+Timed runs are not cut at the exploration step bound: a run that reaches it
+is run again with a bound ten times larger, up to ``STEP_CAP`` (the watchdog
+still stops model code that never yields).  A point that still hits a limit,
+or does not reach its precision, says so in the ``limit`` column of
+``summary.csv``, in the printed table and on the plots.
+
 Nothing in the file is executed: it is validated against the scenario's
 declared parameters, and every error names the key and how to fix it.
 
@@ -53,7 +66,11 @@ from dataclasses import dataclass, field
 
 from ..violations import BadInput
 
-TOP_LEVEL = {"study", "model", "run", "costs", "sweep", "case", "plot", "seeds", "seed"}
+TOP_LEVEL = {"study", "model", "run", "costs", "sweep", "case", "plot", "seeds", "seed",
+             "precision", "max_seeds", "max_steps", "baseline"}
+
+#: The largest step bound a growing timed run is given (about hours of simulation).
+STEP_CAP = 10_000_000_000
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,23 @@ class SweepConfig:
     plot: dict
     strategy: str = "timed"
     param_types: dict = field(default_factory=dict)
+    #: Relative 95% half-width each point runs more seeds for (None: ``seeds`` runs).
+    precision: float | None = None
+    #: The most runs a point gets while chasing ``precision``.
+    max_seeds: int = 0
+    #: A fixed step bound for every run (None: start at the scenario's and grow).
+    max_steps: int | None = None
+    #: The design the others are compared with (a case label or a ``lines`` value).
+    baseline: str | None = None
+
+    @property
+    def stride(self) -> int:
+        """Run numbers per point: room for every seed a point may get."""
+        return self.max_seeds if self.precision else self.seeds
+
+    def design_key(self) -> str | None:
+        """The parameter that names a design: ``case``, else the plot's ``lines``."""
+        return "case" if self.cases else self.plot.get("lines")
 
     def points(self) -> list[dict]:
         """Every case times every combination of swept values, over the fixed ones, in order."""
@@ -94,7 +128,10 @@ class SweepConfig:
         return {"path": os.path.realpath(self.path), "target": self.target, "fixed": self.fixed,
                 "swept": self.swept, "cases": self.cases, "costs": self.costs, "seeds": self.seeds,
                 "base_seed": self.base_seed, "study": self.study, "plot": self.plot,
-                "strategy": self.strategy}
+                "strategy": self.strategy,
+                **{k: v for k, v in (("precision", self.precision), ("max_seeds", self.max_seeds),
+                                     ("max_steps", self.max_steps), ("baseline", self.baseline))
+                   if v}}
 
 
 # -- loading and validation ---------------------------------------------------------------
@@ -195,9 +232,48 @@ def load_config(path: str, overrides: dict | None = None) -> SweepConfig:
     if strategy != "timed":
         raise BadInput(f"{path}: [run].strategy: sweeps measure time, so only \"timed\" is "
                        f"supported, got {strategy!r}")
+    precision, max_seeds, max_steps = _run_length(path, data, seeds)
+    baseline = data.get("baseline")
+    if baseline is not None:
+        designs = list(cases) if cases else swept.get(plot.get("lines"), [])
+        if not isinstance(baseline, str) or baseline not in [str(d) for d in designs]:
+            where = ("a [[case]] label" if cases else
+                     "a value of the swept [plot].lines parameter" if designs else None)
+            if where is None:
+                raise BadInput(f"{path}: baseline needs [[case]] designs, or a [plot].lines "
+                               f"parameter that is swept, to compare with")
+            raise BadInput(f"{path}: baseline must be {where} ({', '.join(map(str, designs))}), "
+                           f"got {baseline!r}")
     return SweepConfig(path=path, target=target, fixed=fixed, swept=swept, cases=cases, costs=costs,
                        seeds=seeds, base_seed=base_seed, study=study, plot=plot,
-                       strategy=strategy, param_types=types)
+                       strategy=strategy, param_types=types, precision=precision,
+                       max_seeds=max_seeds, max_steps=max_steps, baseline=baseline)
+
+
+def _run_length(path, data, seeds):
+    """``precision``, ``max_seeds`` and ``max_steps``, checked."""
+    precision = data.get("precision")
+    if precision is not None and (isinstance(precision, bool)
+                                  or not isinstance(precision, (int, float))
+                                  or not 0 < precision < 1):
+        raise BadInput(f"{path}: precision must be a relative half-width between 0 and 1 "
+                       f"(0.01 for +-1%), got {precision!r}")
+    max_seeds = data.get("max_seeds", 10 * seeds if precision else 0)
+    if "max_seeds" in data and precision is None:
+        raise BadInput(f"{path}: max_seeds bounds the runs that precision asks for: "
+                       f"set precision too, or remove max_seeds")
+    if precision is not None and (not isinstance(max_seeds, int) or isinstance(max_seeds, bool)
+                                  or max_seeds < max(2, seeds)):
+        raise BadInput(f"{path}: max_seeds must be a whole number >= seeds (and >= 2), "
+                       f"got {max_seeds!r}")
+    if precision is not None and seeds < 2:
+        raise BadInput(f"{path}: precision needs seeds >= 2 to start from (one run has no "
+                       f"confidence interval)")
+    max_steps = data.get("max_steps")
+    if max_steps is not None and (not isinstance(max_steps, int) or isinstance(max_steps, bool)
+                                  or max_steps < 1):
+        raise BadInput(f"{path}: max_steps must be a whole number >= 1, got {max_steps!r}")
+    return (float(precision) if precision is not None else None), max_seeds, max_steps
 
 
 def _cases(data, path, swept) -> dict:
@@ -332,10 +408,21 @@ def run_one(spec: dict) -> dict:
     cpus = params.pop("cpus", None) if "cpus" not in scn.params else None
     for k, v in spec["costs"].items():
         params[f"costs.{k}"] = v
-    r = run_scenario(scn, variant=variant, params=params, cpus=cpus, seed=spec["seed"],
-                     witness=False)
+    fixed = spec.get("max_steps")
+    bound = fixed or scn.max_steps
+    while True:
+        r = run_scenario(scn, variant=variant, params=params, cpus=cpus, seed=spec["seed"],
+                         witness=False, max_steps=bound)
+        hit = any(v.kind == "max-steps" for v in r.violations)
+        if not hit or fixed or bound >= STEP_CAP:
+            break
+        # a timed run is as long as the work asked for: give it room, not a cut
+        bound = min(bound * 10, STEP_CAP)
+    metrics = flat_metrics(r)
+    if hit:
+        metrics["limit.max_steps"] = bound
     return {"run": spec["run"], "point": spec["point"], "seed": spec["seed"],
-            "metrics": flat_metrics(r)}
+            "metrics": metrics}
 
 
 def flat_metrics(r) -> dict:
@@ -354,12 +441,17 @@ def flat_metrics(r) -> dict:
     return out
 
 
-def run_specs(cfg: SweepConfig) -> list[dict]:
+def run_specs(cfg: SweepConfig, seeds: dict | None = None) -> list[dict]:
+    """The runs of every point: seeds 0..n-1 of each (``seeds``: point -> n, default all)."""
     specs = []
     for i, point in enumerate(cfg.points()):
-        for j in range(cfg.seeds):
-            specs.append({"run": i * cfg.seeds + j, "point": i, "seed": cfg.base_seed + j,
-                          "target": cfg.target, "params": point, "costs": cfg.costs})
+        n = cfg.seeds if seeds is None else seeds.get(i, 0)
+        for j in range(n):
+            spec = {"run": i * cfg.stride + j, "point": i, "seed": cfg.base_seed + j,
+                    "target": cfg.target, "params": point, "costs": cfg.costs}
+            if cfg.max_steps:
+                spec["max_steps"] = cfg.max_steps
+            specs.append(spec)
     return specs
 
 
@@ -462,6 +554,8 @@ def run_sweep(cfg: SweepConfig, out_dir: str, *, workers: int | None = None,
     table = RunsCsv(runs_path, params_names)
     specs = [s for s in run_specs(cfg) if s["run"] not in table.rows]
     total = len(run_specs(cfg))
+    if cfg.precision:  # runs a resumed precision sweep had added beyond the first seeds
+        total = max(total, len(table.rows) + len(specs))
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     _write_manifest(manifest_path, resolved, __version__, started, None, total,
                     describe(workers, dask), cfg)
@@ -471,18 +565,26 @@ def run_sweep(cfg: SweepConfig, out_dir: str, *, workers: int | None = None,
         progress(done, total)
     from collections import deque
     window = 1 if (workers or 0) == 1 and not dask else 4 * (workers or os.cpu_count() or 1)
+    ran = len(specs)
     with make_executor(workers, dask) as ex:
-        # A bounded window of runs in flight: rows reach the disk as runs finish, and
-        # an interrupted sweep has run little that it did not also write.
-        pending = deque()
-        todo = iter(specs)
-        for spec in todo:
-            pending.append((spec, ex.submit(run_one, spec)))
-            if len(pending) < window:
-                continue
-            done = _collect(pending.popleft(), table, done, total, progress)
-        while pending:
-            done = _collect(pending.popleft(), table, done, total, progress)
+        while specs:
+            # A bounded window of runs in flight: rows reach the disk as runs finish, and
+            # an interrupted sweep has run little that it did not also write.
+            pending = deque()
+            todo = iter(specs)
+            for spec in todo:
+                pending.append((spec, ex.submit(run_one, spec)))
+                if len(pending) < window:
+                    continue
+                done = _collect(pending.popleft(), table, done, total, progress)
+            while pending:
+                done = _collect(pending.popleft(), table, done, total, progress)
+            # a point short of its precision gets more seeds (twice as many, up to the bound)
+            specs = _more_seeds(cfg, table) if cfg.precision else []
+            specs = [s for s in specs if s["run"] not in table.rows]
+            ran += len(specs)
+            total += len(specs)
+    total = max(total, len(table.rows))
     elapsed = time.perf_counter() - t0
     ended = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     _write_manifest(manifest_path, resolved, __version__, started, ended, total,
@@ -491,11 +593,35 @@ def run_sweep(cfg: SweepConfig, out_dir: str, *, workers: int | None = None,
     summary_path = os.path.join(out_dir, "summary.csv")
     summary = write_summary(summary_path, cfg, points, table)
     pngs, missing = write_plots(out_dir, cfg, summary)
+    files = [runs_path, summary_path, manifest_path]
+    comparisons = []
+    if cfg.baseline:
+        from .compare import compare, write_comparisons
+        comparisons = compare(cfg, points, table)
+        files.append(write_comparisons(os.path.join(out_dir, "comparisons.csv"), comparisons))
     violations = sum(int(float(r.get("violations", 0) or 0)) for r in table.rows.values())
-    return {"out": out_dir, "points": len(points), "runs": total, "ran": len(specs),
-            "runs_per_second": len(specs) / elapsed if elapsed > 0 else None,
-            "violations": violations, "unplotted_metrics": missing,
-            "files": [runs_path, summary_path, manifest_path] + pngs}
+    limited = sum(1 for r in table.rows.values() if r.get("limit.max_steps") not in (None, ""))
+    return {"out": out_dir, "points": len(points), "runs": total, "ran": ran,
+            "runs_per_second": ran / elapsed if elapsed > 0 else None,
+            "violations": violations - limited, "limited_runs": limited,
+            "unplotted_metrics": missing, "limits": [{"point": r["point"], "limit": r["limit"]} for r in summary
+                       if r.get("limit")],
+            "table": summary, "comparisons": comparisons, "files": files + pngs}
+
+
+def _more_seeds(cfg, table) -> list[dict]:
+    """Runs for the points whose plotted metrics are not yet within ``precision``."""
+    from .summary import point_rows, relative_half_width
+    by_point = point_rows(table)
+    want = {}
+    for i in range(len(cfg.points())):
+        rows = by_point.get(i, [])
+        if len(rows) >= cfg.max_seeds:
+            continue
+        hw = relative_half_width(rows, cfg.plot.get("y", []))
+        if hw is not None and hw > cfg.precision:
+            want[i] = min(cfg.max_seeds, 2 * len(rows))
+    return run_specs(cfg, want) if want else []
 
 
 def _collect(item, table, done, total, progress) -> int:

@@ -161,8 +161,18 @@ def _spin_chain(n: int, think_ns: float, service_ns) -> SpinModel:
     )
 
 
+def _lone(service, lone_hold_ns):
+    """``service`` with state 1 (a holder nobody waits for) taking ``lone_hold_ns``."""
+    if lone_hold_ns is None:
+        return service
+    if not lone_hold_ns > 0:
+        raise ValueError(f"lone_hold_ns must be > 0 (got {lone_hold_ns!r})")
+    return lambda k: lone_hold_ns if k == 1 else service(k)
+
+
 def ticket_lock_markov(n_cores: int, think_ns: float, hold_ns: float,
-                       handoff_ns_per_waiter: float) -> SpinModel:
+                       handoff_ns_per_waiter: float, *,
+                       lone_hold_ns: float | None = None) -> SpinModel:
     """Ticket spin lock model of Boyd-Wickizer, Kaashoek, Morris, Zeldovich,
     "Non-scalable locks are dangerous", Linux Symposium 2012, section 3.
 
@@ -185,6 +195,11 @@ def ticket_lock_markov(n_cores: int, think_ns: float, hold_ns: float,
     time grows with the queue it feeds, throughput rises with n, peaks, then
     collapses.  With c = 0 this is machine_repairman(n, a, s).
 
+    ``lone_hold_ns``, when given, is the service time in state 1: a holder
+    that nobody waits for releases without a hand-off, which a machine that
+    charges hand-offs only to waiters (smpvm's) does; the paper's chain
+    charges c/2 there too.
+
     Times in ns, throughput in acquisitions per ns.
     """
     _check_lock_inputs(n_cores, think_ns, hold_ns)
@@ -192,11 +207,12 @@ def ticket_lock_markov(n_cores: int, think_ns: float, hold_ns: float,
         raise ValueError("handoff_ns_per_waiter must be >= 0 "
                          f"(got {handoff_ns_per_waiter!r})")
     c = handoff_ns_per_waiter
-    return _spin_chain(n_cores, think_ns, lambda k: hold_ns + c * k / 2)
+    return _spin_chain(n_cores, think_ns, _lone(lambda k: hold_ns + c * k / 2, lone_hold_ns))
 
 
 def queued_lock_markov(n_cores: int, think_ns: float, hold_ns: float,
-                       handoff_ns_per_waiter: float) -> SpinModel:
+                       handoff_ns_per_waiter: float, *,
+                       lone_hold_ns: float | None = None) -> SpinModel:
     """The same chain for a queued (MCS-style) spin lock.
 
     Each waiter spins on its own cache line, so a hand-off costs one
@@ -205,14 +221,14 @@ def queued_lock_markov(n_cores: int, think_ns: float, hold_ns: float,
     exactly machine_repairman(n, a, s + c): throughput never falls as cores
     are added.  (With one waiter this hand-off, c, is dearer than the ticket
     lock's c/2, as a queued lock's uncontended path is; what matters is the
-    trend in n.)  Same units and fields as ticket_lock_markov.
+    trend in n.)  Same units, fields and ``lone_hold_ns`` as ticket_lock_markov.
     """
     _check_lock_inputs(n_cores, think_ns, hold_ns)
     if not handoff_ns_per_waiter >= 0:
         raise ValueError("handoff_ns_per_waiter must be >= 0 "
                          f"(got {handoff_ns_per_waiter!r})")
     service = hold_ns + handoff_ns_per_waiter
-    return _spin_chain(n_cores, think_ns, lambda k: service)
+    return _spin_chain(n_cores, think_ns, _lone(lambda k: service, lone_hold_ns))
 
 
 # The PCT guarantee lives with the strategy it is about; re-exported for studies.
