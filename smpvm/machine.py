@@ -41,13 +41,24 @@ from .cpu import BLOCKED, CPU, DONE, RUNNABLE, Frame
 from .locks.base import Acquire, Release
 from .lockstat import LockStat
 from .ops import BLOCKED as OP_BLOCKED
-from .ops import Op, Work
+from .ops import ISSUED, IssueLog, Op, Work
 from .ops import SleepQueues
 from .trace import TraceRecord
 from .violations import FATAL, ModelError, Violation
 from .witness import Witness
 
 _ENGINE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+class UnyieldedOp(ModelError):
+    """Model code made an operation and never yielded it (a call without its ``yield``)."""
+
+    def __init__(self, message, choices=(), located=False):
+        super().__init__(message)
+        #: The run's choices up to the step that lost it (to run it again, noting sites).
+        self.choices = list(choices)
+        #: True when the message names the line that made the operation.
+        self.located = located
 
 
 class RunStopped(BaseException):
@@ -171,6 +182,10 @@ class Machine:
         self._site_cache: dict = {}
         self._root = os.path.abspath(source_root or os.getcwd())
         self._alive = 0
+        #: CPU id -> operations its thread made and has not yielded yet (see ``_settle``).
+        self._owing: dict = {}
+        #: CPU id -> where it started owing.
+        self._owed_at: dict = {}
 
     # -- what models use -----------------------------------------------------------
 
@@ -439,6 +454,8 @@ class Machine:
                 self.current = None
                 if self.sink is not None:
                     self.sink.close()
+        if self._owing:  # findings of a run that lost an operation mean nothing
+            self._report_lost()
         return self._result()
 
     def _start(self) -> None:
@@ -612,6 +629,7 @@ class Machine:
         tracing = self.tracing
         jitter = self.costs.jitter
         plain = self.plain_hot_path
+        issued = ISSUED
         first = True
         while True:
             self.steps += 1
@@ -648,15 +666,20 @@ class Machine:
                 self._deliver_irq(c)
             res = c.value
             c.value = None
+            issued[0] = 0
             try:
                 op = c.frames[-1].gen.send(res)
             except StopIteration:
+                if issued[0] or self._owing:
+                    self._settle(c, None)
                 self._pop_frame(c)
                 return
             except (RunStopped, ModelError):
                 raise
             except Exception as e:  # the model raised: bad input, reported on one line
                 raise model_raised(e) from None
+            if issued[0] != 1:  # not one operation made for the one yielded
+                self._settle(c, op)
             if c.irqs and self._irq_due(c):
                 c.op = self._check_op(c, op)  # the interrupt comes first, at the next step
                 return
@@ -701,16 +724,62 @@ class Machine:
 
     def _resume(self, c, value):
         """Send ``value`` into the top frame's generator; its next operation, or None."""
+        ISSUED[0] = 0
         try:
             op = c.frames[-1].gen.send(value)
         except StopIteration:
+            if ISSUED[0] or self._owing:
+                self._settle(c, None)
             self._pop_frame(c)
             return None
         except (RunStopped, ModelError):
             raise
         except Exception as e:  # the model raised: bad input, reported on one line
             raise model_raised(e) from None
+        if ISSUED[0] != 1:  # not one operation made for the one yielded
+            self._settle(c, op)
         return self._check_op(c, op)
+
+    #: While a run is made again to find a lost operation: the log of hand-outs.
+    issue_log = None
+
+    def _settle(self, c, yielded) -> None:
+        """A resumption of ``c`` made other than one operation for the one it yielded.
+
+        Fewer is fine (an operation made earlier, yielded now); more leaves ``c``
+        owing operations until it yields them.  A thread that returns owing, or a
+        run that ends with a thread owing, lost one: a model error.
+        """
+        made = ISSUED[0]
+        owed = self._owing.get(c.id, 0) + made - (yielded is not None)
+        if owed <= 0:
+            self._owing.pop(c.id, None)
+            return
+        if c.id not in self._owing:
+            self._owed_at[c.id] = self.site(c) if yielded is not None else ""
+        self._owing[c.id] = owed
+        if yielded is None and len(c.frames) == 1:  # the thread returns owing
+            self._report_lost(c)
+
+    def _report_lost(self, c=None) -> None:
+        """Raise the model error for an operation made and never yielded."""
+        if c is None:
+            c = self.cpus[min(self._owing)]
+        lost = self.issue_log.lost() if self.issue_log is not None else None
+        if lost is not None:
+            where = f"at {self._path(lost[0])}:{lost[1]}"
+        elif self._owed_at.get(c.id):
+            where = f"in the step that ended at {self._owed_at[c.id]}"
+        else:
+            where = "before it returned"
+        raise UnyieldedOp(f"{c.ctx} made an operation it never yielded {where}: "
+                          f"missing `yield`? (an operation does nothing until yielded)",
+                          self.choices, located=lost is not None)
+
+    def find_unyielded(self):
+        """The log to give a run made again to locate a lost operation (see ``_settle``)."""
+        self.issue_log = IssueLog(_ENGINE_DIR, __file__)
+        return self.issue_log
 
     def _irq_due(self, c) -> bool:
         if c.irq_off:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import sys
 
-from .ops import Op
+from .ops import ISSUED, Op
 
 
 class _Slot:
@@ -91,10 +91,12 @@ class Item:
 
     def load(self, name):
         """An operation: read ``name`` as a step of its own (other CPUs may interleave)."""
+        ISSUED[0] += 1
         return _Load(self, name)
 
     def store(self, name, value):
         """An operation: write ``name`` as a step of its own."""
+        ISSUED[0] += 1
         return _Store(self, name, value)
 
     # -- identity ---------------------------------------------------------------------
@@ -220,10 +222,12 @@ class Zone:
 
     def alloc(self, wait: bool = True, **fields):
         """``obj = yield zone.alloc(ref_count=1)``; ``wait`` = may sleep (M_WAITOK)."""
+        ISSUED[0] += 1
         return _Alloc(self, wait, fields)
 
     def free(self, item):
         """``yield zone.free(obj)``: poisons the item; freeing twice is a double free."""
+        ISSUED[0] += 1
         return _Free(self, item)
 
     def new(self, **fields) -> Item:

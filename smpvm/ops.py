@@ -198,6 +198,66 @@ class Wakeup(Op):
         return n
 
 
+# Operations handed out and never yielded.  Every function that gives model code an
+# operation bumps ``ISSUED``; the machine zeroes it before it resumes a thread and
+# reads it after, and more operations made there than the one yielded (or any, when the
+# thread returned) means a call lost its ``yield``: ``lock.lock()`` on its own does
+# nothing.  Prebuilt operations (a lock's, ``work``'s) count too, since the count is
+# taken at the call.  Finding *where* is the slow path: the run is made again with
+# ``IssueLog`` noting the caller of each operation handed out.
+
+#: Operations handed out to model code since the machine last resumed a thread (it
+#: sets 0 first: one slot holding a small int is the cheapest counter there is).
+ISSUED = [0]
+
+
+class IssueLog:
+    """While active, where each operation was handed out and not yet yielded (slow).
+
+    A profile hook sees an engine function hand an operation to code outside
+    the engine (noted with the caller's line), and a model generator yield one
+    to the machine (struck off).
+    """
+
+    def __init__(self, engine_dir: str, machine_file: str):
+        self.engine_dir = engine_dir
+        self.machine_file = machine_file
+        #: (operation, file, line) handed out and not yielded yet, in order.
+        self.pending: list = []
+
+    def __enter__(self):
+        import sys
+        self._old = sys.getprofile()
+        sys.setprofile(self._hook)
+        return self
+
+    def __exit__(self, *exc):
+        import sys
+        sys.setprofile(self._old)
+        return False
+
+    def _hook(self, frame, event, arg):
+        if event != "return" or not isinstance(arg, Op):
+            return
+        caller = frame.f_back
+        if caller is None:
+            return
+        if frame.f_code.co_flags & 0x20:  # a generator yields: to the machine?
+            if caller.f_code.co_filename == self.machine_file:
+                for i, e in enumerate(self.pending):
+                    if e[0] is arg:
+                        del self.pending[i]
+                        break
+            return
+        if (frame.f_code.co_filename.startswith(self.engine_dir)
+                and not caller.f_code.co_filename.startswith(self.engine_dir)):
+            self.pending.append((arg, caller.f_code.co_filename, caller.f_lineno))
+
+    def lost(self):
+        """(file, line) of the first operation handed out and never yielded, or None."""
+        return (self.pending[0][1], self.pending[0][2]) if self.pending else None
+
+
 #: Work operations by duration: models yield the same few durations over and over,
 #: and an operation is immutable, so one object serves them all.
 _WORK: dict = {}
@@ -205,6 +265,7 @@ _WORK: dict = {}
 
 def work(ns):
     """Busy the CPU for ``ns`` nanoseconds: ``yield work(120)``."""
+    ISSUED[0] += 1
     try:
         op = _WORK.get(ns)
     except TypeError:  # unhashable: Work() says what is wrong with it
@@ -218,67 +279,81 @@ def work(ns):
 
 def pause():
     """A yield point that takes no time: lets other CPUs step here."""
+    ISSUED[0] += 1
     return _PAUSE
 
 
 def may_sleep(ns, what="may sleep"):
     """A call that may sleep for ``ns``: ``yield may_sleep(2_000, "uma_zalloc M_WAITOK")``."""
+    ISSUED[0] += 1
     return MaySleep(ns, what)
 
 
 def note(text):
     """Add the model's own line to the trace and the narrative."""
+    ISSUED[0] += 1
     return Note(text)
 
 
 def splraise(level):
+    ISSUED[0] += 1
     return SplRaise(level)
 
 
 def splvm():
     """``s = yield splvm()``: mask vm, bio and net interrupts; evaluates to the old level."""
+    ISSUED[0] += 1
     return SplRaise(SPLVM)
 
 
 def splbio():
+    ISSUED[0] += 1
     return SplRaise(SPLBIO)
 
 
 def splnet():
+    ISSUED[0] += 1
     return SplRaise(SPLNET)
 
 
 def splhigh():
+    ISSUED[0] += 1
     return SplRaise(SPLHIGH)
 
 
 def spl0():
     """Lower the level to 0, letting every pending interrupt in."""
+    ISSUED[0] += 1
     return SplX(SPL0)
 
 
 def splx(level):
     """``yield splx(s)``: restore the level saved by ``splvm()`` and friends."""
+    ISSUED[0] += 1
     return SplX(level)
 
 
 def msleep(chan, mtx):
     """Drop ``mtx`` and sleep on ``chan`` atomically; retake ``mtx`` when woken."""
+    ISSUED[0] += 1
     return Sleep(chan, mtx)
 
 
 def tsleep(chan):
     """Sleep on ``chan`` until a ``wakeup(chan)``."""
+    ISSUED[0] += 1
     return Sleep(chan, None)
 
 
 def wakeup(chan):
     """Wake every thread sleeping on ``chan``; evaluates to how many were woken."""
+    ISSUED[0] += 1
     return Wakeup(chan, False)
 
 
 def wakeup_one(chan):
     """Wake the longest sleeper on ``chan``."""
+    ISSUED[0] += 1
     return Wakeup(chan, True)
 
 

@@ -221,6 +221,63 @@ def load_target(target: str) -> Scenario:
     raise BadInput(f"{path} has no scenario {name!r} (scenarios there: {names})")
 
 
+def select_targets(specs, keyword: str | None = None, variants=()) -> list[tuple]:
+    """``(target, scenario, variant)`` for each selected scenario and variant, in order.
+
+    A spec is ``path.py::name``, ``path.py::glob*`` (fnmatch on the name), or a
+    file or directory alone (every scenario in it).  ``keyword`` keeps the
+    targets whose ``path::name`` contains it.  ``variants``: the names given
+    (``all``: every variant of each scenario; none: each scenario's default).
+    A named variant that some selected scenarios lack skips those; one that
+    none has is bad input.
+    """
+    from fnmatch import fnmatchcase
+    picked = []
+    for spec in specs:
+        path, name = spec.rsplit("::", 1) if "::" in spec else (spec, None)
+        if name is None and os.path.isdir(path):
+            files = find_model_files([path])
+        else:
+            files = [path]
+        for f in files:
+            found = scenarios_in(f) if name is None or _is_glob(name) else [load_target(spec)]
+            if name is not None and _is_glob(name):
+                found = [x for x in found if fnmatchcase(x.name, name)]
+                if not found:
+                    raise BadInput(f"{path} has no scenario matching {name!r} (scenarios there: "
+                                   f"{', '.join(x.name for x in scenarios_in(f)) or 'none'})")
+            for x in found:
+                target = f"{f}::{x.name}"
+                if target not in [t for t, _ in picked]:
+                    picked.append((target, x))
+    if not picked:
+        raise BadInput(f"no scenarios in {', '.join(specs)}")
+    if keyword:
+        picked = [(t, x) for t, x in picked if keyword in t]
+        if not picked:
+            raise BadInput(f"no selected scenario matches -k {keyword!r}")
+    out = []
+    names = list(dict.fromkeys(variants or ()))
+    for target, x in picked:
+        if not names:
+            out.append((target, x, x.default_variant))
+        elif "all" in names:
+            out.extend((target, x, v) for v in x.variants)
+        else:
+            for v in names:
+                if v in x.variants:
+                    out.append((target, x, v))
+                elif len(picked) == 1:
+                    x.check_variant(v)  # the usual one-line error
+    if not out:
+        raise BadInput(f"no selected scenario has variant {', '.join(names)}")
+    return out
+
+
+def _is_glob(name: str) -> bool:
+    return any(ch in name for ch in "*?[")
+
+
 def find_model_files(paths) -> list[str]:
     """Model files under the given files/directories, sorted, skipping private ones."""
     out = []
@@ -247,7 +304,8 @@ DEFAULT_COSTS = Costs()
 def run_scenario(scn: Scenario, *, variant: str | None = None, params: dict | None = None,
                  cpus: int | None = None, seed: int = 0, strategy=None, trace=None,
                  max_steps: int | None = None, stop_at_first: bool = False,
-                 witness: bool = True, lockstat: bool = True, source_root: str | None = None):
+                 witness: bool = True, lockstat: bool = True, source_root: str | None = None,
+                 _locate_unyielded: bool = False):
     """Run ``scn`` once and return its ``RunResult``.
 
     Raises ``BadInput`` for a bad variant, parameter or CPU count and
@@ -287,7 +345,29 @@ def run_scenario(scn: Scenario, *, variant: str | None = None, params: dict | No
     except Exception as e:
         raise ModelError(f"{scn.name} set-up raised {type(e).__name__}: {e}"
                          f"{_machine.model_where(e)}") from None
-    return m.run()
+    if _locate_unyielded:
+        with m.find_unyielded():
+            return m.run()
+    try:
+        return m.run()
+    except _machine.UnyieldedOp as e:
+        if e.located:
+            raise
+        # Found cheaply, located slowly: make the same run again noting who made what.
+        if not m.timed:
+            from .strategies.replay import Replay
+            strategy = Replay(e.choices)
+        try:
+            run_scenario(scn, variant=variant, params=params, cpus=cpus, seed=seed,
+                         strategy=strategy, max_steps=max_steps, stop_at_first=stop_at_first,
+                         witness=witness, lockstat=lockstat, source_root=source_root,
+                         _locate_unyielded=True)
+        except _machine.UnyieldedOp as again:
+            if again.located:
+                raise again from None
+        except ModelError:
+            pass
+        raise
 
 
 def resolve_target(target: str, near: str | None = None) -> str:

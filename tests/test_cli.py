@@ -44,7 +44,7 @@ def cli_process(*args, env=None, timeout=120):
 
 BAD_INPUTS = [
     pytest.param(["run", "tests/models/no_such_file.py::x"], ["no model file"], id="unknown-file"),
-    pytest.param(["run", "tests/models/engine_cases.py"], ["path/to/model.py::scenario"],
+    pytest.param(["run", "tests/models/no_such_file.py"], ["path/to/model.py::scenario"],
                  id="target-without-scenario"),
     pytest.param(["run", f"{CASES}::no_such_scenario"], ["no scenario 'no_such_scenario'",
                                                         "two_locks"], id="unknown-scenario"),

@@ -57,7 +57,7 @@ def printed_violation_kind(stdout: str) -> str:
 
 
 def replay_path(stdout: str) -> str:
-    m = re.search(r"Replay it exactly:\s+smpvm replay (\S+)", stdout)
+    m = re.search(r"Replay it exactly:\s+\S*smpvm replay (\S+)", stdout)
     assert m, f"no replay command in:\n{stdout}"
     return m.group(1)
 

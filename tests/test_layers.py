@@ -15,7 +15,7 @@ PKG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 
 #: Highest first.  A name is a top-level module or a subpackage of smpvm.
 LAYERS = [
-    ["cli"],
+    ["cli", "testing"],
     ["studies"],
     ["search"],
     ["scenario"],

@@ -98,6 +98,15 @@ LOCK_ORDER = [
     ["dev_pager_sx", "vm object"],  # the sx era's reference under the sx
 ]
 
+# What each variant must show, checked by ``pytest --smpvm models/`` (smpvm.testing):
+# the races reproduce in the buggy variants and the fixes show none.
+EXPECT = {
+    "doomed_object": {"buggy": {"finds": "use-after-free", "runs": 300},
+                      "fixed": {"clean": 300}},
+    "handle_race": {"buggy": {"finds": "assertion", "runs": 300},
+                    "fixed": {"clean": 300}},
+}
+
 #: ``vm_object.flags`` bit: the object is being terminated.
 OBJ_DEAD = 0x0008
 

@@ -38,7 +38,48 @@ def echo_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=False))
 
 
+def prog() -> str:
+    """How to run smpvm again the way the user just did, for the commands we print.
+
+    ``smpvm`` when that is the script on PATH; the path the user typed
+    (``.venv/bin/smpvm``) when it is not; ``python -m smpvm`` (with the
+    interpreter as it must be typed) when invoked as a module.
+    """
+    import os
+    import shlex
+    import shutil
+    import sys
+    argv0 = sys.argv[0] if sys.argv else ""
+    base = os.path.basename(argv0)
+    if base == "__main__.py" and os.path.basename(os.path.dirname(argv0)) == "smpvm":
+        exe = sys.executable or "python"
+        for name in ("python3", "python"):
+            found = shutil.which(name)
+            if found and os.path.realpath(found) == os.path.realpath(exe):
+                exe = name
+                break
+        else:
+            exe = _as_typed(exe)
+        return f"{shlex.quote(exe)} -m smpvm"
+    if base != "smpvm" or os.sep not in argv0:
+        return "smpvm"  # found on PATH, or not run as the script at all
+    found = shutil.which("smpvm")
+    if found and os.path.realpath(found) == os.path.realpath(argv0):
+        return "smpvm"
+    return shlex.quote(_as_typed(argv0))
+
+
+def _as_typed(path: str) -> str:
+    """``path`` relative to the working directory when inside it, else absolute."""
+    import os
+    ab = os.path.abspath(path)
+    rel = os.path.relpath(ab)
+    if rel.startswith(".."):
+        return ab
+    return rel if os.sep in rel else "." + os.sep + rel
+
+
 def replay_command(path: str) -> str:
     """The one line that replays a saved failure, safe to paste into a shell."""
     import shlex
-    return f"smpvm replay {shlex.quote(path)}"
+    return f"{prog()} replay {shlex.quote(path)}"

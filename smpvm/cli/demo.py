@@ -70,7 +70,8 @@ def command(out_dir, runs, seed):
     click.echo(narrate(records, width=46))
     v = failure.violation
     con.print(f"\n[red]{v.kind}[/]: {v.message}")
-    con.print(f"\nReplay it exactly:  [bold]smpvm replay {first.path}[/]")
+    from .explore import replay_command
+    con.print(f"\nReplay it exactly:  [bold]{replay_command(first.path)}[/]")
 
     con.rule("[bold]2. The lock-order graph")
     dot, png, lg = _lock_order(target, out_dir, seed)
@@ -94,7 +95,7 @@ def command(out_dir, runs, seed):
     con.rule("[bold]Files")
     con.print(f"  trace of the failing run: {trace_path}  (open it in https://ui.perfetto.dev)")
     con.print(f"  lock-order graph:         {png}")
-    con.print(f"  saved failure:            {first.path}  (smpvm replay {first.path})")
+    con.print(f"  saved failure:            {first.path}  ({replay_command(first.path)})")
     con.print(f"  per-run results:          {os.path.join(out_dir, 'buggy', 'runs.csv')}")
     ok = buggy.failing_runs > 0 and fixed.failing_runs == 0 and dfs.exhausted and not dfs.failing_runs
     con.print("[green]The race reproduces and the fix holds.[/]" if ok

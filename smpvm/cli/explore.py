@@ -15,12 +15,12 @@ import time
 
 import click
 
-from .common import echo_json, parse_sets, replay_command, set_option, variant_option
+from .common import echo_json, parse_sets, replay_command, set_option
+from .select import label, select, selection_options, summary
 
 
 @click.command("explore")
-@click.argument("target")
-@variant_option
+@selection_options
 @click.option("--strategy", "-s", type=click.Choice(["portfolio", "random", "pct", "dfs"]),
               default="portfolio", show_default=True,
               help="portfolio rotates random, pct d=2 and pct d=3 across runs; dfs "
@@ -42,16 +42,47 @@ from .common import echo_json, parse_sets, replay_command, set_option, variant_o
               help="Run on a Dask cluster at ADDRESS, or 'local' to start a LocalCluster.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
               help="Directory for runs.csv, explore.json and failure files "
-                   "(default smpvm-out/SCENARIO-VARIANT-sSEED).")
+                   "(default smpvm-out/SCENARIO-VARIANT-STRATEGY-sSEED; with several "
+                   "targets, one subdirectory SCENARIO-VARIANT each).")
 @click.option("--stop-on-first", is_flag=True, help="Stop at the first failing run.")
 @click.option("--resume", is_flag=True, help="Continue the exploration saved in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def command(target, variant, strategy, runs, depth, preemption_bound, seed, cpus, sets,
-            workers, dask, out, stop_on_first, resume, as_json):
+def command(targets, variants, keyword, strategy, runs, depth, preemption_bound, seed, cpus,
+            sets, workers, dask, out, stop_on_first, resume, as_json):
     """Search the schedules of TARGET (path/to/model.py::scenario) for violations.
 
-    Exit status 1 when any run failed, 0 when none did, 2 for bad input.
+    TARGET may also be path.py::glob* or a model file alone (all its
+    scenarios); each selected scenario and variant is explored in turn.
+
+    Exit status 1 when any run failed, 0 when none did, 2 for bad input
+    (the worst of them with several targets).
     """
+    import os
+    picked = select(targets, keyword, variants)
+    args = dict(strategy=strategy, runs=runs, depth=depth, preemption_bound=preemption_bound,
+                seed=seed, cpus=cpus, sets=sets, workers=workers, dask=dask,
+                stop_on_first=stop_on_first, resume=resume, as_json=as_json)
+    if len(picked) == 1:
+        target, _, _ = picked[0]
+        return _one(target, variants[0] if variants else None, out=out, **args)
+    rows, docs = [], []
+    for target, scn, variant in picked:
+        if not as_json:
+            click.echo(f"== {label(target, variant)}")
+        sub = os.path.join(out, f"{scn.name}-{variant}") if out else None
+        code = _one(target, variant, out=sub, docs=docs if as_json else None, **args)
+        rows.append((target, variant, code))
+        if code == 130:
+            break
+    if as_json:
+        echo_json(docs)
+        return max(c for *_, c in rows)
+    return summary(rows)
+
+
+def _one(target, variant, *, strategy, runs, depth, preemption_bound, seed, cpus, sets,
+         workers, dask, out, stop_on_first, resume, as_json, docs=None):
+    """One exploration of one target and variant, printed; its exit status."""
     from ..search.explore import Exploration
 
     exploration = Exploration(
@@ -68,7 +99,10 @@ def command(target, variant, strategy, runs, depth, preemption_bound, seed, cpus
     page = _write_report(report)
     narrative = None if as_json else _narrative(exploration, report)
     if as_json:
-        echo_json(report.to_json())
+        if docs is not None:
+            docs.append(report.to_json())
+        else:
+            echo_json(report.to_json())
         for f in _failures(report):
             click.echo(replay_command(f.path), err=True)
     else:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import click
 
-from .common import echo_json, parse_sets, seed_option, set_option, variant_option
+from .common import echo_json, parse_sets, seed_option, set_option
+from .select import select, selection_options, summary
 
 
 @click.command("lor")
-@click.argument("targets", nargs=-1, required=True)
-@variant_option
+@selection_options
 @click.option("--runs", type=int, default=20, show_default=True,
               help="Runs of each target (seeds --seed, --seed+1, ...).")
 @seed_option
@@ -32,41 +32,50 @@ from .common import echo_json, parse_sets, seed_option, set_option, variant_opti
 @click.option("--stop-at-first", is_flag=True,
               help="End each run at its first finding instead of going on (WITNESS goes on).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def command(targets, variant, runs, seed, strategy, sets, cpus, dot_path, png_path,
+def command(targets, variants, keyword, runs, seed, strategy, sets, cpus, dot_path, png_path,
             stop_at_first, as_json):
     """Run each TARGET (path/to/model.py::scenario) and report its lock-order graph.
 
-    --variant and --set apply to every target; the graphs of all targets are
-    merged into one, as one kernel's witness would see them.
+    A TARGET may be path.py::glob* or a model file alone (all its
+    scenarios).  --variant (repeatable, or 'all') and --set apply to every
+    target; the graphs of all targets are merged into one, as one kernel's
+    witness would see them.
 
     Exit status 1 when any reversal, spl or sleep violation (or lock misuse
     such as recursion) was found, 0 when none, 2 for bad input.
     """
     from ..report.lorgraph import LorGraph
     from ..scenario import run_scenario
-    from ..scenario import load_target
     from ..witness import observe
     from .common import check_positive
 
     check_positive("--runs", runs)
     check_positive("--cpus", cpus)
     params = parse_sets(sets)
-    scenarios = [(t, load_target(t)) for t in targets]
-    for _, scn in scenarios:
-        scn.check_variant(variant)
+    picked = select(targets, keyword, variants)
+    for _, scn, v in picked:
         scn.resolve_params(params)
+    variant = variants[0] if len(variants) == 1 and len(picked) == 1 else None
+    if len(picked) > 1:
+        targets = list(dict.fromkeys(t for t, _, _ in picked))
+        variant = ",".join(dict.fromkeys(v for _, _, v in picked)) if variants else None
     strat = _strategy(strategy)
     lg = LorGraph()
-    for target, scn in scenarios:
+    rows = []
+    for target, scn, v in picked:
+        worst = 0
         for i in range(runs):
             origin = {"target": target, "run": i, "seed": seed + i}
             with observe() as seen:
-                r = run_scenario(scn, variant=variant, params=params, cpus=cpus, seed=seed + i,
+                r = run_scenario(scn, variant=v, params=params, cpus=cpus, seed=seed + i,
                                  strategy=strat, stop_at_first=stop_at_first)
             if seen:
                 lg.add_witness(seen[-1], origin, r.violations)
             else:
                 lg.add_result(r, origin)
+            if any(x.kind in LOCK_KINDS for x in r.violations):
+                worst = 1
+        rows.append((target, v, worst))
     lg.search()
     _write_files(lg, dot_path, png_path)
     found = lg.lock_findings()
@@ -79,7 +88,14 @@ def command(targets, variant, runs, seed, strategy, sets, cpus, dot_path, png_pa
         echo_json(out)
     else:
         _print_text(lg, targets, variant, runs, seed, strat, dot_path, png_path)
+        if len(rows) > 1:
+            summary(rows)
     return 1 if found else 0
+
+
+#: Findings that make a target FAIL in the per-target summary (witness's kinds).
+LOCK_KINDS = frozenset({"lock-order-reversal", "spl-violation", "sleep-with-spinlock",
+                        "recursion", "unlock-not-held"})
 
 
 def _strategy(name):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from .common import echo_json, parse_sets, seed_option, set_option, variant_option
+from .common import echo_json, parse_sets, seed_option, set_option
+from .select import label, select, selection_options, summary
 
 
 @click.command("run")
-@click.argument("target")
-@variant_option
+@selection_options
 @click.option("--cpus", type=int, default=None, help="Number of CPUs (default: the scenario's).")
 @seed_option
 @set_option
@@ -26,30 +26,61 @@ from .common import echo_json, parse_sets, seed_option, set_option, variant_opti
 @click.option("--lockstat-csv", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the lock statistics as CSV.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def command(target, variant, cpus, seed, sets, strategy, choices, trace_path, narrate,
-            timeline_path, max_steps, lockstat_csv, as_json):
+def command(targets, variants, keyword, cpus, seed, sets, strategy, choices, trace_path,
+            narrate, timeline_path, max_steps, lockstat_csv, as_json):
     """Run TARGET (path/to/model.py::scenario) once.
 
+    TARGET may also be path.py::glob* or a model file alone (all its
+    scenarios); each selected scenario and variant runs once.
+
     Exit status 0 when the run found nothing, 1 when it found violations,
-    2 for bad input.
+    2 for bad input (the worst of them with several targets).
     """
+    picked = select(targets, keyword, variants)
+    if len(picked) == 1:
+        target, scn, variant = picked[0]
+        return _one(target, scn, variants[0] if variants else None, cpus, seed, sets, strategy,
+                    choices, trace_path, narrate, max_steps, lockstat_csv, as_json,
+                    timeline_path=timeline_path)
+    from ..violations import BadInput
+    if trace_path or lockstat_csv or choices or timeline_path:
+        raise BadInput("--trace, --timeline, --lockstat-csv and --choices take a single target "
+                       "and variant")
+    rows, docs = [], []
+    for target, scn, variant in picked:
+        if not as_json:
+            click.echo(f"== {label(target, variant)}")
+        code = _one(target, scn, variant, cpus, seed, sets, strategy, None, None, narrate,
+                    max_steps, None, as_json, docs if as_json else None)
+        rows.append((target, variant, code))
+    if as_json:
+        echo_json(docs)
+        return max(c for *_, c in rows)
+    return summary(rows)
+
+
+def _one(target, scn, variant, cpus, seed, sets, strategy, choices, trace_path, narrate,
+         max_steps, lockstat_csv, as_json, docs=None, timeline_path=None):
+    """One run of one target and variant, printed; its exit status."""
     from ..report.chrome import ChromeTraceSink, run_pid
     from ..lockstat import plain_table, rich_table, write_csv
     from ..scenario import result_to_dict, run_scenario
     from ..violations import BadInput
-    from ..scenario import load_target
     from ..trace import HashSink, MemorySink, TeeSink
     from .common import check_positive
 
     check_positive("--cpus", cpus)
     check_positive("--max-steps", max_steps)
     params = parse_sets(sets)
-    scn = load_target(target)
     strat = None
+    if choices is not None and strategy != "replay":
+        raise BadInput(f"--choices only applies to --strategy replay (the {strategy} strategy "
+                       f"makes its own choices); add --strategy replay to follow them")
     if strategy == "replay":
         from ..strategies.replay import Replay
         if choices is None:
-            raise BadInput("--strategy replay needs --choices (or use 'smpvm replay FILE')")
+            from .common import prog
+            raise BadInput(f"--strategy replay needs --choices (or use '{prog()} replay FILE')")
         try:
             picks = [int(x) for x in choices.split(",") if x.strip()]
         except ValueError:
@@ -82,7 +113,10 @@ def command(target, variant, cpus, seed, sets, strategy, choices, trace_path, na
         out["events"] = hasher.count
         out["trace_sha256"] = hasher.hexdigest()
         out["trace_file"] = trace_path
-        echo_json(out)
+        if docs is not None:
+            docs.append(out)
+        else:
+            echo_json(out)
     else:
         _print_text(target, result, memory if narrate else None, trace_path, rich_table,
                     plain_table)

@@ -43,7 +43,7 @@ from __future__ import annotations
 from ..cpu import BLOCKED as CPU_BLOCKED
 from ..cpu import RUNNABLE as CPU_RUNNABLE
 from ..cpu import Held
-from ..ops import BLOCKED, Op
+from ..ops import BLOCKED, ISSUED, Op
 from ..lockorder import SPL_MASKED
 
 
@@ -167,6 +167,7 @@ class Lock:
     # -- operations the model yields --------------------------------------------
 
     def _op(self, mode: str, trylock: bool = False) -> Acquire:
+        ISSUED[0] += 1  # handed to the model (see ops.ISSUED)
         key = (mode, trylock)
         op = self._ops.get(key)
         if op is None:
@@ -174,6 +175,7 @@ class Lock:
         return op
 
     def _rel(self, mode: str) -> Release:
+        ISSUED[0] += 1
         key = ("rel", mode)
         op = self._ops.get(key)
         if op is None:
@@ -524,10 +526,12 @@ class ExclusiveOps:
     """``lock``/``trylock``/``unlock`` for the kinds that are only ever held exclusively."""
 
     def lock(self):
+        ISSUED[0] += 1
         return self._lock_x
 
     def trylock(self):
         return self._op("x", trylock=True)
 
     def unlock(self):
+        ISSUED[0] += 1
         return self._unlock_x

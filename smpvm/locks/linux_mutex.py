@@ -4,6 +4,7 @@ Taking it again while holding it is a self-deadlock in the kernel; here it is
 reported as ``recursion`` (the CMA shrinker re-entry is exactly this).
 """
 
+from ..ops import ISSUED
 from .base import Lock
 
 
@@ -14,12 +15,14 @@ class Mutex(Lock):
     fifo = True
 
     def mutex_lock(self):
+        ISSUED[0] += 1
         return self._lock_x
 
     def mutex_trylock(self):
         return self._op("x", trylock=True)
 
     def mutex_unlock(self):
+        ISSUED[0] += 1
         return self._unlock_x
 
     lock = mutex_lock

@@ -5,6 +5,7 @@ so readers may recurse freely and a steady stream of readers can starve a
 writer (the 2.4 ``vmlist_lock`` behaviour).  The holder must not sleep.
 """
 
+from ..ops import ISSUED
 from .base import Lock
 
 
@@ -23,9 +24,11 @@ class RwlockT(Lock):
         return self._rel("s")
 
     def write_lock(self):
+        ISSUED[0] += 1
         return self._lock_x
 
     def write_unlock(self):
+        ISSUED[0] += 1
         return self._unlock_x
 
     def read_trylock(self):

@@ -4,6 +4,7 @@ The holder must not sleep.  ``lock_irq`` also keeps interrupts off this CPU
 until the matching ``unlock_irq`` (``spin_lock_irq``).
 """
 
+from ..ops import ISSUED
 from .base import Lock
 
 
@@ -13,12 +14,14 @@ class Spinlock(Lock):
     waiters_spin = True
 
     def spin_lock(self):
+        ISSUED[0] += 1
         return self._lock_x
 
     def spin_trylock(self):
         return self._op("x", trylock=True)
 
     def spin_unlock(self):
+        ISSUED[0] += 1
         return self._unlock_x
 
     lock = spin_lock

@@ -8,7 +8,7 @@ run where reclaim never calls a shrinker: the deadlock is found from the
 order of taking ``lock`` without taking it.
 """
 
-from ..ops import Op
+from ..ops import ISSUED, Op
 from .base import Lock
 
 
@@ -22,13 +22,16 @@ class LockMap(Lock):
         return True
 
     def acquire(self):
+        ISSUED[0] += 1
         return self._lock_x
 
     def release(self):
+        ISSUED[0] += 1
         return self._unlock_x
 
     def might_enter(self):
         """Take and drop the map at once: "this call may enter that context"."""
+        ISSUED[0] += 1
         return MightLock(self)
 
 
@@ -46,4 +49,5 @@ class MightLock(Op):
 
 
 def might_lock(lock):
+    ISSUED[0] += 1
     return MightLock(lock)

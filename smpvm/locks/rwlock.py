@@ -7,7 +7,7 @@ self-deadlock).  ``try_upgrade`` succeeds only for the sole reader;
 ``downgrade`` turns a write hold into a read hold without releasing.
 """
 
-from ..ops import Op
+from ..ops import ISSUED, Op
 from .base import Lock
 
 
@@ -79,6 +79,7 @@ class RwLock(Lock):
         return self._op("s")
 
     def wlock(self):
+        ISSUED[0] += 1
         return self._lock_x
 
     def try_rlock(self):
@@ -91,10 +92,13 @@ class RwLock(Lock):
         return self._rel("s")
 
     def wunlock(self):
+        ISSUED[0] += 1
         return self._unlock_x
 
     def try_upgrade(self):
+        ISSUED[0] += 1
         return _Upgrade(self)
 
     def downgrade(self):
+        ISSUED[0] += 1
         return _Downgrade(self)

@@ -5,6 +5,7 @@ so a reader that re-enters while a writer waits deadlocks, as it does in the
 kernel; witness therefore lets sx readers take part in cycles.
 """
 
+from ..ops import ISSUED
 from .base import Lock
 
 
@@ -15,6 +16,7 @@ class Sx(Lock):
     shared_allowed = True
 
     def xlock(self):
+        ISSUED[0] += 1
         return self._lock_x
 
     def slock(self):
@@ -27,6 +29,7 @@ class Sx(Lock):
         return self._op("s", trylock=True)
 
     def xunlock(self):
+        ISSUED[0] += 1
         return self._unlock_x
 
     def sunlock(self):

@@ -223,6 +223,29 @@ def check_resumable(out: str, saved: dict, now: dict) -> None:
                        f"start a new exploration with another --out")
 
 
+def check_same_exploration(out: str, manifest_path: str, now: dict) -> None:
+    """Refuse to start over in a directory that holds another exploration's results."""
+    try:
+        with open(manifest_path, encoding="utf-8") as fp:
+            saved = json.load(fp)
+    except (OSError, ValueError):
+        return  # not a record we can read: nothing of value to protect
+    if not isinstance(saved, dict):
+        return
+    for key in ("target", "variant", "strategy", "seed"):
+        a, b = saved.get(key), now.get(key)
+        if key == "target":
+            a, b = (_scenario_id(saved), _scenario_id(now))
+        if a != b:
+            raise BadInput(f"{out} holds another exploration ({key} {a!r}, not {b!r}); "
+                           f"give another --out, or --resume to continue that one")
+
+
+def _scenario_id(manifest: dict):
+    name = str(manifest.get("target", "")).rsplit("::", 1)[-1]
+    return f"{manifest.get('model_path')}::{name}"
+
+
 def read_runs_csv(path: str) -> list[Outcome]:
     """Finished runs from a runs.csv; a half-written last line (a crash) is cut off."""
     with open(path, "rb") as fp:
@@ -355,7 +378,8 @@ class Exploration:
         self.resume = resume
         self.progress = progress
         self.shrink = shrink
-        self.out = os.fspath(out) if out else os.path.join("smpvm-out", f"{name}-{variant}-s{seed}")
+        self.out = os.fspath(out) if out else os.path.join(
+            "smpvm-out", f"{name}-{variant}-{strategy}-s{seed}")
         self.model_sha256 = model_fingerprint(self.model_file)
         self.report = Report(target=target, variant=variant, strategy=strategy, seed=int(seed),
                              out=self.out)
@@ -396,6 +420,8 @@ class Exploration:
             if os.path.exists(csv_path):
                 previous = read_runs_csv(csv_path)
         else:
+            if os.path.exists(manifest_path):
+                check_same_exploration(self.out, manifest_path, manifest)
             for old in glob.glob(os.path.join(self.out, "failure-*.json")):
                 os.remove(old)
             if os.path.exists(csv_path):
