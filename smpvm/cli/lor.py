@@ -45,8 +45,8 @@ def command(targets, variants, keyword, runs, seed, strategy, sets, cpus, dot_pa
     such as recursion) was found, 0 when none, 2 for bad input.
     """
     from ..report.lorgraph import LorGraph
-    from ..scenario import run_scenario
-    from ..witness import observe
+    from ..scenario import RunSpec
+    from ..search.lor import merge_runs
     from .common import check_positive
 
     check_positive("--runs", runs)
@@ -63,19 +63,9 @@ def command(targets, variants, keyword, runs, seed, strategy, sets, cpus, dot_pa
     lg = LorGraph()
     rows = []
     for target, scn, v in picked:
-        worst = 0
-        for i in range(runs):
-            origin = {"target": target, "run": i, "seed": seed + i}
-            with observe() as seen:
-                r = run_scenario(scn, variant=v, params=params, cpus=cpus, seed=seed + i,
-                                 strategy=strat, stop_at_first=stop_at_first)
-            if seen:
-                lg.add_witness(seen[-1], origin, r.violations)
-            else:
-                lg.add_result(r, origin)
-            if any(x.kind in LOCK_KINDS for x in r.violations):
-                worst = 1
-        rows.append((target, v, worst))
+        spec = RunSpec(target, variant=v, params=params, cpus=cpus, seed=seed)
+        kinds = merge_runs([lg], spec, runs, strat, scn=scn, stop_at_first=stop_at_first)
+        rows.append((target, v, int(any(LOCK_KINDS.intersection(k) for k in kinds))))
     lg.search()
     _write_files(lg, dot_path, png_path)
     found = lg.lock_findings()
@@ -99,14 +89,11 @@ LOCK_KINDS = frozenset({"lock-order-reversal", "spl-violation", "sleep-with-spin
 
 
 def _strategy(name):
-    """The strategy by name; by default random (exploration view) if present, else timed."""
+    """The strategy by name; by default random (the exploration view)."""
     from ..violations import BadInput
     from ..strategies import make_strategy
     if name is None:
-        try:
-            return make_strategy("random")
-        except ValueError:
-            return make_strategy("timed")
+        return make_strategy("random")
     try:
         return make_strategy(name)
     except ValueError as e:

@@ -13,13 +13,15 @@ from ..witness import observe
 
 
 def merge_runs(graphs, spec: RunSpec, runs: int, strategy, *, scn=None,
-               stop_at_first: bool = False, origin: dict | None = None) -> None:
+               stop_at_first: bool = False, origin: dict | None = None) -> list:
     """Run ``spec`` with seeds ``spec.seed`` .. ``spec.seed + runs - 1`` into every graph.
 
     Each run's full witness graph is merged (not only what it reported), with
     an origin naming the target, run number and seed, plus ``origin``'s keys.
+    Returns the violation kinds of each run, in run order.
     """
     scn = scn or spec.scenario()
+    kinds = []
     for i in range(runs):
         seed = spec.seed + i
         where = {"target": spec.target, "run": i, "seed": seed, **(origin or {})}
@@ -30,3 +32,5 @@ def merge_runs(graphs, spec: RunSpec, runs: int, strategy, *, scn=None,
                 lg.add_witness(seen[-1], where, r.violations)
             else:
                 lg.add_result(r, where)
+        kinds.append(r.kinds())
+    return kinds
