@@ -39,8 +39,8 @@ def command(failure_file, trace_path, narrate, continue_with, as_json):
     changed = bool(failure.model_sha256) and model_fingerprint(
         target.rsplit("::", 1)[0]) != failure.model_sha256
     sinks = _sinks(trace_path, narrate, failure)
-    strategy, result = _run(failure_file, failure, scn, changed, continue_with, sinks)
-    match = _reproduced(failure.violation, result.violations)
+    strategy, result = run_failure(failure_file, failure, scn, changed, continue_with, sinks)
+    match = reproduced_by(failure.violation, result.violations)
     if as_json:
         from ..scenario import result_to_dict
         from .common import echo_json
@@ -59,7 +59,7 @@ def command(failure_file, trace_path, narrate, continue_with, as_json):
     return 1 if result.violations else 0
 
 
-def _run(path, failure, scn, changed, continue_with, sinks):
+def run_failure(path, failure, scn, changed, continue_with, sinks):
     """Run the recorded choices; (strategy, result).  Choices that do not fit are bad input."""
     from ..search.failures import replay
     from ..strategies.replay import ReplayMismatch
@@ -77,7 +77,7 @@ def _run(path, failure, scn, changed, continue_with, sinks):
     except ReplayMismatch as e:
         raise BadInput(f"{path}: {why}: {e}") from None
     ended_early = strategy.pos < len(failure.choices)
-    if ended_early and not continue_with and not _reproduced(failure.violation,
+    if ended_early and not continue_with and not reproduced_by(failure.violation,
                                                              result.violations):
         # the run ended before its recorded decisions: the model no longer makes them
         raise BadInput(f"{path}: {why}: the run ended after {strategy.pos} of the "
@@ -116,7 +116,7 @@ def _sinks(trace_path, narrate, failure) -> dict:
     return sinks
 
 
-def _reproduced(recorded, found):
+def reproduced_by(recorded, found):
     """The violation in ``found`` identical to ``recorded`` in kind, location and time."""
     for v in found:
         if (v.kind, v.location, v.time_ns) == (recorded.kind, recorded.location,

@@ -41,7 +41,7 @@ def write_failure_report(failure_file: str, out: str, trace_path: str | None = N
     from ..trace import MemorySink
     from ..violations import BadInput
     from .common import replay_command
-    from .replay import _reproduced, _run
+    from .replay import reproduced_by, run_failure
 
     failure = load_failure(failure_file)
     target = failure.scenario_target()
@@ -57,7 +57,7 @@ def write_failure_report(failure_file: str, out: str, trace_path: str | None = N
     except OSError as e:
         raise BadInput(f"cannot write trace {trace_path}: {e.strerror}") from None
     try:
-        _, result = _run(failure_file, failure, scn, changed, None,
+        _, result = run_failure(failure_file, failure, scn, changed, None,
                          {"memory": memory, "chrome": chrome})
     finally:
         chrome.close()
@@ -77,7 +77,7 @@ def write_failure_report(failure_file: str, out: str, trace_path: str | None = N
     page = failure_html(inputs, replay_command(failure_file), memory.records,
                         result.violations, result.lockstat, result.witness_edges,
                         result.witness_classes,
-                        reproduced=_reproduced(failure.violation, result.violations) is not None,
+                        reproduced=reproduced_by(failure.violation, result.violations) is not None,
                         trace_href=href)
     try:
         with open(out, "w", encoding="utf-8", newline="\n") as fp:

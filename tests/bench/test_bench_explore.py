@@ -19,7 +19,8 @@ import time
 
 import pytest
 
-from smpvm.search.explore import Plan, explore, run_batch
+from smpvm.search.explore import explore
+from smpvm.search.plan import Plan, run_batch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -1,0 +1,241 @@
+"""The worker side of an exploration: what a run is, and its record on disk.
+
+A ``Plan`` is everything a worker needs besides run indices; ``run_batch``
+runs a contiguous range of them and returns one compact ``Outcome`` per run,
+the row ``runs.csv`` holds.  ``manifest_of`` and the checks beside it are
+what ``explore.json`` records so a resumed exploration is the same one.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+from ..scenario import RunSpec, load_target, run_spec, split_target
+from ..seeds import run_seed
+from ..strategies.base import Strategy
+from ..violations import BadInput
+from .shrink import Bounded
+
+#: Runs per epoch of PCT's k estimate.
+EPOCH_RUNS = 512
+#: Random runs made before the first epoch to estimate k.
+PILOT_RUNS = 16
+#: Times a batch is tried before its runs are reported as lost.
+BATCH_ATTEMPTS = 3
+#: Default number of runs for the sampling strategies.
+DEFAULT_RUNS = 2000
+#: Columns of runs.csv.
+CSV_COLUMNS = ("run", "seed", "strategy", "k", "failed", "kinds", "location", "steps",
+               "decisions", "schedule")
+#: Strategies ``explore`` accepts.
+SEARCHES = ("portfolio", "random", "pct", "dfs")
+
+
+# -- one run ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Plan:
+    """What an exploration runs: everything a worker needs besides the run indices."""
+
+    #: ``/absolute/path/model.py::scenario`` (workers may run elsewhere).
+    target: str
+    variant: str
+    #: ``--set`` overrides, as given.
+    params: dict
+    cpus: int | None
+    seed: int
+    #: "portfolio", "random" or "pct".
+    strategy: str
+    #: pct depth; for the portfolio, the deepest pct member (members d = 2..depth).
+    depth: int
+    preemption_bound: int | None
+    max_steps: int | None
+    #: Directory model locations are shown relative to.
+    source_root: str
+
+    def strategies(self) -> "Rotation":
+        return Rotation(self)
+
+    def spec(self, seed: int) -> RunSpec:
+        """The run of this plan with seed ``seed``."""
+        return RunSpec(self.target, variant=self.variant, params=self.params, cpus=self.cpus,
+                       seed=seed, max_steps=self.max_steps, source_root=self.source_root)
+
+
+class Rotation:
+    """The strategy of each run of a plan, made once per batch and reused."""
+
+    def __init__(self, plan: Plan):
+        from ..strategies import make_strategy
+        self.plan = plan
+        if plan.strategy == "portfolio":
+            depths = tuple(range(2, max(plan.depth, 2) + 1))
+            self.members = make_strategy("portfolio", depths=depths).members
+        elif plan.strategy == "pct":
+            self.members = [make_strategy("pct", depth=plan.depth)]
+        else:
+            self.members = [make_strategy(plan.strategy)]
+        self.labels = [label_of(s) for s in self.members]
+        if plan.preemption_bound is not None:
+            self.members = [Bounded(s, plan.preemption_bound) for s in self.members]
+
+    def for_run(self, index: int, k: int) -> tuple[str, Strategy]:
+        j = index % len(self.members)
+        s = self.members[j]
+        inner = s.inner if isinstance(s, Bounded) else s
+        if hasattr(inner, "k"):
+            inner.k = max(1, int(k))
+        return self.labels[j], s
+
+
+def label_of(strategy: Strategy) -> str:
+    """How runs.csv names a strategy: ``random``, ``pct-d2``, ..."""
+    depth = getattr(strategy, "depth", None)
+    return f"{strategy.name}-d{depth}" if depth is not None else strategy.name
+
+
+class Outcome(NamedTuple):
+    """One run, as a row of runs.csv."""
+
+    run: int
+    seed: int
+    strategy: str
+    #: PCT's k for this run ("" for strategies without one).
+    k: int | str
+    #: Violation kinds found, sorted, joined by ";" ("" when the run passed).
+    kinds: str
+    #: Location of the run's first violation.
+    location: str
+    steps: int
+    decisions: int
+    #: Fingerprint of the schedule (hash of the choice list), for counting distinct ones.
+    schedule: int
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.kinds)
+
+    def row(self) -> list:
+        return [self.run, self.seed, self.strategy, self.k, int(self.failed), self.kinds,
+                self.location, self.steps, self.decisions, f"{self.schedule:016x}"]
+
+
+def run_one(plan: Plan, scn, rotation: Rotation, index: int, k: int):
+    """Run ``index`` of ``plan``: (label, seed, RunResult)."""
+    label, strategy = rotation.for_run(index, k)
+    seed = run_seed(plan.seed, index)
+    r = run_spec(plan.spec(seed), strategy, scn=scn, lockstat=False)
+    return label, seed, r
+
+
+def outcome_of(index, label, seed, k, r) -> Outcome:
+    v = r.violations
+    return Outcome(index, seed, label, k if label.startswith("pct") else "",
+                   ";".join(r.kinds()), v[0].location if v else "", r.steps, r.decisions,
+                   schedule_fingerprint(r.choices))
+
+
+def schedule_fingerprint(choices) -> int:
+    """64 bits that tell schedules apart, the same in every process and Python version."""
+    text = ",".join(map(str, choices)).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+
+
+def run_batch(plan: Plan, start: int, stop: int, k: int, stop_on_first: bool = False) -> list:
+    """Runs ``start``..``stop - 1`` of ``plan`` (the unit of work sent to an executor)."""
+    scn = load_target(plan.target)
+    rotation = plan.strategies()
+    out = []
+    for i in range(start, stop):
+        label, seed, r = run_one(plan, scn, rotation, i, k)
+        out.append(outcome_of(i, label, seed, k, r))
+        if stop_on_first and r.violations:
+            break
+    return out
+
+
+# -- the record on disk ----------------------------------------------------------------------
+
+#: Layout version of explore.json (docs/schema/explore-file.schema.json).
+SCHEMA_VERSION = 1
+
+
+def manifest_of(plan: Plan, target: str, model_sha256: str) -> dict:
+    """What must match for ``--resume`` to continue an exploration."""
+    from .. import __version__
+    d = asdict(plan)
+    d.pop("source_root")
+    d["target"] = target
+    d["model_path"] = split_target(plan.target)[0]
+    d["model_sha256"] = model_sha256
+    d["epoch_runs"] = EPOCH_RUNS
+    d["pilot_runs"] = PILOT_RUNS
+    d["smpvm_version"] = __version__
+    d["schema_version"] = SCHEMA_VERSION
+    return d
+
+
+_RESUME_KEYS = ("model_path", "variant", "params", "cpus", "seed", "strategy", "depth",
+                "preemption_bound", "max_steps", "epoch_runs", "pilot_runs")
+
+
+def check_resumable(out: str, saved: dict, now: dict) -> None:
+    for key in _RESUME_KEYS:
+        if saved.get(key) != now.get(key):
+            raise BadInput(f"--resume: {out} holds an exploration with {key}={saved.get(key)!r}, "
+                           f"not {now.get(key)!r}; repeat its arguments or use another --out")
+    if saved.get("model_sha256") != now.get("model_sha256"):
+        raise BadInput(f"--resume: the model file changed since {out} was explored; "
+                       f"start a new exploration with another --out")
+
+
+def check_same_exploration(out: str, manifest_path: str, now: dict) -> None:
+    """Refuse to start over in a directory that holds another exploration's results."""
+    try:
+        with open(manifest_path, encoding="utf-8") as fp:
+            saved = json.load(fp)
+    except (OSError, ValueError):
+        return  # not a record we can read: nothing of value to protect
+    if not isinstance(saved, dict):
+        return
+    for key in ("target", "variant", "strategy", "seed"):
+        a, b = saved.get(key), now.get(key)
+        if key == "target":
+            a, b = (_scenario_id(saved), _scenario_id(now))
+        if a != b:
+            raise BadInput(f"{out} holds another exploration ({key} {a!r}, not {b!r}); "
+                           f"give another --out, or --resume to continue that one")
+
+
+def _scenario_id(manifest: dict):
+    name = str(manifest.get("target", "")).rsplit("::", 1)[-1]
+    return f"{manifest.get('model_path')}::{name}"
+
+
+def read_runs_csv(path: str) -> list[Outcome]:
+    """Finished runs from a runs.csv; a half-written last line (a crash) is cut off."""
+    with open(path, "rb") as fp:
+        data = fp.read()
+    if data and not data.endswith(b"\n"):
+        data = data[:data.rfind(b"\n") + 1]
+        with open(path, "wb") as fp:
+            fp.write(data)
+    rows = list(csv.reader(data.decode("utf-8").splitlines()))
+    if not rows:
+        return []
+    if tuple(rows[0]) != CSV_COLUMNS:
+        raise BadInput(f"{path} is not an smpvm runs.csv (header {','.join(rows[0])!r})")
+    out = []
+    for n, row in enumerate(rows[1:], start=2):
+        try:
+            run, seed, strategy, k, _failed, kinds, location, steps, decisions, sched = row
+            out.append(Outcome(int(run), int(seed), strategy, int(k) if k else "", kinds,
+                               location, int(steps), int(decisions), int(sched, 16)))
+        except ValueError:
+            raise BadInput(f"{path} line {n} is malformed; fix or delete it, "
+                           f"then --resume") from None
+    return out
