@@ -2,7 +2,10 @@
 
 Kernel code paths are written as generator functions ("models") that yield
 operations: lock and unlock, ``work(ns)``, field loads and stores, spl
-changes, sleeps and wakeups.  The machine runs them on simulated CPUs under
+changes, sleeps and wakeups.  Each CPU's thread is a SimPy process in the
+machine's environment (``m.env``), beside which a model may run SimPy
+processes of its own (devices) that raise interrupts (``m.interrupt``), wake
+sleepers (``m.wakeup``) and trigger events threads wait for (``wait_event``).  The machine runs them on simulated CPUs under
 a strategy that decides the interleaving, and reports what went wrong
 (use-after-free, assertion, deadlock, lock-order reversal, ...) and where the
 time went (lock statistics).
@@ -22,7 +25,8 @@ from .machine import Machine, RunResult
 from .memory import Item, Zone, kassert, refcount_acquire, refcount_release
 from .ops import (SPL0, SPLBIO, SPLCLOCK, SPLHIGH, SPLNET, SPLSOFT, SPLVM, may_sleep, msleep,
                   note, pause, spl0, splbio, splhigh, splnet, splraise, splvm, splx, tsleep,
-                  wakeup, wakeup_one, work)
+                  wait_event, wakeup, wakeup_one, work)
+from .engine import Engine, KernelThread
 from .scenario import RunSpec, Scenario, load_target, run_scenario, run_spec, scenario
 from .strategies import Replay, Strategy, Timed, make_strategy
 from .studies.steady import steady_state
@@ -34,7 +38,8 @@ __all__ = [
     "Mutex", "RwSemaphore", "RtMutex", "TicketLock", "QueuedLock", "LockPool", "LockMap", "might_lock",
     "Zone", "Item", "kassert", "refcount_acquire", "refcount_release",
     "work", "pause", "may_sleep", "note", "splvm", "splbio", "splnet", "splhigh", "spl0",
-    "splx", "splraise", "msleep", "tsleep", "wakeup", "wakeup_one",
+    "splx", "splraise", "msleep", "tsleep", "wakeup", "wakeup_one", "wait_event",
+    "Engine", "KernelThread",
     "SPL0", "SPLSOFT", "SPLNET", "SPLBIO", "SPLVM", "SPLCLOCK", "SPLHIGH",
     "scenario", "Scenario", "load_target", "run_scenario", "RunSpec", "run_spec",
     "BadInput", "ModelError",

@@ -38,9 +38,9 @@ class Frame:
 class Held:
     """A lock this CPU holds, with where and when it took it."""
 
-    __slots__ = ("lock", "mode", "_site", "since_ns", "count")
+    __slots__ = ("lock", "mode", "_site", "since_ns", "count", "depth")
 
-    def __init__(self, lock, mode, site, since_ns):
+    def __init__(self, lock, mode, site, since_ns, depth=0):
         self.lock = lock
         #: "x" exclusive or "s" shared.
         self.mode = mode
@@ -50,6 +50,8 @@ class Held:
         self.since_ns = since_ns
         #: Recursion depth (1 = held once).
         self.count = 1
+        #: The CPU's interrupt nesting when it was taken (0: by the thread).
+        self.depth = depth
 
     @property
     def site(self) -> str:
@@ -66,7 +68,7 @@ class CPU:
     __slots__ = ("id", "name", "frames", "op", "value", "clock", "spl", "held",
                  "state", "wait_lock", "wait_mode", "wait_since", "wait_spins",
                  "wait_site", "sleep_chan", "irqs", "irq_depth", "irq_off",
-                 "interlock", "granted", "sleep_spl", "heap_key")
+                 "interlock", "granted", "sleep_spl", "heap_key", "process")
 
     def __init__(self, cpu_id: int, name: str):
         self.id = cpu_id
@@ -107,6 +109,8 @@ class CPU:
         self.irq_off = 0
         #: Label of a lock handed to this CPU while it waited, traced at its next step.
         self.granted = None
+        #: The thread as a SimPy process (``smpvm.engine.KernelThread``), once spawned.
+        self.process = None
 
 
     @property

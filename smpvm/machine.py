@@ -20,10 +20,14 @@ The strategy is asked only when two or more CPUs could step (or two waiters
 could get a released lock), and every answer is recorded by CPU number, so
 the list of choices replays the run exactly.
 
-Like a SimPy environment the machine has ``now`` and runs generator
-processes; unlike SimPy's event queue it lets a strategy pick any enabled
-CPU, and operations that take no simulated time run directly without an
-event (which is what makes thousands of runs per second possible).
+The machine owns a SimPy environment (``m.env``, see ``smpvm.engine``):
+each CPU's thread is a process in it, and the model may add processes of its
+own (devices).  The machine's loop drives that environment: SimPy events due
+before the next CPU step are processed first, in time order, then the
+strategy picks among the CPUs that may step, and the chosen CPU's operation
+runs directly, without an event (which is what makes thousands of runs per
+second possible).  A model without processes of its own never touches
+SimPy's queue.
 """
 
 from __future__ import annotations
@@ -38,10 +42,11 @@ from types import GeneratorType
 from . import current, seeds
 from .costs import Costs
 from .cpu import BLOCKED, CPU, DONE, RUNNABLE, Frame
+from .engine import Engine, KernelThread
 from .locks.base import Acquire, Release
 from .lockstat import LockStat
 from .ops import BLOCKED as OP_BLOCKED
-from .ops import ISSUED, IssueLog, Op, Work
+from .ops import ISSUED, EventWait, IssueLog, Op, Work
 from .ops import SleepQueues
 from .trace import TraceRecord
 from .violations import FATAL, ModelError, Violation
@@ -89,6 +94,25 @@ class InterruptSource:
             return None
         gap = self.m.rng.exponential(1e9 / self.rate_per_s)
         return after_ns + max(1, int(gap))
+
+
+class RaisedInterrupt:
+    """One interrupt raised by ``Machine.interrupt`` (a device, a timer): delivered once."""
+
+    __slots__ = ("name", "level", "handler", "latencies")
+
+    #: Like a source with listed arrival times: kept when the threads have ended.
+    times = ()
+
+    def __init__(self, name, level, handler, latencies):
+        self.name = name
+        self.level = level
+        self.handler = handler
+        #: The latencies of every interrupt raised under this name.
+        self.latencies = latencies
+
+    def next_arrival(self, after_ns):
+        return None
 
 
 class RunResult:
@@ -156,6 +180,16 @@ class Machine:
         self.cpus: list[CPU] = []
         #: The machine's global clock: the start time of the latest step (ns).
         self._now = 0
+        #: The SimPy environment the CPUs' threads and the model's own processes share.
+        self.env = Engine(self)
+        #: SimPy events the loop has processed (devices' steps); 0 in a model without any.
+        self.sim_events = 0
+        # Name -> the stats source of interrupts raised under that name (``interrupt``).
+        self._raised: dict = {}
+        # SimPy's event queue (a heap of (time, priority, id, event)): empty unless
+        # the model has processes of its own, which is all the hot loops look at.
+        self._simq = self.env._queue
+        self._started = False
         #: Simulated time at which the current step started.
         self._t0 = 0
         self.steps = 0
@@ -196,6 +230,16 @@ class Machine:
         return c.clock if c is not None else self._now
 
     @property
+    def clock_ns(self) -> int:
+        """The machine's global clock (ns): the start of the latest step or device event."""
+        return self._now
+
+    def advance_clock(self, t) -> None:
+        """Move the global clock to ``t`` if that is later (SimPy stepping its queue)."""
+        if t > self._now:
+            self._now = t
+
+    @property
     def rng(self):
         """The run's seeded numpy Generator, for the model's own workload randomness."""
         if self._rng is None:
@@ -223,6 +267,7 @@ class Machine:
             raise ModelError(f"CPU{cpu} already runs thread {c.name!r}")
         c.name = name or f"thread{cpu}"
         c.frames.append(Frame(gen, c.name))
+        c.process = KernelThread(self.env, c, gen)
         c.state = RUNNABLE
         self._alive += 1
         return c
@@ -252,6 +297,50 @@ class Machine:
         src = InterruptSource(self, name, level, handler, cpu, rate_per_s, at_ns)
         self.interrupt_sources.append(src)
         return src
+
+    def interrupt(self, cpu: int, level: int, handler, *, name: str | None = None,
+                  at_ns: int | None = None) -> None:
+        """Raise an interrupt on CPU ``cpu`` at spl ``level``: ``handler()`` (a generator
+        function) runs there, from ``at_ns`` (default: now).
+
+        For devices and timers (a SimPy process calls it).  Delivery follows the
+        rules of every interrupt: pending while the CPU's level masks it, taken at
+        the CPU's next yield point, by a CPU that is idle, asleep or spinning for a
+        lock too.
+        """
+        if not callable(handler):
+            raise ModelError(f"interrupt(): the handler must be a generator function, "
+                             f"got {handler!r}")
+        c = self._cpu_for_interrupt(cpu)
+        name = name or getattr(handler, "__name__", "irq")
+        stats = self._raised.get(name)
+        if stats is None:  # per-name delivery statistics, in the run's results
+            stats = self._raised[name] = InterruptSource(self, name, level, handler, c.id,
+                                                         None, ())
+            self.interrupt_sources.append(stats)
+        t = self.now if at_ns is None else int(at_ns)
+        self._queue_irq(c, t, RaisedInterrupt(name, level, handler, stats.latencies))
+
+    def _cpu_for_interrupt(self, cpu):
+        if type(cpu) is CPU:
+            return cpu
+        if not isinstance(cpu, int) or cpu < 0:
+            raise ModelError(f"interrupt(): cpu must be a CPU number, got {cpu!r}")
+        if cpu >= len(self.cpus):
+            if self._started or (self.ncpus is not None and cpu >= self.ncpus):
+                raise ModelError(f"interrupt(): CPU{cpu} does not exist (the machine has "
+                                 f"{max(len(self.cpus), self.ncpus or 0)})")
+            while len(self.cpus) <= cpu:  # raised before the run: the CPU will exist
+                self.cpus.append(CPU(len(self.cpus), f"cpu{len(self.cpus)}"))
+        return self.cpus[cpu]
+
+    def wakeup(self, chan) -> int:
+        """Wake every thread sleeping on ``chan`` from outside a CPU (a device); how many woke."""
+        return self.sleepq.wakeup(self, self.now, chan, False, traced_on_sleeper=True)
+
+    def wakeup_one(self, chan) -> int:
+        """Wake the longest sleeper on ``chan`` from outside a CPU; 1 if one woke, else 0."""
+        return self.sleepq.wakeup(self, self.now, chan, True, traced_on_sleeper=True)
 
     def shared(self, type_name: str, **fields):
         """A statically allocated struct (never freed): a cdev, a global counter block."""
@@ -404,8 +493,8 @@ class Machine:
         self.decisions += 1
         return i
 
-    def resume_after_sleep(self, c, at_ns) -> None:
-        """A sleeper was woken: it retakes its msleep interlock, then continues."""
+    def resume_after_sleep(self, c, at_ns, value=None) -> None:
+        """A sleeper was woken: it retakes its msleep interlock, then continues with ``value``."""
         lock = c.interlock
         c.interlock = None
         op = lock._lock_x if lock is not None else None
@@ -413,13 +502,13 @@ class Machine:
             # Woken while an interrupt handler runs on its CPU: the thread continues
             # when the handler returns, at the level it slept at.
             fr = c.frames[1]
-            fr.saved_op, fr.saved_value, fr.saved_spl = op, None, c.sleep_spl
+            fr.saved_op, fr.saved_value, fr.saved_spl = op, value, c.sleep_spl
             return
         if c.clock < at_ns:
             c.clock = at_ns
         c.spl = c.sleep_spl
         c.op = op
-        c.value = None
+        c.value = value
         if c.state == RUNNABLE:
             c.state = BLOCKED  # it was idling for an interrupt: queue it for the wakeup
         self.make_runnable(c)
@@ -459,6 +548,7 @@ class Machine:
         return self._result()
 
     def _start(self) -> None:
+        self._started = True
         if not self.cpus:
             raise ModelError("the scenario spawned no thread (call m.spawn(...))")
         if self.ncpus is not None:
@@ -481,20 +571,82 @@ class Machine:
     def _queue_irq(self, c, t, src) -> None:
         c.irqs.append([t, src])
         c.irqs.sort(key=lambda e: (e[0], e[1].name))
-        if c.state == DONE and not c.frames:
-            self.make_runnable(c, at_ns=max(c.clock, t))
+        if c.wait_lock is not None:
+            if c.state == BLOCKED:
+                self.spin_wait_irqs(c)
+        elif not c.frames or (c.sleep_chan is not None and not c.irq_depth):
+            # idle or asleep: step when the first interrupt arrives
+            at = max(c.clock, c.irqs[0][0])
+            if c.state != RUNNABLE or (self.timed and at < c.heap_key):
+                self.make_runnable(c, at_ns=at)
+
+    def spin_wait_irqs(self, c) -> None:
+        """``c`` spins for a lock with interrupts enabled: let it step when the first
+        interrupt it may take arrives (it takes it there, see ``_irq_to_waiter``)."""
+        t = self._spin_irq_time(c)
+        if t is None:
+            return
+        at = t if t > c.clock else c.clock
+        if c.state == RUNNABLE and (not self.timed or c.heap_key <= at):
+            return  # it steps by then anyway
+        self.make_runnable(c, at_ns=at)
+
+    @staticmethod
+    def _spin_irq_time(c):
+        """Arrival of the first interrupt spinning waiter ``c`` takes, or None.
+
+        A waiter for a lock that disables interrupts (a spin mutex,
+        ``spin_lock_irq``), or one holding such a lock, spins with interrupts
+        off; a sleeping (blocked) waiter's thread is off the CPU and keeps them
+        pending until it has the lock.
+        """
+        lock = c.wait_lock
+        if lock is None or c.irq_off or not c.wait_spins or lock.disables_irqs:
+            return None
+        spl = c.spl
+        for t, src in c.irqs:
+            if src.level > spl:
+                return t
+        return None
+
+    def _irq_to_waiter(self, c) -> bool:
+        """A spinning waiter takes an interrupt: it leaves the lock's queue, the handler
+        runs, and the acquisition starts over when the handler returns."""
+        t = self._spin_irq_time(c)
+        if t is None:
+            return False
+        lock = c.wait_lock
+        if t > c.clock:
+            if not self.timed and lock.can_grant(c, c.wait_mode):
+                return False  # the lock is free before the interrupt comes: retry first
+            c.clock = t  # it spins until then
+            if t > self._now:
+                self._now = t
+        lock.waiters.remove(c)
+        c.wait_lock = None
+        return self._deliver_irq(c)
 
     def _loop_explore(self) -> None:
         cpus = self.cpus
         strategy = self.strategy
         want_fp = self._want_fp
+        simq = self._simq
         last = -1
         while not self.stopped:
+            if simq and simq[0][0] <= self._now:
+                self._run_devices(self._now)  # what the devices do by now comes first
+                continue
             opts = [c.id for c in cpus if c.state == RUNNABLE]
             n = len(opts)
             if n == 0:
+                if simq and self._alive > 0:  # every thread waits: the devices go on
+                    self._run_devices(simq[0][0])
+                    continue
                 return
             cid = opts[0] if n == 1 else self.pick("cpu", opts, last)
+            if simq and simq[0][0] <= self._step_time(cpus[cid]):
+                # device steps due before the chosen CPU's step happen first, in time order
+                self._run_devices(self._step_time(cpus[cid]))
             if want_fp:
                 self.footprint = {}
                 try:
@@ -505,6 +657,37 @@ class Machine:
             else:
                 self._step(cpus[cid])
             last = cid
+
+    def _step_time(self, c) -> int:
+        """When ``c``'s next step happens in the exploration view (for the devices' order)."""
+        t = c.clock if c.clock > self._now else self._now
+        if c.irqs:
+            lock = c.wait_lock
+            if lock is not None:
+                if not lock.can_grant(c, c.wait_mode):
+                    first = self._spin_irq_time(c)
+                    if first is not None and first > t:
+                        t = first
+            elif not c.frames or (c.sleep_chan is not None and not c.irq_depth):
+                if c.irqs[0][0] > t:
+                    t = c.irqs[0][0]  # an idle CPU's step is its next interrupt
+        return t
+
+    def _run_devices(self, until_ns) -> None:
+        """Process the SimPy events due at or before ``until_ns``, in time order."""
+        env = self.env
+        simq = self._simq
+        self.current = None  # no CPU steps meanwhile: ``m.now`` is SimPy's time
+        while simq and simq[0][0] <= until_ns and not self.stopped:
+            self.sim_events += 1  # not CPU steps: strategies count those
+            if self.sim_events > self.max_steps:
+                self._too_many_steps(None)
+            try:
+                env.step()
+            except (RunStopped, ModelError):
+                raise
+            except Exception as e:  # a process of the model's failed: bad input
+                raise device_raised(e) from None
 
     def _pop_due(self):
         """The next valid heap entry ``(time, cpu)``, skipping stale ones; None when empty."""
@@ -524,11 +707,15 @@ class Machine:
         step = self._step_timed
         pop = heapq.heappop
         plain = self.plain_hot_path
+        simq = self._simq
         last = -1
         while not self.stopped:
             if plain:
                 due = self._pop_due()
                 if due is None:
+                    if simq and self._alive > 0:  # every thread waits: the devices go on
+                        self._run_devices(simq[0][0])
+                        continue
                     return
                 t, cid = due
                 c = cpus[cid]
@@ -540,7 +727,14 @@ class Machine:
                     if c.state == RUNNABLE and c.heap_key == t:
                         break
                 else:
+                    if simq and self._alive > 0:  # every thread waits: the devices go on
+                        self._run_devices(simq[0][0])
+                        continue
                     return
+            if simq and simq[0][0] <= t:
+                push(heap, (t, cid))  # device steps due by then come first
+                self._run_devices(t)
+                continue
             if heap and heap[0][0] == t:
                 ties = [cid]
                 while heap and heap[0][0] == t:
@@ -564,7 +758,7 @@ class Machine:
             # While this CPU stays strictly earliest it would be popped next anyway:
             # step it again without a trip through the heap.
             while c.state == RUNNABLE and c.heap_key < 0 and not self.stopped and (
-                    not heap or c.clock < heap[0][0]):
+                    not heap or c.clock < heap[0][0]) and (not simq or c.clock < simq[0][0]):
                 step(c)
             if c.state == RUNNABLE and c.heap_key < 0:
                 c.heap_key = c.clock
@@ -590,14 +784,16 @@ class Machine:
 
     def _too_many_steps(self, c) -> None:
         self.current = c
-        self.fail("max-steps", f"the run exceeded {self.max_steps} steps (a livelock, or "
+        what = "steps (a livelock" if c is not None else \
+            "device events (devices running on while every thread waits"
+        self.fail("max-steps", f"the run exceeded {self.max_steps} {what}, or "
                   f"raise --max-steps)", c)
 
     def _step(self, c) -> None:
         """One step in the exploration view: do the pending operation, then run the
         model up to its next yield (that code is atomic with the operation)."""
         self._enter(c)
-        if c.irqs and c.wait_lock is None and self._deliver_irq(c):
+        if c.irqs and (self._deliver_irq(c) if c.wait_lock is None else self._irq_to_waiter(c)):
             op = None
         elif c.sleep_chan is not None and not c.irq_depth:  # asleep, no handler running
             self.idle_until_interrupt(c)
@@ -626,6 +822,7 @@ class Machine:
         hottest loop (so the per-step book-keeping is written out inline).
         """
         heap = self._heap
+        simq = self._simq
         tracing = self.tracing
         jitter = self.costs.jitter
         plain = self.plain_hot_path
@@ -648,8 +845,12 @@ class Machine:
                     if tracing:
                         self.record(c, "acquire", c.granted, c.wait_mode)
                     c.granted = None
-                if c.irqs and c.wait_lock is None and self._deliver_irq(c):
+                if c.irqs and (self._deliver_irq(c) if c.wait_lock is None
+                               else self._irq_to_waiter(c)):
                     pass  # the handler starts now
+                elif c.wait_lock is not None:  # a spinner stepped for an interrupt now gone
+                    c.state = BLOCKED
+                    return
                 elif c.sleep_chan is not None and not c.irq_depth:  # asleep, no handler
                     self.idle_until_interrupt(c)
                     return
@@ -713,7 +914,8 @@ class Machine:
                     c.op = op
                     return
                 c.value = res
-            if self.stopped or (heap and c.clock >= heap[0][0]) or c.state != RUNNABLE:
+            if self.stopped or (heap and c.clock >= heap[0][0]) or c.state != RUNNABLE or (
+                    simq and c.clock >= simq[0][0]):
                 return
 
     def _check_op(self, c, op):
@@ -833,6 +1035,7 @@ class Machine:
         if self.tracing:
             self.record(c, "thread-end", c.name, "")
         self._alive -= 1
+        c.process.finished(c.clock - self._now if c.clock > self._now else 0)
         if c.held:
             held = ", ".join(f"{h.lock.label()} (taken at {h.site or '?'})" for h in c.held)
             self.fail("assertion", f"thread {c.name} returned with locks held: {held}", c)
@@ -893,6 +1096,10 @@ class Machine:
                 by += " whose thread has ended"
             return (f"CPU{c.id} ({c.name}) holds {held} and waits for {c.wait_lock.label()} "
                     f"held by {by} at {self.site_name(c.wait_site) or '?'}")
+        if type(c.sleep_chan) is EventWait:
+            return (f"CPU{c.id} ({c.name}) holds {held} and waits for "
+                    f"{self.sleepq.label(c.sleep_chan)}, which nothing will trigger, "
+                    f"at {self.site(c)}")
         if c.sleep_chan is not None:
             return (f"CPU{c.id} ({c.name}) holds {held} and sleeps on "
                     f"{self.sleepq.label(c.sleep_chan)} with no wakeup to come at {self.site(c)}")
@@ -911,6 +1118,7 @@ class Machine:
             choices=self.choices, decisions=self.decisions, lockstat=summaries,
             metrics=dict(self.metrics), interrupts=irq, seed=self.seed,
             strategy=getattr(self.strategy, "name", "?"), timed=self.timed,
+            sim_events=self.sim_events,
             variant=self.variant, params=dict(self.params), ncpus=len(self.cpus),
             witness_edges=self.witness.edge_list(), witness_usage=self.witness.usage_list(),
             witness_classes=dict(self.witness.classes))
@@ -953,6 +1161,13 @@ def display_path(filename: str, root: str) -> str:
     if "models" in parts:
         return "/".join(parts[len(parts) - 1 - parts[::-1].index("models"):])
     return ab
+
+
+def device_raised(exc) -> ModelError:
+    """The one-line error for a SimPy process of the model's that failed."""
+    exc = exc.__cause__ or exc  # SimPy re-raises a copy; the original has the traceback
+    return ModelError(f"a SimPy process of the model raised {type(exc).__name__}: "
+                      f"{exc}{model_where(exc)}")
 
 
 def model_raised(exc) -> ModelError:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from numbers import Real
 
 from .cpu import BLOCKED as CPU_BLOCKED
+from .violations import ModelError
 
 #: Returned by ``execute`` when the CPU cannot go on until someone resumes it.
 BLOCKED = object()
@@ -182,6 +183,67 @@ class Sleep(Op):
         return BLOCKED
 
 
+class WaitEvent(Op):
+    """Block until a SimPy event fires (a device's completion); evaluates to its value.
+
+    The thread sleeps as in ``tsleep``: its CPU idles at spl0 and takes
+    interrupts meanwhile, and an event that nothing will ever trigger is
+    reported as a deadlock naming it.
+    """
+
+    __slots__ = ("event", "name")
+
+    def __init__(self, event, name):
+        if not hasattr(event, "callbacks") or not hasattr(event, "env"):
+            raise TypeError(f"wait_event() needs a SimPy event, got {event!r}")
+        self.event = event
+        self.name = name
+
+    def execute(self, m, c):
+        ev = self.event
+        if ev.env is not m.env:
+            raise ModelError(f"{c.ctx} waits for an event of another environment; make it "
+                             f"with m.env (m.env.event(), m.env.timeout(...), a Store on m.env)")
+        if ev.callbacks is None:  # already processed: go on at once
+            return event_value(ev, c)
+        m.witness.check_sleep(c, "wait_event", interlock=None)
+        chan = EventWait(ev, self.name, m)
+        m.sleepq.sleep(m, c, chan, None)
+        ev.callbacks.append(chan.fired)
+        return BLOCKED
+
+
+class EventWait:
+    """The wait channel of one ``wait_event``: woken when its SimPy event is processed."""
+
+    __slots__ = ("event", "name", "m")
+
+    def __init__(self, event, name, m):
+        self.event = event
+        #: What the wait is called in traces and reports (default: the event's type).
+        self.name = name or type(event).__name__
+        self.m = m
+
+    def label(self) -> str:
+        return f"event {self.name}"
+
+    def fired(self, ev) -> None:
+        """SimPy's callback: wake the thread with the event's value."""
+        m = self.m
+        for c in m.sleepq.sleepers(self):
+            value = event_value(ev, c)
+            m.sleepq.wakeup(m, m.clock_ns, self, False, traced_on_sleeper=True, value=value)
+
+
+def event_value(ev, c):
+    """What ``yield wait_event(ev)`` evaluates to: the event's value (a failure is an error)."""
+    if not ev._ok:
+        ev.defused = True
+        raise ModelError(f"{c.ctx} waited for event {type(ev).__name__}, which failed: "
+                         f"{ev._value!r}")
+    return ev._value
+
+
 class Wakeup(Op):
     """Wake every sleeper on a channel (``wakeup``), or the first one (``wakeup_one``)."""
 
@@ -192,7 +254,7 @@ class Wakeup(Op):
         self.one = one
 
     def execute(self, m, c):
-        n = m.sleepq.wakeup(m, c, self.chan, self.one)
+        n = m.sleepq.wakeup(m, c.clock, self.chan, self.one)
         if m.tracing:
             m.record(c, "wakeup", m.sleepq.label(self.chan), str(n))
         return n
@@ -357,6 +419,12 @@ def wakeup_one(chan):
     return Wakeup(chan, True)
 
 
+def wait_event(event, name=None):
+    """Sleep until the SimPy ``event`` fires: ``value = yield wait_event(done, "bio done")``."""
+    ISSUED[0] += 1
+    return WaitEvent(event, name)
+
+
 # Sleep queues: Sleep queues: ``tsleep``/``msleep`` and ``wakeup`` on wait channels.
 # 
 # A wait channel is any model object (an item, a lock, a string).  Sleepers on
@@ -381,6 +449,10 @@ class SleepQueues:
             return lab()
         return str(chan)
 
+    def sleepers(self, chan) -> list:
+        """The CPUs sleeping on ``chan``, longest sleeper first (a copy)."""
+        return list(self._queues.get(chan, ()))
+
     def sleep(self, m, c, chan, interlock) -> None:
         self._queues.setdefault(chan, []).append(c)
         c.state = CPU_BLOCKED
@@ -396,7 +468,12 @@ class SleepQueues:
             m.record(c, "sleep", self.label(chan), "")
         m.footprint_touch(("chan", self.label(chan)))
 
-    def wakeup(self, m, c, chan, one: bool) -> int:
+    def wakeup(self, m, at_ns, chan, one: bool, traced_on_sleeper=False, value=None) -> int:
+        """Wake ``chan``'s sleepers (the first only, with ``one``) at ``at_ns``.
+
+        From outside a CPU (a device) the trace shows the wakeup on each woken
+        CPU, since no CPU did it.
+        """
         m.footprint_touch(("chan", self.label(chan)))
         q = self._queues.get(chan)
         if not q:
@@ -407,5 +484,7 @@ class SleepQueues:
             del self._queues[chan]
         for s in woken:
             s.sleep_chan = None
-            m.resume_after_sleep(s, c.clock + m.costs.block_wakeup_ns)
+            if traced_on_sleeper and m.tracing:
+                m.record(s, "wakeup", self.label(chan), "", time=at_ns)
+            m.resume_after_sleep(s, at_ns + m.costs.block_wakeup_ns, value)
         return len(woken)

@@ -142,7 +142,10 @@ def _print_text(report, narrative) -> None:
                f"{report.distinct_schedules} distinct schedules")
     if report.strategy == "dfs":
         verdict = "none failed" if not report.failing_runs else f"{report.failing_runs} failed"
-        if report.exhausted:
+        if report.exhausted and report.devices:
+            click.echo(f"{report.runs} schedules explored (device processes only at the "
+                       f"times those schedules gave them), {verdict}")
+        elif report.exhausted:
             click.echo(f"all {report.runs} schedules explored, {verdict}")
         else:
             click.echo(f"schedule space not exhausted after {report.runs} runs, {verdict}")

@@ -230,6 +230,8 @@ class Lock:
         if c.held:
             h = c.holding(self)
             if h is not None:
+                if h.depth < c.irq_depth and (mode == "x" or h.mode == "x"):
+                    return self._held_below(m, c, h, mode, trylock)
                 if not self._recursion_ok(m, c, h, mode):
                     return BLOCKED  # not reached: recursion is fatal and stops the run
                 if h.mode == "x" and mode == "x":
@@ -293,6 +295,8 @@ class Lock:
         if m.footprint is not None:
             m.footprint[self._fp_key] = True
         c.state = CPU_BLOCKED
+        if c.irqs and spins:
+            m.spin_wait_irqs(c)  # it takes interrupts while it spins
         return BLOCKED
 
     def _retry(self, m, c, mode):
@@ -305,6 +309,30 @@ class Lock:
         if m.footprint is not None:
             m.footprint[self._fp_key] = True  # a failed retry read the lock too
         c.state = CPU_BLOCKED
+        if c.irqs:
+            m.spin_wait_irqs(c)
+        return BLOCKED
+
+    def _held_below(self, m, c, h, mode, trylock):
+        """An interrupt handler wants a lock that the context it interrupted holds.
+
+        The holder cannot run until the handler returns, and the handler spins
+        until the holder releases: the CPU hangs (the classic lock taken in a
+        handler without masking that interrupt around the thread's hold).
+        """
+        if trylock:
+            if m.tracing:
+                m.record(c, "trylock-fail", self.label(), mode)
+            c.clock += m.costs.acquire_ns
+            return False
+        below = c.frames[h.depth].ctx if h.depth < len(c.frames) else c.name
+        m.fail("deadlock", f"deadlock: CPU{c.id} interrupted while holding {self.label()} "
+               f"(taken by {below} at {h.site or '?'}); {c.ctx} waits for {self.label()} "
+               f"at {m.site(c)}, and {below} cannot release it until the handler returns", c,
+               extra={"cycle": [f"CPU{c.id}"],
+                      "waits": [{"cpu": c.id, "thread": c.ctx, "lock": self.label(),
+                                 "channel": None, "site": m.site(c),
+                                 "held_by": below, "held_at": h.site}]})
         return BLOCKED
 
     def _recursion_ok(self, m, c, h, mode) -> bool:
@@ -343,13 +371,14 @@ class Lock:
         else:
             h = self._spare_held
             if h is None:
-                h = Held(self, mode, site, c.clock)
+                h = Held(self, mode, site, c.clock, c.irq_depth)
             else:  # the record of the last release, reused: no allocation per acquisition
                 self._spare_held = None
                 h.mode = mode
                 h._site = site
                 h.since_ns = c.clock
                 h.count = 1
+                h.depth = c.irq_depth
             c.held.append(h)
         if self.disables_irqs:
             c.irq_off += 1
@@ -510,6 +539,8 @@ class Lock:
         for w in self.waiters:
             if w.state == CPU_RUNNABLE and not self.can_grant(w, w.wait_mode):
                 w.state = CPU_BLOCKED
+                if w.irqs:
+                    m.spin_wait_irqs(w)  # a spinner may still take an interrupt
 
     def handoff_cost(self, m) -> int:
         """Time to pass the line to the next spinner (ticket locks grow it)."""

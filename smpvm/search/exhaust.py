@@ -41,6 +41,8 @@ class DfsReport:
     preemption_bound: int | None = None
     #: Branches left out because they would exceed the preemption bound.
     beyond_bound: int = 0
+    #: Some run had SimPy processes of the model's (devices): their timing was not enumerated.
+    devices: bool = False
 
     def summary(self) -> str:
         """One line: what was explored, and whether that is a proof."""
@@ -48,7 +50,11 @@ class DfsReport:
         if self.preemption_bound is not None:
             s = "" if self.preemption_bound == 1 else "s"
             within = f" with at most {self.preemption_bound} preemption{s}"
-        if self.exhausted:
+        if self.exhausted and self.devices:
+            # the tree covers the CPUs' orders; a device acted at the times each order gave it
+            what = (f"{self.runs} schedules{within} explored (device processes only at "
+                    f"the times those schedules gave them)")
+        elif self.exhausted:
             what = f"all {self.runs} schedules{within} explored"
         else:
             what = f"{self.runs} schedules{within} explored (not exhausted)"
@@ -62,7 +68,7 @@ class DfsReport:
                 "failing_runs": self.failing_runs, "first_failure_run": self.first_failure_run,
                 "pruned": self.pruned, "sleep_blocked": self.sleep_blocked,
                 "reduction": self.reduction, "preemption_bound": self.preemption_bound,
-                "beyond_bound": self.beyond_bound}
+                "beyond_bound": self.beyond_bound, "devices": self.devices}
 
 
 def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
@@ -108,6 +114,8 @@ def _replayed(spec, scn, result):
 def _count(report, result, on_run) -> None:
     index = report.runs
     report.runs += 1
+    if getattr(result, "sim_events", 0):
+        report.devices = True
     if result.failed:
         report.failing_runs += 1
         report.failures.append(result)

@@ -80,6 +80,8 @@ class Report:
     violations: dict = field(default_factory=dict)
     distinct_schedules: int = 0
     exhausted: bool = False
+    #: dfs: runs had device processes, whose timing the search did not enumerate.
+    devices: bool = False
     pruned: int | None = None
     elapsed_s: float = 0.0
     lost_runs: list = field(default_factory=list)
@@ -475,6 +477,7 @@ class Exploration:
             self._csv.flush()
         if rep is not None:
             self.report.exhausted = bool(rep.exhausted)
+            self.report.devices = bool(rep.devices)
             self.report.pruned = getattr(rep, "pruned", None)
             if self.report.runs == 0 and rep.runs:
                 self._adopt_dfs_report(rep)
