@@ -23,10 +23,11 @@ thread waits on with ``yield wait_event(ev)``.
 
 from __future__ import annotations
 
+from heapq import heappush
 from itertools import count
 
 import simpy
-from simpy.events import PENDING, Process
+from simpy.events import NORMAL, PENDING, Process
 
 from .violations import ModelError
 
@@ -67,6 +68,12 @@ class Engine(simpy.Environment):
             if c is not None:
                 return c.process
         return p
+
+    def schedule(self, event, priority=NORMAL, delay=0):
+        """Queue ``event`` as SimPy does, and tell the machine's loop when it is due."""
+        t = self._now + delay
+        heappush(self._queue, (t, priority, next(self._eid), event))
+        self.machine.device_scheduled(t)
 
     def run(self, until=None):
         raise ModelError("the machine drives its environment: call m.run() (or run the "

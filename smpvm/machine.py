@@ -55,6 +55,10 @@ from .witness import Witness
 _ENGINE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
+#: The timed view's heap entry for "SimPy events are due" (CPU numbers are >= 0).
+DEVICES = -1
+
+
 class UnyieldedOp(ModelError):
     """Model code made an operation and never yielded it (a call without its ``yield``)."""
 
@@ -598,10 +602,12 @@ class Machine:
         A waiter for a lock that disables interrupts (a spin mutex,
         ``spin_lock_irq``), or one holding such a lock, spins with interrupts
         off; a sleeping (blocked) waiter's thread is off the CPU and keeps them
-        pending until it has the lock.
+        pending until it has the lock.  So does a waiter in a FIFO line (ticket,
+        queued): on hardware it keeps its ticket through a handler, which leaving
+        the line and joining it again would not model.
         """
         lock = c.wait_lock
-        if lock is None or c.irq_off or not c.wait_spins or lock.disables_irqs:
+        if lock is None or c.irq_off or not c.wait_spins or lock.disables_irqs or lock.fifo:
             return None
         spl = c.spl
         for t, src in c.irqs:
@@ -695,10 +701,21 @@ class Machine:
         cpus = self.cpus
         while heap:
             t, cid = heapq.heappop(heap)
+            if cid == DEVICES:
+                return t, cid
             c = cpus[cid]
             if c.state == RUNNABLE and c.heap_key == t:
                 return t, cid
         return None
+
+    def device_scheduled(self, t) -> None:
+        """SimPy queued an event for ``t``: the timed loop stops there for the devices.
+
+        A marker in the timed view's heap of CPU times does it, so the hot loops,
+        which already stop at the heap's earliest entry, need no check of their own.
+        """
+        if self.timed:
+            heapq.heappush(self._heap, (t, DEVICES))
 
     def _loop_timed(self) -> None:
         cpus = self.cpus
@@ -707,41 +724,37 @@ class Machine:
         step = self._step_timed
         pop = heapq.heappop
         plain = self.plain_hot_path
-        simq = self._simq
         last = -1
         while not self.stopped:
             if plain:
                 due = self._pop_due()
                 if due is None:
-                    if simq and self._alive > 0:  # every thread waits: the devices go on
-                        self._run_devices(simq[0][0])
-                        continue
                     return
                 t, cid = due
-                c = cpus[cid]
             else:
                 # _pop_due(), inline: the next valid entry, skipping stale ones
                 while heap:
                     t, cid = pop(heap)
+                    if cid == DEVICES:
+                        break
                     c = cpus[cid]
                     if c.state == RUNNABLE and c.heap_key == t:
                         break
                 else:
-                    if simq and self._alive > 0:  # every thread waits: the devices go on
-                        self._run_devices(simq[0][0])
-                        continue
                     return
-            if simq and simq[0][0] <= t:
-                push(heap, (t, cid))  # device steps due by then come first
+            if cid == DEVICES:  # SimPy events are due (ties: before the CPUs)
+                if self._alive == 0 and not any(o.state == RUNNABLE for o in cpus):
+                    return  # the run is over; device events left are not processed
                 self._run_devices(t)
                 continue
+            c = cpus[cid]
             if heap and heap[0][0] == t:
                 ties = [cid]
                 while heap and heap[0][0] == t:
                     more = self._pop_due()
                     if more is None:
                         break
-                    if more[0] != t:
+                    if more[0] != t or more[1] == DEVICES:
                         push(heap, more)
                         break
                     ties.append(more[1])
@@ -758,7 +771,7 @@ class Machine:
             # While this CPU stays strictly earliest it would be popped next anyway:
             # step it again without a trip through the heap.
             while c.state == RUNNABLE and c.heap_key < 0 and not self.stopped and (
-                    not heap or c.clock < heap[0][0]) and (not simq or c.clock < simq[0][0]):
+                    not heap or c.clock < heap[0][0]):
                 step(c)
             if c.state == RUNNABLE and c.heap_key < 0:
                 c.heap_key = c.clock
@@ -822,7 +835,6 @@ class Machine:
         hottest loop (so the per-step book-keeping is written out inline).
         """
         heap = self._heap
-        simq = self._simq
         tracing = self.tracing
         jitter = self.costs.jitter
         plain = self.plain_hot_path
@@ -847,10 +859,7 @@ class Machine:
                     c.granted = None
                 if c.irqs and (self._deliver_irq(c) if c.wait_lock is None
                                else self._irq_to_waiter(c)):
-                    pass  # the handler starts now
-                elif c.wait_lock is not None:  # a spinner stepped for an interrupt now gone
-                    c.state = BLOCKED
-                    return
+                    pass  # the handler starts now (a spinner stepped here always takes it)
                 elif c.sleep_chan is not None and not c.irq_depth:  # asleep, no handler
                     self.idle_until_interrupt(c)
                     return
@@ -914,8 +923,7 @@ class Machine:
                     c.op = op
                     return
                 c.value = res
-            if self.stopped or (heap and c.clock >= heap[0][0]) or c.state != RUNNABLE or (
-                    simq and c.clock >= simq[0][0]):
+            if self.stopped or (heap and c.clock >= heap[0][0]) or c.state != RUNNABLE:
                 return
 
     def _check_op(self, c, op):
