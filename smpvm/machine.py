@@ -731,23 +731,23 @@ class Machine:
                 if due is None:
                     return
                 t, cid = due
+                c = cpus[cid]
             else:
                 # _pop_due(), inline: the next valid entry, skipping stale ones
                 while heap:
                     t, cid = pop(heap)
-                    if cid == DEVICES:
+                    if cid < 0:  # DEVICES
                         break
                     c = cpus[cid]
                     if c.state == RUNNABLE and c.heap_key == t:
                         break
                 else:
                     return
-            if cid == DEVICES:  # SimPy events are due (ties: before the CPUs)
+            if cid < 0:  # DEVICES: SimPy events are due (ties: before the CPUs)
                 if self._alive == 0 and not any(o.state == RUNNABLE for o in cpus):
                     return  # the run is over; device events left are not processed
                 self._run_devices(t)
                 continue
-            c = cpus[cid]
             if heap and heap[0][0] == t:
                 ties = [cid]
                 while heap and heap[0][0] == t:
