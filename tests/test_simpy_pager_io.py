@@ -86,3 +86,24 @@ def test_bad_parameters_are_bad_input(variant):
     from smpvm import BadInput, ModelError
     with pytest.raises((BadInput, ModelError), match="disk_ns"):
         run_scenario(load_target(TARGET), variant=variant, params={"disk_ns": -1})
+
+
+@pytest.mark.parametrize("variant", ["buggy", "fixed"])
+def test_runs_with_the_disk_are_byte_identical_across_hash_seeds(tmp_path, variant):
+    import json
+    import subprocess
+    import sys
+    smpvm = os.path.join(os.path.dirname(sys.executable), "smpvm")
+    r = next(r for r in random_runs("buggy", 60) if r.failed)  # a schedule with the race in it
+    choices = ",".join(str(c) for c in r.choices)
+    outs = []
+    for hash_seed in (1, 2):
+        trace = tmp_path / f"t{hash_seed}.json"
+        env = dict(os.environ, PYTHONHASHSEED=str(hash_seed))
+        p = subprocess.run([smpvm, "run", TARGET, "--variant", variant, "--seed", str(r.seed),
+                            "--strategy", "replay", "--choices", choices, "--trace", str(trace),
+                            "--json"], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode in (0, 1), p.stderr
+        outs.append((trace.read_bytes(), json.loads(p.stdout)["trace_sha256"]))
+    assert outs[0] == outs[1]
