@@ -566,6 +566,9 @@ class Machine:
             if t is not None:
                 self._queue_irq(self.cpus[src.cpu], t, src)
         for c in self.cpus:
+            if c.irqs and not c.frames and c.state != RUNNABLE:  # raised during set-up
+                self.make_runnable(c, at_ns=max(c.clock, c.irqs[0][0]))
+        for c in self.cpus:
             if self.tracing and c.frames:
                 self.record(c, "thread-begin", c.name, "")
             if c.state == RUNNABLE and self.timed and c.frames and c.heap_key < 0:
@@ -575,6 +578,8 @@ class Machine:
     def _queue_irq(self, c, t, src) -> None:
         c.irqs.append([t, src])
         c.irqs.sort(key=lambda e: (e[0], e[1].name))
+        if not self._started:
+            return  # raised during set-up: ``_start`` lets idle CPUs wait for it
         if c.wait_lock is not None:
             if c.state == BLOCKED:
                 self.spin_wait_irqs(c)

@@ -410,3 +410,18 @@ def test_dfs_does_not_claim_a_proof_over_device_timing(tmp_path):
     rep = exhaust(RunSpec(f"{path}::dev"))
     assert rep.exhausted and rep.devices
     assert "device" in rep.summary() and "all " not in rep.summary()
+
+
+def test_interrupts_raised_during_set_up_arrive_when_asked():
+    def setup(m):
+        def handler():
+            yield work(5)
+        m.interrupt(1, SPLBIO, handler, name="early", at_ns=500)   # CPU1 has no thread yet
+        m.interrupt(0, SPLBIO, handler, name="early", at_ns=250)
+        m.spawn(iter_work(100), cpu=0)
+        m.spawn(iter_work(300), cpu=0 + 2)
+
+    r, recs = simulate_traced(setup, cpus=3)
+    assert [(x.time_ns, x.cpu) for x in recs if x.action == "thread-begin"] == [(0, 0), (0, 2)]
+    assert sorted((x.time_ns, x.cpu) for x in recs if x.action == "irq-begin") == [(250, 0), (500, 1)]
+    assert r.interrupts["early"]["delivered"] == 2
