@@ -315,8 +315,13 @@ class Machine:
         if not callable(handler):
             raise ModelError(f"interrupt(): the handler must be a generator function, "
                              f"got {handler!r}")
-        c = self._cpu_for_interrupt(cpu)
-        name = name or getattr(handler, "__name__", "irq")
+        cpus = self.cpus
+        if type(cpu) is int and 0 <= cpu < len(cpus):
+            c = cpus[cpu]
+        else:
+            c = self._cpu_for_interrupt(cpu)
+        if name is None:
+            name = getattr(handler, "__name__", "irq")
         stats = self._raised.get(name)
         if stats is None:  # per-name delivery statistics, in the run's results
             stats = self._raised[name] = InterruptSource(self, name, level, handler, c.id,
@@ -326,6 +331,7 @@ class Machine:
         self._queue_irq(c, t, RaisedInterrupt(name, level, handler, stats.latencies))
 
     def _cpu_for_interrupt(self, cpu):
+        """``interrupt()``'s CPU when it is not simply an existing CPU's number."""
         if type(cpu) is CPU:
             return cpu
         if not isinstance(cpu, int) or cpu < 0:
@@ -576,8 +582,11 @@ class Machine:
                 heapq.heappush(self._heap, (c.clock, c.id))
 
     def _queue_irq(self, c, t, src) -> None:
-        c.irqs.append([t, src])
-        c.irqs.sort(key=lambda e: (e[0], e[1].name))
+        irqs = c.irqs
+        last = irqs[-1] if irqs else None
+        irqs.append([t, src])
+        if last is not None and (last[0], last[1].name) > (t, src.name):
+            irqs.sort(key=_irq_order)  # arrivals are kept in (time, name) order
         if not self._started:
             return  # raised during set-up: ``_start`` lets idle CPUs wait for it
         if c.wait_lock is not None:
@@ -1021,7 +1030,7 @@ class Machine:
                 nxt = src.next_arrival(t)
                 if nxt is not None and (self._alive > 0 or src.times is not None):
                     c.irqs.append([nxt, src])
-                    c.irqs.sort(key=lambda e: (e[0], e[1].name))
+                    c.irqs.sort(key=_irq_order)
                 c.frames.append(Frame(src.handler(), f"irq:{src.name}", c.op, c.value, c.spl, src))
                 c.op = None
                 c.value = None
@@ -1135,6 +1144,11 @@ class Machine:
             variant=self.variant, params=dict(self.params), ncpus=len(self.cpus),
             witness_edges=self.witness.edge_list(), witness_usage=self.witness.usage_list(),
             witness_classes=dict(self.witness.classes))
+
+
+def _irq_order(entry):
+    """Pending interrupts' order on a CPU: arrival time, then source name."""
+    return entry[0], entry[1].name
 
 
 def _find_cycle(waits_on: dict) -> list:
