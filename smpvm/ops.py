@@ -16,8 +16,10 @@ the value the ``yield`` evaluates to, or ``BLOCKED`` when the CPU must wait
 the CPU's clock forward.
 
 This module holds the operations that are not about locks or memory:
-``work``, ``pause``, ``may_sleep``, ``note``, the spl family and the sleep
-queues (``msleep``, ``tsleep``, ``wakeup``).
+``work``, ``pause``, ``may_sleep``, ``note``, the spl family, the sleep
+queues (``msleep``, ``tsleep``, ``wakeup``) and ``wait_event``, which sleeps
+until a SimPy event of the machine's environment fires (a device's
+completion).
 """
 
 from __future__ import annotations

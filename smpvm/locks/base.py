@@ -17,6 +17,11 @@ exploration strategies every compatible waiter becomes runnable again and
 retries, so the strategy's choice of which CPU steps next decides the race,
 the way a model checker sees it.
 
+A waiter that spins with interrupts enabled takes them, as on hardware: it
+leaves the line for the handler and waits again afterwards (the machine's
+``spin_wait_irqs``).  A handler that wants a lock the context it interrupted
+holds would spin for ever on its own CPU: a deadlock, reported as such.
+
 Misuse is a violation, not a crash: recursion on a non-recursive lock,
 releasing a lock one does not hold, taking a lock shared while holding it
 exclusive.
