@@ -576,3 +576,13 @@ def hold_wire(m, variant, **p):
         m.spawn(unmapper(vm, pages), name="unmapper")
     m.on_quiescence(lambda: check_quiescent(vm))
     m.on_quiescence(lambda: report_metrics(vm))
+
+
+# What each variant must show, checked by ``pytest --smpvm`` (smpvm.testing): the bugs
+# reproduce in their variants and the fixes show none.
+EXPECT = {
+    "hold_wire": {"queue-lock": {"clean": 20},
+                  "hashed": {"clean": 20},
+                  "partial-conversion": {"finds": "assertion", "runs": 300},
+                  "ignore-eagain": {"finds": "use-after-free", "runs": 300}},
+}

@@ -374,3 +374,13 @@ def _report(m, so: SharedObject) -> None:
         m.metric("faults_per_ms", round(so.faults_done * 1e6 / so.end_ns, 3))
     if so.faults_done:
         m.metric("fault_latency_mean_ns", round(so.latency_total_ns / so.faults_done, 1))
+
+
+# What each variant must show, checked by ``pytest --smpvm`` (smpvm.testing): the bugs
+# reproduce in their variants and the fixes show none.
+EXPECT = {
+    "faults": {"mutex": {"clean": 20},
+               "rwlock": {"clean": 20},
+               "reader-writes": {"finds": "assertion", "runs": 300},
+               "no-revalidate": {"finds": "use-after-free", "runs": 300}},
+}

@@ -678,3 +678,18 @@ def _lock_named(mem, area, name):
     if name == "cma_mutex":
         return mem.design["cma_mutex"]
     return area.bitmap_lock
+
+
+# What each variant must show, checked by ``pytest --smpvm`` (smpvm.testing): the bugs
+# reproduce in their variants and the fixes show none.
+EXPECT = {
+    "alloc_release": {"v16-2011": {"clean": 200},
+                      "mainline-3.5": {"clean": 200},
+                      "3.16": {"clean": 200},
+                      "per-area": {"clean": 200},
+                      "no-mutex": {"clean": 200},
+                      "no-clear-on-failure": {"finds": "assertion", "runs": 300},
+                      "eagain-abort": {"finds": "assertion", "runs": 300}},
+    "shrinker_reentry": {"mainline-3.5": {"finds": "recursion", "runs": 300},
+                         "3.16": {"clean": 300}},
+}
