@@ -25,6 +25,7 @@ COMMANDS = {
     "lor": ("lor", "Run scenarios and report their lock-order graph and reversals."),
     "sweep": ("sweep", "Run a parameter sweep described by a TOML file."),
     "demo": ("demo", "Reproduce the doomed-object race and show that the fix holds."),
+    "new": ("new", "Write a small complete model (buggy and fixed) to start from."),
 }
 
 

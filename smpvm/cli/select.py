@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import click
 
+from .complete import complete_target, complete_variant
+
 
 def selection_options(f):
     """TARGETS..., ``--variant`` (repeatable), ``-k``."""
     f = click.option("-k", "keyword", default=None, metavar="TEXT",
                      help="Only the targets whose path::scenario contains TEXT.")(f)
     f = click.option("--variant", "-v", "variants", multiple=True,
-                     help="Scenario variant (default: each scenario's first); repeatable, "
+                     shell_complete=complete_variant, help="Scenario variant (default: each scenario's first); repeatable, "
                           "or 'all'.")(f)
-    return click.argument("targets", nargs=-1, required=True)(f)
+    return click.argument("targets", nargs=-1, required=True,
+                          shell_complete=complete_target)(f)
 
 
 def select(targets, keyword, variants):
