@@ -312,6 +312,7 @@ def run_scenario(scn: Scenario, *, variant: str | None = None, params: dict | No
     ``ModelError`` when the model itself misbehaves (raises, yields junk).
     """
     variant = scn.check_variant(variant)
+    params, cpus = one_meaning_of_cpus(scn, params, cpus)
     model_params, cost_overrides = scn.resolve_params(params)
     try:
         costs = DEFAULT_COSTS.override(**cost_overrides) if cost_overrides else DEFAULT_COSTS
@@ -368,6 +369,32 @@ def run_scenario(scn: Scenario, *, variant: str | None = None, params: dict | No
         except ModelError:
             pass
         raise
+
+
+def one_meaning_of_cpus(scn: Scenario, params: dict | None, cpus: int | None):
+    """``--cpus N`` and ``--set cpus=N`` mean the same: N CPUs, each running a thread.
+
+    A scenario that declares a ``cpus`` parameter sizes its own threads by it
+    (and gets one CPU per thread); for any other, ``cpus`` is the machine's
+    CPU count.  Returns (params, machine CPUs).
+    """
+    params = dict(params or {})
+    if "cpus" in scn.params:
+        if cpus is not None:
+            if "cpus" in params and str(params["cpus"]) != str(cpus):
+                raise BadInput(f"--cpus {cpus} and --set cpus={params['cpus']} disagree")
+            params["cpus"] = cpus
+        return params, None
+    if "cpus" in params:
+        given = params.pop("cpus")
+        try:
+            n = int(given)
+        except (TypeError, ValueError):
+            raise BadInput(f"cpus takes a whole number, got {given!r}") from None
+        if cpus is not None and cpus != n:
+            raise BadInput(f"--cpus {cpus} and --set cpus={given} disagree")
+        cpus = n
+    return params, cpus
 
 
 def resolve_target(target: str, near: str | None = None) -> str:
