@@ -89,7 +89,7 @@ def _one(target, variant, *, strategy, runs, depth, preemption_bound, seed, cpus
         target, variant=variant, params=parse_sets(sets), cpus=cpus, strategy=strategy,
         runs=runs, depth=depth, preemption_bound=preemption_bound, seed=seed,
         workers=workers, dask=dask, out=out, stop_on_first=stop_on_first, resume=resume)
-    progress = _Progress.make(exploration.runs)
+    progress = ExploreProgress.make(exploration.runs)
     exploration.progress = progress.update if progress else None
     try:
         report = exploration.run()
@@ -231,7 +231,7 @@ def _around_violation(records, narrate) -> str:
     return text
 
 
-class _Progress:
+class ExploreProgress:
     """A rich progress bar on stderr: runs, runs/s, failing runs, distinct schedules."""
 
     def __init__(self, total):
