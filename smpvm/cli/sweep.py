@@ -17,7 +17,13 @@ from .common import echo_json
               help="Output directory (default: smpvm-out/<study file name>).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted sweep in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def command(file, workers, dask, out_dir, resume, as_json):
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="A quick check without editing FILE: keep only these values of a swept "
+                   "parameter (cpus=1,2,4), or fix a parameter for every run.")
+@click.option("--seeds", type=int, default=None, help="Runs per point (a sweep's seeds).")
+@click.option("--runs", type=int, default=None,
+              help="Runs per variant and strategy (race and lock-order studies).")
+def command(file, workers, dask, out_dir, resume, as_json, sets, seeds, runs):
     """Run the sweep in FILE and write runs.csv, summary.csv, manifest.json and plots."""
     import os
 
@@ -32,8 +38,13 @@ def command(file, workers, dask, out_dir, resume, as_json):
     from ..studies.races import study_kind
     kind = study_kind(file)
     if kind != "sweep":
-        return _other_study(file, kind, out_dir, workers, dask, as_json)
-    cfg = load_config(file)
+        if sets or seeds is not None:
+            raise BadInput(f"{file} is a {kind} study: it takes --runs, not --set or --seeds")
+        check_positive("--runs", runs)
+        return _other_study(file, kind, out_dir, workers, dask, as_json, runs)
+    if runs is not None:
+        raise BadInput(f"{file} is a sweep: give --seeds (runs per point), not --runs")
+    cfg = load_config(file, sets=sets, seeds=seeds)
     bar = _progress(as_json)
     try:
         result = run_sweep(cfg, out_dir, workers=workers, dask=dask, resume=resume,
@@ -67,10 +78,10 @@ def command(file, workers, dask, out_dir, resume, as_json):
     return 1 if result["violations"] else 0
 
 
-def _other_study(file, kind, out_dir, workers, dask, as_json) -> int:
+def _other_study(file, kind, out_dir, workers, dask, as_json, runs=None) -> int:
     """A race-reproduction or lock-order study (see smpvm.studies.races)."""
     from ..studies.races import load_study, run_lor_survey, run_races
-    cfg = load_study(file, kind)
+    cfg = load_study(file, kind, runs_override=runs)
     if kind == "races":
         result = run_races(cfg, out_dir, workers=workers, dask=dask)
         bad = result["fixed_failures"]

@@ -137,8 +137,12 @@ class SweepConfig:
 # -- loading and validation ---------------------------------------------------------------
 
 
-def load_config(path: str, overrides: dict | None = None) -> SweepConfig:
-    """Read and validate a study file; raises BadInput naming the key and the fix."""
+def load_config(path: str, overrides: dict | None = None, *, sets=(),
+                seeds: int | None = None) -> SweepConfig:
+    """Read and validate a study file; raises BadInput naming the key and the fix.
+
+    ``sets`` and ``seeds`` are the command line's edits (``smpvm.studies.edits``).
+    """
     try:
         with open(path, "rb") as fp:
             data = tomllib.load(fp)
@@ -146,6 +150,9 @@ def load_config(path: str, overrides: dict | None = None) -> SweepConfig:
         raise BadInput(f"no sweep file {path!r}") from None
     except tomllib.TOMLDecodeError as e:
         raise BadInput(f"{path}: malformed TOML: {e}") from None
+    if sets or seeds is not None:
+        from .edits import apply_sets
+        data = apply_sets(data, sets, seeds)
     for table in ("study", "model", "run", "costs", "sweep", "plot"):
         t = data.get(table)
         for k in ("seeds", "seed"):
