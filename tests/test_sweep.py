@@ -653,3 +653,15 @@ def test_a_sweep_made_smaller_from_the_command_line(tmp_path):
     with pytest.raises(BadInput, match="key=value"):
         load_config(path, sets=["cpus"])
 
+
+
+def test_json_output_is_strict_json_when_an_interval_has_no_estimate(tmp_path, capsys):
+    """One seed per point gives intervals without a width; --json says null, never NaN."""
+    rc, out, _ = cli(capsys, "sweep", os.path.join(ROOT, "experiments", "spin_collapse.toml"),
+                     "--set", "cpus=1,2", "--set", "acquisitions=50", "--seeds", "1",
+                     "--workers", "1", "--out", tmp_path / "s", "--json")
+    assert rc == 0
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} in --json output")
+    json.loads(out, parse_constant=refuse)
