@@ -319,8 +319,10 @@ def _check_param(path, where, key, values, scn, types) -> None:
     if key in ("cpus", "strategy") and key not in types:
         if key == "cpus":
             for v in values:
-                if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                    raise BadInput(f"{path}: {where} must hold whole numbers >= 1, got {v!r}")
+                from ..scenario import MAX_CPUS
+                if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_CPUS:
+                    raise BadInput(f"{path}: {where} must hold whole numbers from 1 to "
+                                   f"{MAX_CPUS}, got {v!r}")
         return
     if key not in types:
         known = ", ".join(sorted(types)) or "none"
