@@ -160,3 +160,65 @@ def test_resume_after_a_torn_last_row_equals_an_uninterrupted_exploration(tmp_pa
                   out=tmp_path / "cut", resume=True)
     assert rep.runs == 24 and rep.runs_this_session == 1
     assert rows(tmp_path / "cut") == rows(explored)
+
+
+# -- a failure file is data: replay imports only the model its target names -------------------------
+
+@pytest.fixture(scope="module")
+def saved_failure(tmp_path_factory):
+    """A failure saved by exploring tiny.py's depth-2 bug: its path."""
+    out = tmp_path_factory.mktemp("failure")
+    os.chdir(ROOT)
+    rep = explore(DEPTH2, variant="buggy", runs=200, seed=2, workers=1, stop_on_first=True,
+                  out=out)
+    return rep.first["use-after-free"].path
+
+
+def evil_model(tmp_path):
+    """A model file that leaves a mark when imported; (its path, the mark)."""
+    mark = tmp_path / "imported"
+    evil = tmp_path / "evil.py"
+    evil.write_text(f"open({str(mark)!r}, 'w').close()\n")
+    return evil, mark
+
+
+def test_replay_refuses_a_model_path_that_is_not_the_target(capsys, tmp_path, saved_failure):
+    evil, mark = evil_model(tmp_path)
+    d = json.loads(open(saved_failure).read())
+    d["model_path"] = str(evil)
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(d))
+    for command in ("replay", "report"):
+        code, out, err = cli(capsys, command, forged)
+        assert code == 2
+        assert_one_error_line(err, "model_path", "refusing")
+    assert not mark.exists(), "the forged model_path was imported"
+
+
+def test_replay_never_falls_back_to_the_recorded_absolute_path(capsys, tmp_path, saved_failure,
+                                                                monkeypatch):
+    evil, mark = evil_model(tmp_path)
+    d = json.loads(open(saved_failure).read())
+    # consistent with the target, but somewhere else: found only through model_path
+    elsewhere = tmp_path / "models" / "tests" / "models" / "tiny.py"
+    elsewhere.parent.mkdir(parents=True)
+    shutil.copy(evil, elsewhere)
+    d["model_path"] = str(elsewhere)
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(d))
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(capsys, "replay", forged)
+    assert code == 2
+    assert_one_error_line(err, "is not in this directory", "--root")
+    assert not mark.exists()
+
+
+def test_replay_prints_the_model_it_loads_and_takes_a_root(capsys, tmp_path, saved_failure,
+                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = cli(capsys, "replay", saved_failure, "--root", ROOT)
+    assert code == 1
+    assert out.splitlines()[0] == f"model: {os.path.join(ROOT, TINY)}"
+    assert "reproduced use-after-free" in out
+    code, out, _ = cli(capsys, "replay", saved_failure, "--root", ROOT, "--json")
+    assert json.loads(out)["model_file"] == os.path.join(ROOT, TINY)
