@@ -12,6 +12,8 @@ import csv
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -222,3 +224,39 @@ def test_replay_prints_the_model_it_loads_and_takes_a_root(capsys, tmp_path, sav
     assert "reproduced use-after-free" in out
     code, out, _ = cli(capsys, "replay", saved_failure, "--root", ROOT, "--json")
     assert json.loads(out)["model_file"] == os.path.join(ROOT, TINY)
+
+
+# -- a model blocked in a system call ---------------------------------------------------------------
+
+def smpvm_process(*args, env=None, **kw):
+    """``python -m smpvm ARGS`` as a new process from the project root."""
+    kw = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kw}
+    return subprocess.run([sys.executable, "-m", "smpvm", *map(str, args)], cwd=ROOT,
+                          text=True, timeout=60, env={**os.environ, **(env or {})}, **kw)
+
+
+@pytest.mark.parametrize("how, workers", [("sleep", 1), ("sleep", 2), ("deaf", 1)])
+def test_a_model_blocked_in_a_system_call_is_stopped_by_the_watchdog(tmp_path, how, workers):
+    """``time.sleep(3600)`` is woken by a real signal; one that ignores it ends the process."""
+    r = smpvm_process("explore", FAULTY, "--set", f"how={how}", "--strategy", "random",
+                      "--runs", 2, "--workers", workers, "--out", tmp_path,
+                      env={"SMPVM_STEP_TIMEOUT": "0.3"})
+    assert r.returncode == 2
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("smpvm: error: the model ran") and "a call that blocks" in line
+    assert "faulty.py:" in line
+
+
+# -- a reader that goes away ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant, status", [("fixed", 0), ("buggy", 1)])
+def test_a_closed_stdout_does_not_change_the_verdict(tmp_path, variant, status):
+    """``smpvm explore ... | head -1``: the reader leaves early; the status is still the verdict."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        r = smpvm_process("explore", DEPTH2, "--variant", variant, "--runs", 100,
+                          "--workers", 1, "--out", tmp_path, stdout=write)
+    finally:
+        os.close(write)
+    assert r.returncode == status and r.stderr == ""

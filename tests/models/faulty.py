@@ -7,11 +7,13 @@
 * ``os_exit``: ``os._exit(0)``, only in a worker process (never in the process
   driving the search, which it would end with it);
 * ``sleep``: blocks in a system call (``time.sleep(seconds)``);
+* ``deaf``: the same with SIGINT ignored, as in a job started in the background;
 * ``none``: a plain two-thread counter, no fault.
 """
 
 import multiprocessing
 import os
+import signal
 import sys
 import time
 
@@ -29,7 +31,9 @@ def fault(how, seconds):
         raise Shutdown("stop the world")
     if how == "os_exit" and multiprocessing.parent_process() is not None:
         os._exit(0)
-    if how == "sleep":
+    if how == "deaf":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if how in ("sleep", "deaf"):
         time.sleep(seconds)
 
 
