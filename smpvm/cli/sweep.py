@@ -27,8 +27,9 @@ def command(file, workers, dask, out_dir, resume, as_json):
     variant failed), 0 when none did, 2 for bad input, 3 when the study is
     incomplete (interrupted, or runs lost); --resume continues it.
     """
-    from ..violations import BadInput
+    from ..search.executors import ClusterLost
     from ..studies.sweep import load_config, run_sweep
+    from ..violations import BadInput
     from .common import check_positive
 
     check_positive("--workers", workers)
@@ -44,10 +45,12 @@ def command(file, workers, dask, out_dir, resume, as_json):
     try:
         result = run_sweep(cfg, out_dir, workers=workers, dask=dask, resume=resume,
                            progress=bar.update if bar else None)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ClusterLost) as e:
         if bar:
             bar.close()
             bar = None
+        if isinstance(e, ClusterLost):
+            click.echo(f"smpvm: {e}", err=True)
         _interrupted(file, out_dir, "runs.csv")
         return EXIT_INCOMPLETE
     finally:

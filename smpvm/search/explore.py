@@ -343,12 +343,16 @@ class Exploration:
         window = 1 if inline else 2 * workers
         attempts: dict[tuple, int] = {}
         t0 = time.perf_counter()
+        from .executors import ClusterLost
         try:
             # a broken executor (a worker process died) is replaced and the search goes on
             while pending and not self._stopping() and self._drive(pending, window, attempts):
                 pass
         except KeyboardInterrupt:
             self.report.interrupted = True
+        except ClusterLost as e:  # as good as an interrupt: what finished is kept
+            self.report.interrupted = True
+            self.report.notes.append(str(e))
         finally:
             self.report.elapsed_s = time.perf_counter() - t0
 
@@ -362,7 +366,7 @@ class Exploration:
 
     def _drive(self, pending: "Batches", window: int, attempts: dict) -> bool:
         """Feed batches to one executor until done; True when it broke and must be replaced."""
-        from .executors import make_executor
+        from .executors import ClusterLost, make_executor
         with make_executor(self.workers, self.dask) as ex:
             inflight: dict = {}
             try:
@@ -396,7 +400,9 @@ class Exploration:
                         for fut in inflight:
                             fut.cancel()  # later runs than the first failure: not wanted
                         return False
-            except KeyboardInterrupt:
+            except ClusterLost:
+                raise  # nothing left to cancel them with
+            except BaseException:  # an interrupt
                 for fut in inflight:
                     fut.cancel()
                 raise

@@ -654,6 +654,18 @@ def _more_seeds(cfg, table) -> list[dict]:
     return run_specs(cfg, want) if want else []
 
 
+def _wait_alive(ex, fut) -> None:
+    """Wait for ``fut``; on a cluster, check every few seconds that it is still there."""
+    import concurrent.futures as cf
+
+    from ..search.explore import HEALTH_CHECK_S
+    check = getattr(ex, "check_alive", None)
+    while check is not None and not fut.done():
+        cf.wait([fut], timeout=HEALTH_CHECK_S)
+        if not fut.done():
+            check()
+
+
 #: Times a run is tried before it is reported as lost (its worker died every time).
 RUN_ATTEMPTS = 3
 #: Most runs a sweep may have: its rows are held in memory to summarise them.
@@ -716,6 +728,7 @@ class Runner:
                 if not inflight:
                     return False
                 spec, fut = inflight.popleft()
+                _wait_alive(ex, fut)
                 try:
                     row = fut.result()
                 except (ModelError, BadInput):
