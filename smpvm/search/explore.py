@@ -354,6 +354,7 @@ class Exploration:
             self.report.interrupted = True
             self.report.notes.append(str(e))
         finally:
+            self._record_held()
             self.report.elapsed_s = time.perf_counter() - t0
 
     def _stopping(self) -> bool:
@@ -425,12 +426,19 @@ class Exploration:
         return False
 
     def _finished(self, batch, outcomes) -> None:
-        """Record a batch; with --stop-on-first, only in run order (see ``_flush_in_order``)."""
-        if not self.stop_on_first or self._inline:
+        """Record a batch in run order (see ``_flush_in_order``): runs.csv reads the same
+        whatever the workers or executor, and --stop-on-first counts exactly."""
+        if self._inline:
             self._record(outcomes)
             return
         self._held[batch[0]] = outcomes
         self._flush_in_order()
+
+    def _record_held(self) -> None:
+        """An interrupted search keeps every finished run, in order as far as it goes."""
+        if not self._stopping():
+            for start in sorted(self._held):
+                self._record(self._held.pop(start))
 
     def _held_failure(self):
         """The earliest failing run among batches waiting for earlier ones (or None)."""
