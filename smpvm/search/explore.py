@@ -380,7 +380,19 @@ class Exploration:
                             break  # a batch that was out when a worker died runs alone
                         b = pending.pop()
                         k = self._k_for_epoch(b[0] // EPOCH_RUNS)
-                        fut = ex.submit(run_batch, self.plan, b[0], b[1], k, self.stop_on_first)
+                        try:
+                            fut = ex.submit(run_batch, self.plan, b[0], b[1], k,
+                                            self.stop_on_first)
+                        except cf.BrokenExecutor:
+                            # a worker died since the last look: settle what finished (the
+                            # batch that killed it counts a try), queue the rest again
+                            pending.requeue(b)
+                            for f in sorted(inflight, key=lambda f: inflight[f]):
+                                if f.done():
+                                    self._collect(f, inflight[f], pending, attempts)
+                                else:
+                                    pending.requeue(inflight[f])
+                            return True
                         inflight[fut] = b
                         if suspect:
                             break
