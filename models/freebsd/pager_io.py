@@ -48,6 +48,13 @@ from smpvm import SPLBIO, Zone, kassert, note, scenario, splvm, splx, tsleep, wa
 #: No locks: a 4.x kernel protected these paths with spl levels alone.
 LOCK_ORDER: list = []
 
+#: What ``pytest`` checks of this file (smpvm's plugin): the lost wakeup is found, the fix is
+#: clean (random and PCT runs: an exhaustive search would not enumerate the disk's timing).
+EXPECT = {
+    "pageout_vs_terminate": {"buggy": {"finds": "deadlock", "runs": 300},
+                             "fixed": {"clean": 300}},
+}
+
 #: vm_object flags (4.x vm_object.h).
 OBJ_DEAD = 0x0008
 OBJ_PIPWNT = 0x0040
