@@ -107,3 +107,18 @@ def test_runs_with_the_disk_are_byte_identical_across_hash_seeds(tmp_path, varia
         assert p.returncode in (0, 1), p.stderr
         outs.append((trace.read_bytes(), json.loads(p.stdout)["trace_sha256"]))
     assert outs[0] == outs[1]
+
+
+def test_explore_dfs_qualifies_its_verdict_on_the_command_line(capsys, tmp_path):
+    import json
+
+    from conftest import cli
+    rc, out, err = cli(capsys, "explore", TARGET, "--variant", "fixed", "--strategy", "dfs",
+                       "--seed", "1", "--out", tmp_path / "a")
+    assert rc == 0
+    assert "schedules explored (device processes only at the times those schedules gave them)" \
+        in out and "all " not in out.split("explored")[0].splitlines()[-1]
+    rc, out, err = cli(capsys, "explore", TARGET, "--variant", "fixed", "--strategy", "dfs",
+                       "--seed", "1", "--json", "--out", tmp_path / "b")
+    d = json.loads(out)
+    assert d["exhausted"] and any("timing was not enumerated" in n for n in d["notes"])

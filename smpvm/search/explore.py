@@ -523,6 +523,10 @@ class Exploration:
         if rep is not None:
             self.report.exhausted = bool(rep.exhausted)
             self.report.devices = bool(rep.devices)
+            if rep.exhausted and rep.devices:
+                self.report.notes.append("dfs: device processes (the model's SimPy processes) "
+                                         "ran only at the times these schedules gave them; "
+                                         "their timing was not enumerated")
             self.report.pruned = getattr(rep, "pruned", None)
             if self.report.runs == 0 and rep.runs:
                 self._adopt_dfs_report(rep)
