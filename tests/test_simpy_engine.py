@@ -425,3 +425,19 @@ def test_interrupts_raised_during_set_up_arrive_when_asked():
     assert [(x.time_ns, x.cpu) for x in recs if x.action == "thread-begin"] == [(0, 0), (0, 2)]
     assert sorted((x.time_ns, x.cpu) for x in recs if x.action == "irq-begin") == [(250, 0), (500, 1)]
     assert r.interrupts["early"]["delivered"] == 2
+
+
+@pytest.mark.parametrize("strategy", [None, RandomWalk()], ids=["timed", "explore"])
+def test_a_kernel_thread_can_wait_for_another_to_end(strategy):
+    got = []
+
+    def setup(m):
+        worker = m.spawn(iter_work(700), name="worker")
+
+        def joiner():
+            yield wait_event(worker.process, "worker done")
+            got.append(m.now)
+        m.spawn(joiner(), name="joiner")
+
+    r = simulate(setup, strategy=strategy)
+    assert r.violations == [] and got and got[0] >= 700
