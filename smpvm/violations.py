@@ -27,6 +27,7 @@ KINDS = (
     "lock-order-reversal",
     "spl-violation",
     "sleep-with-spinlock",
+    "sleep-in-atomic",
     "recursion",
     "unlock-not-held",
     "held-lock-freed",
