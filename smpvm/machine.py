@@ -253,6 +253,27 @@ class Machine:
         self.interrupt_sources.append(src)
         return src
 
+    def interrupt(self, cpu: int, level: int, handler, *, name: str | None = None,
+                  at_ns: int | None = None) -> InterruptSource:
+        """Raise ``handler()`` (a generator function) once at spl ``level`` on CPU ``cpu``.
+
+        It arrives at ``at_ns`` (default: now) and is delivered under the usual
+        masking rules: pending while the CPU's level masks it, taken at the
+        CPU's next yield point otherwise.  Timers and deferred work fire
+        through this.  Returns the one-shot source.
+        """
+        t = self.now if at_ns is None else int(at_ns)
+        src = InterruptSource(self, name or getattr(handler, "__name__", "irq"), level, handler,
+                              cpu, None, [t])
+        if self.current is None and not self.steps:  # set-up: queued when the run starts
+            self.interrupt_sources.append(src)
+            return src
+        if not 0 <= cpu < len(self.cpus):
+            raise ModelError(f"interrupt {src.name!r} targets CPU{cpu}, but the machine has "
+                             f"{len(self.cpus)}")
+        self._queue_irq(self.cpus[cpu], src.next_arrival(t), src)
+        return src
+
     def shared(self, type_name: str, **fields):
         """A statically allocated struct (never freed): a cdev, a global counter block."""
         from .memory import Zone

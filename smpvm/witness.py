@@ -27,7 +27,9 @@ learned.  The rules, each with the two-CPU story of why it holds:
    be waiting for that lock.  So rwlock_t readers make no false reversal
    among themselves, while sx readers take part in cycles.
 5. **Interrupt levels** (lockdep's irq-safe rules over spl).  A class taken
-   in a handler of level L is *L-safe*; a class taken with L unmasked (spl
+   in a handler of level L is *L-safe* (unless the handler is *threaded*, as
+   FreeBSD's softclock is: a thread can wait for a lock without stalling
+   the CPU it interrupted); a class taken with L unmasked (spl
    below L, interrupts not disabled) is *L-unsafe*.  One class both is an
    ``spl-violation`` (the interrupt arrives while the thread holds it, and
    the handler spins on it).  So is an L-safe class A from which the graph
@@ -500,8 +502,9 @@ class Witness:
         if mark is None or spl < mark[0]:
             marks[recursive] = (spl, site, c.ctx)
             changed = spl < SPL_MASKED
-        if c.irq_depth:
-            level = c.frames[-1].source.level
+        src = c.frames[-1].source if c.irq_depth else None
+        if src is not None and not getattr(src, "threaded", False):
+            level = src.level
             marks = self.safe.get(cls)
             if marks is None:
                 marks = self.safe[cls] = [None, None]
