@@ -185,7 +185,7 @@ class Witness:
         edges = self.edges
         for h in held:
             hl = h.lock
-            if hl.spin and not lock.spin:
+            if hl.spin and not lock.spin and not lock.pseudo:
                 self._blocking_under_spin(c, h, lock, site)
             if hl is lock:
                 self._same_lock(c, h, lock, mode, site)
@@ -215,7 +215,7 @@ class Witness:
             self._sleepable_in_irq(c, lock, site)
         base = self._context_base(c)
         for h in held[:base]:
-            if h.lock.spin and not lock.spin:
+            if h.lock.spin and not lock.spin and not lock.pseudo:
                 self._blocking_under_spin(c, h, lock, site)
         return held[base:]
 

@@ -8,6 +8,8 @@ item enqueued later spawns a new one.  The strategy decides when the worker
 steps, as for any CPU, so where the item runs relative to the enqueuer and
 to a drain is part of what the search explores.  The machine needs a CPU
 free for the worker: a scenario that pins the CPU count must leave one.
+``cpu`` is a preference: when that CPU is busy (its thread, or a handler
+on it) the worker goes to the first free one.
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ class WorkerQueue(Kobj):
         if self.active:
             return
         self.active = True
-        c = m.spawn(self._loop(), name=f"{self.kind}:{self.name}", cpu=self.cpu)
+        cpu = self.cpu
+        if cpu is not None and cpu < len(m.cpus) and m.cpus[cpu].frames:
+            cpu = None  # busy (a thread, or a handler on an idle CPU): any free CPU
+        c = m.spawn(self._loop(), name=f"{self.kind}:{self.name}", cpu=cpu)
         m.make_runnable(c, at_ns=m.now)
 
     def _loop(self):
