@@ -99,12 +99,15 @@ class RunResult:
 
     @property
     def failed(self) -> bool:
+        """True when the run found any violation."""
         return bool(self.violations)
 
     def kinds(self) -> list[str]:
+        """The distinct violation kinds found, sorted."""
         return sorted({v.kind for v in self.violations})
 
     def first(self):
+        """The first violation found, or None."""
         return self.violations[0] if self.violations else None
 
     def lockstat_table(self) -> str:
@@ -114,7 +117,12 @@ class RunResult:
 
 
 class Machine:
-    """One run: see the module docstring."""
+    """One run of a model on a simulated SMP: CPUs, time, a strategy, locks, witness and the trace.
+
+    ``m = Machine(seed=1)``; make locks and zones with it, ``m.spawn(gen)`` one
+    kernel thread per CPU, then ``result = m.run()``.  A run is a pure function
+    of the model, its parameters, the strategy and the seed.
+    """
 
     #: Take the plain path where the timed loop has hand-inlined copies (``_pop_due``,
     #: ``duration``, lock operations dispatched without ``execute``).  The copies
@@ -314,6 +322,7 @@ class Machine:
         return d if d > 0 else 0
 
     def footprint_touch(self, key, write: bool = True) -> None:
+        """Note that this step read (or wrote) the state named ``key``, for the exhaustive search."""
         fp = self.footprint
         if fp is not None:
             if write:
@@ -457,6 +466,7 @@ class Machine:
     # -- the run ------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        """Run every spawned thread to the end (or to a fatal violation or a stall); the result."""
         with current.running(self):
             try:
                 self._start()

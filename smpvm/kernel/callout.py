@@ -57,7 +57,12 @@ def _softclock_cpu(m, c) -> int:
 
 
 class Callout(Kobj):
-    """A FreeBSD ``struct callout``; see the module docstring."""
+    """A FreeBSD ``struct callout``: ``reset`` arms it, ``stop`` cancels without waiting, ``drain`` waits.
+
+    ``lock`` is ``callout_init_mtx``'s mutex, taken by softclock around the
+    handler; ``owner`` is the item the callout is embedded in (freeing it
+    while the callout is pending or running is a use-after-free naming it).
+    """
 
     kind = "callout"
 

@@ -22,7 +22,7 @@ from .waits import op
 
 
 class Epoch(GracePeriods):
-    """A FreeBSD epoch; see the module docstring."""
+    """A FreeBSD epoch: ``enter``/``exit`` sections, ``load`` pointers, ``wait`` or ``call`` past a grace period."""
 
     kind = "epoch"
     section_word = "epoch section"

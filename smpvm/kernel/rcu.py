@@ -20,7 +20,7 @@ from .waits import op
 
 
 class Rcu(GracePeriods):
-    """Linux RCU; see the module docstring."""
+    """Linux RCU: ``read_lock``/``read_unlock``, ``dereference``, ``synchronize`` or ``call_rcu``."""
 
     kind = "rcu"
     section_word = "read-side critical section"

@@ -18,7 +18,7 @@ from .waits import Kobj, wait_for
 
 
 class DrainRef(Kobj):
-    """A count of users and a dying flag; see the module docstring."""
+    """A reference with drain: ``acquire`` unless dying, ``release``, and ``drain`` to wait for the last user."""
 
     kind = "reference"
 

@@ -56,7 +56,7 @@ class Task(Kobj):
 
 
 class Taskqueue(WorkerQueue):
-    """A FreeBSD taskqueue with one thread; see the module docstring."""
+    """A FreeBSD taskqueue with one thread: ``enqueue``, ``cancel`` (never waits), ``drain`` (sleeps)."""
 
     kind = "taskq"
 

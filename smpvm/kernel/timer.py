@@ -38,7 +38,12 @@ from .waits import Kobj, op, wait_for
 
 
 class Timer(Kobj):
-    """A Linux ``struct timer_list``; see the module docstring."""
+    """A Linux ``struct timer_list``: ``mod_timer`` arms it, ``del_timer`` removes it, ``del_timer_sync`` also waits.
+
+    The callback runs in softirq context on the arming CPU (``cpu`` pins
+    it); ``owner`` is the item the timer is embedded in (freeing it while the
+    timer is pending or running is a use-after-free naming it).
+    """
 
     kind = "timer_list"
 

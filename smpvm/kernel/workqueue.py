@@ -62,7 +62,7 @@ class WorkItem(Kobj):
 
 
 class Workqueue(WorkerQueue):
-    """A Linux workqueue with one worker; see the module docstring."""
+    """A Linux workqueue with one worker: ``queue_work``; ``flush_work`` and ``cancel_work_sync`` wait."""
 
     kind = "kworker"
 

@@ -81,8 +81,10 @@ class Spinlock(Lock):
 
     ``spin_lock``/``spin_unlock`` mask nothing; ``spin_lock_bh``,
     ``spin_lock_irq`` and ``spin_lock_irqsave`` mask softirqs or all
-    interrupts on this CPU until the matching unlock (see the module
-    docstring).  ``lock``/``trylock``/``unlock`` are the plain forms.
+    interrupts on this CPU until the matching unlock, which restores what the
+    lock call saved; a lock taken by an interrupt or timer handler must be
+    taken with those everywhere else.  ``lock``/``trylock``/``unlock`` are
+    the plain forms.
     """
 
     kind = "spinlock_t"
