@@ -44,6 +44,13 @@ from smpvm import (Epoch, SleepMutex, Zone, refcount_acquire, refcount_acquire_i
 # IF_ADDR_WLOCK guards the list for writers; readers use the epoch only.
 LOCK_ORDER = []
 
+# What each variant must show, checked by ``pytest --smpvm models/`` (smpvm.testing).
+EXPECT = {
+    "lookup": {"buggy": {"finds": "use-after-free", "runs": 300},
+               "fixed": {"clean": 300},
+               "no-epoch-call": {"finds": "use-after-free", "runs": 300}},
+}
+
 
 @scenario(variants={"buggy": "ifa_ref inside the epoch: 0 -> 1 revives a dying address",
                     "fixed": "ifa_try_ref (600eade2fb4f)",

@@ -46,6 +46,13 @@ from smpvm import Callout, SleepMutex, Zone, scenario, work
 # lock the model has: no documented order between two locks.
 LOCK_ORDER = []
 
+# What each variant must show, checked by ``pytest --smpvm models/`` (smpvm.testing).
+EXPECT = {
+    "detach": {"buggy": {"finds": "use-after-free", "runs": 300},
+               "fixed": {"clean": 300},
+               "drain-locked": {"finds": "deadlock", "runs": 300}},
+}
+
 
 @scenario(variants={"buggy": "callout_stop, then pcm_unregister frees the channel",
                     "fixed": "stop flag + callout_drain before pcm_unregister (0432b2183f25)",

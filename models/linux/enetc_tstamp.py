@@ -42,6 +42,12 @@ from smpvm import Spinlock, Timer, scenario, work
 # One lock: the device's transmit-queue lock (netif_tx_lock takes every queue's).
 LOCK_ORDER = []
 
+# What each variant must show, checked by ``pytest --smpvm models/`` (smpvm.testing).
+EXPECT = {
+    "onestep": {"buggy": {"finds": "spl-violation", "runs": 300},
+                "fixed": {"clean": 300}},
+}
+
 
 @scenario(variants={"buggy": "netif_tx_lock (spin_lock) in the work item",
                     "fixed": "netif_tx_lock_bh (spin_lock_bh), commit 3c463721a73b"},

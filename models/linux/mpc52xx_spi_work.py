@@ -33,6 +33,12 @@ from smpvm import (SPLBIO, DrainRef, Spinlock, WorkItem, Workqueue, Zone, cancel
 # ms->lock is the only lock: no documented order.
 LOCK_ORDER = []
 
+# What each variant must show, checked by ``pytest --smpvm models/`` (smpvm.testing).
+EXPECT = {
+    "remove": {"buggy": {"finds": "use-after-free", "runs": 300},
+               "fixed": {"clean": 300}},
+}
+
 
 @scenario(variants={"buggy": "remove frees ms with the work possibly queued or running",
                     "fixed": "cancel_work_sync before unregistering (984836621aad)"},
