@@ -19,10 +19,15 @@ __version__ = "0.1.0"
 from .costs import FREE, Costs
 from .locks import (IrqSpinlock, Lock, LockMap, LockPool, Mutex, QueuedLock, RtMutex, RwLock,
                     RwlockT, RwSemaphore, SleepMutex, Spinlock, SpinMutex, Sx, TicketLock,
-                    might_lock)
+                    local_bh_disable, local_bh_enable, local_irq_disable, local_irq_enable,
+                    local_irq_restore, local_irq_save, might_lock)
+from .kernel import (EBUSY, Callout, DrainRef, Epoch, Rcu, Task, Taskqueue, Timer, WorkItem,
+                     Workqueue, cancel_work_sync, flush_work)
 from .current import current_machine
 from .machine import Machine, RunResult
-from .memory import Item, Zone, kassert, refcount_acquire, refcount_release
+from .memory import (Item, Zone, free_history, kassert, kref_get, kref_get_unless_zero, kref_put,
+                     refcount_acquire, refcount_acquire_if_not_zero, refcount_dec_and_test,
+                     refcount_inc, refcount_inc_not_zero, refcount_release, watch_free)
 from .ops import (SPL0, SPLBIO, SPLCLOCK, SPLHIGH, SPLNET, SPLSOFT, SPLVM, may_sleep, msleep,
                   note, pause, spl0, splbio, splhigh, splnet, splraise, splvm, splx, tsleep,
                   wait_event, wakeup, wakeup_one, work)
@@ -36,7 +41,14 @@ __all__ = [
     "__version__", "Costs", "FREE", "Machine", "RunResult", "current_machine",
     "Lock", "SpinMutex", "SleepMutex", "Sx", "RwLock", "Spinlock", "IrqSpinlock", "RwlockT",
     "Mutex", "RwSemaphore", "RtMutex", "TicketLock", "QueuedLock", "LockPool", "LockMap", "might_lock",
+    "local_irq_save", "local_irq_restore", "local_irq_disable", "local_irq_enable",
+    "local_bh_disable", "local_bh_enable",
     "Zone", "Item", "kassert", "refcount_acquire", "refcount_release",
+    "refcount_acquire_if_not_zero", "refcount_inc", "refcount_inc_not_zero",
+    "refcount_dec_and_test", "kref_get", "kref_get_unless_zero", "kref_put", "watch_free",
+    "free_history",
+    "Callout", "Timer", "Taskqueue", "Task", "EBUSY", "Workqueue", "WorkItem", "flush_work",
+    "cancel_work_sync", "Epoch", "Rcu", "DrainRef",
     "work", "pause", "may_sleep", "note", "splvm", "splbio", "splnet", "splhigh", "spl0",
     "splx", "splraise", "msleep", "tsleep", "wakeup", "wakeup_one", "wait_event",
     "Engine", "KernelThread",

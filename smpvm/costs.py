@@ -53,6 +53,7 @@ class Costs:
 
     @classmethod
     def field_names(cls) -> list[str]:
+        """The cost fields, in declaration order (what ``--set costs.<field>=`` accepts)."""
         return [f.name for f in dataclasses.fields(cls)]
 
     def override(self, **changes) -> "Costs":

@@ -76,6 +76,7 @@ class Engine(simpy.Environment):
         self.machine.device_scheduled(t)
 
     def run(self, until=None):
+        """Refused: the machine's loop drives this environment (``m.run()`` or the scenario)."""
         raise ModelError("the machine drives its environment: call m.run() (or run the "
                          "scenario), not m.env.run()")
 
@@ -100,9 +101,11 @@ class KernelThread(Process):
 
     @property
     def name(self) -> str:
+        """The name of the CPU that runs the thread (``cpu0``...)."""
         return self.cpu.name
 
     def interrupt(self, cause=None):
+        """Refused: interrupts reach a CPU through ``m.interrupt`` and its masking rules."""
         raise ModelError(f"a kernel thread takes interrupts from the machine: use "
                          f"m.interrupt({self.cpu.id}, level, handler), not "
                          f"{self.cpu.name}.process.interrupt()")

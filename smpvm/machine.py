@@ -103,7 +103,7 @@ class InterruptSource:
 class RaisedInterrupt:
     """One interrupt raised by ``Machine.interrupt`` (a device, a timer): delivered once."""
 
-    __slots__ = ("name", "level", "handler", "latencies")
+    __slots__ = ("name", "level", "handler", "latencies", "threaded")
 
     #: Like a source with listed arrival times: kept when the threads have ended.
     times = ()
@@ -114,6 +114,8 @@ class RaisedInterrupt:
         self.handler = handler
         #: The latencies of every interrupt raised under this name.
         self.latencies = latencies
+        #: A handler run as a thread (softclock): no interrupt-safety marks.
+        self.threaded = False
 
     def next_arrival(self, after_ns):
         return None
@@ -127,12 +129,15 @@ class RunResult:
 
     @property
     def failed(self) -> bool:
+        """True when the run found any violation."""
         return bool(self.violations)
 
     def kinds(self) -> list[str]:
+        """The distinct violation kinds found, sorted."""
         return sorted({v.kind for v in self.violations})
 
     def first(self):
+        """The first violation found, or None."""
         return self.violations[0] if self.violations else None
 
     def lockstat_table(self) -> str:
@@ -142,7 +147,12 @@ class RunResult:
 
 
 class Machine:
-    """One run: see the module docstring."""
+    """One run of a model on a simulated SMP: CPUs, time, a strategy, locks, witness and the trace.
+
+    ``m = Machine(seed=1)``; make locks and zones with it, ``m.spawn(gen)`` one
+    kernel thread per CPU, then ``result = m.run()``.  A run is a pure function
+    of the model, its parameters, the strategy and the seed.
+    """
 
     #: Take the plain path where the timed loop has hand-inlined copies (``_pop_due``,
     #: ``duration``, lock operations dispatched without ``execute``).  The copies
@@ -303,14 +313,16 @@ class Machine:
         return src
 
     def interrupt(self, cpu: int, level: int, handler, *, name: str | None = None,
-                  at_ns: int | None = None) -> None:
+                  at_ns: int | None = None) -> "RaisedInterrupt":
         """Raise an interrupt on CPU ``cpu`` at spl ``level``: ``handler()`` (a generator
         function) runs there, from ``at_ns`` (default: now).
 
         For devices and timers (a SimPy process calls it).  Delivery follows the
         rules of every interrupt: pending while the CPU's level masks it, taken at
         the CPU's next yield point, by a CPU that is idle, asleep or spinning for a
-        lock too.
+        lock too.  Returns the raised interrupt; setting its ``threaded`` marks
+        a handler that runs as a thread (a softclock), whose locks make no
+        interrupt-safety marks.
         """
         if not callable(handler):
             raise ModelError(f"interrupt(): the handler must be a generator function, "
@@ -328,7 +340,9 @@ class Machine:
                                                          None, ())
             self.interrupt_sources.append(stats)
         t = self.now if at_ns is None else int(at_ns)
-        self._queue_irq(c, t, RaisedInterrupt(name, level, handler, stats.latencies))
+        raised = RaisedInterrupt(name, level, handler, stats.latencies)
+        self._queue_irq(c, t, raised)
+        return raised
 
     def _cpu_for_interrupt(self, cpu):
         """``interrupt()``'s CPU when it is not simply an existing CPU's number."""
@@ -392,6 +406,7 @@ class Machine:
         return d if d > 0 else 0
 
     def footprint_touch(self, key, write: bool = True) -> None:
+        """Note that this step read (or wrote) the state named ``key``, for the exhaustive search."""
         fp = self.footprint
         if fp is not None:
             if write:
@@ -535,6 +550,7 @@ class Machine:
     # -- the run ------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        """Run every spawned thread to the end (or to a fatal violation or a stall); the result."""
         with current.running(self):
             try:
                 self._start()

@@ -34,7 +34,8 @@ from .ops import ISSUED, Op
 class _Slot:
     """The memory behind items: fields plus allocation history."""
 
-    __slots__ = ("zone", "index", "gen", "live", "fields", "alloc_site", "free_site")
+    __slots__ = ("zone", "index", "gen", "live", "fields", "alloc_site", "free_site",
+                 "watchers")
 
     def __init__(self, zone, index):
         self.zone = zone
@@ -46,6 +47,8 @@ class _Slot:
         #: (location, cpu, time_ns) of the last allocation and free.
         self.alloc_site = None
         self.free_site = None
+        #: Checks to run when this allocation is freed (see ``watch_free``), in order.
+        self.watchers: list = []
 
 
 class Item:
@@ -102,6 +105,7 @@ class Item:
     # -- identity ---------------------------------------------------------------------
 
     def label(self) -> str:
+        """The item's name in reports: ``<type>#<slot>`` (``vm_object#0``)."""
         s = self._slot
         return f"{s.zone.type_name}#{s.index}"
 
@@ -114,6 +118,7 @@ class Item:
 
     @property
     def zone(self):
+        """The zone this item was allocated from."""
         return self._slot.zone
 
     def same_memory(self, other) -> bool:
@@ -183,9 +188,13 @@ class _Free(Op):
 
     def execute(self, m, c):
         start = c.clock
-        if (not self.zone.nofree and self.item._slot.live
-                and self.item._slot.gen == self.item._gen):
-            m.witness.check_free(c, self.item.label(), self.item._slot.fields)
+        slot = self.item._slot
+        if slot.live and slot.gen == self.item._gen:
+            if not self.zone.nofree:
+                m.witness.check_free(c, self.item.label(), slot.fields)
+            watchers, slot.watchers = slot.watchers, []
+            for check in watchers:
+                check(m, c, self.item)
         c.clock += m.duration(m.costs.zone_free_ns)
         self.zone._release(self.item, m.site(c), c.id, start)
         if m.tracing:
@@ -193,8 +202,38 @@ class _Free(Op):
         return None
 
 
+#: Attribute names an item answers itself, so no field may use them.
+RESERVED_FIELDS = frozenset({"load", "store", "label", "live", "zone", "same_memory"})
+
+
+def _check_field_names(zone_name, fields) -> None:
+    """Every field must be an identifier other than an item's own attribute names."""
+    import keyword
+    from .violations import ModelError
+    bad = sorted(f for f in fields if not isinstance(f, str) or not f.isidentifier()
+                 or keyword.iskeyword(f) or f.startswith("_"))
+    if bad:
+        raise ModelError(f"zone {zone_name!r}: field name(s) {', '.join(map(repr, bad))} are "
+                         f"not plain identifiers (no keywords, no leading underscore)")
+    clash = sorted(set(fields) & RESERVED_FIELDS)
+    if clash:
+        raise ModelError(f"zone {zone_name!r}: field name(s) {', '.join(clash)} clash with "
+                         f"what every item answers itself ({', '.join(sorted(RESERVED_FIELDS))}); "
+                         f"rename them, e.g. {clash[0]}_")
+
+
 class Zone:
-    """A typed allocator; see the module docstring."""
+    """A typed allocator (a UMA zone, a slab cache) of items with named fields.
+
+    ``Zone(m, "VM OBJECT", {"ref_count": 0, "flags": 0}, type_name="vm_object")``
+    makes items whose fields start at those values; ``obj = yield zone.alloc()``
+    and ``yield zone.free(obj)`` allocate and free in a thread, ``zone.new()``
+    at set-up.  Any access through a pointer to a freed item is a
+    use-after-free (``nofree`` zones reuse slots, like ``UMA_ZONE_NOFREE``).
+    ``guards`` maps a field to a callable returning the lock(s) that must be
+    held to touch it.  Field names are identifiers other than
+    ``RESERVED_FIELDS``.
+    """
 
     def __init__(self, m, name: str, fields: dict, *, type_name: str | None = None,
                  nofree: bool = False, check_generation: bool = True,
@@ -207,6 +246,7 @@ class Zone:
         self.type_name = type_name or name
         #: Field names and their values in a fresh item.
         self.defaults = dict(fields)
+        _check_field_names(self.name, self.defaults)
         #: Freed slots are reused (type-stable memory) instead of staying poisoned.
         self.nofree = nofree
         #: Report access through a pointer to an earlier allocation of a slot.
@@ -263,6 +303,7 @@ class Zone:
         f.update(fields)
         slot.fields = f
         slot.alloc_site = (site, cpu, now)
+        slot.watchers = []
         self._live_count += 1
         self.m.footprint_touch(("zone", self.uid))
         self._touch_fields(slot)
@@ -350,21 +391,127 @@ def _caller_site(m, frame) -> str:
 # -- reference counts and assertions ---------------------------------------------------------
 
 
+def watch_free(item: Item, check) -> None:
+    """Run ``check(m, cpu, item)`` when this allocation of ``item`` is freed.
+
+    Kernel objects that live inside an item (a callout in a softc, a pointer a
+    reader took inside an RCU section) use it to report, at the free, what is
+    still going to touch the memory.  Checks are dropped at the free.
+    """
+    item._slot.watchers.append(check)
+
+
+def free_history(item: Item) -> str:
+    """``(allocated at ..., freed at ...)`` of ``item``, as use-after-free reports give it."""
+    s = item._slot
+    return s.zone._history(s, item)
+
+
+def _refcount_fail(item, field, what, kind="use-after-free") -> None:
+    from .current import current_machine
+    m = current_machine()
+    msg = f"{item.label()}.{field} {what}"
+    if m is None:
+        raise AssertionError(msg)
+    m.fail(kind, msg, loc=m.frame_site(sys._getframe(2)),
+           extra={"object": item.label(), "field": field})
+
+
 def refcount_acquire(item: Item, field: str = "ref_count") -> int:
-    """Atomically add a reference (``refcount_acquire(9)``); returns the new count."""
-    v = getattr(item, field) + 1
-    setattr(item, field, v)
-    return v
+    """FreeBSD ``refcount_acquire(9)``: add a reference atomically; returns the new count.
+
+    Acquiring from 0 revives an object whose last reference is gone (it is
+    being, or has been, destroyed): a ``use-after-free`` naming the object, as
+    Linux's ``refcount_inc`` warns "addition on 0; use-after-free".  Use
+    ``refcount_acquire_if_not_zero`` where 0 is a legitimate answer.
+    """
+    v = getattr(item, field)
+    if v <= 0:
+        _refcount_fail(item, field, f"acquired at {v}: addition on 0; use-after-free "
+                       f"(the object is being destroyed)")
+    setattr(item, field, v + 1)
+    return v + 1
 
 
 def refcount_release(item: Item, field: str = "ref_count") -> bool:
-    """Atomically drop a reference; True when it was the last one.  Underflow is an assertion."""
+    """FreeBSD ``refcount_release(9)``: drop a reference; True when it was the last.
+
+    Releasing at 0 is an underflow, an ``assertion`` naming the object.
+    """
     v = getattr(item, field)
     if v <= 0:
-        from .current import current_machine
-        m = current_machine()
-        m.fail("assertion", f"{item.label()}.{field} released at {v}: reference count underflow",
-               loc=m.frame_site(sys._getframe(1)))
+        _refcount_fail(item, field, f"released at {v}: reference count underflow",
+                       kind="assertion")
+    setattr(item, field, v - 1)
+    return v - 1 == 0
+
+
+def refcount_acquire_if_not_zero(item: Item, field: str = "ref_count") -> bool:
+    """FreeBSD ``refcount_acquire_if_not_zero``: take a reference unless the count is 0.
+
+    True when a reference was taken; False means the object is dying and
+    must not be used.  Linux spells it ``refcount_inc_not_zero`` and
+    ``kref_get_unless_zero``.
+    """
+    v = getattr(item, field)
+    if v <= 0:
+        return False
+    setattr(item, field, v + 1)
+    return True
+
+
+def refcount_inc(item: Item, field: str = "refcount") -> None:
+    """Linux ``refcount_inc``: add a reference; on 0 it is a ``use-after-free`` naming the object."""
+    v = getattr(item, field)
+    if v <= 0:
+        _refcount_fail(item, field, f"incremented at {v}: refcount_t: addition on 0; use-after-free")
+    setattr(item, field, v + 1)
+
+
+def refcount_inc_not_zero(item: Item, field: str = "refcount") -> bool:
+    """Linux ``refcount_inc_not_zero``: True when a reference was taken, False at 0 (dying)."""
+    v = getattr(item, field)
+    if v <= 0:
+        return False
+    setattr(item, field, v + 1)
+    return True
+
+
+def refcount_dec_and_test(item: Item, field: str = "refcount") -> bool:
+    """Linux ``refcount_dec_and_test``: drop a reference; True when it was the last.
+
+    Going below 0 is a ``use-after-free`` naming the object ("refcount_t:
+    underflow; use-after-free").
+    """
+    v = getattr(item, field)
+    if v <= 0:
+        _refcount_fail(item, field, f"decremented at {v}: refcount_t: underflow; use-after-free")
+    setattr(item, field, v - 1)
+    return v - 1 == 0
+
+
+def kref_get(item: Item, field: str = "refcount") -> None:
+    """Linux ``kref_get``: ``refcount_inc`` on the kref's count."""
+    v = getattr(item, field)
+    if v <= 0:
+        _refcount_fail(item, field, f"kref_get at {v}: refcount_t: addition on 0; use-after-free")
+    setattr(item, field, v + 1)
+
+
+def kref_get_unless_zero(item: Item, field: str = "refcount") -> bool:
+    """Linux ``kref_get_unless_zero``: True when a reference was taken, False at 0 (dying)."""
+    return refcount_inc_not_zero(item, field)
+
+
+def kref_put(item: Item, field: str = "refcount") -> bool:
+    """Linux ``kref_put``: drop a reference; True when the caller must now release the object.
+
+    The release function of the kernel is the model's own code run when this
+    returns True (``if kref_put(obj): yield zone.free(obj)``).
+    """
+    v = getattr(item, field)
+    if v <= 0:
+        _refcount_fail(item, field, f"kref_put at {v}: refcount_t: underflow; use-after-free")
     setattr(item, field, v - 1)
     return v - 1 == 0
 

@@ -361,6 +361,7 @@ def note(text):
 
 
 def splraise(level):
+    """``s = yield splraise(level)``: raise this CPU's level to ``level`` (never lowers it); evaluates to the old level."""
     ISSUED[0] += 1
     return SplRaise(level)
 
@@ -372,16 +373,19 @@ def splvm():
 
 
 def splbio():
+    """``s = yield splbio()``: mask disk (bio) and network interrupts; evaluates to the old level."""
     ISSUED[0] += 1
     return SplRaise(SPLBIO)
 
 
 def splnet():
+    """``s = yield splnet()``: mask network interrupts; evaluates to the old level."""
     ISSUED[0] += 1
     return SplRaise(SPLNET)
 
 
 def splhigh():
+    """``s = yield splhigh()``: mask every interrupt on this CPU; evaluates to the old level."""
     ISSUED[0] += 1
     return SplRaise(SPLHIGH)
 

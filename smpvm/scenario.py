@@ -58,6 +58,7 @@ class Scenario:
     param_help: dict = field(default_factory=dict)
 
     def check_variant(self, variant: str | None) -> str:
+        """The variant to run (the default for None); an unknown one is ``BadInput`` naming the known ones."""
         v = self.default_variant if variant is None else variant
         if v not in self.variants:
             raise BadInput(f"scenario {self.name} has no variant {v!r}; "
@@ -90,7 +91,15 @@ def scenario(*, variants=None, params=None, description: str | None = None,
              lock_order=None, blessed=None, cpus: int | None = None,
              max_steps: int = 1_000_000,
              default_variant: str | None = None, param_help: dict | None = None):
-    """Declare a scenario function ``f(m, variant, **params)``; see the module docstring."""
+    """Declare a scenario: ``@scenario(variants={...}, params={...})`` on ``f(m, variant, **params)``.
+
+    ``variants`` maps each variant's name to a one-line description (the
+    first is the default); ``params`` gives every parameter its default, which
+    ``--set name=value`` overrides (converted to the default's type).
+    ``lock_order`` and ``blessed`` default to the module's ``LOCK_ORDER`` and
+    ``LOCK_BLESSED``; ``cpus`` and ``max_steps`` are the run's defaults.  The
+    function builds the run on machine ``m``: locks, zones, threads.
+    """
     if variants is None:
         variants = {"default": ""}
     if not isinstance(variants, dict):
@@ -471,9 +480,11 @@ class RunSpec:
     source_root: str | None = None
 
     def scenario(self) -> Scenario:
+        """The scenario ``target`` names, loaded from its model file."""
         return load_target(self.target)
 
     def replace(self, **changes) -> "RunSpec":
+        """A copy with ``changes`` applied (``spec.replace(seed=2)``)."""
         import dataclasses
         return dataclasses.replace(self, **changes)
 

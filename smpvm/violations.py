@@ -27,6 +27,7 @@ KINDS = (
     "lock-order-reversal",
     "spl-violation",
     "sleep-with-spinlock",
+    "sleep-in-atomic",
     "recursion",
     "unlock-not-held",
     "held-lock-freed",
@@ -60,17 +61,20 @@ class Violation:
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """The violation as plain JSON-ready data."""
         return {"kind": self.kind, "message": self.message, "time_ns": self.time_ns,
                 "cpu": self.cpu, "ctx": self.ctx, "location": self.location,
                 "choices": list(self.choices), "extra": self.extra}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Violation":
+        """A violation from ``to_dict``'s data (a saved failure file)."""
         return cls(kind=d["kind"], message=d["message"], time_ns=int(d["time_ns"]),
                    cpu=int(d["cpu"]), ctx=d.get("ctx", ""), location=d.get("location", ""),
                    choices=list(d.get("choices", [])), extra=dict(d.get("extra", {})))
 
     def one_line(self) -> str:
+        """``kind: message @ location on CPUn at t ns``: the violation on one line."""
         where = f" @ {self.location}" if self.location else ""
         on = f" on CPU{self.cpu}" if self.cpu >= 0 else ""
         return f"{self.kind}: {self.message}{where}{on} at {self.time_ns} ns"

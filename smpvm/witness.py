@@ -27,18 +27,24 @@ learned.  The rules, each with the two-CPU story of why it holds:
    be waiting for that lock.  So rwlock_t readers make no false reversal
    among themselves, while sx readers take part in cycles.
 5. **Interrupt levels** (lockdep's irq-safe rules over spl).  A class taken
-   in a handler of level L is *L-safe*; a class taken with L unmasked (spl
+   in a handler of level L is *L-safe* (unless the handler is *threaded*, as
+   FreeBSD's softclock is: a thread can wait for a lock without stalling
+   the CPU it interrupted); a class taken with L unmasked (spl
    below L, interrupts not disabled) is *L-unsafe*.  One class both is an
    ``spl-violation`` (the interrupt arrives while the thread holds it, and
    the handler spins on it).  So is an L-safe class A from which the graph
    reaches an L-unsafe class B: CPU0 holds A and waits for B, CPU1 holds B
    with L unmasked, takes the interrupt, and its handler waits for A.
-6. **Sleeping.**  Blocking on a lock that may block (sleep mutex, sx, rw,
-   Linux mutex) while a spin lock is held, sleeping with a non-sleepable
-   lock held, and taking a sleepable lock or sleeping in an interrupt
-   handler are ``sleep-with-spinlock``.  Taking a sleepable lock (sx, Linux
-   mutex) while holding a non-sleepable one is a reversal of WITNESS's
-   implied order "sleepable before non-sleepable".
+6. **Sleeping.**  Sleeping in atomic context is ``sleep-in-atomic`` (Linux's
+   "sleeping function called from invalid context"): blocking on a lock that
+   may block (sleep mutex, sx, rw, Linux mutex) or sleeping while a spin
+   lock is held, taking a sleepable lock or sleeping in an interrupt
+   handler, and taking a sleepable lock or sleeping inside an RCU read-side
+   or epoch section.  Sleeping with a non-sleepable default mutex held is
+   ``sleep-with-spinlock`` (WITNESS's "sleeping with non-sleepable locks
+   held").  Taking a sleepable lock (sx, Linux mutex) while holding a
+   non-sleepable one is a reversal of WITNESS's implied order "sleepable
+   before non-sleepable".
 7. **Interrupt state changes.**  Lowering the spl (or dropping the last
    lock that kept interrupts off) with locks held makes every held class
    unsafe at the new level, as lockdep marks held locks when interrupts are
@@ -54,6 +60,9 @@ learned.  The rules, each with the two-CPU story of why it holds:
    zone item one of whose fields is a held lock, is ``held-lock-freed``
    (lockdep's "held lock freed!", WITNESS's destroy of a held lock).
 
+Reports about Linux locks speak lockdep's words (hardirq and softirq,
+``{IN-HARDIRQ-W} -> {HARDIRQ-ON-W}``); reports about FreeBSD's speak spl.
+
 Findings are warnings: each distinct one is recorded once per run (a
 reversal is keyed by the set of classes in its cycle) and the run goes on,
 unless the machine was asked to stop at the first.
@@ -67,6 +76,7 @@ networkx view on demand.
 from __future__ import annotations
 
 from .report.lockdep import LINUX_KINDS
+from .ops import SPLSOFT
 from .lockorder import (EN, SN, SPL_MASKED, TAKEN_RECURSIVE, spl_conflicts, spl_name,
                         strong_path, type_names)
 
@@ -121,6 +131,8 @@ class Witness:
         self._blessed: set = set()
         #: CPU id -> [[handler frame, index in ``held`` of its first lock], ...].
         self._irq_bases: dict[int, list] = {}
+        #: CPU id -> open atomic sections (RCU read side, epoch): [(what, site, ctx)].
+        self.atomic: dict[int, list] = {}
         for observer in _observers:
             observer(self)
 
@@ -164,13 +176,16 @@ class Witness:
         if lock.sleepable and not c.irq_depth and (
                 c.irq_off or (c.spl and lock.kind in LINUX_KINDS)):
             self._wait_context(c, lock, site)
+        if lock.sleepable and self.atomic.get(c.id):
+            self._sleep_in_section(c, f"acquiring sleepable {lock.kind} {lock.label()} @ "
+                                   f"{site or '?'}", ("section-lock", lock.cls))
         held = c.held
         if c.irq_depth:
             held = self._handler_held(c, held, lock, site)
         edges = self.edges
         for h in held:
             hl = h.lock
-            if hl.spin and not lock.spin:
+            if hl.spin and not lock.spin and not lock.pseudo:
                 self._blocking_under_spin(c, h, lock, site)
             if hl is lock:
                 self._same_lock(c, h, lock, mode, site)
@@ -200,20 +215,24 @@ class Witness:
             self._sleepable_in_irq(c, lock, site)
         base = self._context_base(c)
         for h in held[:base]:
-            if h.lock.spin and not lock.spin:
+            if h.lock.spin and not lock.spin and not lock.pseudo:
                 self._blocking_under_spin(c, h, lock, site)
         return held[base:]
 
     def check_sleep(self, c, what, interlock) -> None:
-        """A call that may sleep (msleep, may_sleep, a waiting allocation)."""
+        """A call that may sleep (msleep, may_sleep, a waiting allocation, a drain)."""
         if not self.enabled:
             return
         if c.irq_depth:
             key = ("sleep-irq", c.ctx, what)
             if key not in self._reported:
-                self._report(key, "sleep-with-spinlock",
-                             f"{what} inside interrupt handler {c.ctx}", c,
+                self._report(key, "sleep-in-atomic",
+                             f"sleeping function called from invalid context: {what} inside "
+                             f"interrupt handler {c.ctx}", c,
                              {"key": list(key), "context": c.ctx})
+            return
+        if self.atomic.get(c.id):
+            self._sleep_in_section(c, what, ("section-sleep", what))
             return
         for h in c.held:
             lk = h.lock
@@ -221,11 +240,37 @@ class Witness:
                 continue
             key = ("sleep", lk.cls, what)
             if key not in self._reported:
-                self._report(key, "sleep-with-spinlock",
+                kind = "sleep-in-atomic" if lk.spin else "sleep-with-spinlock"
+                self._report(key, kind,
                              f"sleeping ({what}) with non-sleepable {lk.kind} {lk.label()} "
                              f"held (taken at {h.site or '?'})", c,
                              {"key": list(key), "held": lk.cls, "held_site": h.site})
             return
+
+    # -- atomic sections (RCU read side, epoch) ----------------------------------------------
+
+    def enter_atomic(self, c, what: str, site: str) -> None:
+        """CPU ``c`` entered a section in which it must not sleep (``rcu_read_lock``)."""
+        self.atomic.setdefault(c.id, []).append((what, site, c.ctx))
+
+    def exit_atomic(self, c, what: str) -> bool:
+        """Leave the innermost open section named ``what``; False when none is open."""
+        stack = self.atomic.get(c.id) or []
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i][0] == what:
+                del stack[i]
+                return True
+        return False
+
+    def _sleep_in_section(self, c, what, key) -> None:
+        sec, site, ctx = self.atomic[c.id][-1]
+        key = key + (sec,)
+        if key in self._reported:
+            return
+        self._report(key, "sleep-in-atomic",
+                     f"sleeping function called from invalid context: {what} inside {sec} "
+                     f"(entered by {ctx} @ {site or '?'})", c,
+                     {"key": list(key), "section": sec, "section_site": site})
 
     def irqs_enabled(self, c) -> None:
         """The spl was lowered (or interrupts turned back on) with locks held (rule 7)."""
@@ -416,7 +461,7 @@ class Witness:
         key = ("spin", h.lock.cls, lock.cls)
         if key in self._reported:
             return
-        self._report(key, "sleep-with-spinlock",
+        self._report(key, "sleep-in-atomic",
                      f"acquiring {lock.kind} {lock.label()} (it may block) @ {site or '?'} with "
                      f"{h.lock.kind} {h.lock.label()} held (taken at {h.site or '?'})", c,
                      {"key": list(key), "held": h.lock.cls, "held_site": h.site,
@@ -426,7 +471,7 @@ class Witness:
         key = ("sleepable-irq", lock.cls)
         if key in self._reported:
             return
-        self._report(key, "sleep-with-spinlock",
+        self._report(key, "sleep-in-atomic",
                      f"sleepable {lock.kind} {lock.label()} taken in interrupt handler "
                      f"{c.ctx} @ {site or '?'}", c,
                      {"key": list(key), "acquired": lock.cls, "site": site})
@@ -457,8 +502,9 @@ class Witness:
         if mark is None or spl < mark[0]:
             marks[recursive] = (spl, site, c.ctx)
             changed = spl < SPL_MASKED
-        if c.irq_depth:
-            level = c.frames[-1].source.level
+        src = c.frames[-1].source if c.irq_depth else None
+        if src is not None and not getattr(src, "threaded", False):
+            level = src.level
             marks = self.safe.get(cls)
             if marks is None:
                 marks = self.safe[cls] = [None, None]
@@ -479,6 +525,25 @@ class Witness:
     def _report_spl(self, c, key, a, safe, b, unsafe, chain) -> None:
         level, s_site, s_ctx = safe
         spl, u_site, u_ctx = unsafe
+        kinds = self.classes
+        from .report import lockdep
+        linux = kinds.get(a, "") in lockdep.LINUX_KINDS or kinds.get(b, "") in lockdep.LINUX_KINDS
+        if linux:
+            msg, lvl, at = self._spl_message_linux(c, a, level, s_site, s_ctx, b, u_site,
+                                                    u_ctx, chain)
+        else:
+            msg, lvl, at = self._spl_message(a, level, s_site, s_ctx, b, spl, u_site, u_ctx,
+                                             chain)
+        text = lockdep.irq_conflict(
+            linux, a, kinds.get(a, "?"), lvl, s_site, s_ctx, b, kinds.get(b, "?"), at, u_site,
+            u_ctx, chain, self._call_chain(c))
+        self._report(key, "spl-violation", msg, c, {
+            "key": list(key), "chain": chain, "report": text,
+            "safe": {"class": a, "level": level, "site": s_site, "ctx": s_ctx},
+            "unsafe": {"class": b, "spl": spl, "site": u_site, "ctx": u_ctx}})
+
+    def _spl_message(self, a, level, s_site, s_ctx, b, spl, u_site, u_ctx, chain):
+        """The FreeBSD wording: spl levels."""
         lvl, at = spl_name(level), spl_name(spl)
         kinds = self.classes
         if a == b:
@@ -494,15 +559,31 @@ class Witness:
                    f"{b} ({kinds.get(b, '?')}) is taken with {lvl} unmasked ({at}, in {u_ctx}) "
                    f"@ {u_site or '?'}: a CPU holding {b} can take the interrupt while "
                    f"another holding {a} waits for {b}")
-        from .report import lockdep
-        text = lockdep.irq_conflict(
-            kinds.get(a, "") in lockdep.LINUX_KINDS or kinds.get(b, "") in lockdep.LINUX_KINDS,
-            a, kinds.get(a, "?"), lvl, s_site, s_ctx, b, kinds.get(b, "?"), at, u_site, u_ctx,
-            chain, self._call_chain(c))
-        self._report(key, "spl-violation", msg, c, {
-            "key": list(key), "chain": chain, "report": text,
-            "safe": {"class": a, "level": level, "site": s_site, "ctx": s_ctx},
-            "unsafe": {"class": b, "spl": spl, "site": u_site, "ctx": u_ctx}})
+        return msg, lvl, at
+
+    def _spl_message_linux(self, c, a, level, s_site, s_ctx, b, u_site, u_ctx, chain):
+        """Lockdep's wording: hardirq and softirq usage states."""
+        irq = "SOFTIRQ" if level <= SPLSOFT else "HARDIRQ"
+        low = irq.lower()
+        lvl, at = f"{low} ({spl_name(level)})", f"{low}s enabled"
+        kinds = self.classes
+        if a == b:
+            states = [f"{{IN-{irq}-W}}", f"{{{irq}-ON-W}}"]
+            if c.irq_depth:  # the handler's use came second
+                states.reverse()
+            msg = (f"inconsistent {states[0]} -> {states[1]} usage: {a} ({kinds.get(a, '?')}) "
+                   f"is taken in {low} context ({s_ctx}) @ {s_site or '?'} and with {low}s "
+                   f"enabled (in {u_ctx}) @ {u_site or '?'}: the {low} can arrive on the CPU "
+                   f"holding it and spin on it forever")
+        else:
+            first = self.edges[chain[0]][chain[1]]
+            msg = (f"{irq}-safe -> {irq}-unsafe lock order detected: {a} "
+                   f"({kinds.get(a, '?')}) became {irq}-safe in {s_ctx} @ {s_site or '?'} and "
+                   f"is held while taking {' -> '.join(chain[1:])} (first @ "
+                   f"{first.first_site or '?'} / {first.second_site or '?'}), but {b} "
+                   f"({kinds.get(b, '?')}) is {irq}-unsafe: taken with {low}s enabled (in "
+                   f"{u_ctx}) @ {u_site or '?'}")
+        return msg, lvl, at
 
     # -- results ----------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ LAYERS = [
     ["search"],
     ["scenario"],
     ["machine"],
-    ["locks", "memory", "witness", "strategies", "report", "engine"],
+    ["locks", "memory", "kernel", "witness", "strategies", "report", "engine"],
     ["ops", "costs", "cpu", "trace", "violations", "lockstat", "current", "lockorder", "seeds"],
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}

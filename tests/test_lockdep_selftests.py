@@ -22,7 +22,7 @@ from smpvm import (FREE, SPLBIO, SPLHIGH, SPLSOFT, Machine, Mutex, RtMutex, Rwlo
                    RwSemaphore, Spinlock, pause, splraise, splx, work)
 
 #: Violation kinds that count as "lockdep reported".
-CHECKED = {"lock-order-reversal", "spl-violation", "sleep-with-spinlock", "recursion",
+CHECKED = {"lock-order-reversal", "spl-violation", "sleep-with-spinlock", "sleep-in-atomic", "recursion",
            "unlock-not-held", "held-lock-freed"}
 TYPES = {"spinlock_t": Spinlock, "rwlock_t": RwlockT, "mutex": Mutex,
          "rw_semaphore": RwSemaphore, "rt_mutex": RtMutex}

@@ -82,7 +82,7 @@ def test_spl_and_sleep_violations_exit_1_without_a_reversal(capsys):
                      "--set", "kind=spin", "--runs", "2")
     assert rc == 1 and d["reversals"] == []
     [v] = d["violations"]
-    assert v["kind"] == "sleep-with-spinlock" and v["count"] == 2
+    assert v["kind"] == "sleep-in-atomic" and v["count"] == 2
     rc, d = lor_json(capsys, f"{CASES}::selftest", "--set", "case=irq-safe-A-unsafe-B",
                      "--set", "kind=mtx", "--runs", "3", "--strategy", "timed")
     assert rc == 1 and [v["kind"] for v in d["violations"]] == ["spl-violation"]

@@ -806,7 +806,7 @@ def test_msleep_with_a_spin_mutex_held_is_a_warning():
         m.spawn(waker())
 
     r = simulate(setup)
-    assert "sleep-with-spinlock" in r.kinds()
+    assert "sleep-in-atomic" in r.kinds()
     assert "sched lock" in r.violations[0].message
 
 

@@ -335,7 +335,7 @@ def test_guards_do_not_apply_during_set_up():
 # -- allocation that may sleep ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("wait,expect", [(True, ["sleep-with-spinlock"]), (False, [])])
+@pytest.mark.parametrize("wait,expect", [(True, ["sleep-in-atomic"]), (False, [])])
 def test_a_waiting_allocation_under_a_spin_mutex_is_a_warning(wait, expect):
     def setup(m):
         spin = SpinMutex(m, "sched lock")

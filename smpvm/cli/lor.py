@@ -84,7 +84,7 @@ def command(targets, variants, keyword, runs, seed, strategy, sets, cpus, dot_pa
 
 
 #: Findings that make a target FAIL in the per-target summary (witness's kinds).
-LOCK_KINDS = frozenset({"lock-order-reversal", "spl-violation", "sleep-with-spinlock",
+LOCK_KINDS = frozenset({"lock-order-reversal", "spl-violation", "sleep-with-spinlock", "sleep-in-atomic",
                         "recursion", "unlock-not-held"})
 
 

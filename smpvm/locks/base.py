@@ -97,7 +97,13 @@ class Lifecycle(Op):
 
 
 class Lock:
-    """Base of every lock kind; see the module docstring."""
+    """Base of every lock kind: a class name, an instance, holders and waiters.
+
+    Subclasses set class attributes that say how the kind behaves (``spin``,
+    ``sleepable``, ``waiters_spin``, ``fifo``, ``reader_preferring``,
+    ``read_recursive``, ``disables_irqs``); model code uses the kind's own
+    operations (``lock()``/``unlock()`` and the kernel's names) and yields them.
+    """
 
     kind = "lock"
     spin = False
@@ -164,6 +170,7 @@ class Lock:
     # -- naming ---------------------------------------------------------------
 
     def label(self) -> str:
+        """``name[instance]`` (or the class name alone): how reports name this lock."""
         return self.name if self.instance is None else f"{self.name}[{self.instance}]"
 
     def __repr__(self) -> str:
@@ -204,6 +211,7 @@ class Lock:
     # -- state queries ------------------------------------------------------------
 
     def held_by(self, c) -> bool:
+        """True when CPU ``c`` holds this lock, exclusively or shared."""
         return self.owner is c or c.id in self.readers
 
     def holders(self) -> list:
@@ -562,12 +570,15 @@ class ExclusiveOps:
     """``lock``/``trylock``/``unlock`` for the kinds that are only ever held exclusively."""
 
     def lock(self):
+        """``yield lk.lock()``: take the lock exclusively, waiting as the kind waits."""
         ISSUED[0] += 1
         return self._lock_x
 
     def trylock(self):
+        """``ok = yield lk.trylock()``: take it if free; evaluates to True or False, never waits."""
         return self._op("x", trylock=True)
 
     def unlock(self):
+        """``yield lk.unlock()``: release it; the next holder is chosen as the kind chooses."""
         ISSUED[0] += 1
         return self._unlock_x

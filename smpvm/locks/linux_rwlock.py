@@ -10,6 +10,7 @@ from .base import Lock
 
 
 class RwlockT(Lock):
+    """Linux ``rwlock_t``: spinning, reader-preferring; readers recurse freely and may starve writers."""
     kind = "rwlock_t"
     spin = True
     waiters_spin = True
@@ -18,21 +19,27 @@ class RwlockT(Lock):
     shared_allowed = True
 
     def read_lock(self):
+        """``yield rw.read_lock()``: take it for reading; passes waiting writers."""
         return self._op("s")
 
     def read_unlock(self):
+        """``yield rw.read_unlock()``: release a read hold."""
         return self._rel("s")
 
     def write_lock(self):
+        """``yield rw.write_lock()``: take it for writing, spinning until no reader holds it."""
         ISSUED[0] += 1
         return self._lock_x
 
     def write_unlock(self):
+        """``yield rw.write_unlock()``: release the write hold."""
         ISSUED[0] += 1
         return self._unlock_x
 
     def read_trylock(self):
+        """``ok = yield rw.read_trylock()``: never waits."""
         return self._op("s", trylock=True)
 
     def write_trylock(self):
+        """``ok = yield rw.write_trylock()``: never waits."""
         return self._op("x", trylock=True)

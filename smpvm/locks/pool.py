@@ -11,6 +11,7 @@ from .sleep_mutex import SleepMutex
 
 
 class LockPool:
+    """Locks picked by hashing an address (FreeBSD's ``pa_lock[]``): ``pool.lock_for(pa)``."""
     def __init__(self, m, name: str, count: int, shift: int, kind=SleepMutex):
         if count < 1:
             raise ValueError(f"lock pool {name!r} needs count >= 1, got {count}")
@@ -26,9 +27,11 @@ class LockPool:
         self._locks: dict[int, object] = {}
 
     def index_for(self, addr: int) -> int:
+        """The pool index for ``addr``: ``(addr >> shift) % count``."""
         return (addr >> self.shift) % self.count
 
     def lock_for(self, addr: int):
+        """The lock guarding ``addr`` (made on first use; one class for the whole pool)."""
         i = (addr >> self.shift) % self.count
         lk = self._locks.get(i)
         if lk is None:

@@ -13,19 +13,23 @@ from .base import Lock
 
 
 class LockMap(Lock):
+    """A lockdep map: a pseudo-lock for ordering only, never contended, never a sleep hazard."""
     kind = "lockdep map"
     recursive = True
     #: Exists for ordering only: never contended, never a sleep hazard.
     pseudo = True
 
     def can_grant(self, c, mode):
+        """Always: a map never makes anyone wait."""
         return True
 
     def acquire(self):
+        """``yield map.acquire()``: ``lock_map_acquire``, enter the context the map stands for."""
         ISSUED[0] += 1
         return self._lock_x
 
     def release(self):
+        """``yield map.release()``: ``lock_map_release``."""
         ISSUED[0] += 1
         return self._unlock_x
 
@@ -49,5 +53,6 @@ class MightLock(Op):
 
 
 def might_lock(lock):
+    """``yield might_lock(lk)``: witness checks taking ``lk`` here, without taking it (lockdep's ``might_lock``)."""
     ISSUED[0] += 1
     return MightLock(lock)

@@ -9,6 +9,7 @@ from .base import ExclusiveOps, Lock
 
 
 class QueuedLock(ExclusiveOps, Lock):
+    """Queued (MCS-style) spin lock: FIFO, constant-cost hand-off."""
     kind = "queued spinlock"
     spin = True
     waiters_spin = True

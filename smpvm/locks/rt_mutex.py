@@ -10,18 +10,22 @@ from .base import Lock
 
 
 class RtMutex(Lock):
+    """Linux ``struct rt_mutex``: the priority-inheriting sleeping mutex, ordered like ``mutex``."""
     kind = "rt_mutex"
     sleepable = True
     waiters_spin = False
     fifo = True
 
     def rt_mutex_lock(self):
+        """``yield rt.rt_mutex_lock()`` (or ``lock()``): take it, sleeping while another holds it."""
         return self._lock_x
 
     def rt_mutex_trylock(self):
+        """``ok = yield rt.rt_mutex_trylock()`` (or ``trylock()``): never waits."""
         return self._op("x", trylock=True)
 
     def rt_mutex_unlock(self):
+        """``yield rt.rt_mutex_unlock()`` (or ``unlock()``): release it."""
         return self._unlock_x
 
     lock = rt_mutex_lock

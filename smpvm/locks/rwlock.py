@@ -70,35 +70,44 @@ class _Downgrade(_ModeChange):
 
 
 class RwLock(Lock):
+    """FreeBSD ``rwlock``: readers share, writers exclusive, the holder must not sleep."""
     kind = "rw"
     waiters_spin = None
     read_recursive = True
     shared_allowed = True
 
     def rlock(self):
+        """``yield rw.rlock()``: take it for reading (``rw_rlock``)."""
         return self._op("s")
 
     def wlock(self):
+        """``yield rw.wlock()``: take it for writing (``rw_wlock``)."""
         ISSUED[0] += 1
         return self._lock_x
 
     def try_rlock(self):
+        """``ok = yield rw.try_rlock()``: ``rw_try_rlock``, never waits."""
         return self._op("s", trylock=True)
 
     def try_wlock(self):
+        """``ok = yield rw.try_wlock()``: ``rw_try_wlock``, never waits."""
         return self._op("x", trylock=True)
 
     def runlock(self):
+        """``yield rw.runlock()``: release a read hold (``rw_runlock``)."""
         return self._rel("s")
 
     def wunlock(self):
+        """``yield rw.wunlock()``: release the write hold (``rw_wunlock``)."""
         ISSUED[0] += 1
         return self._unlock_x
 
     def try_upgrade(self):
+        """``ok = yield rw.try_upgrade()``: ``rw_try_upgrade``, read hold to write hold if no other reader."""
         ISSUED[0] += 1
         return _Upgrade(self)
 
     def downgrade(self):
+        """``yield rw.downgrade()``: ``rw_downgrade``, the write hold becomes a read hold."""
         ISSUED[0] += 1
         return _Downgrade(self)

@@ -11,5 +11,6 @@ from .base import ExclusiveOps, Lock
 
 
 class SleepMutex(ExclusiveOps, Lock):
+    """FreeBSD default mutex (``MTX_DEF``): adaptive waiters, may block but the holder must not sleep."""
     kind = "sleep mutex"
     waiters_spin = None

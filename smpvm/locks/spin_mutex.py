@@ -9,6 +9,7 @@ from .base import ExclusiveOps, Lock
 
 
 class SpinMutex(ExclusiveOps, Lock):
+    """FreeBSD spin mutex (``MTX_SPIN``): spinning waiters, interrupts off while held, no sleeping."""
     kind = "spin mutex"
     spin = True
     waiters_spin = True

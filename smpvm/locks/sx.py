@@ -10,29 +10,36 @@ from .base import Lock
 
 
 class Sx(Lock):
+    """FreeBSD ``sx`` lock: shared/exclusive, sleeping waiters, may be held across a sleep."""
     kind = "sx"
     sleepable = True
     waiters_spin = False
     shared_allowed = True
 
     def xlock(self):
+        """``yield sx.xlock()``: take it exclusively (``sx_xlock``); may sleep."""
         ISSUED[0] += 1
         return self._lock_x
 
     def slock(self):
+        """``yield sx.slock()``: take it shared (``sx_slock``); queues behind a waiting writer."""
         return self._op("s")
 
     def try_xlock(self):
+        """``ok = yield sx.try_xlock()``: ``sx_try_xlock``, never waits."""
         return self._op("x", trylock=True)
 
     def try_slock(self):
+        """``ok = yield sx.try_slock()``: ``sx_try_slock``, never waits."""
         return self._op("s", trylock=True)
 
     def xunlock(self):
+        """``yield sx.xunlock()``: release an exclusive hold (``sx_xunlock``)."""
         ISSUED[0] += 1
         return self._unlock_x
 
     def sunlock(self):
+        """``yield sx.sunlock()``: release a shared hold (``sx_sunlock``)."""
         return self._rel("s")
 
     def unlock(self):

@@ -11,11 +11,13 @@ from .base import ExclusiveOps, Lock
 
 
 class TicketLock(ExclusiveOps, Lock):
+    """Ticket spin lock: FIFO, with a hand-off that slows as spinners pile up."""
     kind = "ticket spinlock"
     spin = True
     waiters_spin = True
     fifo = True
 
     def handoff_cost(self, m) -> int:
+        """Hand-off time: the base cost plus one line re-read per CPU still spinning."""
         # every CPU still spinning (the next holder included) re-reads the line
         return m.costs.handoff_ns + m.costs.ticket_per_spinner_ns * len(self.waiters)

@@ -22,7 +22,7 @@ from ..lockorder import (EN, ER, SN, SR, TAKEN_RECURSIVE, spl_conflicts, spl_nam
                       type_bits, type_names)
 
 #: Violation kinds that are witness's business: any of them makes ``lor`` exit 1.
-LOCK_KINDS = ("lock-order-reversal", "spl-violation", "sleep-with-spinlock", "recursion",
+LOCK_KINDS = ("lock-order-reversal", "spl-violation", "sleep-with-spinlock", "sleep-in-atomic", "recursion",
               "unlock-not-held", "held-lock-freed")
 
 

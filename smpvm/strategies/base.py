@@ -39,6 +39,7 @@ class Strategy:
         self._rand = seeds.python_stream(seed, seeds.STRATEGY)
 
     def pick(self, kind: str, options: list[int], last: int) -> int:
+        """Choose who goes next: one of ``options`` (CPU numbers), ``last`` being the CPU that stepped last."""
         raise NotImplementedError
 
     def random(self) -> float:

@@ -17,6 +17,7 @@ class ReplayMismatch(ModelError):
 
 
 class Replay(Strategy):
+    """Replays a recorded list of choices exactly; ``then`` continues past its end."""
     name = "replay"
 
     def __init__(self, choices, timed: bool = False, then: Strategy | None = None):
@@ -29,6 +30,7 @@ class Replay(Strategy):
         self.continued = False
 
     def begin(self, seed):
+        """Start a run: rewind to the first recorded choice."""
         super().begin(seed)
         self.pos = 0
         self.continued = False
@@ -36,6 +38,7 @@ class Replay(Strategy):
             self.then.begin(seed)
 
     def pick(self, kind, options, last):
+        """The next recorded choice (a mismatch with ``options`` is a ``ReplayMismatch``)."""
         if self.pos < len(self.choices) and not self.continued:
             cid = self.choices[self.pos]
             self.pos += 1
@@ -56,4 +59,5 @@ class Replay(Strategy):
             f"model changed since the recording; use --continue random to finish it")
 
     def describe(self):
+        """What the run replays, for reports."""
         return {"name": self.name, "choices": len(self.choices), "timed": self.timed}

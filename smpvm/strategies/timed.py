@@ -13,11 +13,13 @@ from .base import Strategy
 
 
 class Timed(Strategy):
+    """The default strategy: CPUs step in order of simulated time; exact ties go to the lowest CPU."""
     name = "timed"
     timed = True
     draws_by_index = True
 
     def pick(self, kind, options, last):
+        """The lowest CPU for a tie in time; a uniform draw among waiters for a hand-off."""
         if kind == "cpu":
             return options[0]
         return self.choose(options)

@@ -29,6 +29,7 @@ from smpvm import (Mutex, RwLock, RwlockT, SleepMutex, Spinlock, SpinMutex, Sx, 
 LOR = "lock-order-reversal"
 SPL = "spl-violation"
 SLEEP = "sleep-with-spinlock"
+ATOMIC = "sleep-in-atomic"
 RECURSION = "recursion"
 UNLOCK = "unlock-not-held"
 SILENT = frozenset()
@@ -197,53 +198,54 @@ CASES = {
     "irq-safe-A-unmasked": Case(
         "A taken in a bio handler and in a thread at spl0 (irqsafe1)",
         (irq(SPLBIO, ("lock", "A"), ("unlock", "A")), thread(("lock", "A"), ("unlock", "A"))),
-        verdicts({SPL}, rlock=SILENT, spin_mtx=SILENT, mutex={SPL, SLEEP}, wsem={SPL, SLEEP},
-                 rsem={SPL, SLEEP})),
+        verdicts({SPL}, rlock=SILENT, spin_mtx=SILENT, mutex={SPL, ATOMIC}, wsem={SPL, ATOMIC},
+                 rsem={SPL, ATOMIC})),
     "irq-safe-A-masked": Case(
         "A taken in a bio handler and in a thread at splbio: correct",
         (irq(SPLBIO, ("lock", "A"), ("unlock", "A")),
          thread(("spl", SPLBIO), ("lock", "A"), ("unlock", "A"), ("splx",))),
-        verdicts(SILENT, mutex={SLEEP}, wsem={SLEEP}, rsem={SLEEP})),
+        verdicts(SILENT, mutex={ATOMIC, SLEEP}, wsem={ATOMIC}, rsem={ATOMIC})),
     "irq-safe-A-unsafe-B": Case(
         "bio-safe A held (at splbio) while taking B, and B taken at spl0 (irqsafe4)",
         (thread(("spl", SPLBIO), *lock_unlock("A", "B"), ("splx",)),
          thread(("lock", "B"), ("unlock", "B")),
          irq(SPLBIO, ("lock", "A"), ("unlock", "A"))),
-        verdicts({SPL}, rlock=SILENT, spin_mtx=SILENT, mutex={SPL, SLEEP}, wsem={SPL, SLEEP},
-                 rsem={SPL, SLEEP})),
+        verdicts({SPL}, rlock=SILENT, spin_mtx=SILENT, mutex={SPL, ATOMIC, SLEEP},
+                 wsem={SPL, ATOMIC}, rsem={SPL, ATOMIC})),
     "irq-safe-A-masked-B": Case(
         "the same, but B is always taken at splbio: correct",
         (thread(("spl", SPLBIO), *lock_unlock("A", "B"), ("splx",)),
          thread(("spl", SPLBIO), ("lock", "B"), ("unlock", "B"), ("splx",)),
          irq(SPLBIO, ("lock", "A"), ("unlock", "A"))),
-        verdicts(SILENT, mutex={SLEEP}, wsem={SLEEP}, rsem={SLEEP})),
+        verdicts(SILENT, mutex={ATOMIC, SLEEP}, wsem={ATOMIC}, rsem={ATOMIC})),
     "irq-nested-levels": Case(
         "A taken in a net handler and in a vm handler: vm interrupts the net handler",
         (irq(SPLNET, ("lock", "A"), ("unlock", "A")), irq(SPLVM, ("lock", "A"), ("unlock", "A"))),
-        verdicts({SPL}, rlock=SILENT, spin_mtx=SILENT, mutex={SPL, SLEEP}, wsem={SPL, SLEEP},
-                 rsem={SPL, SLEEP})),
+        verdicts({SPL}, rlock=SILENT, spin_mtx=SILENT, mutex={SPL, ATOMIC}, wsem={SPL, ATOMIC},
+                 rsem={SPL, ATOMIC})),
     "irq-read-recursion": Case(
         "irq_read_recursion: written with interrupts masked, read unmasked, read in a handler",
         (thread(("spl", SPLBIO), ("write", "A"), ("unlock", "A"), ("splx",)),
          thread(("read", "A"), ("unlock", "A")),
          irq(SPLBIO, ("read", "A"), ("lock", "B"), ("unlock", "B"), ("unlock", "A"))),
-        {"rwlock_t": SILENT, "rw": {SPL}, "sx": {SPL, SLEEP}},
+        {"rwlock_t": SILENT, "rw": {SPL}, "sx": {SPL, ATOMIC}},
         {"A": ("A", {}), "B": ("B", {"kind": "spin"})}),
     # -- sleeping ----------------------------------------------------------------------
     "blocking-under-spin": Case(
         "a Linux mutex taken while A is held",
         (thread(("lock", "A"), ("lock", "M"), ("unlock", "M"), ("unlock", "A")),),
-        verdicts({LOR}, spin={SLEEP}, wlock={SLEEP}, rlock={SLEEP}, spin_mtx={SLEEP},
+        verdicts({LOR}, spin={ATOMIC}, wlock={ATOMIC}, rlock={ATOMIC}, spin_mtx={ATOMIC},
                  mutex=SILENT, wsem=SILENT, rsem=SILENT),
         {"A": ("A", {}), "M": ("M", {"kind": "mutex"})}),
     "sleep-with-lock": Case(
         "a call that may sleep while A is held",
         (thread(("lock", "A"), ("sleep",), ("unlock", "A")),),
-        verdicts({SLEEP}, mutex=SILENT, wsem=SILENT, rsem=SILENT)),
+        verdicts({ATOMIC}, mtx={SLEEP}, rw_w={SLEEP}, rw_r={SLEEP}, mutex=SILENT, wsem=SILENT,
+                 rsem=SILENT)),
     "sleep-in-handler": Case(
         "a call that may sleep inside an interrupt handler",
         (irq(SPLBIO, ("sleep",)), thread(("lock", "A"), ("unlock", "A"))),
-        verdicts({SLEEP})),
+        verdicts({ATOMIC})),
     # -- declared order and blessed pairs ------------------------------------------------
     "declared-reverse": Case("B then A against the documented A -> B -> C",
                              (thread(*lock_unlock("B", "A")),), verdicts({LOR}),
