@@ -26,13 +26,14 @@ from .ops import (SPL0, SPLBIO, SPLCLOCK, SPLHIGH, SPLNET, SPLSOFT, SPLVM, may_s
 from .scenario import RunSpec, Scenario, load_target, run_scenario, run_spec, scenario
 from .strategies import Replay, Strategy, Timed, make_strategy
 from .studies.steady import steady_state
+from .tracked import SharedDict, SharedList, bookkeeping
 from .violations import KINDS, BadInput, ModelError, Violation
 
 __all__ = [
     "__version__", "Costs", "FREE", "Machine", "RunResult", "current_machine",
     "Lock", "SpinMutex", "SleepMutex", "Sx", "RwLock", "Spinlock", "IrqSpinlock", "RwlockT",
     "Mutex", "RwSemaphore", "RtMutex", "TicketLock", "QueuedLock", "LockPool", "LockMap", "might_lock",
-    "Zone", "Item", "kassert", "refcount_acquire", "refcount_release",
+    "Zone", "Item", "SharedList", "SharedDict", "bookkeeping", "kassert", "refcount_acquire", "refcount_release",
     "work", "pause", "may_sleep", "note", "splvm", "splbio", "splnet", "splhigh", "spl0",
     "splx", "splraise", "msleep", "tsleep", "wakeup", "wakeup_one",
     "SPL0", "SPLSOFT", "SPLNET", "SPLBIO", "SPLVM", "SPLCLOCK", "SPLHIGH",

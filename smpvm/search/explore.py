@@ -81,6 +81,8 @@ class Report:
     distinct_schedules: int = 0
     exhausted: bool = False
     pruned: int | None = None
+    #: dfs: names of the state outside the model API that steps changed (watched by the search).
+    unseen_shared: list = field(default_factory=list)
     elapsed_s: float = 0.0
     lost_runs: list = field(default_factory=list)
     first: dict = field(default_factory=dict)
@@ -114,6 +116,7 @@ class Report:
             "bug_depths": {k: self.first[k].preemptions for k in sorted(self.first)},
             "runs_per_second": round(self.runs_per_second, 1),
             "distinct_schedules": self.distinct_schedules, "pruned": self.pruned,
+            "unseen_shared": list(self.unseen_shared),
             "lost_runs": self.lost_runs, "interrupted": self.interrupted,
             "elapsed_s": round(self.elapsed_s, 3), "executor": self.executor,
             "resumed_runs": self.resumed_runs, "pct_guarantee": self.pct,
@@ -476,6 +479,7 @@ class Exploration:
         if rep is not None:
             self.report.exhausted = bool(rep.exhausted)
             self.report.pruned = getattr(rep, "pruned", None)
+            self.report.unseen_shared = list(rep.unseen_shared)
             if self.report.runs == 0 and rep.runs:
                 self._adopt_dfs_report(rep)
 
