@@ -23,6 +23,7 @@ from .memory import Item, Zone, kassert, refcount_acquire, refcount_release
 from .ops import (SPL0, SPLBIO, SPLCLOCK, SPLHIGH, SPLNET, SPLSOFT, SPLVM, may_sleep, msleep,
                   note, pause, spl0, splbio, splhigh, splnet, splraise, splvm, splx, tsleep,
                   wakeup, wakeup_one, work)
+from .spinwait import cpu_relax, spin_until
 from .scenario import RunSpec, Scenario, load_target, run_scenario, run_spec, scenario
 from .strategies import Replay, Strategy, Timed, make_strategy
 from .studies.steady import steady_state
@@ -34,7 +35,7 @@ __all__ = [
     "Lock", "SpinMutex", "SleepMutex", "Sx", "RwLock", "Spinlock", "IrqSpinlock", "RwlockT",
     "Mutex", "RwSemaphore", "RtMutex", "TicketLock", "QueuedLock", "LockPool", "LockMap", "might_lock",
     "Zone", "Item", "SharedList", "SharedDict", "bookkeeping", "kassert", "refcount_acquire", "refcount_release",
-    "work", "pause", "may_sleep", "note", "splvm", "splbio", "splnet", "splhigh", "spl0",
+    "work", "pause", "cpu_relax", "spin_until", "may_sleep", "note", "splvm", "splbio", "splnet", "splhigh", "spl0",
     "splx", "splraise", "msleep", "tsleep", "wakeup", "wakeup_one",
     "SPL0", "SPLSOFT", "SPLNET", "SPLBIO", "SPLVM", "SPLCLOCK", "SPLHIGH",
     "scenario", "Scenario", "load_target", "run_scenario", "RunSpec", "run_spec",

@@ -21,7 +21,8 @@ LAYERS = [
     ["scenario"],
     ["machine"],
     ["locks", "memory", "tracked", "witness", "strategies", "report"],
-    ["ops", "costs", "cpu", "trace", "violations", "lockstat", "current", "lockorder", "seeds"],
+    ["ops", "spin", "spinwait", "costs", "cpu", "trace", "violations", "lockstat", "current", "lockorder",
+     "seeds"],
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 

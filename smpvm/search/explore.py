@@ -257,7 +257,7 @@ class Exploration:
         self.schedules.add(o.schedule)
         rep.distinct_schedules = len(self.schedules)
         e = o.run // EPOCH_RUNS
-        if o.decisions > self.epoch_decisions.get(e, 0):
+        if o.decisions > self.epoch_decisions.get(e, 0) and not _cut_short(o.kinds.split(";")):
             self.epoch_decisions[e] = o.decisions
         if not o.failed:
             return []
@@ -318,7 +318,8 @@ class Exploration:
         k = 1
         for i in range(PILOT_RUNS):
             _, _, r = run_one(pilot, self.scn, rotation, i, 1)
-            k = max(k, r.decisions)
+            if not _cut_short(r.kinds()):
+                k = max(k, r.decisions)
             self.ncpus = max(self.ncpus, r.ncpus)
         self.pilot_k = k
 
@@ -549,6 +550,12 @@ class Exploration:
             n = runs_for_confidence(p, 0.99)
             self.report.pct.append({"depth": d, "n": self.ncpus, "k": k, "probability": p,
                                     "runs_for_99": n, "exploration_runs_for_99": n * share})
+
+
+def _cut_short(kinds) -> bool:
+    """Did a run end by a step limit or a livelock?  Its decisions then say nothing of
+    a run's length, and would make PCT's k (and its guarantee) as long as the limit."""
+    return "max-steps" in kinds or "livelock" in kinds
 
 
 def _requeue_in_order(pending: deque) -> None:

@@ -100,6 +100,7 @@ from .. import seeds
 from ..current import current_machine
 from ..violations import ModelError
 from .base import Strategy
+from .fair import Fairness
 from . import unseen
 
 #: Footprint of a step whose effects are unknown: dependent with every step.
@@ -216,6 +217,8 @@ class DFS(Strategy):
         #: Watch over the shared state outside the model API (None: not looked yet; False: none).
         self._watch = None
         self._unseen_keys = ()
+        #: Fair scheduling around spin-waits (``smpvm.strategies.fair``).
+        self.fair = Fairness()
 
     def random(self):
         if not hasattr(self, "_rng"):
@@ -227,6 +230,7 @@ class DFS(Strategy):
             raise ModelError(f"dfs explores CPU choices only, got a {kind!r} decision")
         if self._watch is None and self.reduction:
             self._look_for_unseen(current_machine())
+        options = self.fair.allowed(options, last)
         if self.blocked_at is not None:
             return options[0]  # past a sleep-blocked state: finish the run, off the tree
         if self.reduction:

@@ -1,6 +1,7 @@
 """Models for the coverage tests: state outside the model API, spin-waits, livelocks."""
 
-from smpvm import SharedList, bookkeeping, kassert, pause, scenario
+from smpvm import (SharedList, bookkeeping, cpu_relax, kassert, pause, scenario, spin_until,
+                   work)
 
 #: A module-level table that threads write: invisible to the engine.
 SEEN = {}
@@ -77,3 +78,62 @@ def step_counter(m, variant):
 
     m.spawn(thread("a"), name="A")
     m.spawn(thread("b"), name="B")
+
+
+@scenario(variants={"pause": "the waiter polls with pause()",
+                    "cpu_relax": "the waiter polls with cpu_relax()",
+                    "spin_until": "the waiter uses spin_until()"},
+          description="del_timer_sync-style: wait on another CPU until its handler is done")
+def busy_wait(m, variant):
+    timer = m.shared("timer", running=1, freed=0)
+
+    def handler_cpu():
+        yield work(300)               # the handler still runs for a while
+        timer.running = 0
+
+    def deleter():
+        if variant == "spin_until":
+            yield from spin_until(lambda: not timer.running)
+        else:
+            while timer.running:
+                yield pause() if variant == "pause" else cpu_relax()
+        kassert(not timer.running, "freed while the handler runs")
+        timer.freed = 1
+
+    m.spawn(deleter(), name="deleter")
+    m.spawn(handler_cpu(), name="softclock")
+
+
+@scenario(description="two CPUs each spin until the other's flag is set: a livelock")
+def mutual_spin(m, variant):
+    f = m.shared("flags", a=0, b=0)
+
+    def a():
+        while not f.b:
+            yield cpu_relax()
+        f.a = 1
+
+    def b():
+        while not f.a:
+            yield cpu_relax()
+        f.b = 1
+
+    m.spawn(a(), name="a")
+    m.spawn(b(), name="b")
+
+
+@scenario(description="a worker counts in a loop that pauses, a waiter spins on it")
+def counting_loop(m, variant):
+    box = m.shared("box", n=0)
+
+    def worker():
+        for i in range(1500):          # its locals change: progress, not a spin
+            box.n = i + 1
+            yield pause()
+
+    def waiter():
+        while box.n < 1500:
+            yield cpu_relax()
+
+    m.spawn(waiter(), name="waiter")
+    m.spawn(worker(), name="worker")
