@@ -71,7 +71,13 @@ leaves gaps:
   search is plain enumeration;
 * the step that ends a run with a fatal violation counts as dependent with
   every step, and so does the pending step of every CPU not finished when a
-  run ends.
+  run ends;
+* plain Python state that two CPUs reach (``unseen``: lists, dicts, plain
+  objects, module globals) is read by every step and written by a step that
+  changed it, found by copying it after every step; the report names it.
+
+A CPU that spins is held back until the others have stepped
+(``smpvm.strategies.fair``), so a busy-wait does not make the tree infinite.
 
 Limits (effects no footprint records, which the reduction cannot see):
 model code reading ``m.now`` or a lock's state directly, or setting one
