@@ -32,9 +32,11 @@ from .ops import (SPL0, SPLBIO, SPLCLOCK, SPLHIGH, SPLNET, SPLSOFT, SPLVM, may_s
                   note, pause, spl0, splbio, splhigh, splnet, splraise, splvm, splx, tsleep,
                   wait_event, wakeup, wakeup_one, work)
 from .engine import Engine, KernelThread
+from .spinwait import cpu_relax, spin_until
 from .scenario import RunSpec, Scenario, load_target, run_scenario, run_spec, scenario
 from .strategies import Replay, Strategy, Timed, make_strategy
 from .studies.steady import steady_state
+from .tracked import SharedDict, SharedList, bookkeeping
 from .violations import KINDS, BadInput, ModelError, Violation
 
 __all__ = [
@@ -49,7 +51,8 @@ __all__ = [
     "free_history",
     "Callout", "Timer", "Taskqueue", "Task", "EBUSY", "Workqueue", "WorkItem", "flush_work",
     "cancel_work_sync", "Epoch", "Rcu", "DrainRef",
-    "work", "pause", "may_sleep", "note", "splvm", "splbio", "splnet", "splhigh", "spl0",
+    "SharedList", "SharedDict", "bookkeeping",
+    "work", "pause", "cpu_relax", "spin_until", "may_sleep", "note", "splvm", "splbio", "splnet", "splhigh", "spl0",
     "splx", "splraise", "msleep", "tsleep", "wakeup", "wakeup_one", "wait_event",
     "Engine", "KernelThread",
     "SPL0", "SPLSOFT", "SPLNET", "SPLBIO", "SPLVM", "SPLCLOCK", "SPLHIGH",

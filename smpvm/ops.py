@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from numbers import Real
 
+from . import spin as _spin
 from .cpu import BLOCKED as CPU_BLOCKED
 from .violations import ModelError
 
@@ -78,11 +79,12 @@ class Work(Op):
 
 
 class Pause(Op):
-    """An explicit yield point that takes no time."""
+    """An explicit yield point that takes no time (repeated in place, a spin: see ``spin``)."""
 
     __slots__ = ()
 
     def execute(self, m, c):
+        _spin.paused(m, c)
         return None
 
 

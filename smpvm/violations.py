@@ -31,12 +31,13 @@ KINDS = (
     "recursion",
     "unlock-not-held",
     "held-lock-freed",
+    "livelock",
     "max-steps",
 )
 
 #: Kinds after which the run cannot meaningfully continue.
 FATAL = frozenset({"use-after-free", "double-free", "assertion", "deadlock",
-                   "recursion", "unlock-not-held", "max-steps"})
+                   "recursion", "unlock-not-held", "livelock", "max-steps"})
 
 
 @dataclass

@@ -20,8 +20,9 @@ LAYERS = [
     ["search"],
     ["scenario"],
     ["machine"],
-    ["locks", "memory", "kernel", "witness", "strategies", "report", "engine"],
-    ["ops", "costs", "cpu", "trace", "violations", "lockstat", "current", "lockorder", "seeds"],
+    ["locks", "memory", "kernel", "tracked", "witness", "strategies", "report", "engine"],
+    ["ops", "spin", "spinwait", "costs", "cpu", "trace", "violations", "lockstat", "current", "lockorder",
+     "seeds"],
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -85,8 +85,8 @@ NOFREE); ``sys/kern/kern_conf.c`` (``dev_rel`` asserting its count stays
 non-negative).  Durations are assumed orders of magnitude.
 """
 
-from smpvm import (SleepMutex, Sx, Zone, kassert, msleep, note, refcount_release, scenario,
-                   wakeup, work)
+from smpvm import (SleepMutex, Sx, Zone, bookkeeping, kassert, msleep, note, refcount_release,
+                   scenario, wakeup, work)
 
 # Documented lock order, as data.  The sx-era allocator takes dev_pager_sx,
 # then the object lock (to reference) or dev_pager_mtx (to insert); kib's fix
@@ -169,6 +169,9 @@ class Pager:
         self.doomed_references = []
         #: The object each allocator mapped (A5).
         self.mappings = []
+        # Written by the threads, judged only when the run ends: no schedule choice depends on it.
+        bookkeeping(self, "objects_made", "objects_destroyed", "cdev_releases",
+                    "doomed_references", "mappings")
 
     def new_object(self, **fields):
         """Set-up: an object already mapped once (``ref_count`` 1), on the pager list."""

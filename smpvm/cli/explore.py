@@ -156,6 +156,9 @@ def _print_text(report, narrative) -> None:
             click.echo(f"schedule space not exhausted after {report.runs} runs, {verdict}")
         if report.pruned is not None:
             click.echo(f"partial-order reduction pruned {report.pruned} branches")
+        for name in report.unseen_shared:
+            click.echo(f"shared state outside the model API, watched after every step: {name} "
+                       f"(share it through m.shared, SharedList or SharedDict)")
     for kind, n in sorted(report.violations.items()):
         first = report.first.get(kind)
         at = f", first in run {first.run}" if first else ""

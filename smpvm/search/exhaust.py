@@ -43,6 +43,9 @@ class DfsReport:
     beyond_bound: int = 0
     #: Some run had SimPy processes of the model's (devices): their timing was not enumerated.
     devices: bool = False
+    #: State outside the model API that two or more CPUs reach (plain lists, dicts,
+    #: objects, globals), named; the reduction watched it by comparison after every step.
+    unseen_shared: list = field(default_factory=list)
 
     def summary(self) -> str:
         """One line: what was explored, and whether that is a proof."""
@@ -61,14 +64,19 @@ class DfsReport:
         found = ("none failed" if not self.failing_runs
                  else f"{self.failing_runs} failed (first: schedule {self.first_failure_run})")
         saved = f"; the reduction saved at least {self.pruned}" if self.reduction else ""
-        return f"{what}, {found}{saved}"
+        unseen = ""
+        if self.unseen_shared:
+            unseen = (f"; shared state outside the model API, watched after every step: "
+                      f"{'; '.join(self.unseen_shared)}")
+        return f"{what}, {found}{saved}{unseen}"
 
     def to_dict(self) -> dict:
         return {"runs": self.runs, "exhausted": self.exhausted,
                 "failing_runs": self.failing_runs, "first_failure_run": self.first_failure_run,
                 "pruned": self.pruned, "sleep_blocked": self.sleep_blocked,
                 "reduction": self.reduction, "preemption_bound": self.preemption_bound,
-                "beyond_bound": self.beyond_bound, "devices": self.devices}
+                "beyond_bound": self.beyond_bound, "devices": self.devices,
+                "unseen_shared": list(self.unseen_shared)}
 
 
 def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
@@ -99,6 +107,7 @@ def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
             break
     report.pruned = dfs.pruned
     report.beyond_bound = dfs.beyond_bound
+    report.unseen_shared = [dfs.unseen[k] for k in sorted(dfs.unseen)]
     return report
 
 

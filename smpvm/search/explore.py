@@ -82,6 +82,8 @@ class Report:
     #: dfs: runs had device processes, whose timing the search did not enumerate.
     devices: bool = False
     pruned: int | None = None
+    #: dfs: names of the state outside the model API that steps changed (watched by the search).
+    unseen_shared: list = field(default_factory=list)
     elapsed_s: float = 0.0
     lost_runs: list = field(default_factory=list)
     first: dict = field(default_factory=dict)
@@ -115,6 +117,7 @@ class Report:
             "bug_depths": {k: self.first[k].preemptions for k in sorted(self.first)},
             "runs_per_second": round(self.runs_per_second, 1),
             "distinct_schedules": self.distinct_schedules, "pruned": self.pruned,
+            "unseen_shared": list(self.unseen_shared),
             "lost_runs": self.lost_runs, "interrupted": self.interrupted,
             "elapsed_s": round(self.elapsed_s, 3), "executor": self.executor,
             "resumed_runs": self.resumed_runs, "pct_guarantee": self.pct,
@@ -266,7 +269,7 @@ class Exploration:
         self.schedules.add(o.schedule)
         rep.distinct_schedules = len(self.schedules)
         e = o.run // EPOCH_RUNS
-        if o.decisions > self.epoch_decisions.get(e, 0):
+        if o.decisions > self.epoch_decisions.get(e, 0) and not _cut_short(o.kinds.split(";")):
             self.epoch_decisions[e] = o.decisions
         if not o.failed:
             return []
@@ -327,7 +330,8 @@ class Exploration:
         k = 1
         for i in range(PILOT_RUNS):
             _, _, r = run_one(pilot, self.scn, rotation, i, 1)
-            k = max(k, r.decisions)
+            if not _cut_short(r.kinds()):
+                k = max(k, r.decisions)
             self.ncpus = max(self.ncpus, r.ncpus)
         self.pilot_k = k
 
@@ -528,6 +532,7 @@ class Exploration:
                                          "ran only at the times these schedules gave them; "
                                          "their timing was not enumerated")
             self.report.pruned = getattr(rep, "pruned", None)
+            self.report.unseen_shared = list(rep.unseen_shared)
             if self.report.runs == 0 and rep.runs:
                 self._adopt_dfs_report(rep)
 
@@ -597,6 +602,12 @@ class Exploration:
             n = runs_for_confidence(p, 0.99)
             self.report.pct.append({"depth": d, "n": self.ncpus, "k": k, "probability": p,
                                     "runs_for_99": n, "exploration_runs_for_99": n * share})
+
+
+def _cut_short(kinds) -> bool:
+    """Did a run end by a step limit or a livelock?  Its decisions then say nothing of
+    a run's length, and would make PCT's k (and its guarantee) as long as the limit."""
+    return "max-steps" in kinds or "livelock" in kinds
 
 
 class Batches:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from .. import seeds
 from ..scenario import RunSpec, run_spec
 from ..strategies.base import Strategy
+from ..strategies.fair import Fairness
 from ..strategies.replay import Replay, ReplayMismatch
 
 # What happened at a decision point.
@@ -36,15 +37,21 @@ STAY, SWITCH, FREE = 0, 1, 2
 
 
 class Stay(Strategy):
-    """Never preempt: keep running the last CPU while it can step, else the lowest one."""
+    """Never preempt: keep running the last CPU while it can step, else the lowest one.
+
+    A CPU that spins waits, as under every strategy, until the others have
+    stepped (``smpvm.strategies.fair``).
+    """
 
     name = "stay"
     timed = False
 
     def begin(self, seed):
-        pass
+        self.fair = Fairness()
 
     def pick(self, kind, options, last):
+        if kind == "cpu":
+            options = self.fair.allowed(options, last)
         return last if last in options else options[0]
 
 
@@ -64,9 +71,11 @@ class Bounded(Strategy):
     def begin(self, seed):
         self.inner.begin(seed)
         self.used = 0
+        self.fair = Fairness()
 
     def pick(self, kind, options, last):
-        if last in options and self.used >= self.bound:
+        if last in options and self.used >= self.bound and (
+                kind != "cpu" or last in self.fair.allowed(options, last)):
             return last
         c = self.inner.pick(kind, options, last)
         if last in options and c != last:
@@ -110,8 +119,9 @@ class Recorder(Strategy):
 
     def pick(self, kind, options, last):
         c = self.inner.pick(kind, options, last)
-        if last not in options:
-            self.decisions.append((c, FREE))
+        fair = getattr(self.inner, "fair", None)
+        if last not in options or (fair is not None and fair.held_back(last)):
+            self.decisions.append((c, FREE))  # a spinning CPU waiting its turn is not preempted
         else:
             self.decisions.append((c, STAY if c == last else SWITCH))
         return c
@@ -137,11 +147,13 @@ class Guided(Strategy):
 
     def begin(self, seed):
         self.pos = 0
+        self.fair = Fairness()
 
     def pick(self, kind, options, last):
         j = self.pos
         self.pos += 1
-        stay = last if last in options else options[0]
+        fair = self.fair.allowed(options, last) if kind == "cpu" else options
+        stay = last if last in fair else fair[0]
         if j >= len(self.decisions):
             return stay
         want, how = self.decisions[j]

@@ -71,7 +71,13 @@ leaves gaps:
   search is plain enumeration;
 * the step that ends a run with a fatal violation counts as dependent with
   every step, and so does the pending step of every CPU not finished when a
-  run ends.
+  run ends;
+* plain Python state that two CPUs reach (``unseen``: lists, dicts, plain
+  objects, module globals) is read by every step and written by a step that
+  changed it, found by copying it after every step; the report names it.
+
+A CPU that spins is held back until the others have stepped
+(``smpvm.strategies.fair``), so a busy-wait does not make the tree infinite.
 
 Limits (effects no footprint records, which the reduction cannot see):
 model code reading ``m.now`` or a lock's state directly, or setting one
@@ -100,6 +106,8 @@ from .. import seeds
 from ..current import current_machine
 from ..violations import ModelError
 from .base import Strategy
+from .fair import Fairness
+from . import unseen
 
 #: Footprint of a step whose effects are unknown: dependent with every step.
 ANYTHING = None
@@ -190,6 +198,8 @@ class DFS(Strategy):
         self.pruned = 0
         #: Branches left out because they would exceed the preemption bound.
         self.beyond_bound = 0
+        #: Shared state outside the model API that a step changed, in any run: name -> description.
+        self.unseen: dict[str, str] = {}
         self.begin(0)
 
     # -- one run -------------------------------------------------------------------------
@@ -210,6 +220,11 @@ class DFS(Strategy):
         self._unsure = set()
         self._held = {}
         self._rng_state = None
+        #: Watch over the shared state outside the model API (None: not looked yet; False: none).
+        self._watch = None
+        self._unseen_keys = ()
+        #: Fair scheduling around spin-waits (``smpvm.strategies.fair``).
+        self.fair = Fairness()
 
     def random(self):
         if not hasattr(self, "_rng"):
@@ -219,6 +234,9 @@ class DFS(Strategy):
     def pick(self, kind, options, last):
         if kind != "cpu":
             raise ModelError(f"dfs explores CPU choices only, got a {kind!r} decision")
+        if self._watch is None and self.reduction:
+            self._look_for_unseen(current_machine())
+        options = self.fair.allowed(options, last)
         if self.blocked_at is not None:
             return options[0]  # past a sleep-blocked state: finish the run, off the tree
         if self.reduction:
@@ -234,10 +252,19 @@ class DFS(Strategy):
         m = self._m
         if m is None:
             m = self._m = current_machine()
+        if self._watch is None:
+            # The run's first step was forced: nothing could go before it or be reordered
+            # with it, so what it wrote needs no record; the copies start after it.
+            self._look_for_unseen(m)
+            changed = ()
+        else:
+            changed = self._watch.changed() if self._watch else ()
         after = [c.id for c in m.cpus if c.state == RUNNABLE]
         # The engine makes a fresh footprint per step and drops it after this
         # call, so it is completed in place and kept.
         step = self._record(m, cpu, footprint, enabled, after)
+        if self._watch:
+            self._note_unseen(footprint, changed)
         k = len(self.trace)
         self.trace.append(step)
         self._after = after
@@ -324,6 +351,22 @@ class DFS(Strategy):
         held = self._held.get(cpu, _NO_LOCKS)
         self._held[cpu] = {h.lock.uid: h.mode for h in c.held} if c.held else _NO_LOCKS
         return _Step(cpu, fp, enabled, held, waits)
+
+    def _look_for_unseen(self, m) -> None:
+        """Find the state outside the model API that two CPUs reach (see ``unseen``)."""
+        shared, books = unseen.find(m)
+        self._watch = unseen.Watch(shared, books) if shared else False
+        self._unseen_keys = tuple(("unseen", s.name) for s in shared)
+
+    def _note_unseen(self, fp, changed) -> None:
+        """Every step may read the unseen state; a step that changed some of it wrote it."""
+        if fp is ANYTHING:
+            return
+        for key in self._unseen_keys:
+            fp.setdefault(key, False)
+        for s in changed:
+            fp[("unseen", s.name)] = True
+            self.unseen.setdefault(s.name, s.describe())
 
     def _note_enabling(self, cpu, fp, enabled, after) -> None:
         for other in enabled:

@@ -15,7 +15,12 @@ threads and k decision points.  Only decision points where two or more CPUs
 could step count towards k, as the machine asks the strategy only there;
 a run that has fewer decisions than a change point simply never reaches it.
 k must be known before the run, so the exploration estimates it from earlier
-runs (the most decisions seen so far) and passes it in.
+runs (the most decisions seen so far, leaving out runs stopped by
+``max_steps`` or a livelock) and passes it in.
+
+A CPU that spins (``smpvm.spin``) keeps its priority but is held back by
+fair scheduling (``fair``) until the CPUs it may wait for have stepped, so
+a busy-wait cannot starve the lower-priority CPU that would end it.
 """
 
 import math
@@ -68,6 +73,8 @@ class PCT(SeededStream):
         return p
 
     def pick(self, kind, options, last):
+        if kind == "cpu":
+            options = self.fair.allowed(options, last)
         self.decision += 1
         best = max(options, key=self._priority_of)
         lowered = self.change_at.get(self.decision)

@@ -6,6 +6,9 @@ own stream seeded by the run's seed.  Timing varies too: the run's seed also
 drives the cost model's jitter, so durations (and with them interrupt
 arrivals relative to each CPU's steps) differ from run to run.
 
+A CPU that spins waiting for another is scheduled fairly (``fair``): it
+re-checks only after the others have stepped.
+
 A bug that needs one particular ordering at each of d decision points among
 n CPUs is hit with probability about n**-d per run, which is why ``pct``
 exists for the deep ones.
@@ -18,6 +21,7 @@ second; the run seeds themselves come from numpy's SeedSequence.
 """
 
 from .base import Strategy
+from .fair import Fairness
 
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -30,6 +34,12 @@ class SeededStream(Strategy):
 
     def begin(self, seed):
         self._state = int(seed) & _MASK
+        fair = self.__dict__.get("fair")
+        if fair is None:
+            #: Fair scheduling around spin-waits (``smpvm.strategies.fair``).
+            self.fair = Fairness()
+        else:
+            fair.begin()
 
     def random(self) -> float:
         self._state = z = (self._state + _GOLDEN) & _MASK
@@ -43,4 +53,6 @@ class Random(SeededStream):
     timed = False
 
     def pick(self, kind, options, last):
+        if kind == "cpu":
+            options = self.fair.allowed(options, last)
         return options[int(self.random() * len(options))]

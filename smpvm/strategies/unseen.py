@@ -1,0 +1,442 @@
+"""Shared state the engine cannot see: plain Python objects two CPUs both reach.
+
+Partial-order reduction (``dfs``) is only as good as the footprints it is
+given: the engine records what a step does to locks, zone items, wait
+channels and the model's random stream, but a list captured by two threads'
+closures, an attribute of a plain object both threads were handed, or a
+module global one of them rebinds changes without a trace.  Two steps that
+race on such an object look independent, the reduction runs only one of
+their orders, and "all K schedules explored" would be a proof of nothing.
+
+This module finds that state and watches it:
+
+* ``find(m)`` walks what each CPU's thread can reach -- the locals,
+  arguments and closure cells of its generators, the functions and bound
+  methods they hold, the module globals their code names, and the contents
+  of lists, dicts, sets and plain objects -- and keeps the mutable objects
+  that two or more CPUs reach.  The walk stops at model-API objects (locks,
+  zones, the machine, ``SharedList``...), whose every access the engine
+  records; it looks inside a zone item only for mutable Python values kept
+  in its fields.  Each object found is named by the first path that reaches
+  it (``log``, ``world.pending``, ``COUNTS (global of models/x.py)``).
+* ``Watch`` keeps a copy of everything reachable from those objects and, after
+  every step, says which of them the step changed.
+
+``dfs`` turns that into footprints: every step reads every such object, a
+step that changed one writes it, so the reduction orders those steps as it
+orders field accesses (see ``smpvm.strategies.dfs``).  The names go into
+the search's report, so a user learns which state to move into the model
+API (``m.shared`` fields, ``SharedList``, ``SharedDict``).
+
+Limits: state first shared *during* a run through a zone item's field, or
+reached through ``getattr``/``import`` inside model code rather than by name,
+is not found.
+"""
+
+from __future__ import annotations
+
+import dis
+import functools
+import types
+
+from ..tracked import bookkept
+
+#: Values that cannot change (nothing to watch), compared by value.
+_ATOMS = (type(None), bool, int, float, complex, str, bytes, range, type(Ellipsis),
+          type, types.ModuleType, types.BuiltinFunctionType, types.CodeType,
+          types.MethodWrapperType, types.WrapperDescriptorType)
+_CONTAINERS = (list, dict, set, bytearray)
+
+
+@functools.lru_cache(maxsize=4096)
+def _globals_named(code) -> tuple:
+    """(names read or written as globals, names stored as globals) by ``code`` and its nested code."""
+    read, stored = [], []
+    stack = [code]
+    while stack:
+        co = stack.pop()
+        for ins in dis.get_instructions(co):
+            if ins.opname in ("LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL", "LOAD_NAME"):
+                if ins.argval not in read:
+                    read.append(ins.argval)
+                if ins.opname != "LOAD_GLOBAL" and ins.argval not in stored:
+                    stored.append(ins.argval)
+        stack.extend(c for c in co.co_consts if isinstance(c, types.CodeType))
+    return tuple(read), tuple(stored)
+
+
+def _is_api(obj) -> bool:
+    """Objects of the model API (smpvm's own types): the engine records their accesses."""
+    return _api_module(getattr(type(obj), "__module__", "") or "")
+
+
+def _api_module(mod: str) -> bool:
+    # numpy's Generator is m.rng, whose draws dfs records.
+    return mod == "smpvm" or mod.startswith(("smpvm.", "numpy.random"))
+
+
+class _Global:
+    """A module global as a node of the walk: its binding can change."""
+
+    __slots__ = ("ns", "name", "module", "stored")
+
+    def __init__(self, ns, name, stored):
+        self.ns = ns
+        self.name = name
+        self.module = ns.get("__file__") or ns.get("__name__", "?")
+        #: Some code the walk reached assigns it (``global name``).
+        self.stored = stored
+
+    def value(self):
+        return self.ns.get(self.name)
+
+
+class Shared:
+    """One object reachable from two or more CPUs and invisible to the engine."""
+
+    __slots__ = ("name", "kind", "cpus", "node")
+
+    def __init__(self, name, kind, cpus, node):
+        #: The first path that reaches it (``log``, ``world.pending``, ``X (global of f.py)``).
+        self.name = name
+        #: Its type name (``list``, ``dict``, ``global``...).
+        self.kind = kind
+        #: CPU numbers that reach it, ascending.
+        self.cpus = cpus
+        #: The object itself (or the ``_Global`` binding).
+        self.node = node
+
+    def describe(self) -> str:
+        who = ", ".join(f"CPU{c}" for c in self.cpus)
+        return f"{self.name} ({self.kind}, reached by {who})"
+
+
+class _Walker:
+    """What one CPU's thread reaches: mutable non-API objects, in a fixed order."""
+
+    def __init__(self, root_path, books):
+        self.root = root_path
+        #: Objects (or attributes) declared book-keeping: id -> None (all) or attribute names.
+        self.books = books
+        #: id -> (node, path, kind) in discovery order.
+        self.found: dict = {}
+        self._seen: set = set()
+
+    def thread(self, gen) -> None:
+        while isinstance(gen, types.GeneratorType):
+            self._generator(gen, "")
+            gen = gen.gi_yieldfrom
+
+    def _generator(self, gen, path) -> None:
+        frame = gen.gi_frame
+        if frame is not None:
+            for name, value in frame.f_locals.items():
+                self.visit(value, _join(path, name))
+            if not _library(gen.gi_code):
+                self._code_globals(gen.gi_code, frame.f_globals)
+
+    def _code_globals(self, code, ns) -> None:
+        if ns is None:
+            return
+        read, stored = _globals_named(code)
+        for name in read:
+            if name not in ns:
+                continue  # a builtin or an attribute name
+            value = ns[name]
+            if name in stored:  # rebound by model code: the binding itself is state
+                key = ("global", id(ns), name)
+                if key not in self.found:
+                    g = _Global(ns, name, True)
+                    self.found[key] = (g, f"global {name} of {_short(g.module)}", "global")
+            self.visit(value, f"global {name}")
+
+    def visit(self, obj, path) -> None:
+        shape = _shape(type(obj))
+        if shape == _ATOM:
+            return
+        oid = id(obj)
+        if oid in self._seen:
+            return
+        self._seen.add(oid)
+        if oid in self.books and self.books[oid] is None:
+            return
+        if shape == _ITEM:
+            for name, value in _item_fields(obj):
+                self.visit(value, f"{path}.{name}")
+            return
+        if shape == _REF and _is_api(obj):
+            return
+        if isinstance(obj, (tuple, frozenset)):
+            for i, x in enumerate(obj):
+                self.visit(x, f"{path}[{i}]")
+            return
+        if isinstance(obj, types.FunctionType):
+            if not _library(obj.__code__):
+                self._function(obj, path)
+            return
+        if isinstance(obj, types.GeneratorType):
+            self._generator(obj, path)
+            return
+        if isinstance(obj, types.MethodType):
+            self.visit(obj.__self__, path)
+            self.visit(obj.__func__, path)
+            return
+        if isinstance(obj, functools.partial):
+            self.visit(obj.func, path)
+            self.visit(obj.args, path)
+            self.visit(obj.keywords, path)
+            return
+        if isinstance(obj, _CONTAINERS):
+            self.found[oid] = (obj, path, type(obj).__name__)
+            self._contents(obj, path)
+            return
+        attrs = _attributes(obj, self.books)
+        if attrs is None:
+            return  # something without state we can read (a C object, a cell-less callable)
+        self.found[oid] = (obj, path, type(obj).__name__)
+        for name, value in attrs:
+            self.visit(value, f"{path}.{name}")
+
+    def _function(self, fn, path) -> None:
+        code = fn.__code__
+        if fn.__closure__:
+            for name, cell in zip(code.co_freevars, fn.__closure__):
+                try:
+                    value = cell.cell_contents
+                except ValueError:
+                    continue  # not bound yet
+                self.visit(value, name)
+        if fn.__defaults__:
+            self.visit(fn.__defaults__, path)
+        if fn.__kwdefaults__:
+            self.visit(tuple(fn.__kwdefaults__.values()), path)
+        self._code_globals(code, fn.__globals__)
+
+    def _contents(self, obj, path) -> None:
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                self.visit(v, f"{path}[{k!r}]")
+        elif isinstance(obj, (list, set)):
+            for i, x in enumerate(obj):
+                self.visit(x, f"{path}[{i}]")
+
+
+_LIBRARY_DIRS = None
+
+
+def _library(code) -> bool:
+    """Code of smpvm itself, the standard library or an installed package (not a model's)."""
+    global _LIBRARY_DIRS
+    if _LIBRARY_DIRS is None:
+        import os
+        import sysconfig
+        dirs = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+        dirs.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        _LIBRARY_DIRS = tuple(os.path.join(d, "") for d in sorted(dirs))
+    return code.co_filename.startswith(_LIBRARY_DIRS)
+
+
+def _join(path, name):
+    return f"{path}.{name}" if path else name
+
+
+def _short(module) -> str:
+    import os
+    return os.path.relpath(module) if os.path.isabs(module) else module
+
+
+def _mutable(value) -> bool:
+    if isinstance(value, _ATOMS) or _is_api(value):
+        return False
+    if isinstance(value, (tuple, frozenset, types.FunctionType, types.MethodType)):
+        return False
+    return isinstance(value, _CONTAINERS) or _attributes(value) is not None
+
+
+def _attributes(obj, books=None):
+    """(name, value) pairs of a plain object's state, or None when it has none to read.
+
+    Attributes declared book-keeping (``books``: id -> names) are left out.
+    """
+    if isinstance(obj, (types.FunctionType, types.GeneratorType, types.MethodType)):
+        return None
+    d = getattr(obj, "__dict__", None)
+    if isinstance(d, dict):
+        pairs = list(d.items())
+    else:
+        slots = _slots_of(type(obj))
+        if not slots:
+            return None
+        missing = _MISSING
+        pairs = [(s, v) for s in slots if (v := getattr(obj, s, missing)) is not missing]
+    skip = books.get(id(obj)) if books else None
+    if skip:
+        pairs = [(k, v) for k, v in pairs if k not in skip]
+    return pairs
+
+
+_MISSING = object()
+
+
+@functools.lru_cache(maxsize=1024)
+def _slots_of(t) -> tuple:
+    """Slot names of a class and its bases (none for builtins)."""
+    if t.__module__ == "builtins":
+        return ()
+    slots = []
+    for klass in t.__mro__:
+        s = klass.__dict__.get("__slots__", ())
+        slots.extend([s] if isinstance(s, str) else s)
+    return tuple(slots)
+
+
+def _item_fields(obj):
+    """Fields of a zone item (the engine tracks the fields, not what mutable values hold)."""
+    slot = getattr(type(obj), "_slot", None)
+    if slot is None:
+        return ()
+    try:
+        fields = object.__getattribute__(obj, "_slot").fields
+    except AttributeError:
+        return ()
+    return [(k, v) for k, v in fields.items() if _mutable(v)]
+
+
+def find(m) -> tuple[list[Shared], dict]:
+    """The mutable objects outside the model API that two or more of ``m``'s CPUs reach,
+    and the model's book-keeping declarations (for ``Watch``)."""
+    reach = {}   # key -> (node, path, kind)
+    by = {}      # key -> [cpu ids]
+    books = bookkept(m)
+    for c in m.cpus:
+        w = _Walker(c.name, books)
+        for frame in c.frames:
+            w.thread(frame.gen)
+        for src in getattr(m, "interrupt_sources", ()):
+            if src.cpu == c.id:
+                w.visit(src.handler, f"irq:{src.name}")
+        for key, entry in w.found.items():
+            if key not in reach:
+                reach[key] = entry
+                by[key] = []
+            by[key].append(c.id)
+    out = []
+    for key, (node, path, kind) in reach.items():
+        if len(by[key]) < 2:
+            continue
+        out.append(Shared(path, kind, tuple(by[key]), node))
+    return out, books
+
+
+class Watch:
+    """Copies of everything reachable from the shared objects; which a step changed.
+
+    ``changed()`` compares against the copies taken last time and takes new
+    ones.  A copy is flat: the values of immutable types, and for anything
+    else its identity followed by what it holds.  So a list that got a new
+    element, a dict whose entry was rebound, an object whose attribute was
+    set, or a global bound anew all count as changed, as does anything below
+    them.  (Identities are only ever compared for equality, never ordered.)
+    """
+
+    def __init__(self, shared: list[Shared], books=None):
+        self.shared = shared
+        self.books = books or {}
+        #: Objects watched on their own: a copy of another one stops at them.
+        self._own = {id(s.node) for s in shared}
+        self._copies = [self._copy(s) for s in shared]
+
+    def _copy(self, s) -> list:
+        out = []
+        _flatten(s.node, out, self._own - {id(s.node)}, self.books)
+        return out
+
+    def changed(self) -> list[Shared]:
+        out = []
+        copies = self._copies
+        for i, s in enumerate(self.shared):
+            now = self._copy(s)
+            if now != copies[i]:
+                out.append(s)
+                copies[i] = now
+        return out
+
+
+# How a copy treats each type (cached): what to append for it.
+_ATOM, _REF, _ITEM, _SEQ, _DICT, _SET, _BYTES, _OBJ = range(8)
+_SHAPES: dict = {}
+
+
+def _shape(t):
+    shape = _SHAPES.get(t)
+    if shape is None:
+        if issubclass(t, _ATOMS):
+            shape = _ATOM
+        elif _api_module(t.__module__ or ""):
+            shape = _ITEM if hasattr(t, "_slot") else _REF
+        elif issubclass(t, (list, tuple)):
+            shape = _SEQ
+        elif issubclass(t, dict):
+            shape = _DICT
+        elif issubclass(t, (set, frozenset)):
+            shape = _SET
+        elif issubclass(t, bytearray):
+            shape = _BYTES
+        elif issubclass(t, (types.FunctionType, types.GeneratorType, types.MethodType,
+                            functools.partial)):
+            shape = _REF
+        else:
+            shape = _OBJ
+        _SHAPES[t] = shape
+    return shape
+
+
+def _flatten(node, out, seen, books) -> None:
+    """Append a flat copy of ``node`` and what lies below it to ``out``.
+
+    ``seen`` holds the ids already copied (and those watched on their own);
+    ``books`` the book-keeping declared by the model, left out.
+    """
+    if isinstance(node, _Global):
+        node = node.value()
+        out.append(id(node))
+    shape = _shape(type(node))
+    if shape == _ATOM:
+        out.append(node)
+        return
+    oid = id(node)
+    out.append(oid)
+    if oid in seen or shape == _REF:
+        return
+    seen.add(oid)
+    if oid in books and books[oid] is None:
+        return
+    if shape == _SEQ:
+        out.append(len(node))
+        _values(node, out, seen, books)
+    elif shape == _DICT:
+        out.append(len(node))
+        out.extend(k if _shape(type(k)) == _ATOM else id(k) for k in node)
+        _values(node.values(), out, seen, books)
+    elif shape == _SET:
+        out.append(frozenset(node))
+    elif shape == _BYTES:
+        out.append(bytes(node))
+    else:
+        pairs = _item_fields(node) if shape == _ITEM else _attributes(node, books)
+        if pairs:
+            out.extend(k for k, _ in pairs)
+            _values([v for _, v in pairs], out, seen, books)
+
+
+def _values(values, out, seen, books) -> None:
+    """``_flatten`` each of ``values``; the common atoms and references without a call."""
+    shapes = _SHAPES
+    for v in values:
+        shape = shapes.get(type(v))
+        if shape == _ATOM:
+            out.append(v)
+        elif shape == _REF:
+            out.append(id(v))
+        else:
+            _flatten(v, out, seen, books)

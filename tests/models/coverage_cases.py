@@ -1,0 +1,139 @@
+"""Models for the coverage tests: state outside the model API, spin-waits, livelocks."""
+
+from smpvm import (SharedList, bookkeeping, cpu_relax, kassert, pause, scenario, spin_until,
+                   work)
+
+#: A module-level table that threads write: invisible to the engine.
+SEEN = {}
+
+
+@scenario(variants={"plain": "the log is a plain Python list",
+                    "tracked": "the log is a SharedList"},
+          description="B checks that A has not logged yet; a race only the log shows")
+def plain_list(m, variant):
+    log = [] if variant == "plain" else SharedList(m, "log")
+
+    def checker():
+        yield pause()
+        kassert(len(log) == 0, "the checker saw the writer's entry")
+
+    def writer():
+        yield pause()
+        log.append("written")
+
+    m.spawn(checker(), name="checker")
+    m.spawn(writer(), name="writer")
+
+
+@scenario(description="two threads count in a module-level dict without a lock")
+def global_dict(m, variant):
+    SEEN.clear()
+
+    def thread(name):
+        yield pause()
+        v = SEEN.get("n", 0)
+        yield pause()
+        SEEN["n"] = v + 1
+
+    m.spawn(thread("a"), name="A")
+    m.spawn(thread("b"), name="B")
+    m.on_quiescence(lambda: kassert(SEEN.get("n") == 2, f"lost update: n = {SEEN.get('n')}"))
+
+
+@scenario(description="two threads read one plain list of items that nobody changes")
+def read_only_list(m, variant):
+    box = m.shared("box", a=0, b=0)
+    names = ["a", "b"]             # shared, never changed: nothing for the search to watch
+
+    def thread(i):
+        setattr(box, names[i], 1)
+        yield pause()
+        setattr(box, names[i], 2)
+
+    m.spawn(thread(0), name="A")
+    m.spawn(thread(1), name="B")
+
+
+class _World:
+    """A model's own object: the threads count their steps in it."""
+
+    def __init__(self):
+        self.steps = 0
+
+
+@scenario(variants={"watched": "the step counter is shared state",
+                    "declared": "the step counter is declared book-keeping"},
+          description="a counter written by both threads that no decision reads")
+def step_counter(m, variant):
+    world = _World()
+    if variant == "declared":
+        bookkeeping(world, "steps")
+    box = m.shared("box", a=0, b=0)
+
+    def thread(name):
+        setattr(box, name, 1)
+        world.steps += 1
+        yield pause()
+        setattr(box, name, 2)
+
+    m.spawn(thread("a"), name="A")
+    m.spawn(thread("b"), name="B")
+
+
+@scenario(variants={"pause": "the waiter polls with pause()",
+                    "cpu_relax": "the waiter polls with cpu_relax()",
+                    "spin_until": "the waiter uses spin_until()"},
+          description="del_timer_sync-style: wait on another CPU until its handler is done")
+def busy_wait(m, variant):
+    timer = m.shared("timer", running=1, freed=0)
+
+    def handler_cpu():
+        yield work(300)               # the handler still runs for a while
+        timer.running = 0
+
+    def deleter():
+        if variant == "spin_until":
+            yield from spin_until(lambda: not timer.running)
+        else:
+            while timer.running:
+                yield pause() if variant == "pause" else cpu_relax()
+        kassert(not timer.running, "freed while the handler runs")
+        timer.freed = 1
+
+    m.spawn(deleter(), name="deleter")
+    m.spawn(handler_cpu(), name="softclock")
+
+
+@scenario(description="two CPUs each spin until the other's flag is set: a livelock")
+def mutual_spin(m, variant):
+    f = m.shared("flags", a=0, b=0)
+
+    def a():
+        while not f.b:
+            yield cpu_relax()
+        f.a = 1
+
+    def b():
+        while not f.a:
+            yield cpu_relax()
+        f.b = 1
+
+    m.spawn(a(), name="a")
+    m.spawn(b(), name="b")
+
+
+@scenario(description="a worker counts in a loop that pauses, a waiter spins on it")
+def counting_loop(m, variant):
+    box = m.shared("box", n=0)
+
+    def worker():
+        for i in range(1500):          # its locals change: progress, not a spin
+            box.n = i + 1
+            yield pause()
+
+    def waiter():
+        while box.n < 1500:
+            yield cpu_relax()
+
+    m.spawn(waiter(), name="waiter")
+    m.spawn(worker(), name="worker")
