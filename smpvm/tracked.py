@@ -85,9 +85,11 @@ class _Tracked:
         return self._read().copy()
 
     def clear(self):
+        """Empty the collection (a write)."""
         self._write().clear()
 
     def pop(self, *args):
+        """Remove and return an entry, as ``list.pop`` / ``dict.pop`` (a write)."""
         return self._write().pop(*args)
 
     def __repr__(self):
@@ -103,27 +105,35 @@ class SharedList(_Tracked):
         super().__init__(m, name, list(items))
 
     def append(self, x):
+        """Add ``x`` at the end (a write)."""
         self._write().append(x)
 
     def extend(self, xs):
+        """Add every item of ``xs`` at the end (a write)."""
         self._write().extend(xs)
 
     def insert(self, i, x):
+        """Insert ``x`` before index ``i`` (a write)."""
         self._write().insert(i, x)
 
     def remove(self, x):
+        """Remove the first ``x`` (a write)."""
         self._write().remove(x)
 
     def index(self, x, *args):
+        """Index of the first ``x`` (a read)."""
         return self._read().index(x, *args)
 
     def count(self, x):
+        """How many entries equal ``x`` (a read)."""
         return self._read().count(x)
 
     def sort(self, **kw):
+        """Sort in place, as ``list.sort`` (a write)."""
         self._write().sort(**kw)
 
     def reverse(self):
+        """Reverse in place (a write)."""
         self._write().reverse()
 
     def __iadd__(self, xs):
@@ -140,18 +150,23 @@ class SharedDict(_Tracked):
         super().__init__(m, name, dict(items or {}))
 
     def get(self, k, default=None):
+        """The value for ``k``, or ``default`` (a read)."""
         return self._read().get(k, default)
 
     def keys(self):
+        """A list of the keys (a read)."""
         return list(self._read().keys())
 
     def values(self):
+        """A list of the values (a read)."""
         return list(self._read().values())
 
     def items(self):
+        """A list of the (key, value) pairs (a read)."""
         return list(self._read().items())
 
     def setdefault(self, k, default=None):
+        """The value for ``k``, storing ``default`` first if absent (a read, and a write if stored)."""
         data = self._read()
         if k in data:
             return data[k]
@@ -159,6 +174,7 @@ class SharedDict(_Tracked):
         return default
 
     def update(self, *args, **kw):
+        """Merge entries in, as ``dict.update`` (a write)."""
         self._write().update(*args, **kw)
 
 
@@ -170,8 +186,9 @@ def bookkeeping(obj, *attrs):
     """Declare ``obj`` (or only its attributes ``attrs``) book-keeping; returns ``obj``.
 
     For scenario set-up: ``self.mappings = bookkeeping([])``, or
-    ``bookkeeping(self, "objects_made", "objects_destroyed")``.  See the module
-    docstring for what that promises.
+    ``bookkeeping(self, "objects_made", "objects_destroyed")``.  It promises that
+    no thread's decisions depend on that state (kept only for end-of-run checks),
+    so the exhaustive search leaves it out; a false promise makes it unsound.
     """
     m = current_machine()
     if m is None:
