@@ -25,6 +25,7 @@ from .ops import (SPL0, SPLBIO, SPLCLOCK, SPLHIGH, SPLNET, SPLSOFT, SPLVM, may_s
                   wakeup, wakeup_one, work)
 from .scenario import RunSpec, Scenario, load_target, run_scenario, run_spec, scenario
 from .strategies import Replay, Strategy, Timed, make_strategy
+from .threads import Thread, join, spawn_thread
 from .studies.steady import steady_state
 from .violations import KINDS, BadInput, ModelError, Violation
 
@@ -39,4 +40,5 @@ __all__ = [
     "scenario", "Scenario", "load_target", "run_scenario", "RunSpec", "run_spec",
     "BadInput", "ModelError",
     "Strategy", "Timed", "Replay", "make_strategy", "Violation", "KINDS", "steady_state",
+    "Thread", "spawn_thread", "join",
 ]

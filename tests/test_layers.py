@@ -20,7 +20,7 @@ LAYERS = [
     ["search"],
     ["scenario"],
     ["machine"],
-    ["locks", "memory", "witness", "strategies", "report"],
+    ["locks", "memory", "witness", "strategies", "report", "threads"],
     ["ops", "costs", "cpu", "trace", "violations", "lockstat", "current", "lockorder", "seeds"],
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
