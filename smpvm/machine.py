@@ -190,6 +190,8 @@ class Machine:
         #: CPU id -> the Thread it runs now; threads made so far.
         self._threads: dict = {}
         self._spawned = 0
+        #: CPUs whose thread returned holding locks: a stall names them, else an assertion.
+        self._ended_holding: list = []
 
     # -- what models use -----------------------------------------------------------
 
@@ -855,8 +857,7 @@ class Machine:
         self._alive -= 1
         thread_ended(self, c, self._threads[c.id])
         if c.held:
-            held = ", ".join(f"{h.lock.label()} (taken at {h.site or '?'})" for h in c.held)
-            self.fail("assertion", f"thread {c.name} returned with locks held: {held}", c)
+            self._ended_holding.append(c)
         if self._alive == 0:
             # Poisson streams last while threads run; listed arrival times are all delivered.
             for o in self.cpus:
@@ -875,6 +876,11 @@ class Machine:
         if stuck:
             self._report_stall(stuck)
             return
+        for c in self._ended_holding:
+            if c.held:  # nobody waited for what it kept: the leak itself is the finding
+                held = ", ".join(f"{h.lock.label()} (taken at {h.site or '?'})" for h in c.held)
+                self.fail("assertion", f"thread {c.name} returned with locks held: {held}", c,
+                          loc=c.held[0].site)
         self.current = None
         for check in self._quiescence:
             check()
@@ -895,7 +901,13 @@ class Machine:
             msg = f"deadlock: wait-for cycle {' -> '.join(f'CPU{i}' for i in cycle + [cycle[0]])}: {desc}"
         else:
             msg = "deadlock: no CPU can make progress: " + "; ".join(parts)
-        c0 = self.cpus[cycle[0]] if cycle else stuck[0]
+        for c in self._ended_holding:  # who holds what, though their threads are gone
+            if c.held:
+                held = ", ".join(f"{h.lock.label()} (taken at {h.site or '?'})" for h in c.held)
+                msg += f"; thread {c.name} on CPU{c.id} ended holding {held}"
+        # no cycle: point at a lock waiter rather than at whoever waits for it (a join)
+        c0 = (self.cpus[cycle[0]] if cycle
+              else next((c for c in stuck if c.wait_lock is not None), stuck[0]))
         self.current = c0
         self.fail("deadlock", msg, c0, extra={
             "cycle": [f"CPU{i}" for i in cycle] if cycle else [],

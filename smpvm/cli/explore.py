@@ -21,10 +21,11 @@ from .select import label, select, selection_options, summary
 
 @click.command("explore")
 @selection_options
-@click.option("--strategy", "-s", type=click.Choice(["portfolio", "random", "pct", "dfs"]),
+@click.option("--strategy", "-s", type=click.Choice(["portfolio", "random", "pct", "dfs", "idb", "ipb"]),
               default="portfolio", show_default=True,
-              help="portfolio rotates random, pct d=2 and pct d=3 across runs; dfs "
-                   "enumerates schedules in this process.")
+              help="portfolio rotates random, pct d=2, pct d=3 and idb across runs; idb: "
+                   "delay bounding; dfs and ipb (iterative preemption bounding) "
+                   "enumerate schedules in this process.")
 @click.option("--runs", "-n", type=int, default=None,
               help="Runs to make (default 2000; dfs: until the space is exhausted).")
 @click.option("--depth", "-d", type=int, default=None,
@@ -140,7 +141,7 @@ def _print_text(report, narrative) -> None:
     resumed = f", {report.resumed_runs} from the earlier session" if report.resumed_runs else ""
     click.echo(f"{report.runs} runs{resumed} ({rate}), {report.failing_runs} failing, "
                f"{report.distinct_schedules} distinct schedules")
-    if report.strategy == "dfs":
+    if report.strategy in ("dfs", "ipb"):
         verdict = "none failed" if not report.failing_runs else f"{report.failing_runs} failed"
         if report.exhausted:
             click.echo(f"all {report.runs} schedules explored, {verdict}")

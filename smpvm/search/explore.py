@@ -45,7 +45,7 @@ from ..scenario import load_target, split_target
 from ..violations import BadInput, ModelError
 from .manifest import write_manifest
 from .plan import (BATCH_ATTEMPTS, CSV_COLUMNS, DEFAULT_RUNS, EPOCH_RUNS, PILOT_RUNS,  # noqa: F401
-                   SEARCHES, Outcome, Plan, check_resumable, check_same_exploration,
+                   SEARCHES, SYSTEMATIC, Outcome, Plan, check_resumable, check_same_exploration,
                    manifest_of, outcome_of, read_runs_csv, run_batch, run_one)
 
 
@@ -185,9 +185,10 @@ class Exploration:
         csv_path = os.path.join(self.out, "runs.csv")
         manifest = manifest_of(self.plan, self.target, self.model_sha256)
         previous: list[Outcome] = []
-        if self.resume and self.plan.strategy == "dfs":
-            self.report.notes.append("dfs does not resume: the search started over")
-        if self.resume and os.path.exists(manifest_path) and self.plan.strategy != "dfs":
+        if self.resume and self.plan.strategy in SYSTEMATIC:
+            self.report.notes.append(f"{self.plan.strategy} does not resume: the search "
+                                     f"started over")
+        if self.resume and os.path.exists(manifest_path) and self.plan.strategy not in SYSTEMATIC:
             try:
                 with open(manifest_path, encoding="utf-8") as fp:
                     saved = json.load(fp)
@@ -294,7 +295,7 @@ class Exploration:
         from .executors import describe
         previous = self._open_out()
         try:
-            if self.plan.strategy == "dfs":
+            if self.plan.strategy in SYSTEMATIC:
                 self.report.executor = "in-process"
                 self._run_dfs()
             else:
@@ -450,12 +451,14 @@ class Exploration:
         from .exhaust import exhaust
         plan = self.plan
 
+        name = plan.strategy
+
         def on_run(index, r):
-            o = outcome_of(index, "dfs", r.seed, "", r)
+            o = outcome_of(index, name, r.seed, "", r)
             self._writer.writerow(o.row())
             for kind in self._count(o):
                 v = next(v for v in r.violations if v.kind == kind)
-                self._save(kind, o.run, r.seed, list(r.choices), v, {"name": "dfs"})
+                self._save(kind, o.run, r.seed, list(r.choices), v, {"name": name})
             self.ncpus = max(self.ncpus, r.ncpus)
             if self.report.runs % 64 == 0:
                 self._csv.flush()
@@ -464,9 +467,14 @@ class Exploration:
 
         t0 = time.perf_counter()
         try:
-            rep = exhaust(plan.spec(plan.seed), scn=self.scn,
-                          preemption_bound=plan.preemption_bound, max_runs=self.runs,
-                          stop_on_first=self.stop_on_first, on_run=on_run)
+            if name == "ipb":  # iterative preemption bounding, up to --preemption-bound
+                from .iterative import iterate
+                rep = iterate(plan.spec(plan.seed), scn=self.scn, max_bound=plan.preemption_bound,
+                              max_runs=self.runs, stop_on_first=self.stop_on_first, on_run=on_run)
+            else:
+                rep = exhaust(plan.spec(plan.seed), scn=self.scn,
+                              preemption_bound=plan.preemption_bound, max_runs=self.runs,
+                              stop_on_first=self.stop_on_first, on_run=on_run)
         except KeyboardInterrupt:
             self.report.interrupted = True
             rep = None
@@ -539,7 +547,7 @@ class Exploration:
         depths = [self.plan.depth] if self.plan.strategy == "pct" else list(
             range(2, max(self.plan.depth, 2) + 1))
         k = self._k_for_epoch(max(0, (self.runs or 1) - 1) // EPOCH_RUNS)
-        share = 1 if self.plan.strategy == "pct" else len(depths) + 1
+        share = 1 if self.plan.strategy == "pct" else len(depths) + 2  # + random, idb
         for d in depths:
             p = pct_probability(self.ncpus, k, d)
             n = runs_for_confidence(p, 0.99)

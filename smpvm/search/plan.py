@@ -32,7 +32,9 @@ DEFAULT_RUNS = 2000
 CSV_COLUMNS = ("run", "seed", "strategy", "k", "failed", "kinds", "location", "steps",
                "decisions", "schedule")
 #: Strategies ``explore`` accepts.
-SEARCHES = ("portfolio", "random", "pct", "dfs")
+SEARCHES = ("portfolio", "random", "pct", "dfs", "idb", "ipb")
+#: Systematic searches: one tree of schedules, walked in this process.
+SYSTEMATIC = ("dfs", "ipb")
 
 
 # -- one run ---------------------------------------------------------------------------------
@@ -48,7 +50,7 @@ class Plan:
     params: dict
     cpus: int | None
     seed: int
-    #: "portfolio", "random" or "pct".
+    #: One of ``SEARCHES``.
     strategy: str
     #: pct depth; for the portfolio, the deepest pct member (members d = 2..depth).
     depth: int
@@ -77,6 +79,8 @@ class Rotation:
             self.members = make_strategy("portfolio", depths=depths).members
         elif plan.strategy == "pct":
             self.members = [make_strategy("pct", depth=plan.depth)]
+        elif plan.strategy == "idb":
+            self.members = [make_strategy("idb", max_delays=plan.depth)]
         else:
             self.members = [make_strategy(plan.strategy)]
         self.labels = [label_of(s) for s in self.members]
@@ -89,6 +93,8 @@ class Rotation:
         inner = s.inner if isinstance(s, Bounded) else s
         if hasattr(inner, "k"):
             inner.k = max(1, int(k))
+        if hasattr(inner, "ordinal"):  # a stateless enumeration: its own run number
+            inner.ordinal = index // len(self.members)
         return self.labels[j], s
 
 
@@ -134,7 +140,7 @@ def run_one(plan: Plan, scn, rotation: Rotation, index: int, k: int):
 
 def outcome_of(index, label, seed, k, r) -> Outcome:
     v = r.violations
-    return Outcome(index, seed, label, k if label.startswith("pct") else "",
+    return Outcome(index, seed, label, k if label.startswith(("pct", "idb")) else "",
                    ";".join(r.kinds()), v[0].location if v else "", r.steps, r.decisions,
                    schedule_fingerprint(r.choices))
 
