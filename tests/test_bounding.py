@@ -101,3 +101,35 @@ def test_a_depth_one_bug_among_a_hundred_threads(strategy, tmp_path):
                   runs=10_000, workers=1, stop_on_first=True, out=tmp_path)
     assert rep.first_failure_run is not None and rep.first_failure_run < 10_000
     assert rep.violations == {"assertion": 1} and rep.bug_depth == 1
+
+
+# -- the shrinker's last step -------------------------------------------------------------
+
+
+def _failing_random_run(target, kind, **spec):
+    from smpvm import make_strategy
+    scn = load_target(target)
+    for seed in range(300):
+        r = run_spec(spec_of(scn, seed=seed, **spec), make_strategy("random"), scn=scn)
+        if kind in r.kinds():
+            return scn, seed, r
+    raise AssertionError("no failing random run")
+
+
+def test_the_shrunk_depth_is_the_minimum_even_when_ddmin_gets_no_say():
+    from smpvm.search.shrink import count_preemptions, shrink
+    scn, seed, r = _failing_random_run(f"{SCT}::twostage", "assertion")
+    spec = spec_of(scn, seed=seed)
+    assert count_preemptions(spec, r.choices, scn=scn) > 1
+    # a budget of two replays leaves ddmin and the probes nothing: only the last step shrinks
+    s = shrink(spec, scn=scn, choices=r.choices, kind="assertion", budget=2)
+    assert s.minimal and s.preemptions == 1
+    assert count_preemptions(spec, s.choices, scn=scn) == 1
+
+
+def test_a_depth_the_bounded_search_could_not_confirm_is_an_upper_bound():
+    from smpvm.search.shrink import shrink
+    scn, seed, r = _failing_random_run(f"{SCT}::wronglock", "assertion")
+    s = shrink(spec_of(scn, seed=seed), scn=scn, choices=r.choices, kind="assertion",
+               exhaustive_budget=50)
+    assert s.preemptions >= 1 and not s.minimal  # 8 threads: bound 0 alone is thousands

@@ -173,17 +173,22 @@ def _print_text(report, narrative) -> None:
     first = _failures(report)
     if first and first[0].preemptions is not None:
         f = first[0]
-        click.echo(f"bug depth {f.preemptions} (preemptions after shrinking run {f.run}'s "
+        click.echo(f"bug depth {_depth(f)} (preemptions after shrinking run {f.run}'s "
                    f"{f.original_preemptions})")
     if narrative:
         click.echo(narrative)
     for f in first:
         if f.preemptions is not None:
-            click.echo(f"{f.kind}: {f.preemptions} preemption(s) (run {f.run}, "
+            click.echo(f"{f.kind}: {_depth(f)} preemption(s) (run {f.run}, "
                        f"{f.original_preemptions} before shrinking); replay it with")
         else:
             click.echo(f"{f.kind}: first in run {f.run}; replay it with")
         click.echo(replay_command(f.path))
+
+
+def _depth(f) -> str:
+    """The shrunk depth: "d" when no schedule with fewer preemptions fails, else "≤ d"."""
+    return f"≤ {f.preemptions}" if f.minimal is False else str(f.preemptions)
 
 
 def _narrative(exploration, report) -> str | None:

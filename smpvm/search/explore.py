@@ -63,6 +63,8 @@ class FirstFailure:
     choices: list = field(default_factory=list)
     seed: int = 0
     strategy: dict = field(default_factory=dict)
+    #: True: no schedule with fewer preemptions fails this way; False: an upper bound.
+    minimal: bool | None = None
 
 
 @dataclass
@@ -112,6 +114,7 @@ class Report:
             "violations": dict(sorted(self.violations.items())),
             "failure_files": files, "exhausted": self.exhausted, "bug_depth": self.bug_depth,
             "bug_depths": {k: self.first[k].preemptions for k in sorted(self.first)},
+            "bug_depths_minimal": {k: self.first[k].minimal for k in sorted(self.first)},
             "runs_per_second": round(self.runs_per_second, 1),
             "distinct_schedules": self.distinct_schedules, "pruned": self.pruned,
             "lost_runs": self.lost_runs, "interrupted": self.interrupted,
@@ -518,13 +521,13 @@ class Exploration:
     def _save(self, kind, run, seed, choices, violation, strategy_desc) -> None:
         from .. import __version__
         from .failures import Failure, failure_file_name, save_failure
-        preemptions = original = None
+        preemptions = original = minimal = None
         if self.shrink:
             from .shrink import shrink
             s = shrink(self.plan.spec(seed), scn=self.scn, choices=choices, kind=kind)
             if s is not None:
                 choices, violation = s.choices, s.violation
-                preemptions, original = s.preemptions, s.original_preemptions
+                preemptions, original, minimal = s.preemptions, s.original_preemptions, s.minimal
         path = os.path.join(self.out, failure_file_name(kind))
         failure = Failure(
             target=self.target, model_path=self.model_file, model_sha256=self.model_sha256,
@@ -535,7 +538,7 @@ class Exploration:
             max_steps=self.plan.max_steps, smpvm_version=__version__)
         save_failure(path, failure)
         self.report.first[kind] = FirstFailure(kind, run, path, preemptions, original, choices,
-                                               seed, strategy_desc)
+                                               seed, strategy_desc, minimal)
 
     # -- the PCT guarantee ------------------------------------------------------------------------
 
