@@ -46,10 +46,15 @@ from .select import label, select, selection_options, summary
                    "(default smpvm-out/SCENARIO-VARIANT-STRATEGY-sSEED; with several "
                    "targets, one subdirectory SCENARIO-VARIANT each).")
 @click.option("--stop-on-first", is_flag=True, help="Stop at the first failing run.")
+@click.option("--fail-on", "fail_on", default=None, metavar="KINDS",
+              help="Only these violation kinds (comma-separated) make a run fail; the "
+                   "others are still reported.")
+@click.option("--ignore", "ignore", default=None, metavar="KINDS",
+              help="These violation kinds (comma-separated) never make a run fail.")
 @click.option("--resume", is_flag=True, help="Continue the exploration saved in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def command(targets, variants, keyword, strategy, runs, depth, preemption_bound, seed, cpus,
-            sets, workers, dask, out, stop_on_first, resume, as_json):
+            sets, workers, dask, out, stop_on_first, fail_on, ignore, resume, as_json):
     """Search the schedules of TARGET (path/to/model.py::scenario) for violations.
 
     TARGET may also be path.py::glob* or a model file alone (all its
@@ -62,7 +67,8 @@ def command(targets, variants, keyword, strategy, runs, depth, preemption_bound,
     picked = select(targets, keyword, variants)
     args = dict(strategy=strategy, runs=runs, depth=depth, preemption_bound=preemption_bound,
                 seed=seed, cpus=cpus, sets=sets, workers=workers, dask=dask,
-                stop_on_first=stop_on_first, resume=resume, as_json=as_json)
+                stop_on_first=stop_on_first, fail_on=fail_on, ignore=ignore, resume=resume,
+                as_json=as_json)
     if len(picked) == 1:
         target, _, _ = picked[0]
         return _one(target, variants[0] if variants else None, out=out, **args)
@@ -82,14 +88,16 @@ def command(targets, variants, keyword, strategy, runs, depth, preemption_bound,
 
 
 def _one(target, variant, *, strategy, runs, depth, preemption_bound, seed, cpus, sets,
-         workers, dask, out, stop_on_first, resume, as_json, docs=None):
+         workers, dask, out, stop_on_first, resume, as_json, fail_on=None, ignore=None,
+         docs=None):
     """One exploration of one target and variant, printed; its exit status."""
     from ..search.explore import Exploration
 
     exploration = Exploration(
         target, variant=variant, params=parse_sets(sets), cpus=cpus, strategy=strategy,
         runs=runs, depth=depth, preemption_bound=preemption_bound, seed=seed,
-        workers=workers, dask=dask, out=out, stop_on_first=stop_on_first, resume=resume)
+        workers=workers, dask=dask, out=out, stop_on_first=stop_on_first, resume=resume,
+        fail_on=fail_on, ignore=ignore)
     progress = _Progress.make(exploration.runs)
     exploration.progress = progress.update if progress else None
     try:
@@ -153,6 +161,8 @@ def _print_text(report, narrative) -> None:
         first = report.first.get(kind)
         at = f", first in run {first.run}" if first else ""
         click.echo(f"  {kind}: {n} run(s){at}")
+    for kind, n in sorted(report.not_counted.items()):
+        click.echo(f"  {kind}: {n} run(s), not counted as failures (--fail-on/--ignore)")
     for g in report.pct:
         click.echo(f"pct d={g['depth']}: with n={g['n']} CPUs and k={g['k']} decision points "
                    f"a depth-{g['depth']} bug is found by each run with probability >= "

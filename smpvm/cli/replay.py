@@ -23,16 +23,23 @@ from ..strategies.replay import Replay
 @click.option("--continue", "continue_with", type=click.Choice(["random"]), default=None,
               help="If the recorded choices run out or no longer fit, finish the run with "
                    "this strategy (seeded by the run's seed).")
+@click.option("--fail-on", "fail_on", default=None, metavar="KINDS",
+              help="Exit 1 only for these violation kinds (comma-separated).")
+@click.option("--ignore", "ignore", default=None, metavar="KINDS",
+              help="Violation kinds (comma-separated) that do not set exit status 1.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def command(failure_file, trace_path, narrate, continue_with, as_json):
+def command(failure_file, trace_path, narrate, continue_with, fail_on, ignore, as_json):
     """Replay the failure saved in FILE by 'smpvm explore'.
 
-    Exit status 1 when the replay finds violations, 0 when it finds none, 2 for
-    bad input (a missing or malformed file, choices that no longer fit).
+    Exit status 1 when the replay finds violations (of the --fail-on kinds, not
+    the --ignore ones), 0 when it finds none, 2 for bad input (a missing or
+    malformed file, choices that no longer fit).
     """
+    from ..search.failon import fail_on as parse_fail_on
     from ..search.failures import load_failure, model_fingerprint
     from ..scenario import load_target
 
+    kinds = parse_fail_on(fail_on, ignore)
     failure = load_failure(failure_file)
     target = failure.scenario_target()
     scn = load_target(target)
@@ -56,7 +63,7 @@ def command(failure_file, trace_path, narrate, continue_with, as_json):
         echo_json(out)
     else:
         _print_text(failure, result, match, changed, strategy, sinks.get("memory"), trace_path)
-    return 1 if result.violations else 0
+    return 1 if kinds.failing(result.violations) else 0
 
 
 def run_failure(path, failure, scn, changed, continue_with, sinks):

@@ -93,6 +93,8 @@ class Report:
     executor: str = ""
     mismatches: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    #: Runs of this session per kind found that does not count (--fail-on, --ignore).
+    not_counted: dict = field(default_factory=dict)
 
     @property
     def runs_per_second(self) -> float:
@@ -121,6 +123,7 @@ class Report:
             "elapsed_s": round(self.elapsed_s, 3), "executor": self.executor,
             "resumed_runs": self.resumed_runs, "pct_guarantee": self.pct,
             "replay_mismatches": self.mismatches, "notes": self.notes, "out": self.out,
+            "not_counted": dict(sorted(self.not_counted.items())),
         }
 
 
@@ -130,7 +133,8 @@ class Exploration:
     def __init__(self, target: str, *, variant=None, params=None, cpus=None,
                  strategy="portfolio", runs=None, depth=None, preemption_bound=None,
                  seed=0, workers=None, dask=None, out=None, stop_on_first=False,
-                 resume=False, progress=None, shrink=True):
+                 resume=False, progress=None, shrink=True, fail_on=None, ignore=None):
+        from .failon import fail_on as parse_fail_on
         from .failures import model_fingerprint
         if strategy not in SEARCHES:
             raise BadInput(f"unknown strategy {strategy!r}; choose one of: {', '.join(SEARCHES)}")
@@ -140,6 +144,7 @@ class Exploration:
         _check_at_least("--seed", seed, 0)
         _check_at_least("--workers", workers, 1)
         _check_at_least("--cpus", cpus, 1)
+        kinds = parse_fail_on(fail_on, ignore)
         self.scn = load_target(target)
         variant = self.scn.check_variant(variant)
         self.scn.resolve_params(params)  # bad parameters are bad input before any run
@@ -151,7 +156,9 @@ class Exploration:
                          params=self.params, cpus=cpus, seed=int(seed), strategy=strategy,
                          depth=int(depth) if depth is not None else 3,
                          preemption_bound=preemption_bound, max_steps=None,
-                         source_root=os.getcwd())
+                         source_root=os.getcwd(),
+                         fail_on=",".join(kinds.only) if kinds.only else None,
+                         ignore=",".join(kinds.ignore) if kinds.ignore else None)
         self.runs = runs if runs is not None else (None if strategy == "dfs" else DEFAULT_RUNS)
         self.workers = workers
         self.dask = dask
@@ -260,6 +267,8 @@ class Exploration:
         e = o.run // EPOCH_RUNS
         if o.decisions > self.epoch_decisions.get(e, 0):
             self.epoch_decisions[e] = o.decisions
+        for kind in o.others.split(";") if o.others else ():
+            rep.not_counted[kind] = rep.not_counted.get(kind, 0) + 1
         if not o.failed:
             return []
         rep.failing_runs += 1
@@ -456,8 +465,10 @@ class Exploration:
 
         name = plan.strategy
 
+        failon = plan.failon()
+
         def on_run(index, r):
-            o = outcome_of(index, name, r.seed, "", r)
+            o = outcome_of(index, name, r.seed, "", r, failon)
             self._writer.writerow(o.row())
             for kind in self._count(o):
                 v = next(v for v in r.violations if v.kind == kind)
@@ -473,11 +484,13 @@ class Exploration:
             if name == "ipb":  # iterative preemption bounding, up to --preemption-bound
                 from .iterative import iterate
                 rep = iterate(plan.spec(plan.seed), scn=self.scn, max_bound=plan.preemption_bound,
-                              max_runs=self.runs, stop_on_first=self.stop_on_first, on_run=on_run)
+                              max_runs=self.runs, stop_on_first=self.stop_on_first, on_run=on_run,
+                              counts=failon.counts)
             else:
                 rep = exhaust(plan.spec(plan.seed), scn=self.scn,
                               preemption_bound=plan.preemption_bound, max_runs=self.runs,
-                              stop_on_first=self.stop_on_first, on_run=on_run)
+                              stop_on_first=self.stop_on_first, on_run=on_run,
+                              counts=failon.counts)
         except KeyboardInterrupt:
             self.report.interrupted = True
             rep = None
@@ -506,7 +519,7 @@ class Exploration:
         rotation = self.plan.strategies()
         k = o.k if isinstance(o.k, int) else 1
         label, seed, r = run_one(self.plan, self.scn, rotation, o.run, k)
-        again = outcome_of(o.run, label, seed, k, r)
+        again = outcome_of(o.run, label, seed, k, r, self.plan.failon())
         if (again.kinds, again.location, again.schedule) != (o.kinds, o.location, o.schedule):
             # the model does not run the same way twice (it depends on something
             # outside the run's inputs): say so rather than save another run

@@ -59,10 +59,11 @@ class BoundReport:
 
 def iterate(spec: RunSpec, *, scn=None, measure: str = PREEMPTION, max_bound: int | None = None,
             max_runs: int | None = None, stop_on_first: bool = False, kind: str | None = None,
-            on_run=None) -> BoundReport:
+            on_run=None, counts=None) -> BoundReport:
     """Bounds 0, 1, ... up to ``max_bound`` (None: until the space is used up or a budget ends).
 
-    ``kind``: only violations of that kind count as failures.  ``on_run(index,
+    ``kind``: only violations of that kind count as failures (``counts(kind)``:
+    those it says yes to).  ``on_run(index,
     result)`` is called for every new schedule; ``max_runs`` caps the runs made,
     repeats included.
     """
@@ -79,7 +80,7 @@ def iterate(spec: RunSpec, *, scn=None, measure: str = PREEMPTION, max_bound: in
             if bound and tree.cost() < bound:
                 report.repeats += 1
             else:
-                _count(report, r, bound, kind, on_run)
+                _count(report, r, bound, counts or _only(kind), on_run)
                 if stop_on_first and report.failing_runs:
                     return report
             if not tree.advance():
@@ -92,9 +93,13 @@ def iterate(spec: RunSpec, *, scn=None, measure: str = PREEMPTION, max_bound: in
     return report
 
 
-def _count(report, r, bound, kind, on_run) -> None:
+def _only(kind):
+    return (lambda k: k == kind) if kind else (lambda k: True)
+
+
+def _count(report, r, bound, counts, on_run) -> None:
     index = report.schedules - 1
-    failed = any(v.kind == kind for v in r.violations) if kind else r.failed
+    failed = any(counts(v.kind) for v in r.violations)
     if failed:
         report.failing_runs += 1
         report.failures.append(r)

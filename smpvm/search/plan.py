@@ -18,6 +18,7 @@ from ..scenario import RunSpec, load_target, run_spec, split_target
 from ..seeds import run_seed
 from ..strategies.base import Strategy
 from ..violations import BadInput
+from .failon import FailOn
 from .shrink import Bounded
 
 #: Runs per epoch of PCT's k estimate.
@@ -58,6 +59,14 @@ class Plan:
     max_steps: int | None
     #: Directory model locations are shown relative to.
     source_root: str
+    #: ``--fail-on`` and ``--ignore``: violation kinds, sorted and comma-joined (None: not given).
+    fail_on: str | None = None
+    ignore: str | None = None
+
+    def failon(self) -> FailOn:
+        """Which kinds make a run fail (see ``smpvm.search.failon``)."""
+        return FailOn(tuple(self.fail_on.split(",")) if self.fail_on else None,
+                      tuple(self.ignore.split(",")) if self.ignore else ())
 
     def strategies(self) -> "Rotation":
         return Rotation(self)
@@ -120,6 +129,8 @@ class Outcome(NamedTuple):
     decisions: int
     #: Fingerprint of the schedule (hash of the choice list), for counting distinct ones.
     schedule: int
+    #: Kinds found that do not count (``--fail-on``/``--ignore``), ";"-joined; not in runs.csv.
+    others: str = ""
 
     @property
     def failed(self) -> bool:
@@ -138,11 +149,14 @@ def run_one(plan: Plan, scn, rotation: Rotation, index: int, k: int):
     return label, seed, r
 
 
-def outcome_of(index, label, seed, k, r) -> Outcome:
-    v = r.violations
+def outcome_of(index, label, seed, k, r, failon: FailOn | None = None) -> Outcome:
+    failon = failon or FailOn()
+    v = failon.failing(r.violations)
+    counted = failon.kinds(r)
     return Outcome(index, seed, label, k if label.startswith(("pct", "idb")) else "",
-                   ";".join(r.kinds()), v[0].location if v else "", r.steps, r.decisions,
-                   schedule_fingerprint(r.choices))
+                   ";".join(counted), v[0].location if v else "", r.steps, r.decisions,
+                   schedule_fingerprint(r.choices),
+                   ";".join(k for k in r.kinds() if k not in counted))
 
 
 def schedule_fingerprint(choices) -> int:
@@ -155,11 +169,12 @@ def run_batch(plan: Plan, start: int, stop: int, k: int, stop_on_first: bool = F
     """Runs ``start``..``stop - 1`` of ``plan`` (the unit of work sent to an executor)."""
     scn = load_target(plan.target)
     rotation = plan.strategies()
+    failon = plan.failon()
     out = []
     for i in range(start, stop):
         label, seed, r = run_one(plan, scn, rotation, i, k)
-        out.append(outcome_of(i, label, seed, k, r))
-        if stop_on_first and r.violations:
+        out.append(outcome_of(i, label, seed, k, r, failon))
+        if stop_on_first and out[-1].failed:
             break
     return out
 
@@ -186,7 +201,7 @@ def manifest_of(plan: Plan, target: str, model_sha256: str) -> dict:
 
 
 _RESUME_KEYS = ("model_path", "variant", "params", "cpus", "seed", "strategy", "depth",
-                "preemption_bound", "max_steps", "epoch_runs", "pilot_runs")
+                "preemption_bound", "max_steps", "epoch_runs", "pilot_runs", "fail_on", "ignore")
 
 
 def check_resumable(out: str, saved: dict, now: dict) -> None:
