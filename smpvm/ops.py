@@ -79,6 +79,8 @@ class Pause(Op):
     __slots__ = ()
 
     def execute(self, m, c):
+        if m.tracing:  # a step that does nothing else: the narrative still shows it
+            m.record(c, "pause", "", "")
         return None
 
 

@@ -71,3 +71,45 @@ def test_trace_shows_the_creation_and_the_child():
     spawn, begin = by[("spawn", "worker1")], by[("thread-begin", "worker1")]
     assert spawn.cpu == 0 and begin.cpu == 1 and spawn.time_ns == begin.time_ns
     assert ("thread-end", "worker2") in by
+
+
+# -- narratives of many threads ---------------------------------------------------------------
+
+
+def test_a_narrative_of_a_hundred_threads_fits_a_screen(tmp_path):
+    from smpvm import Replay
+    from smpvm.report.narrative import narrate
+    from smpvm.search.explore import explore
+    from smpvm.trace import MemorySink
+    sct = os.path.join(os.path.dirname(__file__), "bench", "sct", "cs.py")
+    rep = explore(f"{sct}::reorder", params={"sets": "99"}, strategy="idb", runs=2000,
+                  workers=1, stop_on_first=True, shrink=False, out=tmp_path)
+    f = rep.first["assertion"]
+    sink = MemorySink()
+    run_scenario(load_target(f"{sct}::reorder"), params={"sets": 99}, seed=f.seed,
+                 strategy=Replay(f.choices), trace=sink)
+    text = narrate(sink.records)
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 160
+    header = lines[0]
+    # the checker and the setter that raced it have columns; 98 others share one
+    assert "CPU100 check0" in header and "other CPUs (" in header
+    assert header.count("CPU") <= 5
+    assert any("steps of" in line for line in lines)
+    assert ">>> CPU100 assertion" in text
+
+
+def test_a_step_that_only_yields_is_shown():
+    from smpvm import pause
+    from smpvm.report.narrative import narrate
+    from smpvm.trace import MemorySink
+
+    def setup(m):
+        def t():
+            yield pause()
+        m.spawn(t(), name="p")
+
+    from conftest import simulate
+    sink = MemorySink()
+    simulate(setup, trace=sink)
+    assert "yield @ test_threads.py:" in narrate(sink.records)
