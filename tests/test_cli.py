@@ -275,3 +275,17 @@ def test_no_arguments_prints_help(capsys):
     rc, out, _ = cli(capsys)
     assert rc == 0
     assert "Usage" in out
+
+
+def test_cpus_has_one_meaning(tmp_path):
+    """--cpus N and --set cpus=N are the same, whether or not the scenario sizes itself by cpus."""
+    from smpvm.scenario import load_target, run_scenario
+    from smpvm.violations import BadInput as _BadInput
+    for target in ("models/freebsd/page_locks.py::hold_wire",
+                   "models/freebsd/device_pager.py::doomed_object"):
+        scn = load_target(target)
+        a = run_scenario(scn, cpus=3, seed=1)
+        b = run_scenario(scn, params={"cpus": "3"}, seed=1)
+        assert (a.ncpus, a.params, a.choices) == (b.ncpus, b.params, b.choices)
+        with pytest.raises(_BadInput, match="disagree"):
+            run_scenario(scn, cpus=2, params={"cpus": 3})

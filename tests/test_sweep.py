@@ -25,6 +25,7 @@ import pytest
 from conftest import ROOT, assert_one_error_line, cli
 from smpvm import __version__
 from smpvm.studies.sweep import load_config, run_sweep
+from smpvm.violations import BadInput
 
 LOCKS = os.path.join(ROOT, "models", "synthetic", "locks.py")
 TARGET = f"{LOCKS}::single_lock"
@@ -637,3 +638,30 @@ def test_a_categorical_plot_x_is_plotted_one_position_per_case(monkeypatch, caps
     assert ticks == [(["sleep mutex", "ticket lock"], ["cpus=1", "cpus=2"])]
     with open(out / "acquisitions_per_us.png", "rb") as fp:
         assert fp.read(8) == PNG_SIGNATURE
+
+
+def test_a_sweep_made_smaller_from_the_command_line(tmp_path):
+    """--set keeps only some values of a swept parameter or fixes another; --seeds sets runs per point."""
+    path = os.path.join(ROOT, "experiments", "spin_collapse.toml")
+    full = load_config(path)
+    small = load_config(path, sets=["cpus=1,4", "acquisitions=100"], seeds=1)
+    assert small.swept["cpus"] == [1, 4] and full.swept["cpus"] != [1, 4]
+    assert small.fixed["acquisitions"] == 100 and small.seeds == 1
+    assert len(small.points()) == 2 * len(small.swept["variant"])
+    with pytest.raises(BadInput, match="no parameter 'nope'"):
+        load_config(path, sets=["nope=1"])
+    with pytest.raises(BadInput, match="key=value"):
+        load_config(path, sets=["cpus"])
+
+
+
+def test_json_output_is_strict_json_when_an_interval_has_no_estimate(tmp_path, capsys):
+    """One seed per point gives intervals without a width; --json says null, never NaN."""
+    rc, out, _ = cli(capsys, "sweep", os.path.join(ROOT, "experiments", "spin_collapse.toml"),
+                     "--set", "cpus=1,2", "--set", "acquisitions=50", "--seeds", "1",
+                     "--workers", "1", "--out", tmp_path / "s", "--json")
+    assert rc == 0
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} in --json output")
+    json.loads(out, parse_constant=refuse)

@@ -581,3 +581,11 @@ def large_buffer(m, variant, **p):
                            rate_per_s=p["disk_irq_per_s"])
     m.on_quiescence(lambda: report_metrics(vm))
     m.on_quiescence(lambda: check_conservation(vm))
+
+
+# What each variant must show, checked by ``pytest --smpvm`` (smpvm.testing): the bugs
+# reproduce in their variants and the fixes show none.
+EXPECT = {
+    "large_buffer": {"contigmalloc-4.7": {"finds": "assertion", "runs": 5},
+                     "split": {"clean": 5}},
+}

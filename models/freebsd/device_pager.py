@@ -102,7 +102,8 @@ LOCK_ORDER = [
 # the races reproduce in the buggy variants and the fixes show none.
 EXPECT = {
     "doomed_object": {"buggy": {"finds": "use-after-free", "runs": 300},
-                      "fixed": {"clean": 300}},
+                      "fixed": {"clean": 300},
+                      "extra-reference": {"finds": "assertion", "runs": 300}},
     "handle_race": {"buggy": {"finds": "assertion", "runs": 300},
                     "fixed": {"clean": 300}},
 }

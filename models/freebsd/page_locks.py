@@ -86,7 +86,7 @@ FreeBSD VM commit messages).  No kernel code is reproduced.
 
 import numpy as np
 
-from smpvm import LockPool, SleepMutex, Zone, kassert, note, scenario, work
+from smpvm import LockPool, SleepMutex, Zone, kassert, note, scenario, steady_state, work
 
 # The documented orders (9.x ``vm_page.h`` and the pmap code): vm object
 # before page lock before page-queue lock; page lock before pmap (pmap to
@@ -157,6 +157,8 @@ class VM:
         #: Completed operations and their latencies (ns).
         self.done = 0
         self.latencies = []
+        #: Per worker: (start times, end times) of its operations, for the steady state.
+        self.op_log = []
 
     # -- which lock guards what, per variant ---------------------------------------------
 
@@ -447,11 +449,15 @@ def worker(vm, plan):
     m = vm.m
     ops = (hold_and_use, wire_and_unwire, queue_move)  # indexed by HOLD, WIRE, MOVE
     lat = vm.latencies
+    starts, ends = [], []
+    vm.op_log.append((starts, ends))
     for kind, i in plan:
         start = m.now
         yield from ops[kind](vm, i)
         vm.done += 1
         lat.append(m.now - start)
+        starts.append(start)
+        ends.append(m.now)
 
 
 def unmapper(vm, pages):
@@ -491,14 +497,29 @@ def check_quiescent(vm):
 
 
 def report_metrics(vm):
+    """Rates and latencies in the steady state: after the warm-up, before the first worker ends.
+
+    Over the whole run, the drain (workers finishing one by one, the last ones
+    alone) would count as lost throughput; ``run_*`` keep those figures too.
+    """
     m = vm.m
     m.metric("ops", vm.done)
     if m.now > 0:
-        m.metric("ops_per_ms", vm.done * 1e6 / m.now)
+        m.metric("run_ops_per_ms", vm.done * 1e6 / m.now)
     if vm.latencies:
         lat = np.asarray(vm.latencies)
-        m.metric("op_latency_mean_ns", float(lat.mean()))
-        m.metric("op_latency_p99_ns", float(np.percentile(lat, 99)))
+        m.metric("run_op_latency_mean_ns", float(lat.mean()))
+    # An operation is "asked for" when it starts and "done" when it ends: the window's
+    # waits are then operation latencies, and its releases completed operations.
+    starts = [s for s, _ in vm.op_log]
+    ends = [e for _, e in vm.op_log]
+    w = steady_state(starts, ends, ends)
+    if w is not None:
+        m.metric("ops_per_ms", w.throughput_per_ns * 1e6)
+        m.metric("op_latency_mean_ns", w.wait_mean_ns)
+        m.metric("op_latency_p99_ns", w.wait_p99_ns)
+        m.metric("window.start_ns", w.start_ns)
+        m.metric("window.end_ns", w.end_ns)
 
 
 # -- the scenario -----------------------------------------------------------------------------
@@ -576,3 +597,13 @@ def hold_wire(m, variant, **p):
         m.spawn(unmapper(vm, pages), name="unmapper")
     m.on_quiescence(lambda: check_quiescent(vm))
     m.on_quiescence(lambda: report_metrics(vm))
+
+
+# What each variant must show, checked by ``pytest --smpvm`` (smpvm.testing): the bugs
+# reproduce in their variants and the fixes show none.
+EXPECT = {
+    "hold_wire": {"queue-lock": {"clean": 20},
+                  "hashed": {"clean": 20},
+                  "partial-conversion": {"finds": "assertion", "runs": 300},
+                  "ignore-eagain": {"finds": "use-after-free", "runs": 300}},
+}

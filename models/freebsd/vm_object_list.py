@@ -387,3 +387,12 @@ def _count_linked(ol: ObjectList) -> int:
         n, obj = n + 1, obj.next
     return n
 
+
+# What each variant must show, checked by ``pytest --smpvm`` (smpvm.testing): the bugs
+# reproduce in their variants and the fixes show none.
+EXPECT = {
+    "walk_vs_collapse": {"blocking-walk": {"finds": "deadlock", "runs": 300},
+                         "trylock-walk": {"clean": 300},
+                         "unsafe-drop": {"finds": "use-after-free", "runs": 300},
+                         "nofree": {"clean": 300}},
+}

@@ -466,3 +466,13 @@ def vmalloc_writer(vs, ops, npages, think_ns, running):
             yield from vfree(vs, addr)
         yield work(think_ns)
     running.writers -= 1
+
+
+# What each variant must show, checked by ``pytest --smpvm`` (smpvm.testing): the bugs
+# reproduce in their variants and the fixes show none.
+EXPECT = {
+    "vmalloc_vfree": {"stock": {"clean": "dfs"},
+                      "early-unlock": {"finds": "assertion", "runs": 300},
+                      "partial-failure": {"clean": 300}},
+    "vread_starvation": {"stock": {"clean": 20}},
+}

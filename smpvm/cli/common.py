@@ -34,8 +34,21 @@ def check_positive(name: str, value, minimum: int = 1):
 
 
 def echo_json(obj) -> None:
+    """Print ``obj`` as strict JSON: a number that is not finite (no estimate) becomes null."""
     import json
-    click.echo(json.dumps(obj, indent=2, sort_keys=False))
+    click.echo(json.dumps(finite(obj), indent=2, sort_keys=False, allow_nan=False))
+
+
+def finite(obj):
+    """``obj`` with every NaN or infinite float replaced by None (JSON has no NaN)."""
+    import math
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
 
 
 def prog() -> str:

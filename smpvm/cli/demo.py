@@ -52,8 +52,8 @@ def command(out_dir, runs, seed):
 
     con.rule("[bold]1. The 2007 code: dev_pager_alloc() vs vm_object_terminate()")
     con.print(f"Exploring {runs} schedules of [bold]{target}[/] --variant buggy ...")
-    buggy = explore(target, variant="buggy", runs=runs, seed=seed, workers=1,
-                    out=os.path.join(out_dir, "buggy"))
+    buggy = _with_progress(runs, explore, target, variant="buggy", runs=runs, seed=seed,
+                           workers=1, out=os.path.join(out_dir, "buggy"))
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(buggy.violations.items()))
     con.print(f"{buggy.failing_runs} of {buggy.runs} schedules fail ({kinds}); "
               f"{buggy.runs_per_second:,.0f} schedules/s; first failure in run "
@@ -83,11 +83,11 @@ def command(out_dir, runs, seed):
               f"edges, {verdict}.  Graph: {png} (DOT: {dot}).")
 
     con.rule("[bold]3. The fix: dev_pager_mtx over lookup and insert, OBJ_DEAD skipped")
-    fixed = explore(target, variant="fixed", runs=runs, seed=seed, workers=1,
-                    out=os.path.join(out_dir, "fixed"))
+    fixed = _with_progress(runs, explore, target, variant="fixed", runs=runs, seed=seed,
+                           workers=1, out=os.path.join(out_dir, "fixed"))
     con.print(f"{fixed.failing_runs} failures in {fixed.runs} schedules.")
-    dfs = explore(target, variant="fixed", strategy="dfs", seed=seed, workers=1,
-                  out=os.path.join(out_dir, "fixed-dfs"))
+    dfs = _with_progress(None, explore, target, variant="fixed", strategy="dfs", seed=seed,
+                         workers=1, out=os.path.join(out_dir, "fixed-dfs"))
     if dfs.exhausted:
         con.print(f"Exhaustive search: all {dfs.runs} schedules explored, "
                   f"{dfs.failing_runs} failed (partial-order reduction skipped "
@@ -134,3 +134,14 @@ def _lock_order(target, out_dir, seed):
     lg.write_dot(dot)
     lg.write_png(png)
     return dot, png, lg
+
+
+def _with_progress(total, explore, target, **options):
+    """``explore(target, **options)`` with a progress bar on stderr when it is a terminal."""
+    from .explore import ExploreProgress
+    bar = ExploreProgress.make(total)
+    try:
+        return explore(target, progress=bar.update if bar else None, **options)
+    finally:
+        if bar:
+            bar.close()

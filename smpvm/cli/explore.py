@@ -16,6 +16,7 @@ import time
 import click
 
 from .common import echo_json, parse_sets, replay_command, set_option
+from .exits import verdict, worst
 from .select import label, select, selection_options, summary
 
 
@@ -60,8 +61,10 @@ def command(targets, variants, keyword, strategy, runs, depth, preemption_bound,
     TARGET may also be path.py::glob* or a model file alone (all its
     scenarios); each selected scenario and variant is explored in turn.
 
-    Exit status 1 when any run failed, 0 when none did, 2 for bad input
-    (the worst of them with several targets).
+    Exit status 1 when any run failed, 0 when none did, 2 for bad input, 3
+    when the exploration is incomplete (interrupted, or runs lost with their
+    workers) and nothing failed in what finished; with several targets, the
+    worst of them.
     """
     import os
     picked = select(targets, keyword, variants)
@@ -71,26 +74,27 @@ def command(targets, variants, keyword, strategy, runs, depth, preemption_bound,
                 as_json=as_json)
     if len(picked) == 1:
         target, _, _ = picked[0]
-        return _one(target, variants[0] if variants else None, out=out, **args)
+        return _one(target, variants[0] if variants else None, out=out, **args)[0]
     rows, docs = [], []
     for target, scn, variant in picked:
         if not as_json:
             click.echo(f"== {label(target, variant)}")
         sub = os.path.join(out, f"{scn.name}-{variant}") if out else None
-        code = _one(target, variant, out=sub, docs=docs if as_json else None, **args)
+        code, interrupted = _one(target, variant, out=sub, docs=docs if as_json else None,
+                                 **args)
         rows.append((target, variant, code))
-        if code == 130:
+        if interrupted:
             break
     if as_json:
         echo_json(docs)
-        return max(c for *_, c in rows)
+        return worst(c for *_, c in rows)
     return summary(rows)
 
 
 def _one(target, variant, *, strategy, runs, depth, preemption_bound, seed, cpus, sets,
          workers, dask, out, stop_on_first, resume, as_json, fail_on=None, ignore=None,
          docs=None):
-    """One exploration of one target and variant, printed; its exit status."""
+    """One exploration of one target and variant, printed; (exit status, interrupted)."""
     from ..search.explore import Exploration
 
     exploration = Exploration(
@@ -98,7 +102,7 @@ def _one(target, variant, *, strategy, runs, depth, preemption_bound, seed, cpus
         runs=runs, depth=depth, preemption_bound=preemption_bound, seed=seed,
         workers=workers, dask=dask, out=out, stop_on_first=stop_on_first, resume=resume,
         fail_on=fail_on, ignore=ignore)
-    progress = _Progress.make(exploration.runs)
+    progress = ExploreProgress.make(exploration.runs)
     exploration.progress = progress.update if progress else None
     try:
         report = exploration.run()
@@ -118,9 +122,10 @@ def _one(target, variant, *, strategy, runs, depth, preemption_bound, seed, cpus
         _print_text(report, narrative)
         if page:
             click.echo(f"report: {page}")
-    if report.interrupted:
-        return 130
-    return 1 if report.failing_runs else 0
+    incomplete = report.interrupted or bool(report.lost_runs)
+    if as_json:
+        _print_incomplete(report)
+    return verdict(report.failing_runs > 0, incomplete), report.interrupted
 
 
 def _write_report(report) -> str | None:
@@ -170,16 +175,12 @@ def _print_text(report, narrative) -> None:
                    f"{g['runs_for_99']} such runs give 99% confidence"
                    + (f" ({g['exploration_runs_for_99']} portfolio runs)"
                       if report.strategy == "portfolio" else ""))
-    for lost in report.lost_runs:
-        click.echo(f"lost runs {lost['first']}-{lost['last']}: {lost['error']}", err=True)
     for note in report.notes:
         click.echo(f"note: {note}", err=True)
     for m in report.mismatches:
         click.echo(f"warning: run {m['run']} did not repeat itself when run again; the model "
                    f"depends on something besides its inputs", err=True)
-    if report.interrupted:
-        click.echo(f"interrupted: {report.runs} runs are in {report.out}/runs.csv; "
-                   f"--resume continues", err=True)
+    _print_incomplete(report)
     first = _failures(report)
     if first and first[0].preemptions is not None:
         f = first[0]
@@ -199,6 +200,22 @@ def _print_text(report, narrative) -> None:
 def _depth(f) -> str:
     """The shrunk depth: "d" when no schedule with fewer preemptions fails, else "≤ d"."""
     return f"≤ {f.preemptions}" if f.minimal is False else str(f.preemptions)
+
+
+def _print_incomplete(report) -> None:
+    """On stderr: the runs lost and the interruption, which make the verdict partial."""
+    for lost in report.lost_runs:
+        click.echo(f"lost runs {lost['first']}-{lost['last']}: {lost['error']}", err=True)
+    if report.lost_runs and not report.failing_runs:
+        n = sum(x["last"] - x["first"] + 1 for x in report.lost_runs)
+        click.echo(f"incomplete: {n} run(s) were lost with their workers; nothing failed "
+                   f"in the {report.runs} that finished", err=True)
+    if report.interrupted and report.strategy in ("dfs", "ipb"):
+        click.echo(f"interrupted after {report.runs} runs; {report.strategy} does not "
+                   f"resume: run it again to start over", err=True)
+    elif report.interrupted:
+        click.echo(f"interrupted: {report.runs} runs are in {report.out}/runs.csv; "
+                   f"--resume continues", err=True)
 
 
 def _narrative(exploration, report) -> str | None:
@@ -247,7 +264,7 @@ def _around_violation(records, narrate) -> str:
     return text
 
 
-class _Progress:
+class ExploreProgress:
     """A rich progress bar on stderr: runs, runs/s, failing runs, distinct schedules."""
 
     def __init__(self, total):

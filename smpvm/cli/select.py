@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import click
 
+from .complete import complete_target, complete_variant
+
 
 def selection_options(f):
     """TARGETS..., ``--variant`` (repeatable), ``-k``."""
     f = click.option("-k", "keyword", default=None, metavar="TEXT",
                      help="Only the targets whose path::scenario contains TEXT.")(f)
     f = click.option("--variant", "-v", "variants", multiple=True,
-                     help="Scenario variant (default: each scenario's first); repeatable, "
+                     shell_complete=complete_variant, help="Scenario variant (default: each scenario's first); repeatable, "
                           "or 'all'.")(f)
-    return click.argument("targets", nargs=-1, required=True)(f)
+    return click.argument("targets", nargs=-1, required=True,
+                          shell_complete=complete_target)(f)
 
 
 def select(targets, keyword, variants):
@@ -35,11 +38,11 @@ def label(target: str, variant: str) -> str:
 
 def summary(rows) -> int:
     """Print ``PASS``/``FAIL`` per (target, variant, exit status); the worst status."""
-    worst = max(code for _, _, code in rows)
+    from .exits import worst
     click.echo("")
     for target, variant, code in rows:
-        word = {0: "PASS", 1: "FAIL"}.get(code, "ERROR" if code == 2 else "STOP")
+        word = {0: "PASS", 1: "FAIL", 2: "ERROR", 3: "INCOMPLETE"}.get(code, "STOP")
         click.echo(f"{word} {label(target, variant)}")
     failed = sum(1 for *_, c in rows if c == 1)
     click.echo(f"{len(rows)} target(s): {len(rows) - failed} passed, {failed} failed")
-    return worst
+    return worst(code for *_, code in rows)

@@ -118,3 +118,30 @@ def irq_conflict(linux: bool, a: str, a_kind: str, level_name: str, safe_site: s
             (0, "<Interrupt>"), (0, f"  lock({a});")]
     lines += _table(rows, True)
     return "\n".join(lines)
+
+
+def deadlock(linux: bool, waits: list) -> str:
+    """A wait-for cycle as a multi-line report: who holds what, who waits for what, the table.
+
+    ``waits`` is the cycle in order, each {cpu, ctx, held: [(cls, site)], lock, site,
+    holder}: the CPU, its context, the locks it holds with where it took them,
+    the lock it waits for, where it waits, and the CPU that holds that lock.
+    """
+    lines = ["WARNING: deadlock: circular wait among CPUs" if linux else "deadlock: wait-for cycle:"]
+    for w in waits:
+        lines.append(f"CPU{w['cpu']} ({w['ctx']}) holds:")
+        lines += [f"  {cls} @ {site or '?'}" for cls, site in w["held"]] or ["  nothing"]
+        lines.append(f" and waits for {w['lock']} held by CPU{w['holder']} "
+                     f"@ {w['site'] or '?'}")
+    if len(waits) == 2:
+        first, second = waits
+        rows = []
+        for col, w in ((0, first), (1, second)):
+            wanted = second if col == 0 else first
+            mine = [cls for cls, _ in w["held"] if cls == wanted["lock"]] or \
+                   [cls for cls, _ in w["held"]][-1:]
+            rows += [(col, f"lock({cls});") for cls in mine]
+        rows += [(0, f"lock({first['lock']});"), (1, f"lock({second['lock']});")]
+        lines += ["", "other info that might help us debug this:", ""]
+        lines += _table(rows, True)
+    return "\n".join(lines)
