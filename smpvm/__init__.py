@@ -26,6 +26,7 @@ from .ops import (SPL0, SPLBIO, SPLCLOCK, SPLHIGH, SPLNET, SPLSOFT, SPLVM, may_s
 from .scenario import RunSpec, Scenario, load_target, run_scenario, run_spec, scenario
 from .strategies import Replay, Strategy, Timed, make_strategy
 from .threads import Thread, join, spawn_thread
+from .waiters import any_waiter
 from .studies.steady import steady_state
 from .violations import KINDS, BadInput, ModelError, Violation
 
@@ -40,5 +41,5 @@ __all__ = [
     "scenario", "Scenario", "load_target", "run_scenario", "RunSpec", "run_spec",
     "BadInput", "ModelError",
     "Strategy", "Timed", "Replay", "make_strategy", "Violation", "KINDS", "steady_state",
-    "Thread", "spawn_thread", "join",
+    "Thread", "spawn_thread", "join", "any_waiter",
 ]

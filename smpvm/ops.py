@@ -355,7 +355,7 @@ def wakeup(chan):
 
 
 def wakeup_one(chan):
-    """Wake the longest sleeper on ``chan``."""
+    """Wake the longest sleeper on ``chan`` (any of them after ``any_waiter(chan)``)."""
     ISSUED[0] += 1
     return Wakeup(chan, True)
 
@@ -377,6 +377,10 @@ class SleepQueues:
         # Dict keyed by the channel object itself; only looked up, never
         # iterated, so its order cannot leak into a run.
         self._queues: dict = {}
+        #: Channels whose ``wakeup_one`` may wake any sleeper (``smpvm.waiters``), and
+        #: their sleepers woken but not yet stepped: channel -> [claims left, sleepers].
+        self.any_order: set = set()
+        self.claims: dict = {}
 
     def label(self, chan) -> str:
         lab = getattr(chan, "label", None)
@@ -401,6 +405,9 @@ class SleepQueues:
 
     def wakeup(self, m, c, chan, one: bool) -> int:
         m.footprint_touch(("chan", self.label(chan)))
+        if chan in self.any_order:
+            from .waiters import wake_any
+            return wake_any(m, c, self, chan, self._queues.pop(chan, []), one, BLOCKED)
         q = self._queues.get(chan)
         if not q:
             return 0

@@ -21,7 +21,8 @@ LAYERS = [
     ["scenario"],
     ["machine"],
     ["locks", "memory", "witness", "strategies", "report", "threads"],
-    ["ops", "costs", "cpu", "trace", "violations", "lockstat", "current", "lockorder", "seeds"],
+    ["ops", "costs", "cpu", "trace", "violations", "lockstat", "current", "lockorder", "seeds",
+     "waiters"],
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 

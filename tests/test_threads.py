@@ -113,3 +113,27 @@ def test_a_step_that_only_yields_is_shown():
     sink = MemorySink()
     simulate(setup, trace=sink)
     assert "yield @ test_threads.py:" in narrate(sink.records)
+
+
+# -- which waiter a signal wakes ---------------------------------------------------------------
+
+
+def _first_woken(variant):
+    scn = case("signal_one")
+    seen = set()
+    rep = exhaust(spec_of(scn, variant=variant), scn=scn,
+                  on_run=lambda i, r: seen.add(r.metrics["first"]))
+    assert rep.exhausted and rep.failing_runs == 0
+    return seen
+
+
+def test_wakeup_one_wakes_the_longest_sleeper_by_default():
+    assert _first_woken("fifo") == {("a", "a"), ("b", "b")}
+
+
+def test_any_waiter_lets_the_search_choose_whom_a_signal_wakes():
+    assert _first_woken("any") == {("a", "a"), ("a", "b"), ("b", "a"), ("b", "b")}
+    for seed in range(3):  # every strategy runs it through, the timed one included
+        for strategy in STRATEGIES:
+            r = run("signal_one", strategy, seed, variant="any")
+            assert not r.violations and r.metrics["first"][0] in "ab"

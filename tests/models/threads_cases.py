@@ -12,7 +12,8 @@
   (not through an operation); the child records that it ran.
 """
 
-from smpvm import SleepMutex, join, kassert, scenario, spawn_thread, tsleep, work
+from smpvm import (SleepMutex, any_waiter, join, kassert, msleep, scenario, spawn_thread,
+                   tsleep, wakeup, wakeup_one, work)
 
 
 
@@ -80,3 +81,42 @@ def spawn_direct(m, variant):
         yield work(10)
 
     m.spawn(parent(), name="parent")
+
+
+@scenario(variants={"fifo": "wakeup_one wakes the longest sleeper",
+                    "any": "any_waiter: the strategy chooses"})
+def signal_one(m, variant):
+    """Two waiters sleep on a condition; one signal, then another: who wakes first?"""
+    g = m.shared("cond", sleepers=0, tokens=0)
+    mtx = SleepMutex(m, "cond mutex")
+    order = {"slept": [], "woke": []}
+    if variant == "any":
+        any_waiter("cv")
+
+    def waiter(name):
+        yield mtx.lock()
+        g.sleepers += 1
+        order["slept"].append(name)
+        yield wakeup("ready")
+        while not g.tokens:
+            yield msleep("cv", mtx)
+        g.tokens -= 1
+        order["woke"].append(name)
+        yield wakeup("consumed")
+        yield mtx.unlock()
+
+    def signaller():
+        yield mtx.lock()
+        while g.sleepers < 2:
+            yield msleep("ready", mtx)
+        for n in range(2):
+            g.tokens += 1
+            yield wakeup_one("cv")
+            while len(order["woke"]) <= n:  # one signal at a time
+                yield msleep("consumed", mtx)
+        yield mtx.unlock()
+
+    m.spawn(waiter("a"), name="a")
+    m.spawn(waiter("b"), name="b")
+    m.spawn(signaller(), name="signaller")
+    m.on_quiescence(lambda: m.metric("first", (order["slept"][0], order["woke"][0])))
