@@ -109,3 +109,40 @@ def test_orders_serialised_by_a_gate_lock_are_not_reversals():
     # one acquisition outside the gate makes the cycle real again
     again = _abba_under(gate_declared=True, bypass=True)
     assert again.kinds() == ["lock-order-reversal"]
+
+
+PLUGIN_MODEL = '''
+from smpvm import SleepMutex, scenario
+
+EXPECT = {"both_orders": {"default": {"clean": 30, "ignore": "lock-order-reversal"}}}
+
+@scenario()
+def both_orders(m, variant):
+    """One thread takes A then B, later B then A: a reversal witness reports, no deadlock."""
+    a, b = SleepMutex(m, "A"), SleepMutex(m, "B")
+
+    def t():
+        for first, second in ((a, b), (b, a)):
+            yield first.lock()
+            yield second.lock()
+            yield second.unlock()
+            yield first.unlock()
+    m.spawn(t(), name="t")
+'''
+
+
+def test_the_pytest_plugin_takes_the_kinds_that_count(tmp_path):
+    import subprocess
+    import sys
+
+    def pytest_smpvm(name, text):
+        (tmp_path / name).write_text(text)
+        return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                               "--smpvm", "-o", "addopts=", "--rootdir", str(tmp_path), name],
+                              cwd=tmp_path, capture_output=True, text=True)
+
+    ok = pytest_smpvm("ignoring.py", PLUGIN_MODEL)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    strict = pytest_smpvm("strict.py", PLUGIN_MODEL.replace(', "ignore": "lock-order-reversal"',
+                                                             ""))
+    assert strict.returncode == 1 and "lock-order-reversal" in strict.stdout
