@@ -20,13 +20,12 @@ from .locks import (IrqSpinlock, Lock, LockMap, LockPool, Mutex, QueuedLock, RtM
 from .current import current_machine
 from .machine import Machine, RunResult
 from .memory import Item, Zone, kassert, refcount_acquire, refcount_release
-from .ops import (SPL0, SPLBIO, SPLCLOCK, SPLHIGH, SPLNET, SPLSOFT, SPLVM, may_sleep, msleep,
-                  note, pause, spl0, splbio, splhigh, splnet, splraise, splvm, splx, tsleep,
-                  wakeup, wakeup_one, work)
+from .ops import (SPL0, SPLBIO, SPLCLOCK, SPLHIGH, SPLNET, SPLSOFT, SPLVM, any_waiter,
+                  may_sleep, msleep, note, pause, spl0, splbio, splhigh, splnet, splraise, splvm,
+                  splx, tsleep, wakeup, wakeup_one, work)
 from .scenario import RunSpec, Scenario, load_target, run_scenario, run_spec, scenario
 from .strategies import Replay, Strategy, Timed, make_strategy
 from .threads import Thread, join, spawn_thread
-from .waiters import any_waiter
 from .studies.steady import steady_state
 from .violations import KINDS, BadInput, ModelError, Violation
 

@@ -21,8 +21,7 @@ LAYERS = [
     ["scenario"],
     ["machine"],
     ["locks", "memory", "witness", "strategies", "report", "threads"],
-    ["ops", "costs", "cpu", "trace", "violations", "lockstat", "current", "lockorder", "seeds",
-     "waiters"],
+    ["ops", "costs", "cpu", "trace", "violations", "lockstat", "current", "lockorder", "seeds"],
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 
