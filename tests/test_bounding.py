@@ -133,3 +133,30 @@ def test_a_depth_the_bounded_search_could_not_confirm_is_an_upper_bound():
     s = shrink(spec_of(scn, seed=seed), scn=scn, choices=r.choices, kind="assertion",
                exhaustive_budget=50)
     assert s.preemptions >= 1 and not s.minimal  # 8 threads: bound 0 alone is thousands
+
+
+# -- the benchmark programs' known depths ----------------------------------------------------
+
+#: Small instances, where iterative preemption bounding finishes the bounds below the bug.
+SMALL = {"reorder": {"sets": 2}, "wronglock": {"b": 1}, "stack": {"size": 3},
+         "circular_buffer": {"n": 3}}
+
+
+PROGRAMS = ["account", "arithmetic_prog", "bluetooth_driver", "carter01", "circular_buffer",
+            "phase01", "reorder", "stack", "sync01", "token_ring", "twostage", "wronglock"]
+
+
+def test_every_benchmark_program_is_checked():
+    from smpvm.scenario import load_module
+    assert sorted(load_module(SCT).EXPECTED) == PROGRAMS
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_each_benchmark_program_fails_its_way_at_its_known_depth(name):
+    from smpvm.scenario import load_module
+    kind, depth = load_module(SCT).EXPECTED[name]
+    scn = load_target(f"{SCT}::{name}")
+    rep = iterate(spec_of(scn, params=SMALL.get(name, {})), scn=scn, kind=kind,
+                  stop_on_first=True, max_runs=5000)
+    assert rep.first_failure_bound == depth and rep.bound_done == depth - 1
+    assert kind in rep.failures[0].kinds()
