@@ -2,9 +2,10 @@
 
 Run i of an exploration is a pure function of the master seed and i: its
 seed comes from ``numpy.random.SeedSequence(master, spawn_key=(i // 1024,))``,
-its strategy from i (the portfolio rotates random, pct d=2, pct d=3), and PCT's
-estimate k of decision points per run from earlier runs in a way that does
-not depend on timing (below).  So the runs can be cut into batches and
+its strategy from i (the portfolio rotates random, pct d=2, pct d=3 and idb),
+and the estimate k of decision points per run that PCT and idb need from
+earlier runs in a way that does not depend on timing (below).  The
+systematic searches (dfs, ipb) walk one tree of schedules in this process.  So the runs can be cut into batches and
 farmed out to any ``concurrent.futures`` executor -- this process, a process
 pool, a Dask cluster -- and every run comes out the same.
 
