@@ -368,6 +368,7 @@ class Exploration:
             self.report.interrupted = True
             self.report.notes.append(str(e))
         finally:
+            self._record_held()
             self.report.elapsed_s = time.perf_counter() - t0
 
     def _stopping(self) -> bool:
@@ -393,7 +394,19 @@ class Exploration:
                             break  # a batch that was out when a worker died runs alone
                         b = pending.pop()
                         k = self._k_for_epoch(b[0] // EPOCH_RUNS)
-                        fut = ex.submit(run_batch, self.plan, b[0], b[1], k, self.stop_on_first)
+                        try:
+                            fut = ex.submit(run_batch, self.plan, b[0], b[1], k,
+                                            self.stop_on_first)
+                        except cf.BrokenExecutor:
+                            # a worker died since the last look: settle what finished (the
+                            # batch that killed it counts a try), queue the rest again
+                            pending.requeue(b)
+                            for f in sorted(inflight, key=lambda f: inflight[f]):
+                                if f.done():
+                                    self._collect(f, inflight[f], pending, attempts)
+                                else:
+                                    pending.requeue(inflight[f])
+                            return True
                         inflight[fut] = b
                         if suspect:
                             break
@@ -439,12 +452,19 @@ class Exploration:
         return False
 
     def _finished(self, batch, outcomes) -> None:
-        """Record a batch; with --stop-on-first, only in run order (see ``_flush_in_order``)."""
-        if not self.stop_on_first or self._inline:
+        """Record a batch in run order (see ``_flush_in_order``): runs.csv reads the same
+        whatever the workers or executor, and --stop-on-first counts exactly."""
+        if self._inline:
             self._record(outcomes)
             return
         self._held[batch[0]] = outcomes
         self._flush_in_order()
+
+    def _record_held(self) -> None:
+        """An interrupted search keeps every finished run, in order as far as it goes."""
+        if not self._stopping():
+            for start in sorted(self._held):
+                self._record(self._held.pop(start))
 
     def _held_failure(self):
         """The earliest failing run among batches waiting for earlier ones (or None)."""
