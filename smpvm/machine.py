@@ -48,6 +48,7 @@ from .lockstat import LockStat
 from .ops import BLOCKED as OP_BLOCKED
 from .ops import ISSUED, EventWait, IssueLog, Op, Work
 from .ops import SleepQueues
+from .threads import Thread, thread_ended
 from .trace import TraceRecord
 from .violations import FATAL, ModelError, Violation
 from .witness import Witness
@@ -234,6 +235,11 @@ class Machine:
         self._owing: dict = {}
         #: CPU id -> where it started owing.
         self._owed_at: dict = {}
+        #: CPU id -> the Thread it runs now; threads made so far.
+        self._threads: dict = {}
+        self._spawned = 0
+        #: CPUs whose thread returned holding locks: a stall names them, else an assertion.
+        self._ended_holding: list = []
 
     # -- what models use -----------------------------------------------------------
 
@@ -269,8 +275,11 @@ class Machine:
         """Run the generator ``gen`` as the kernel thread of the next free CPU (or ``cpu``)."""
         if not inspect.isgenerator(gen):
             raise ModelError(f"spawn() needs a generator (call the thread function), got {gen!r}")
+        running = self.current is not None  # a thread starts another mid-run
         if cpu is None:
-            cpu = next((c.id for c in self.cpus if not c.frames), len(self.cpus))
+            # mid-run, a CPU whose thread ended holding locks keeps them (a stall names them)
+            cpu = next((c.id for c in self.cpus if not c.frames and not (running and c.held)),
+                       len(self.cpus))
         if self.ncpus is not None and cpu >= self.ncpus:
             raise ModelError(f"the scenario runs more threads than the {self.ncpus} CPU(s) "
                              f"asked for; raise --cpus")
@@ -282,9 +291,22 @@ class Machine:
         c.name = name or f"thread{cpu}"
         c.frames.append(Frame(gen, c.name))
         c.process = KernelThread(self.env, c, gen)
-        c.state = RUNNABLE
+        self._threads[c.id] = Thread(c, c.name, self._spawned)
+        self._spawned += 1
         self._alive += 1
+        if running:  # runnable from the creator's time on, under every strategy
+            c.clock = max(c.clock, self.current.clock)
+            c.state = BLOCKED
+            self.make_runnable(c)
+            if self.tracing:
+                self.record(c, "thread-begin", c.name, "", time=c.clock)
+        else:
+            c.state = RUNNABLE
         return c
+
+    def thread_on(self, c):
+        """The Thread that CPU ``c`` runs (or ran last), or None."""
+        return self._threads.get(c.id)
 
     def metric(self, name: str, value: float) -> None:
         """Report a number of the model's own (throughput, retries...) in the run's results."""
@@ -1074,9 +1096,9 @@ class Machine:
             self.record(c, "thread-end", c.name, "")
         self._alive -= 1
         c.process.finished(c.clock - self._now if c.clock > self._now else 0)
+        thread_ended(self, c, self._threads[c.id])
         if c.held:
-            held = ", ".join(f"{h.lock.label()} (taken at {h.site or '?'})" for h in c.held)
-            self.fail("assertion", f"thread {c.name} returned with locks held: {held}", c)
+            self._ended_holding.append(c)
         if self._alive == 0:
             # Poisson streams last while threads run; listed arrival times are all delivered.
             for o in self.cpus:
@@ -1088,9 +1110,18 @@ class Machine:
 
     def _finish(self) -> None:
         stuck = [c for c in self.cpus if c.state == BLOCKED]
+        never = [c for c in self.cpus if c.state == RUNNABLE and c.frames]
+        if never:  # no strategy may leave a runnable thread behind: that would be a silent pass
+            raise ModelError(f"thread {never[0].name} on CPU{never[0].id} could still run when "
+                             f"the run ended; the engine lost it")
         if stuck:
             self._report_stall(stuck)
             return
+        for c in self._ended_holding:
+            if c.held:  # nobody waited for what it kept: the leak itself is the finding
+                held = ", ".join(f"{h.lock.label()} (taken at {h.site or '?'})" for h in c.held)
+                self.fail("assertion", f"thread {c.name} returned with locks held: {held}", c,
+                          loc=c.held[0].site)
         self.current = None
         for check in self._quiescence:
             check()
@@ -1111,7 +1142,13 @@ class Machine:
             msg = f"deadlock: wait-for cycle {' -> '.join(f'CPU{i}' for i in cycle + [cycle[0]])}: {desc}"
         else:
             msg = "deadlock: no CPU can make progress: " + "; ".join(parts)
-        c0 = self.cpus[cycle[0]] if cycle else stuck[0]
+        for c in self._ended_holding:  # who holds what, though their threads are gone
+            if c.held:
+                held = ", ".join(f"{h.lock.label()} (taken at {h.site or '?'})" for h in c.held)
+                msg += f"; thread {c.name} on CPU{c.id} ended holding {held}"
+        # no cycle: point at a lock waiter rather than at whoever waits for it (a join)
+        c0 = (self.cpus[cycle[0]] if cycle
+              else next((c for c in stuck if c.wait_lock is not None), stuck[0]))
         self.current = c0
         self.fail("deadlock", msg, c0, extra={
             "cycle": [f"CPU{i}" for i in cycle] if cycle else [],

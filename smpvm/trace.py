@@ -19,6 +19,8 @@ action          target                                     detail
 ==============  =========================================  =====================
 thread-begin    thread name                                ""
 thread-end      thread name                                ""
+spawn           the new thread's name                      its CPU, "CPU<n>"
+pause           ""                                         ""
 acquire         lock ("class" or "class[instance]")        mode: "x", "s", ...
 release         lock                                       mode
 wait            lock the CPU starts waiting for            "spin" or "block"

@@ -59,6 +59,12 @@ learned.  The rules, each with the two-CPU story of why it holds:
 9. **Lifecycle.**  Destroying or re-initialising a held lock, or freeing a
    zone item one of whose fields is a held lock, is ``held-lock-freed``
    (lockdep's "held lock freed!", WITNESS's destroy of a held lock).
+10. **Gate locks.**  A class declared a gate (``m.witness.gate(lock)``, the
+   role of lockdep's ``nest_lock``) serialises what is taken under it: when
+   every edge of a cycle was only ever taken with the same gate held, no two
+   CPUs can be inside the cycle at once, and it is not reported (the gate
+   locks of Havelund's GoodLock).  An edge taken once without the gate counts
+   as ungated from then on, and the cycle is looked for again.
 
 Reports about Linux locks speak lockdep's words (hardirq and softirq,
 ``{IN-HARDIRQ-W} -> {HARDIRQ-ON-W}``); reports about FreeBSD's speak spl.
@@ -84,7 +90,7 @@ class EdgeInfo:
     """What witness remembers of one order edge a -> b."""
 
     __slots__ = ("first_site", "second_site", "cpu", "ctx", "run", "count", "declared",
-                 "types", "blessed", "reversal")
+                 "types", "blessed", "reversal", "gates")
 
     def __init__(self, first_site, second_site, cpu, declared=False, ctx="", run=0):
         #: Where the held lock (a) was taken when the edge was first seen.
@@ -107,6 +113,8 @@ class EdgeInfo:
         self.blessed = False
         #: The edge closed a reported cycle (it is the "attempted" order).
         self.reversal = False
+        #: Gate classes held every time the edge was taken (empty for a declared one).
+        self.gates = frozenset()
 
 
 class Witness:
@@ -133,6 +141,8 @@ class Witness:
         self._irq_bases: dict[int, list] = {}
         #: CPU id -> open atomic sections (RCU read side, epoch): [(what, site, ctx)].
         self.atomic: dict[int, list] = {}
+        #: Classes declared gate locks (rule 10).
+        self._gates: set = set()
         for observer in _observers:
             observer(self)
 
@@ -152,6 +162,11 @@ class Witness:
         for a, succ in self.edges.items():
             for b, info in succ.items():
                 info.blessed = frozenset((a, b)) in self._blessed
+
+    def gate(self, *locks) -> None:
+        """Declare gate locks (rule 10): cycles taken wholly under one are not reported."""
+        for lock in locks:
+            self._gates.add(getattr(lock, "cls", lock))
 
     # -- hooks called by the engine -----------------------------------------------------
 
@@ -183,6 +198,8 @@ class Witness:
         if c.irq_depth:
             held = self._handler_held(c, held, lock, site)
         edges = self.edges
+        gated = frozenset(h.lock.cls for h in held if h.lock.cls in self._gates) \
+            if self._gates else frozenset()
         for h in held:
             hl = h.lock
             if hl.spin and not lock.spin and not lock.pseudo:
@@ -201,8 +218,9 @@ class Witness:
                 succ = edges[a] = {}
             info = succ.get(cls)
             bit = (SN if h.mode == "s" else EN) << recursive
-            if info is None or not info.types & bit or not info.count:
-                info = self._learn_edge(c, h, lock, site, info, bit)
+            if info is None or not info.types & bit or not info.count or (
+                    info.gates and not info.gates <= gated):
+                info = self._learn_edge(c, h, lock, site, info, bit, gated)
             info.count += 1
 
     def _handler_held(self, c, held, lock, site) -> list:
@@ -353,20 +371,29 @@ class Witness:
 
     # -- order ------------------------------------------------------------------------------
 
-    def _learn_edge(self, c, h, lock, site, info, bit) -> EdgeInfo:
-        """A new edge, or a new dependency type on one: record it, then look for a cycle."""
+    def _learn_edge(self, c, h, lock, site, info, bit, gated=frozenset()) -> EdgeInfo:
+        """A new edge, a new dependency type on one, or one now taken with fewer gates held:
+        record it, then look for a cycle."""
         a, b = h.lock.cls, lock.cls
+        narrowed = False
         if info is None:
             info = EdgeInfo(h.site, site, c.id, ctx=c.ctx, run=self.m.seed)
             info.blessed = frozenset((a, b)) in self._blessed
+            info.gates = gated
             self.edges[a][b] = info
             self.edges.setdefault(b, {})
-        elif not info.count:
-            # A declared edge taken for the first time: remember where.
-            info.first_site, info.second_site, info.cpu, info.ctx = h.site, site, c.id, c.ctx
+        else:
+            if not info.count and not info.declared:
+                info.gates = gated
+            narrowed = bool(info.gates - gated)
+            info.gates &= gated
+            if not info.count:
+                # A declared edge taken for the first time: remember where.
+                info.first_site, info.second_site, info.cpu, info.ctx = (
+                    h.site, site, c.id, c.ctx)
         new_type = not info.types & bit
         info.types |= bit
-        if new_type and not info.blessed:
+        if (new_type or narrowed) and not info.blessed:
             found = strong_path(self.edges, b, a, bool(bit & TAKEN_RECURSIVE), h.mode == "s")
             if found is not None:
                 self._report_reversal(c, h, lock, site, info, bit, found)
@@ -381,6 +408,9 @@ class Witness:
         key = ("lor",) + tuple(sorted(set(cycle)))
         if key in self._reported:
             return
+        if info.gates and info.gates.intersection(
+                *(self.edges[x][y].gates for x, y in zip(path, path[1:]))):
+            return  # every edge of the cycle was taken under one gate (rule 10)
         info.reversal = True
         sites = [{"edge": [a, b], "first": h.site, "second": site, "cpu": c.id,
                   "ctx": c.ctx, "declared": False, "attempted": True}]

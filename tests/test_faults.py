@@ -91,9 +91,9 @@ def test_an_absurd_cpu_count_is_refused_before_anything_runs(capsys, tmp_path):
 # -- --stop-on-first counts runs in order ------------------------------------------------------
 
 def test_stop_on_first_with_workers_counts_runs_up_to_the_first_failure(tmp_path):
-    one = explore(DEPTH2, variant="buggy", runs=2000, seed=2, workers=1, stop_on_first=True,
+    one = explore(DEPTH2, variant="buggy", runs=2000, seed=6, workers=1, stop_on_first=True,
                   out=tmp_path / "one")
-    two = explore(DEPTH2, variant="buggy", runs=2000, seed=2, workers=2, stop_on_first=True,
+    two = explore(DEPTH2, variant="buggy", runs=2000, seed=6, workers=2, stop_on_first=True,
                   out=tmp_path / "two")
     assert one.first_failure_run > 16, "the failure is in the first batch: proves nothing"
     assert (two.runs, two.failing_runs, two.first_failure_run) == (

@@ -20,7 +20,8 @@ LAYERS = [
     ["search"],
     ["scenario"],
     ["machine"],
-    ["locks", "memory", "kernel", "tracked", "witness", "strategies", "report", "engine"],
+    ["locks", "memory", "kernel", "tracked", "witness", "strategies", "report", "engine",
+     "threads"],
     ["ops", "spin", "spinwait", "costs", "cpu", "trace", "violations", "lockstat", "current", "lockorder",
      "seeds"],
 ]

@@ -96,12 +96,12 @@ def test_pct_gives_new_cpus_a_priority_when_they_first_appear():
     assert set(s.priority) == {0, 1, 2}
 
 
-def test_portfolio_rotates_random_then_pct_depths():
+def test_portfolio_rotates_random_then_pct_depths_then_delay_bounding():
     p = Portfolio(depths=(2, 3), k=9)
-    names = [(m.name, getattr(m, "depth", None)) for m in (p.member_for(i) for i in range(6))]
-    assert names == [("random", None), ("pct", 2), ("pct", 3)] * 2
+    names = [(m.name, getattr(m, "depth", None)) for m in (p.member_for(i) for i in range(8))]
+    assert names == [("random", None), ("pct", 2), ("pct", 3), ("idb", None)] * 2
     p.set_k(17)
-    assert [m.k for m in p.members[1:]] == [17, 17]
+    assert [m.k for m in p.members[1:]] == [17, 17, 17]
 
 
 def test_portfolio_used_as_a_strategy_delegates_to_its_runs_member():

@@ -22,10 +22,11 @@ from .select import label, select, selection_options, summary
 
 @click.command("explore")
 @selection_options
-@click.option("--strategy", "-s", type=click.Choice(["portfolio", "random", "pct", "dfs"]),
+@click.option("--strategy", "-s", type=click.Choice(["portfolio", "random", "pct", "dfs", "idb", "ipb"]),
               default="portfolio", show_default=True,
-              help="portfolio rotates random, pct d=2 and pct d=3 across runs; dfs "
-                   "enumerates schedules in this process.")
+              help="portfolio rotates random, pct d=2, pct d=3 and idb across runs; idb: "
+                   "delay bounding; dfs and ipb (iterative preemption bounding) "
+                   "enumerate schedules in this process.")
 @click.option("--runs", "-n", type=int, default=None,
               help="Runs to make (default 2000; dfs: until the space is exhausted).")
 @click.option("--depth", "-d", type=int, default=None,
@@ -46,10 +47,15 @@ from .select import label, select, selection_options, summary
                    "(default smpvm-out/SCENARIO-VARIANT-STRATEGY-sSEED; with several "
                    "targets, one subdirectory SCENARIO-VARIANT each).")
 @click.option("--stop-on-first", is_flag=True, help="Stop at the first failing run.")
+@click.option("--fail-on", "fail_on", default=None, metavar="KINDS",
+              help="Only these violation kinds (comma-separated) make a run fail; the "
+                   "others are still reported.")
+@click.option("--ignore", "ignore", default=None, metavar="KINDS",
+              help="These violation kinds (comma-separated) never make a run fail.")
 @click.option("--resume", is_flag=True, help="Continue the exploration saved in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def command(targets, variants, keyword, strategy, runs, depth, preemption_bound, seed, cpus,
-            sets, workers, dask, out, stop_on_first, resume, as_json):
+            sets, workers, dask, out, stop_on_first, fail_on, ignore, resume, as_json):
     """Search the schedules of TARGET (path/to/model.py::scenario) for violations.
 
     TARGET may also be path.py::glob* or a model file alone (all its
@@ -64,7 +70,8 @@ def command(targets, variants, keyword, strategy, runs, depth, preemption_bound,
     picked = select(targets, keyword, variants)
     args = dict(strategy=strategy, runs=runs, depth=depth, preemption_bound=preemption_bound,
                 seed=seed, cpus=cpus, sets=sets, workers=workers, dask=dask,
-                stop_on_first=stop_on_first, resume=resume, as_json=as_json)
+                stop_on_first=stop_on_first, fail_on=fail_on, ignore=ignore, resume=resume,
+                as_json=as_json)
     if len(picked) == 1:
         target, _, _ = picked[0]
         return _one(target, variants[0] if variants else None, out=out, **args)[0]
@@ -85,14 +92,16 @@ def command(targets, variants, keyword, strategy, runs, depth, preemption_bound,
 
 
 def _one(target, variant, *, strategy, runs, depth, preemption_bound, seed, cpus, sets,
-         workers, dask, out, stop_on_first, resume, as_json, docs=None):
+         workers, dask, out, stop_on_first, resume, as_json, fail_on=None, ignore=None,
+         docs=None):
     """One exploration of one target and variant, printed; (exit status, interrupted)."""
     from ..search.explore import Exploration
 
     exploration = Exploration(
         target, variant=variant, params=parse_sets(sets), cpus=cpus, strategy=strategy,
         runs=runs, depth=depth, preemption_bound=preemption_bound, seed=seed,
-        workers=workers, dask=dask, out=out, stop_on_first=stop_on_first, resume=resume)
+        workers=workers, dask=dask, out=out, stop_on_first=stop_on_first, resume=resume,
+        fail_on=fail_on, ignore=ignore)
     progress = ExploreProgress.make(exploration.runs)
     exploration.progress = progress.update if progress else None
     try:
@@ -145,7 +154,7 @@ def _print_text(report, narrative) -> None:
     resumed = f", {report.resumed_runs} from the earlier session" if report.resumed_runs else ""
     click.echo(f"{report.runs} runs{resumed} ({rate}), {report.failing_runs} failing, "
                f"{report.distinct_schedules} distinct schedules")
-    if report.strategy == "dfs":
+    if report.strategy in ("dfs", "ipb"):
         verdict = "none failed" if not report.failing_runs else f"{report.failing_runs} failed"
         if report.exhausted and report.devices:
             click.echo(f"{report.runs} schedules explored (device processes only at the "
@@ -163,6 +172,8 @@ def _print_text(report, narrative) -> None:
         first = report.first.get(kind)
         at = f", first in run {first.run}" if first else ""
         click.echo(f"  {kind}: {n} run(s){at}")
+    for kind, n in sorted(report.not_counted.items()):
+        click.echo(f"  {kind}: {n} run(s), not counted as failures (--fail-on/--ignore)")
     for g in report.pct:
         click.echo(f"pct d={g['depth']}: with n={g['n']} CPUs and k={g['k']} decision points "
                    f"a depth-{g['depth']} bug is found by each run with probability >= "
@@ -179,17 +190,22 @@ def _print_text(report, narrative) -> None:
     first = _failures(report)
     if first and first[0].preemptions is not None:
         f = first[0]
-        click.echo(f"bug depth {f.preemptions} (preemptions after shrinking run {f.run}'s "
+        click.echo(f"bug depth {_depth(f)} (preemptions after shrinking run {f.run}'s "
                    f"{f.original_preemptions})")
     if narrative:
         click.echo(narrative)
     for f in first:
         if f.preemptions is not None:
-            click.echo(f"{f.kind}: {f.preemptions} preemption(s) (run {f.run}, "
+            click.echo(f"{f.kind}: {_depth(f)} preemption(s) (run {f.run}, "
                        f"{f.original_preemptions} before shrinking); replay it with")
         else:
             click.echo(f"{f.kind}: first in run {f.run}; replay it with")
         click.echo(replay_command(f.path))
+
+
+def _depth(f) -> str:
+    """The shrunk depth: "d" when no schedule with fewer preemptions fails, else "≤ d"."""
+    return f"≤ {f.preemptions}" if f.minimal is False else str(f.preemptions)
 
 
 def _print_incomplete(report) -> None:
@@ -200,9 +216,9 @@ def _print_incomplete(report) -> None:
         n = sum(x["last"] - x["first"] + 1 for x in report.lost_runs)
         click.echo(f"incomplete: {n} run(s) were lost with their workers; nothing failed "
                    f"in the {report.runs} that finished", err=True)
-    if report.interrupted and report.strategy == "dfs":
-        click.echo(f"interrupted after {report.runs} runs; dfs does not resume: run it "
-                   f"again to start over", err=True)
+    if report.interrupted and report.strategy in ("dfs", "ipb"):
+        click.echo(f"interrupted after {report.runs} runs; {report.strategy} does not "
+                   f"resume: run it again to start over", err=True)
     elif report.interrupted:
         click.echo(f"interrupted: {report.runs} runs are in {report.out}/runs.csv; "
                    f"--resume continues", err=True)

@@ -26,8 +26,12 @@ from ..strategies.replay import Replay
 @click.option("--root", type=click.Path(file_okay=False, exists=True), default=None,
               help="Directory the failure's target is relative to (default: the current "
                    "one).")
+@click.option("--fail-on", "fail_on", default=None, metavar="KINDS",
+              help="Exit 1 only for these violation kinds (comma-separated).")
+@click.option("--ignore", "ignore", default=None, metavar="KINDS",
+              help="Violation kinds (comma-separated) that do not set exit status 1.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def command(failure_file, trace_path, narrate, continue_with, root, as_json):
+def command(failure_file, trace_path, narrate, continue_with, root, fail_on, ignore, as_json):
     """Replay the failure saved in FILE by 'smpvm explore'.
 
     FILE is data; the model it names is code.  Replay imports only the model
@@ -35,12 +39,15 @@ def command(failure_file, trace_path, narrate, continue_with, root, as_json):
     and prints its path first; a FILE whose model_path disagrees with its
     target is refused.
 
-    Exit status 1 when the replay finds violations, 0 when it finds none, 2 for
-    bad input (a missing or malformed file, choices that no longer fit).
+    Exit status 1 when the replay finds violations (of the --fail-on kinds, not
+    the --ignore ones), 0 when it finds none, 2 for bad input (a missing or
+    malformed file, choices that no longer fit).
     """
+    from ..search.failon import fail_on as parse_fail_on
     from ..search.failures import load_failure, model_fingerprint
     from ..scenario import load_target
 
+    kinds = parse_fail_on(fail_on, ignore)
     failure = load_failure(failure_file)
     target = failure.scenario_target(root)
     if not as_json:
@@ -68,7 +75,7 @@ def command(failure_file, trace_path, narrate, continue_with, root, as_json):
         echo_json(out)
     else:
         _print_text(failure, result, match, changed, strategy, sinks.get("memory"), trace_path)
-    return 1 if result.violations else 0
+    return 1 if kinds.failing(result.violations) else 0
 
 
 def run_failure(path, failure, scn, changed, continue_with, sinks, root=None):

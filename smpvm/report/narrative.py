@@ -22,6 +22,15 @@ things went wrong stands out.
 
 A ``wait`` record is written when the wait ends but carries the time the
 wait began, so its row may show an earlier time than the row above it.
+
+**Many CPUs.**  A hundred threads make a hundred columns no one can read.
+When the columns would not fit in ``max_line`` characters, only the CPUs
+that acted last before the violation (or the end) get a column of their
+own; one more column, "other CPUs", holds the rest: a single step of
+another CPU is written there with its CPU number, and a stretch of several
+is summed up in one row ("CPU3-CPU98: 57 steps").  Their threads' beginnings
+are left out (the "start thread" of their creator says it), and a creator
+starting many threads in a row takes one row.
 """
 
 from __future__ import annotations
@@ -38,11 +47,18 @@ SEP = " | "
 TIME_HEADER = "time µs"
 
 
+#: Longest line a narrative aims for when it has to leave CPUs out of the columns.
+MAX_LINE = 160
+#: Column key of the "other CPUs" column.
+OTHERS = -1
+
+
 def narrate(records: Iterable[TraceRecord],
             cpu_names: dict[int, str] | None = None,
             width: int = 38,
             max_rows: int | None = None,
-            actions: set[str] | None = None) -> str:
+            actions: set[str] | None = None,
+            max_line: int = MAX_LINE) -> str:
     """The records as a text table with one column per CPU.
 
     ``cpu_names`` maps CPU numbers to a role shown in the header ("CPU1
@@ -50,15 +66,23 @@ def narrate(records: Iterable[TraceRecord],
     ``width`` is the width of each CPU column; longer text wraps.
     ``max_rows`` stops after that many records (a last line says how many
     were left out).  ``actions``, when given, keeps only records whose action
-    is in it.
+    is in it.  ``max_line``: with more CPUs than fit in that many characters,
+    the CPUs acting nearest the violation get columns (module docstring).
     """
     if width < 8:
         raise ValueError(f"width={width} is too narrow for a column; use 8 or more")
     recs = [r for r in records if actions is None or r.action in actions]
     shown = recs if max_rows is None else recs[:max(max_rows, 0)]
     cpus = sorted(set(cpu_names or {}) | {r.cpu for r in recs})
-    column = {cpu: i for i, cpu in enumerate(cpus)}
     time_w = max([len(TIME_HEADER)] + [len(_us(r.time_ns)) for r in shown])
+    names = _header_names(recs, cpus, cpu_names or {})
+    if time_w + len(cpus) * (width + len(SEP)) > max_line and len(cpus) > 2:
+        width = min(width, 34)
+        keep = _near_violation(shown, (max_line - time_w) // (width + len(SEP)) - 1)
+        names[OTHERS] = f"other CPUs ({len(cpus) - len(keep)})"
+        shown = _fold_others(shown, set(keep))
+        cpus = keep + [OTHERS]
+    column = {cpu: i for i, cpu in enumerate(cpus)}
     # violations use the width of all CPU columns together
     data_w = len(cpus) * width + (len(cpus) - 1) * len(SEP)
 
@@ -68,7 +92,6 @@ def narrate(records: Iterable[TraceRecord],
             parts.append(cells.get(i, "").ljust(width))
         return SEP.join(parts).rstrip()
 
-    names = _header_names(recs, cpus, cpu_names or {})
     out = [line(TIME_HEADER, {i: _clip(names[c], width) for c, i in column.items()})]
     rule = "-" * (time_w + 1) + "+" + "+".join(["-" * (width + 2)] * len(cpus))
     out.append(rule[:time_w + len(SEP) + data_w])
@@ -80,11 +103,73 @@ def narrate(records: Iterable[TraceRecord],
                 out.append((time_text if k == 0 else "").rjust(time_w)
                            + SEP + piece)
             continue
-        for k, piece in enumerate(_wrap(step_text(rec), _where(rec.loc), width)):
-            out.append(line(time_text if k == 0 else "", {column[rec.cpu]: piece}))
+        text = step_text(rec)
+        where = column.get(rec.cpu)
+        if where is None:  # a CPU without a column of its own
+            where = column[OTHERS]
+            text = f"CPU{rec.cpu} {text}"
+        for k, piece in enumerate(_wrap(text, _where(rec.loc), width)):
+            out.append(line(time_text if k == 0 else "", {where: piece}))
     if len(shown) < len(recs):
         out.append(f"... {len(recs) - len(shown)} more records not shown")
     return "\n".join(out) + "\n"
+
+
+def _near_violation(recs: list[TraceRecord], n: int) -> list[int]:
+    """The ``n`` (at least 2) CPUs that acted last up to the first violation, ascending."""
+    at = next((i for i, r in enumerate(recs) if r.action == "violation"), len(recs) - 1)
+    keep: list[int] = []
+    for r in reversed(recs[:at + 1]):
+        if r.cpu not in keep:
+            keep.append(r.cpu)
+            if len(keep) >= max(n, 2):
+                break
+    return sorted(keep)
+
+
+def _fold_others(recs: list[TraceRecord], keep: set) -> list[TraceRecord]:
+    """Records of CPUs without a column: each alone, named, or a stretch summed up in one."""
+    out: list[TraceRecord] = []
+    run: list[TraceRecord] = []
+
+    def flush():
+        if len(run) <= 2:
+            out.extend(run)
+        else:
+            ids = sorted({r.cpu for r in run})
+            span = f"CPU{ids[0]}" if len(ids) == 1 else f"CPU{ids[0]}-CPU{ids[-1]}"
+            out.append(TraceRecord(run[0].time_ns, OTHERS, "", "summary", span, "",
+                                   f"{len(run)} steps of {len(ids)} CPU(s)"))
+        run.clear()
+
+    for r in recs:
+        if r.cpu in keep or r.action == "violation":
+            flush()
+            out.append(r)
+        elif r.action != "thread-begin":
+            run.append(r)
+    flush()
+    return _fold_spawns(out)
+
+
+def _fold_spawns(recs: list[TraceRecord]) -> list[TraceRecord]:
+    """Three or more thread starts in a row by one CPU, as one row."""
+    out: list[TraceRecord] = []
+    i = 0
+    while i < len(recs):
+        j = i
+        while j < len(recs) and recs[j].action == "spawn" and recs[j].cpu == recs[i].cpu:
+            j += 1
+        if j - i >= 3:
+            first, last = recs[i], recs[j - 1]
+            out.append(first._replace(action="summary", target=f"start {j - i} threads",
+                                      detail=f"{first.target} on {first.detail} to "
+                                             f"{last.target} on {last.detail}"))
+            i = j
+        else:
+            out.append(recs[i])
+            i += 1
+    return out
 
 
 def step_text(rec: TraceRecord) -> str:
@@ -110,6 +195,12 @@ def step_text(rec: TraceRecord) -> str:
         return f"irq {target} end"
     if a == "thread-begin":
         return f"thread {target} begins"
+    if a == "spawn":
+        return f"start thread {target} on {detail}"
+    if a == "pause":
+        return "yield"
+    if a == "summary":
+        return f"{target}: {detail}"
     if a == "thread-end":
         return f"thread {target} ends"
     if a == "sleep":

@@ -80,12 +80,13 @@ class DfsReport:
 
 
 def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
-            stop_on_first=False, on_run=None, reduction=True) -> DfsReport:
+            stop_on_first=False, on_run=None, reduction=True, counts=None) -> DfsReport:
     """Run every schedule of ``scn`` (up to reduction, within the bound); see the module docstring.
 
     ``on_run(index, result)`` is called after every schedule; ``max_runs``
     and ``stop_on_first`` end the search early (``exhausted`` is then False
-    unless nothing was left).  Schedules run without lock statistics, which
+    unless nothing was left).  ``counts(kind)``: which violation kinds make a
+    schedule fail (default: all).  Schedules run without lock statistics, which
     no search decision needs; a failing one is replayed from its choices
     with them, which also checks that it replays.
     """
@@ -98,7 +99,7 @@ def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
             report.sleep_blocked += 1
         if result.failed:
             result = _replayed(spec, scn, result)
-        _count(report, result, on_run)
+        _count(report, result, on_run, counts)
         if not dfs.advance():
             report.exhausted = True
             break
@@ -120,12 +121,12 @@ def _replayed(spec, scn, result):
     return again
 
 
-def _count(report, result, on_run) -> None:
+def _count(report, result, on_run, counts=None) -> None:
     index = report.runs
     report.runs += 1
     if getattr(result, "sim_events", 0):
         report.devices = True
-    if result.failed:
+    if result.failed if counts is None else any(counts(v.kind) for v in result.violations):
         report.failing_runs += 1
         report.failures.append(result)
         if report.first_failure_run is None:

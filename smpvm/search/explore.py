@@ -2,9 +2,10 @@
 
 Run i of an exploration is a pure function of the master seed and i: its
 seed comes from ``numpy.random.SeedSequence(master, spawn_key=(i // 1024,))``,
-its strategy from i (the portfolio rotates random, pct d=2, pct d=3), and PCT's
-estimate k of decision points per run from earlier runs in a way that does
-not depend on timing (below).  So the runs can be cut into batches and
+its strategy from i (the portfolio rotates random, pct d=2, pct d=3 and idb),
+and the estimate k of decision points per run that PCT and idb need from
+earlier runs in a way that does not depend on timing (below).  The
+systematic searches (dfs, ipb) walk one tree of schedules in this process.  So the runs can be cut into batches and
 farmed out to any ``concurrent.futures`` executor -- this process, a process
 pool, a Dask cluster -- and every run comes out the same.
 
@@ -44,7 +45,7 @@ from ..scenario import check_cpus, load_target, split_target
 from ..violations import BadInput, ModelError
 from .manifest import write_manifest
 from .plan import (BATCH_ATTEMPTS, CSV_COLUMNS, DEFAULT_RUNS, EPOCH_RUNS, PILOT_RUNS,  # noqa: F401
-                   SEARCHES, Outcome, Plan, check_resumable, check_same_exploration,
+                   SEARCHES, SYSTEMATIC, Outcome, Plan, check_resumable, check_same_exploration,
                    manifest_of, outcome_of, read_runs_csv, run_batch, run_one)
 
 
@@ -62,6 +63,8 @@ class FirstFailure:
     choices: list = field(default_factory=list)
     seed: int = 0
     strategy: dict = field(default_factory=dict)
+    #: True: no schedule with fewer preemptions fails this way; False: an upper bound.
+    minimal: bool | None = None
 
 
 @dataclass
@@ -94,6 +97,8 @@ class Report:
     executor: str = ""
     mismatches: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    #: Runs of this session per kind found that does not count (--fail-on, --ignore).
+    not_counted: dict = field(default_factory=dict)
 
     @property
     def runs_per_second(self) -> float:
@@ -115,6 +120,7 @@ class Report:
             "violations": dict(sorted(self.violations.items())),
             "failure_files": files, "exhausted": self.exhausted, "bug_depth": self.bug_depth,
             "bug_depths": {k: self.first[k].preemptions for k in sorted(self.first)},
+            "bug_depths_minimal": {k: self.first[k].minimal for k in sorted(self.first)},
             "runs_per_second": round(self.runs_per_second, 1),
             "distinct_schedules": self.distinct_schedules, "pruned": self.pruned,
             "unseen_shared": list(self.unseen_shared),
@@ -122,6 +128,7 @@ class Report:
             "elapsed_s": round(self.elapsed_s, 3), "executor": self.executor,
             "resumed_runs": self.resumed_runs, "pct_guarantee": self.pct,
             "replay_mismatches": self.mismatches, "notes": self.notes, "out": self.out,
+            "not_counted": dict(sorted(self.not_counted.items())),
         }
 
 
@@ -131,7 +138,8 @@ class Exploration:
     def __init__(self, target: str, *, variant=None, params=None, cpus=None,
                  strategy="portfolio", runs=None, depth=None, preemption_bound=None,
                  seed=0, workers=None, dask=None, out=None, stop_on_first=False,
-                 resume=False, progress=None, shrink=True):
+                 resume=False, progress=None, shrink=True, fail_on=None, ignore=None):
+        from .failon import fail_on as parse_fail_on
         from .failures import model_fingerprint
         if strategy not in SEARCHES:
             raise BadInput(f"unknown strategy {strategy!r}; choose one of: {', '.join(SEARCHES)}")
@@ -141,6 +149,7 @@ class Exploration:
         _check_at_least("--seed", seed, 0)
         _check_at_least("--workers", workers, 1)
         check_cpus(cpus)
+        kinds = parse_fail_on(fail_on, ignore)
         self.scn = load_target(target)
         variant = self.scn.check_variant(variant)
         self.scn.resolve_params(params)  # bad parameters are bad input before any run
@@ -152,7 +161,9 @@ class Exploration:
                          params=self.params, cpus=cpus, seed=int(seed), strategy=strategy,
                          depth=int(depth) if depth is not None else 3,
                          preemption_bound=preemption_bound, max_steps=None,
-                         source_root=os.getcwd())
+                         source_root=os.getcwd(),
+                         fail_on=",".join(kinds.only) if kinds.only else None,
+                         ignore=",".join(kinds.ignore) if kinds.ignore else None)
         self.runs = runs if runs is not None else (None if strategy == "dfs" else DEFAULT_RUNS)
         self.workers = workers
         self.dask = dask
@@ -191,9 +202,10 @@ class Exploration:
         csv_path = os.path.join(self.out, "runs.csv")
         manifest = manifest_of(self.plan, self.target, self.model_sha256)
         previous: list[Outcome] = []
-        if self.resume and self.plan.strategy == "dfs":
-            raise BadInput("--resume: dfs searches do not resume (their state is the path "
-                           "being explored); run again without --resume to start over")
+        if self.resume and self.plan.strategy in SYSTEMATIC:
+            raise BadInput(f"--resume: {self.plan.strategy} searches do not resume (their "
+                           f"state is the path being explored); run again without --resume "
+                           f"to start over")
         if os.path.exists(csv_path) and not os.path.exists(manifest_path):
             # nothing says which exploration these rows belong to: never guess, never drop them
             raise BadInput(f"{out_label(self.out)} holds a runs.csv but no explore.json, so "
@@ -271,6 +283,8 @@ class Exploration:
         e = o.run // EPOCH_RUNS
         if o.decisions > self.epoch_decisions.get(e, 0) and not _cut_short(o.kinds.split(";")):
             self.epoch_decisions[e] = o.decisions
+        for kind in o.others.split(";") if o.others else ():
+            rep.not_counted[kind] = rep.not_counted.get(kind, 0) + 1
         if not o.failed:
             return []
         rep.failing_runs += 1
@@ -309,7 +323,7 @@ class Exploration:
         from .executors import describe
         previous = self._open_out()
         try:
-            if self.plan.strategy == "dfs":
+            if self.plan.strategy in SYSTEMATIC:
                 self.report.executor = "in-process"
                 self._run_dfs()
             else:
@@ -501,12 +515,16 @@ class Exploration:
         from .exhaust import exhaust
         plan = self.plan
 
+        name = plan.strategy
+
+        failon = plan.failon()
+
         def on_run(index, r):
-            o = outcome_of(index, "dfs", r.seed, "", r)
+            o = outcome_of(index, name, r.seed, "", r, failon)
             self._writer.writerow(o.row())
             for kind in self._count(o):
                 v = next(v for v in r.violations if v.kind == kind)
-                self._save(kind, o.run, r.seed, list(r.choices), v, {"name": "dfs"})
+                self._save(kind, o.run, r.seed, list(r.choices), v, {"name": name})
             self.ncpus = max(self.ncpus, r.ncpus)
             if self.report.runs % 64 == 0:
                 self._csv.flush()
@@ -515,9 +533,16 @@ class Exploration:
 
         t0 = time.perf_counter()
         try:
-            rep = exhaust(plan.spec(plan.seed), scn=self.scn,
-                          preemption_bound=plan.preemption_bound, max_runs=self.runs,
-                          stop_on_first=self.stop_on_first, on_run=on_run)
+            if name == "ipb":  # iterative preemption bounding, up to --preemption-bound
+                from .iterative import iterate
+                rep = iterate(plan.spec(plan.seed), scn=self.scn, max_bound=plan.preemption_bound,
+                              max_runs=self.runs, stop_on_first=self.stop_on_first, on_run=on_run,
+                              counts=failon.counts)
+            else:
+                rep = exhaust(plan.spec(plan.seed), scn=self.scn,
+                              preemption_bound=plan.preemption_bound, max_runs=self.runs,
+                              stop_on_first=self.stop_on_first, on_run=on_run,
+                              counts=failon.counts)
         except KeyboardInterrupt:
             self.report.interrupted = True
             rep = None
@@ -552,7 +577,7 @@ class Exploration:
         rotation = self.plan.strategies()
         k = o.k if isinstance(o.k, int) else 1
         label, seed, r = run_one(self.plan, self.scn, rotation, o.run, k)
-        again = outcome_of(o.run, label, seed, k, r)
+        again = outcome_of(o.run, label, seed, k, r, self.plan.failon())
         if (again.kinds, again.location, again.schedule) != (o.kinds, o.location, o.schedule):
             # the model does not run the same way twice (it depends on something
             # outside the run's inputs): say so rather than save another run
@@ -567,13 +592,13 @@ class Exploration:
     def _save(self, kind, run, seed, choices, violation, strategy_desc) -> None:
         from .. import __version__
         from .failures import Failure, failure_file_name, save_failure
-        preemptions = original = None
+        preemptions = original = minimal = None
         if self.shrink:
             from .shrink import shrink
             s = shrink(self.plan.spec(seed), scn=self.scn, choices=choices, kind=kind)
             if s is not None:
                 choices, violation = s.choices, s.violation
-                preemptions, original = s.preemptions, s.original_preemptions
+                preemptions, original, minimal = s.preemptions, s.original_preemptions, s.minimal
         path = os.path.join(self.out, failure_file_name(kind))
         failure = Failure(
             target=self.target, model_path=self.model_file, model_sha256=self.model_sha256,
@@ -584,7 +609,7 @@ class Exploration:
             max_steps=self.plan.max_steps, smpvm_version=__version__)
         save_failure(path, failure)
         self.report.first[kind] = FirstFailure(kind, run, path, preemptions, original, choices,
-                                               seed, strategy_desc)
+                                               seed, strategy_desc, minimal)
 
     # -- the PCT guarantee ------------------------------------------------------------------------
 
@@ -596,7 +621,7 @@ class Exploration:
         depths = [self.plan.depth] if self.plan.strategy == "pct" else list(
             range(2, max(self.plan.depth, 2) + 1))
         k = self._k_for_epoch(max(0, (self.runs or 1) - 1) // EPOCH_RUNS)
-        share = 1 if self.plan.strategy == "pct" else len(depths) + 1
+        share = 1 if self.plan.strategy == "pct" else len(depths) + 2  # + random, idb
         for d in depths:
             p = pct_probability(self.ncpus, k, d)
             n = runs_for_confidence(p, 0.99)

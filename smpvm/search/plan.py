@@ -19,6 +19,7 @@ from ..scenario import RunSpec, load_target, run_spec, split_target
 from ..seeds import run_seed
 from ..strategies.base import Strategy
 from ..violations import BadInput
+from .failon import FailOn
 from .shrink import Bounded
 
 #: Runs per epoch of PCT's k estimate.
@@ -33,7 +34,9 @@ DEFAULT_RUNS = 2000
 CSV_COLUMNS = ("run", "seed", "strategy", "k", "failed", "kinds", "location", "steps",
                "decisions", "schedule")
 #: Strategies ``explore`` accepts.
-SEARCHES = ("portfolio", "random", "pct", "dfs")
+SEARCHES = ("portfolio", "random", "pct", "dfs", "idb", "ipb")
+#: Systematic searches: one tree of schedules, walked in this process.
+SYSTEMATIC = ("dfs", "ipb")
 
 
 # -- one run ---------------------------------------------------------------------------------
@@ -49,7 +52,7 @@ class Plan:
     params: dict
     cpus: int | None
     seed: int
-    #: "portfolio", "random" or "pct".
+    #: One of ``SEARCHES``.
     strategy: str
     #: pct depth; for the portfolio, the deepest pct member (members d = 2..depth).
     depth: int
@@ -57,6 +60,14 @@ class Plan:
     max_steps: int | None
     #: Directory model locations are shown relative to.
     source_root: str
+    #: ``--fail-on`` and ``--ignore``: violation kinds, sorted and comma-joined (None: not given).
+    fail_on: str | None = None
+    ignore: str | None = None
+
+    def failon(self) -> FailOn:
+        """Which kinds make a run fail (see ``smpvm.search.failon``)."""
+        return FailOn(tuple(self.fail_on.split(",")) if self.fail_on else None,
+                      tuple(self.ignore.split(",")) if self.ignore else ())
 
     def strategies(self) -> "Rotation":
         return Rotation(self)
@@ -78,6 +89,8 @@ class Rotation:
             self.members = make_strategy("portfolio", depths=depths).members
         elif plan.strategy == "pct":
             self.members = [make_strategy("pct", depth=plan.depth)]
+        elif plan.strategy == "idb":
+            self.members = [make_strategy("idb", max_delays=plan.depth)]
         else:
             self.members = [make_strategy(plan.strategy)]
         self.labels = [label_of(s) for s in self.members]
@@ -90,6 +103,8 @@ class Rotation:
         inner = s.inner if isinstance(s, Bounded) else s
         if hasattr(inner, "k"):
             inner.k = max(1, int(k))
+        if hasattr(inner, "ordinal"):  # a stateless enumeration: its own run number
+            inner.ordinal = index // len(self.members)
         return self.labels[j], s
 
 
@@ -115,6 +130,8 @@ class Outcome(NamedTuple):
     decisions: int
     #: Fingerprint of the schedule (hash of the choice list), for counting distinct ones.
     schedule: int
+    #: Kinds found that do not count (``--fail-on``/``--ignore``), ";"-joined; not in runs.csv.
+    others: str = ""
 
     @property
     def failed(self) -> bool:
@@ -133,11 +150,14 @@ def run_one(plan: Plan, scn, rotation: Rotation, index: int, k: int):
     return label, seed, r
 
 
-def outcome_of(index, label, seed, k, r) -> Outcome:
-    v = r.violations
-    return Outcome(index, seed, label, k if label.startswith("pct") else "",
-                   ";".join(r.kinds()), v[0].location if v else "", r.steps, r.decisions,
-                   schedule_fingerprint(r.choices))
+def outcome_of(index, label, seed, k, r, failon: FailOn | None = None) -> Outcome:
+    failon = failon or FailOn()
+    v = failon.failing(r.violations)
+    counted = failon.kinds(r)
+    return Outcome(index, seed, label, k if label.startswith(("pct", "idb")) else "",
+                   ";".join(counted), v[0].location if v else "", r.steps, r.decisions,
+                   schedule_fingerprint(r.choices),
+                   ";".join(k for k in r.kinds() if k not in counted))
 
 
 def schedule_fingerprint(choices) -> int:
@@ -150,11 +170,12 @@ def run_batch(plan: Plan, start: int, stop: int, k: int, stop_on_first: bool = F
     """Runs ``start``..``stop - 1`` of ``plan`` (the unit of work sent to an executor)."""
     scn = load_target(plan.target)
     rotation = plan.strategies()
+    failon = plan.failon()
     out = []
     for i in range(start, stop):
         label, seed, r = run_one(plan, scn, rotation, i, k)
-        out.append(outcome_of(i, label, seed, k, r))
-        if stop_on_first and r.violations:
+        out.append(outcome_of(i, label, seed, k, r, failon))
+        if stop_on_first and out[-1].failed:
             break
     return out
 
@@ -181,7 +202,7 @@ def manifest_of(plan: Plan, target: str, model_sha256: str) -> dict:
 
 
 _RESUME_KEYS = ("model_path", "variant", "params", "cpus", "seed", "strategy", "depth",
-                "preemption_bound", "max_steps", "epoch_runs", "pilot_runs")
+                "preemption_bound", "max_steps", "epoch_runs", "pilot_runs", "fail_on", "ignore")
 
 
 def check_resumable(out: str, saved: dict, now: dict) -> None:

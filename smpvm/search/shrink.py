@@ -20,6 +20,15 @@ of preemptions; PCT's change points are preemptions too, so the search covers
 them.  Each accepted trial's *recorded* choices become the new schedule, so
 the result is always a schedule that really fails, and the number of
 preemptions it has is the bug depth the exploration reports.
+
+ddmin and the probes only ever find *a* schedule with few preemptions.  The
+last step makes it the fewest: iterative preemption bounding
+(:mod:`smpvm.search.iterative`) runs every schedule with 0, then 1, ...
+preemptions, up to one fewer than the best so far, and stops at the first
+that fails the same way.  When that search finishes, the depth is the
+minimum (``Shrunk.minimal``); when it runs out of budget first (many threads
+make even bound 0 large), the depth is only an upper bound, and reports say
+"≤ d".
 """
 
 from __future__ import annotations
@@ -176,6 +185,9 @@ class Shrunk:
     violation: object
     #: Replays tried.
     trials: int
+    #: True when no schedule with fewer preemptions fails this way (the bounded search
+    #: below the depth finished); False: the depth is an upper bound.
+    minimal: bool = True
 
 
 class _Trials:
@@ -215,11 +227,12 @@ class _Trials:
 
 
 def shrink(spec: RunSpec, *, choices, kind, scn=None, budget: int = 1000,
-           probes: int = 200) -> Shrunk | None:
+           probes: int = 200, exhaustive_budget: int = 1000) -> Shrunk | None:
     """Shrink a failing schedule; None if replaying ``choices`` does not give ``kind``.
 
-    ``budget`` caps the replays in all; ``probes`` is how many fresh schedules with
-    fewer preemptions are tried each time ddmin gets stuck.
+    ``budget`` caps the replays of ddmin and the probes; ``probes`` is how many fresh
+    schedules with fewer preemptions are tried each time ddmin gets stuck;
+    ``exhaustive_budget`` caps the runs of the last, exhaustive step.
     """
     trials = _Trials(spec, scn or spec.scenario(), kind, budget)
     original = trials.consider(trials.run(Replay(choices, then=Stay())))
@@ -234,9 +247,30 @@ def shrink(spec: RunSpec, *, choices, kind, scn=None, budget: int = 1000,
             _probe(trials, trials.best[0] - 1, probes)
         if trials.best[0] >= before or trials.best[0] == 0:
             break
+    minimal = _fewest(trials, exhaustive_budget)
     n, _, best_choices, v = trials.best
     return Shrunk(choices=best_choices, preemptions=n, original_preemptions=original,
-                  violation=v, trials=trials.count)
+                  violation=v, trials=trials.count, minimal=minimal)
+
+
+def _fewest(trials: _Trials, budget: int) -> bool:
+    """Every schedule with fewer preemptions than the best, bound by bound; True if it finished.
+
+    The first schedule that fails the same way replaces the best; since every
+    lower bound ran before it, its preemptions are then the minimum too.
+    """
+    from .iterative import iterate
+    if trials.best[0] == 0:
+        return True
+    rep = iterate(trials.spec, scn=trials.scn, max_bound=trials.best[0] - 1, max_runs=budget,
+                  stop_on_first=True, kind=trials.kind)
+    if rep.failures:  # replayed once more to count its preemptions as ddmin's trials do
+        trials.budget = max(trials.budget, trials.count + 1)
+        trials.consider(trials.run(Replay(rep.failures[0].choices, then=Stay())))
+    trials.count += rep.runs
+    if rep.failures:
+        return trials.best[0] <= rep.first_failure_bound
+    return rep.exhausted or rep.bound_done == trials.best[0] - 1
 
 
 def _ddmin_pass(trials: _Trials) -> None:

@@ -15,6 +15,7 @@ STRATEGIES = {
     "pct": "pct:PCT",
     "dfs": "dfs:DFS",
     "portfolio": "portfolio:Portfolio",
+    "idb": "bounding:Delays",
 }
 
 

@@ -9,6 +9,9 @@ test run is not changed by installing smpvm.  Each (scenario, variant) of
 * ``{"clean": N}`` / ``{"clean": "dfs"}``: no run of N fails / the exhaustive
   search finishes without a failure.
 
+Either may add ``"fail_on": "deadlock,..."`` or ``"ignore": "lock-order-reversal"``:
+only those kinds (all but those) make a run fail, as ``smpvm explore`` does.
+
 A failing test prints the failing interleaving as a narrative and the
 command that replays it.  Failures found are kept in ``.smpvm-examples/``
 (one saved-failure JSON per scenario and variant, as ``smpvm replay`` reads
@@ -132,7 +135,8 @@ class ExpectationItem(pytest.Item):
                            f"{stem}-{self.scenario}-{self.variant}-{strategy}")
         ex = Exploration(self.target, variant=self.variant, strategy=strategy,
                          runs=None if runs == "dfs" else int(runs), seed=self.want.get("seed", 0),
-                         workers=1, out=out, stop_on_first=stop_on_first)
+                         workers=1, out=out, stop_on_first=stop_on_first,
+                         fail_on=self.want.get("fail_on"), ignore=self.want.get("ignore"))
         return ex.run(), out
 
     def _keep(self, failure_path: str) -> None:
@@ -156,9 +160,12 @@ class ExpectationItem(pytest.Item):
                              max_steps=f.max_steps)
         except (BadInput, ModelError):
             r = None
-        if r is not None and r.violations:
+        from ..search.failon import fail_on
+        failing = fail_on(self.want.get("fail_on"), self.want.get("ignore")).failing(
+            r.violations) if r is not None else []
+        if failing:
             raise ExpectationFailed(self, f"the failure kept in {path} still fails: "
-                                    f"{r.violations[0].one_line()}", path)
+                                    f"{failing[0].one_line()}", path)
         os.remove(path)
 
     def repr_failure(self, excinfo):
