@@ -161,10 +161,19 @@ def _local_cluster(LocalCluster, n: int):
         old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the workers
     except ValueError:  # not the main thread
         old = None
+    quiet = {"DASK_LOGGING__DISTRIBUTED": "critical"}  # read by the workers as they start
+    saved = {k: os.environ.get(k) for k in quiet}
+    os.environ.update(quiet)
     try:
+        # no dashboard: ":0" (any free port), not the default 8787 another cluster may hold
         return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                            dashboard_address=None)
+                            dashboard_address=":0")
     finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         if old is not None:
             signal.signal(signal.SIGINT, old)
 
