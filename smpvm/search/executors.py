@@ -101,11 +101,18 @@ def make_executor(workers: int | None = None, dask: str | None = None):
     if w == 1:
         yield InlineExecutor()
         return
-    pool = cf.ProcessPoolExecutor(max_workers=w)
+    # Ctrl-C reaches the whole process group; it is this process's to handle: a worker
+    # that died of it would break the pool (and print a traceback) on the way out
+    pool = cf.ProcessPoolExecutor(max_workers=w, initializer=_leave_interrupts_to_parent)
     try:
         yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _leave_interrupts_to_parent() -> None:
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _connect(Client, address: str):
