@@ -64,6 +64,11 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def max_workers() -> int:
+    """The most local worker processes: eight per core (beyond that, only memory grows)."""
+    return 8 * default_workers()
+
+
 def describe(workers: int | None, dask: str | None) -> str:
     if dask:
         return f"dask {dask}"
