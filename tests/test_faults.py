@@ -235,7 +235,8 @@ def smpvm_process(*args, env=None, **kw):
                           text=True, timeout=60, env={**os.environ, **(env or {})}, **kw)
 
 
-@pytest.mark.parametrize("how, workers", [("sleep", 1), ("sleep", 2), ("deaf", 1)])
+@pytest.mark.parametrize("how, workers", [("sleep", 1), ("sleep", 2), ("deaf", 1),
+                                          ("loop", 2)])
 def test_a_model_blocked_in_a_system_call_is_stopped_by_the_watchdog(tmp_path, how, workers):
     """``time.sleep(3600)`` is woken by a real signal; one that ignores it ends the process."""
     r = smpvm_process("explore", FAULTY, "--set", f"how={how}", "--strategy", "random",

@@ -8,6 +8,7 @@
   driving the search, which it would end with it);
 * ``sleep``: blocks in a system call (``time.sleep(seconds)``);
 * ``deaf``: the same with every signal the watchdog could wake it with ignored;
+* ``loop``: loops forever between two yields;
 * ``none``: a plain two-thread counter, no fault.
 """
 
@@ -36,6 +37,8 @@ def fault(how, seconds):
             signal.signal(sig, signal.SIG_IGN)
     if how in ("sleep", "deaf"):
         time.sleep(seconds)
+    while how == "loop":
+        pass
 
 
 @scenario(variants={"default": "two threads bump a counter, one of them misbehaving"},
