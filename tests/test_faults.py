@@ -298,3 +298,16 @@ def test_a_model_under_a_non_utf8_directory_is_bad_input_not_a_crash(capsys, tmp
                            *(["--out", tmp_path / "o"] if command == "explore" else []))
         assert code == 2
         assert_one_error_line(err, "is not valid UTF-8", "rename")
+
+
+def test_an_interrupted_dfs_says_it_starts_over_rather_than_resumes(capsys, tmp_path,
+                                                                    monkeypatch):
+    import smpvm.search.exhaust as exhaust_module
+
+    def interrupted(*args, **kw):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(exhaust_module, "exhaust", interrupted)
+    code, _, err = cli(capsys, "explore", f"{TINY}::abba", "--variant", "fixed", "--strategy",
+                       "dfs", "--out", tmp_path)
+    assert code == 3
+    assert "dfs does not resume: run it again to start over" in err and "--resume" not in err

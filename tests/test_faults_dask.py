@@ -140,3 +140,31 @@ def test_an_address_that_is_not_a_dask_scheduler_is_refused_in_bounded_time(tmp_
     finally:
         http.kill()
         http.wait()
+
+
+def test_ctrl_c_with_a_local_dask_cluster_is_one_line(tmp_path):
+    """Ctrl-C reaches the workers of a LocalCluster too; only smpvm may speak."""
+    proc = explore_process(tmp_path, "--runs", 200000, "--dask", "local", "--workers", 2)
+    wait_for_rows(tmp_path, proc, n=300)
+    os.kill(proc.pid, signal.SIGINT)
+    for child in _children(proc.pid):  # as a terminal would: the whole foreground group
+        os.kill(child, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3
+    (line,) = err.strip().splitlines()
+    assert line.startswith("interrupted:") and "--resume continues" in line
+
+
+def _children(pid):
+    """Every process below ``pid`` (from /proc)."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as fp:
+                kids = [int(x) for x in fp.read().split()]
+        except OSError:
+            kids = []
+        found += kids
+        todo += kids
+    return found
