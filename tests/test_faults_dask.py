@@ -103,7 +103,10 @@ def test_a_cluster_killed_under_a_search_ends_it_within_bounds_and_resume_comple
         tmp_path, cluster, victim):
     address, scheduler, worker = cluster
     runs = 20000
-    proc = explore_process(tmp_path / "cut", "--runs", runs, "--dask", address)
+    # only the limit under test is short
+    limits = ({"SMPVM_DASK_NO_WORKERS_S": "60"} if victim == "scheduler"
+              else {"SMPVM_DASK_CONNECT_S": "60"})
+    proc = explore_process(tmp_path / "cut", "--runs", runs, "--dask", address, env=limits)
     wait_for_rows(tmp_path / "cut", proc)
     (scheduler if victim == "scheduler" else worker).send_signal(signal.SIGKILL)
     killed = time.monotonic()
