@@ -10,7 +10,7 @@ between two yields would hang the run (a loop that does yield is caught by
 ``max_steps`` instead).  One daemon thread per process watches the machine
 in progress; when its step count has not moved for ``SMPVM_STEP_TIMEOUT``
 seconds (default 30), it interrupts the thread running it -- with a real
-SIGINT for the main thread, so a model blocked in a system call
+signal for the main thread (SIGUSR1, else SIGINT), so a model blocked in a system call
 (``time.sleep(3600)``, a read that never returns) is woken too -- and the
 machine turns that into a one-line ``ModelError`` naming where the model was
 stuck.  A thread that still does not move after as long again (a call that
@@ -77,15 +77,30 @@ def timeout_s() -> float:
         return 30.0
 
 
+#: The signal the watchdog wakes the main thread with (SIGUSR1, when it was free).
+_wake = None
+
+
+def _woken(signum, frame):
+    raise KeyboardInterrupt  # turned into the one-line error by raise_if_stuck()
+
+
 def ensure_started() -> None:
     """Start the watchdog thread of this process (once)."""
-    global _started
+    global _started, _wake
     if _started:
         return
     with _lock:
         if _started:
             return
         _started = True
+        # its own signal, so that it works where SIGINT is ignored (pool workers, jobs
+        # started in the background); taken only when nobody else handles it
+        sig = getattr(signal, "SIGUSR1", None)
+        if sig is not None and threading.current_thread() is threading.main_thread() \
+                and signal.getsignal(sig) == signal.SIG_DFL:
+            signal.signal(sig, _woken)
+            _wake = sig
         threading.Thread(target=_watch, name="smpvm-watchdog", daemon=True).start()
 
 
@@ -124,8 +139,10 @@ def _interrupt(ident) -> None:
     """Raise KeyboardInterrupt in thread ``ident``, waking it from a system call if main."""
     main = threading.main_thread().ident
     if ident is None or ident == main:
-        if callable(signal.getsignal(signal.SIGINT)):
-            signal.pthread_kill(main, signal.SIGINT)  # EINTR ends sleep(), read() ...
+        if _wake is not None and signal.getsignal(_wake) is _woken:
+            signal.pthread_kill(main, _wake)  # EINTR ends sleep(), read() ...
+        elif callable(signal.getsignal(signal.SIGINT)):
+            signal.pthread_kill(main, signal.SIGINT)
         else:
             _thread.interrupt_main()
         return

@@ -185,7 +185,12 @@ def load_module(path: str):
         return mod
     if not os.path.isfile(ab):
         raise BadInput(f"no model file {path!r} (give path/to/model.py::scenario)")
-    name = "smpvm_model_" + hashlib.sha1(ab.encode()).hexdigest()[:12]
+    try:
+        ab.encode("utf-8")
+    except UnicodeEncodeError:  # every report, trace and CSV names the model in UTF-8
+        raise BadInput(f"the model file's path {ab!r} is not valid UTF-8; rename the "
+                       f"file or its directory") from None
+    name = "smpvm_model_" + hashlib.sha1(os.fsencode(ab)).hexdigest()[:12]
     spec = importlib.util.spec_from_file_location(name, ab)
     if spec is None or spec.loader is None:
         raise BadInput(f"{path!r} is not a Python model file")

@@ -235,7 +235,8 @@ def smpvm_process(*args, env=None, **kw):
                           text=True, timeout=60, env={**os.environ, **(env or {})}, **kw)
 
 
-@pytest.mark.parametrize("how, workers", [("sleep", 1), ("sleep", 2), ("deaf", 1)])
+@pytest.mark.parametrize("how, workers", [("sleep", 1), ("sleep", 2), ("deaf", 1),
+                                          ("loop", 2)])
 def test_a_model_blocked_in_a_system_call_is_stopped_by_the_watchdog(tmp_path, how, workers):
     """``time.sleep(3600)`` is woken by a real signal; one that ignores it ends the process."""
     r = smpvm_process("explore", FAULTY, "--set", f"how={how}", "--strategy", "random",
@@ -260,3 +261,53 @@ def test_a_closed_stdout_does_not_change_the_verdict(tmp_path, variant, status):
     finally:
         os.close(write)
     assert r.returncode == status and r.stderr == ""
+
+
+# -- sizes and names that cannot work --------------------------------------------------------------
+
+@pytest.mark.parametrize("option, value, says", [
+    ("--depth", 10_000_000, "--depth must be at most 32"),
+    ("--workers", 10_000_000, "--workers must be at most"),
+])
+def test_absurd_sizes_are_refused_up_front(capsys, tmp_path, option, value, says):
+    code, _, err = cli(capsys, "explore", DEPTH2, option, value, "--out", tmp_path)
+    assert code == 2
+    assert_one_error_line(err, says)
+
+
+def test_a_trillion_runs_cost_no_memory_before_they_run(tmp_path):
+    """Batches are made as they are needed: asking for 10**12 runs costs nothing up front."""
+    import tracemalloc
+    tracemalloc.start()
+    rep = explore(DEPTH2, variant="buggy", runs=10**12, seed=2, workers=1, stop_on_first=True,
+                  out=tmp_path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert rep.failing_runs == 1 and rep.runs == rep.first_failure_run + 1
+    assert peak < 50 * 2**20
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs a file system that takes any bytes")
+def test_a_model_under_a_non_utf8_directory_is_bad_input_not_a_crash(capsys, tmp_path):
+    odd = os.path.join(os.fsencode(tmp_path), b"dir\xff")
+    os.mkdir(odd)
+    shutil.copy(os.path.join(ROOT, TINY), os.path.join(odd, b"tiny.py"))
+    target = os.fsdecode(os.path.join(odd, b"tiny.py")) + "::publish"
+    for command in ("run", "explore"):
+        code, _, err = cli(capsys, command, target,
+                           *(["--out", tmp_path / "o"] if command == "explore" else []))
+        assert code == 2
+        assert_one_error_line(err, "is not valid UTF-8", "rename")
+
+
+def test_an_interrupted_dfs_says_it_starts_over_rather_than_resumes(capsys, tmp_path,
+                                                                    monkeypatch):
+    import smpvm.search.exhaust as exhaust_module
+
+    def interrupted(*args, **kw):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(exhaust_module, "exhaust", interrupted)
+    code, _, err = cli(capsys, "explore", f"{TINY}::abba", "--variant", "fixed", "--strategy",
+                       "dfs", "--out", tmp_path)
+    assert code == 3
+    assert "dfs does not resume: run it again to start over" in err and "--resume" not in err

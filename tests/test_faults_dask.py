@@ -20,12 +20,13 @@ import time
 import pytest
 
 from conftest import ROOT
+from smpvm.search.explore import explore
 
 pytest.importorskip("dask.distributed")
 
 TARGET = os.path.join("tests", "models", "tiny.py") + "::check_then_use"
 DASK = os.path.join(os.path.dirname(sys.executable), "dask")
-FAST = {"SMPVM_DASK_CONNECT_S": "3", "SMPVM_DASK_NO_WORKERS_S": "3"}
+FAST = {"SMPVM_DASK_CONNECT_S": "2", "SMPVM_DASK_NO_WORKERS_S": "2"}
 
 
 def free_port() -> int:
@@ -102,7 +103,10 @@ def test_a_cluster_killed_under_a_search_ends_it_within_bounds_and_resume_comple
         tmp_path, cluster, victim):
     address, scheduler, worker = cluster
     runs = 20000
-    proc = explore_process(tmp_path / "cut", "--runs", runs, "--dask", address)
+    # only the limit under test is short
+    limits = ({"SMPVM_DASK_NO_WORKERS_S": "60"} if victim == "scheduler"
+              else {"SMPVM_DASK_CONNECT_S": "60"})
+    proc = explore_process(tmp_path / "cut", "--runs", runs, "--dask", address, env=limits)
     wait_for_rows(tmp_path / "cut", proc)
     (scheduler if victim == "scheduler" else worker).send_signal(signal.SIGKILL)
     killed = time.monotonic()
@@ -110,16 +114,17 @@ def test_a_cluster_killed_under_a_search_ends_it_within_bounds_and_resume_comple
     assert proc.returncode == 3, err
     assert time.monotonic() - killed < 60
     assert "Traceback" not in err
-    said = "went away" if victim == "scheduler" else "no workers for 3 s"
+    said = "went away" if victim == "scheduler" else "no workers for 2 s"
     assert said in err and "--resume continues" in err
     partial = rows_on_disk(tmp_path / "cut")
     assert 0 < len(partial) < runs
     # resume (on local processes) a little past what finished, and compare with one go
     upto = len(partial) + 64
-    rest = explore_process(tmp_path / "cut", "--runs", upto, "--workers", 1, "--resume")
-    assert rest.communicate(timeout=120)[1] == "" and rest.returncode == 0
-    whole = explore_process(tmp_path / "whole", "--runs", upto, "--workers", 1)
-    whole.communicate(timeout=120)
+    os.chdir(ROOT)
+    rest = explore(TARGET, variant="fixed", seed=1, runs=upto, workers=1, resume=True,
+                   out=tmp_path / "cut")
+    assert rest.failing_runs == 0 and not rest.interrupted
+    explore(TARGET, variant="fixed", seed=1, runs=upto, workers=1, out=tmp_path / "whole")
     got = {i: r for i, r in rows_on_disk(tmp_path / "cut").items() if i < upto}
     assert sorted(got) == list(range(upto))
     assert got == rows_on_disk(tmp_path / "whole")
@@ -140,3 +145,31 @@ def test_an_address_that_is_not_a_dask_scheduler_is_refused_in_bounded_time(tmp_
     finally:
         http.kill()
         http.wait()
+
+
+def test_ctrl_c_with_a_local_dask_cluster_is_one_line(tmp_path):
+    """Ctrl-C reaches the workers of a LocalCluster too; only smpvm may speak."""
+    proc = explore_process(tmp_path, "--runs", 200000, "--dask", "local", "--workers", 2)
+    wait_for_rows(tmp_path, proc, n=300)
+    os.kill(proc.pid, signal.SIGINT)
+    for child in _children(proc.pid):  # as a terminal would: the whole foreground group
+        os.kill(child, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3
+    (line,) = err.strip().splitlines()
+    assert line.startswith("interrupted:") and "--resume continues" in line
+
+
+def _children(pid):
+    """Every process below ``pid`` (from /proc)."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as fp:
+                kids = [int(x) for x in fp.read().split()]
+        except OSError:
+            kids = []
+        found += kids
+        todo += kids
+    return found

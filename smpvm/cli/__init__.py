@@ -9,6 +9,7 @@ line on stderr saying what is wrong and how to fix it, never a traceback.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -92,12 +93,27 @@ def _run(argv, bad_input, incomplete, internal) -> int:
     except (BadInput, ModelError) as e:
         click.echo(f"smpvm: error: {e}", err=True)
         return bad_input
+    except OSError as e:
+        if e.errno not in _ENVIRONMENT_ERRNOS:
+            return _internal(e, internal)
+        click.echo(f"smpvm: error: {e.strerror}: {e.filename or 'the output'}; what "
+                   f"finished is kept (--resume continues a search or sweep)", err=True)
+        return incomplete
     except Exception as e:  # a bug in smpvm itself: one line, the traceback on request
-        if os.environ.get("SMPVM_DEBUG"):
-            raise
-        click.echo(f"smpvm: internal error: {type(e).__name__}: {e} (set SMPVM_DEBUG=1 "
-                   f"for the traceback, and please report it)", err=True)
-        return internal
+        return _internal(e, internal)
+
+
+#: Errors of the machine smpvm runs on (a full disk, a closed file system), not of smpvm.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS,
+                       errno.EACCES, errno.EPERM}
+
+
+def _internal(e, internal) -> int:
+    if os.environ.get("SMPVM_DEBUG"):
+        raise e
+    click.echo(f"smpvm: internal error: {type(e).__name__}: {e} (set SMPVM_DEBUG=1 "
+               f"for the traceback, and please report it)", err=True)
+    return internal
 
 
 if __name__ == "__main__":

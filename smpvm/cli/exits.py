@@ -5,9 +5,10 @@ Every command ends with one of these statuses (README, "Exit status"):
 * 0 -- ran to the end and found nothing;
 * 1 -- found violations (even when the work was cut short: a finding is final);
 * 2 -- bad input, or a model that misbehaves: one line on stderr saying what to fix;
-* 3 -- incomplete: interrupted (Ctrl-C, SIGTERM), runs lost with their workers, or a
-  cluster that went away; nothing was found in what did finish, and ``--resume``
-  continues where it stopped;
+* 3 -- incomplete: interrupted (Ctrl-C, SIGTERM), runs lost with their workers, a
+  cluster that went away, or output that could not be written (a full disk);
+  nothing was found in what did finish, and ``--resume`` continues where it
+  stopped;
 * 70 -- a bug in smpvm itself.
 
 A reader that stops early (``smpvm explore ... | head -1``) is no reason to

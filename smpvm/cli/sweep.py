@@ -39,6 +39,10 @@ def command(file, workers, dask, out_dir, resume, as_json, sets, seeds, runs):
     from .common import check_positive
 
     check_positive("--workers", workers)
+    from ..search.executors import max_workers
+    if workers is not None and workers > max_workers():
+        raise BadInput(f"--workers must be at most {max_workers()} (eight per core), "
+                       f"got {workers}")
     if workers is not None and dask:
         raise BadInput("give --workers or --dask, not both")
     out_dir = out_dir or os.path.join("smpvm-out", os.path.splitext(os.path.basename(file))[0])

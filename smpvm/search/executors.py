@@ -64,6 +64,11 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def max_workers() -> int:
+    """The most local worker processes: eight per core (beyond that, only memory grows)."""
+    return 8 * default_workers()
+
+
 def describe(workers: int | None, dask: str | None) -> str:
     if dask:
         return f"dask {dask}"
@@ -101,11 +106,18 @@ def make_executor(workers: int | None = None, dask: str | None = None):
     if w == 1:
         yield InlineExecutor()
         return
-    pool = cf.ProcessPoolExecutor(max_workers=w)
+    # Ctrl-C reaches the whole process group; it is this process's to handle: a worker
+    # that died of it would break the pool (and print a traceback) on the way out
+    pool = cf.ProcessPoolExecutor(max_workers=w, initializer=_leave_interrupts_to_parent)
     try:
         yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _leave_interrupts_to_parent() -> None:
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _connect(Client, address: str):
@@ -161,10 +173,19 @@ def _local_cluster(LocalCluster, n: int):
         old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the workers
     except ValueError:  # not the main thread
         old = None
+    quiet = {"DASK_LOGGING__DISTRIBUTED": "critical"}  # read by the workers as they start
+    saved = {k: os.environ.get(k) for k in quiet}
+    os.environ.update(quiet)
     try:
+        # no dashboard: ":0" (any free port), not the default 8787 another cluster may hold
         return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                            dashboard_address=None)
+                            dashboard_address=":0")
     finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         if old is not None:
             signal.signal(signal.SIGINT, old)
 

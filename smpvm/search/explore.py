@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..scenario import check_cpus, load_target, split_target
 from ..violations import BadInput, ModelError
+from .executors import max_workers
 from .manifest import write_manifest
 from .plan import (BATCH_ATTEMPTS, CSV_COLUMNS, DEFAULT_RUNS, EPOCH_RUNS, PILOT_RUNS,  # noqa: F401
                    SEARCHES, SYSTEMATIC, Outcome, Plan, check_resumable, check_same_exploration,
@@ -145,6 +146,9 @@ class Exploration:
             raise BadInput(f"unknown strategy {strategy!r}; choose one of: {', '.join(SEARCHES)}")
         _check_at_least("--runs", runs, 1)
         _check_at_least("--depth", depth, 1)
+        _check_at_most("--depth", depth, MAX_DEPTH, "PCT's bound 1/(n k^(d-1)) is nil long "
+                       "before that")
+        _check_at_most("--workers", workers, max_workers(), "eight per core")
         _check_at_least("--preemption-bound", preemption_bound, 0)
         _check_at_least("--seed", seed, 0)
         _check_at_least("--workers", workers, 1)
@@ -703,6 +707,15 @@ def _wait_first(ex, inflight: dict) -> set:
 
 def out_label(path: str) -> str:
     return path.rstrip(os.sep) or path
+
+
+#: The deepest PCT search (``--depth``); the portfolio holds one member per depth.
+MAX_DEPTH = 32
+
+
+def _check_at_most(name, value, maximum, why) -> None:
+    if value is not None and value > maximum:
+        raise BadInput(f"{name} must be at most {maximum} ({why}), got {value}")
 
 
 def _check_at_least(name, value, minimum) -> None:

@@ -680,7 +680,7 @@ MAX_RUNS = 1_000_000
 
 
 class Runner:
-    """Runs specs on an executor, a bounded window at a time, handing rows over in order.
+    """Runs specs on an executor, a bounded window at a time, rows handed over as they come.
 
     A worker that dies (kill -9, out of memory, a crashing extension) breaks a
     process pool: the runs it held are run again on a new one, each alone, so
@@ -701,12 +701,10 @@ class Runner:
 
     def run(self, specs) -> None:
         from collections import deque
-        again = deque()
+        again = deque()  # runs to make again, before any new one
         specs = iter(specs)
-        while True:
-            broken = self._feed(specs, again)
-            if not broken:
-                return
+        while self._feed(specs, again):
+            pass  # the executor broke: a new one takes over
 
     def _next(self, specs, again):
         if again:

@@ -7,7 +7,8 @@
 * ``os_exit``: ``os._exit(0)``, only in a worker process (never in the process
   driving the search, which it would end with it);
 * ``sleep``: blocks in a system call (``time.sleep(seconds)``);
-* ``deaf``: the same with SIGINT ignored, as in a job started in the background;
+* ``deaf``: the same with every signal the watchdog could wake it with ignored;
+* ``loop``: loops forever between two yields;
 * ``none``: a plain two-thread counter, no fault.
 """
 
@@ -32,9 +33,12 @@ def fault(how, seconds):
     if how == "os_exit" and multiprocessing.parent_process() is not None:
         os._exit(0)
     if how == "deaf":
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for sig in (signal.SIGINT, signal.SIGUSR1):
+            signal.signal(sig, signal.SIG_IGN)
     if how in ("sleep", "deaf"):
         time.sleep(seconds)
+    while how == "loop":
+        pass
 
 
 @scenario(variants={"default": "two threads bump a counter, one of them misbehaving"},
