@@ -200,20 +200,22 @@ class ChromeTraceSink:
         handler(self, rec)
 
     def close(self) -> None:
-        """Close still-open slices at each CPU's last time and finish the JSON."""
+        """Close still-open slices at the end of the run and finish the JSON.
+
+        A lock still held or a wait still pending when the run stops (a
+        deadlock, the step limit) lasts until the run's last moment, which
+        also keeps the file in time order.
+        """
         if self.closed:
             return
         self.closed = True
-        # in time order: timed slices at their ends, then each CPU's open slices
-        closing = [(end, cpu, 0) for cpu, end in self._ends.items()]
-        closing += [(self._last_ns[cpu], cpu, 1) for cpu in self._stacks]
-        for time_ns, cpu, kind in sorted(closing):
-            if kind == 0:
-                self._end_timed_slice(cpu, time_ns)
-            else:
-                stack = self._stacks[cpu]
-                while stack:
-                    self._end(cpu, stack.pop(), time_ns)
+        for end, cpu in sorted((end, cpu) for cpu, end in self._ends.items()):
+            self._end_timed_slice(cpu, end)
+        run_end = max(self._last_ns.values(), default=0)
+        for cpu in sorted(self._stacks):
+            stack = self._stacks[cpu]
+            while stack:
+                self._end(cpu, stack.pop(), run_end)
         self._out.write("\n]}\n")
         if self._owned:
             self._out.close()
