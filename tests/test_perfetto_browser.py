@@ -140,7 +140,9 @@ def check_tracks(perfetto, events):
 
 def check_arrows(perfetto, events):
     """Every hand-off in the file is an arrow between two CPUs' slices of the lock."""
-    handoffs = sum(e["ph"] == "s" for e in events)
+    # one arrow per waiter that got the lock (its end, "f", names the release's id)
+    starts = {e["id"] for e in events if e["ph"] == "s"}
+    handoffs = sum(e["ph"] == "f" and e["id"] in starts for e in events)
     arrows = perfetto.query("""
         select o.name as lock_out, i.name as lock_in, ot.tid as cpu_out, it.tid as cpu_in
         from flow f
