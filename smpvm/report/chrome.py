@@ -402,6 +402,8 @@ class ChromeTraceSink:
         CPUs' ones only if they end by ``now_ns``.  Earliest first, so the
         file stays in time order.
         """
+        if not self._ends:
+            return
         due = sorted((min(end, now_ns), c) for c, end in self._ends.items()
                      if c == cpu or end <= now_ns)
         for end, c in due:
