@@ -9,20 +9,30 @@ Interleavings happen only at yields, so a model stuck in a Python loop
 between two yields would hang the run (a loop that does yield is caught by
 ``max_steps`` instead).  One daemon thread per process watches the machine
 in progress; when its step count has not moved for ``SMPVM_STEP_TIMEOUT``
-seconds (default 30), it interrupts the main thread, and the machine turns
-that into a one-line ``ModelError`` naming where the model was stuck.  The
-watchdog only ever aborts a run: it cannot change what a run computes.
+seconds (default 30), it interrupts the thread running it -- with a real
+SIGINT for the main thread, so a model blocked in a system call
+(``time.sleep(3600)``, a read that never returns) is woken too -- and the
+machine turns that into a one-line ``ModelError`` naming where the model was
+stuck.  A thread that still does not move after as long again (a call that
+ignores signals) cannot be stopped from inside: the watchdog prints that one
+line itself and ends the process with status 2.  The watchdog only ever
+aborts a run: it cannot change what a run computes.
 """
 
 from __future__ import annotations
 
 import _thread
 import contextlib
+import ctypes
 import os
+import signal
+import sys
 import threading
 import time
 
 _current = None
+#: The thread running ``_current``.
+_thread_id = None
 _started = False
 _lock = threading.Lock()
 #: Set when the watchdog interrupted the main thread, with the stuck site.
@@ -37,13 +47,13 @@ def current_machine():
 @contextlib.contextmanager
 def running(m):
     """Make ``m`` the machine in progress for the duration of a ``with`` block."""
-    global _current
-    prev = _current
-    _current = m
+    global _current, _thread_id
+    prev = _current, _thread_id
+    _current, _thread_id = m, threading.get_ident()
     try:
         yield m
     finally:
-        _current = prev
+        _current, _thread_id = prev
 
 
 def raise_if_stuck() -> None:
@@ -52,8 +62,12 @@ def raise_if_stuck() -> None:
         from .violations import ModelError
         site = fired.pop("site", "?")
         secs = fired.pop("seconds", 0)
-        raise ModelError(f"the model ran {secs:g} s inside one step without yielding "
-                         f"(an endless loop between yields?) near {site}") from None
+        raise ModelError(stuck_message(secs, site)) from None
+
+
+def stuck_message(secs, site) -> str:
+    return (f"the model ran {secs:g} s inside one step without yielding (an endless loop "
+            f"between yields, or a call that blocks?) near {site}")
 
 
 def timeout_s() -> float:
@@ -79,6 +93,7 @@ def _watch() -> None:
     limit = timeout_s()
     last = (None, -1)
     since = time.monotonic()
+    interrupted = False
     while True:
         time.sleep(min(1.0, limit / 4))
         m = _current
@@ -87,10 +102,33 @@ def _watch() -> None:
         if m is None or key != last:
             last = key
             since = now
+            interrupted = False
             continue
-        if now - since >= limit:
-            c = m.current
-            fired["site"] = m.site(c) if c is not None else "scenario set-up"
-            fired["seconds"] = limit
-            since = now
+        if now - since < limit:
+            continue
+        c = m.current
+        site = m.site(c) if c is not None else "scenario set-up"
+        if interrupted:  # it did not wake: nothing short of ending the process stops it
+            sys.stderr.write(f"smpvm: error: {stuck_message(2 * limit, site)}; it does not "
+                             f"respond to interrupts, so smpvm stops here\n")
+            sys.stderr.flush()
+            os._exit(2)
+        fired["site"] = site
+        fired["seconds"] = limit
+        since = now
+        interrupted = True
+        _interrupt(_thread_id)
+
+
+def _interrupt(ident) -> None:
+    """Raise KeyboardInterrupt in thread ``ident``, waking it from a system call if main."""
+    main = threading.main_thread().ident
+    if ident is None or ident == main:
+        if callable(signal.getsignal(signal.SIGINT)):
+            signal.pthread_kill(main, signal.SIGINT)  # EINTR ends sleep(), read() ...
+        else:
             _thread.interrupt_main()
+        return
+    # a worker thread (a Dask worker's): an asynchronous exception, seen between bytecodes
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
+                                               ctypes.py_object(KeyboardInterrupt))

@@ -61,8 +61,9 @@ class Work(Op):
     def __init__(self, ns):
         if not isinstance(ns, Real):
             raise TypeError(f"work(ns) needs a number of nanoseconds, got {ns!r}")
-        if ns < 0:
-            raise ValueError(f"work(ns) needs ns >= 0, got {ns}")
+        if not 0 <= ns < float("inf"):  # NaN and infinity too
+            raise ValueError(f"work(ns) needs ns >= 0, got {ns}" if ns < 0
+                             else f"work(ns) needs a finite ns, got {ns}")
         self.ns = ns
 
     def execute(self, m, c):

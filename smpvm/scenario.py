@@ -184,9 +184,14 @@ def load_module(path: str):
     sys.modules[name] = mod
     try:
         spec.loader.exec_module(mod)
-    except Exception as e:
+    except KeyboardInterrupt:
         del sys.modules[name]
-        raise ModelError(f"loading {path} failed: {type(e).__name__}: {e}") from None
+        raise
+    except BaseException as e:  # SyntaxError, ImportError, sys.exit() at import ...
+        del sys.modules[name]
+        what = (f"it called sys.exit({e.code!r})" if isinstance(e, SystemExit)
+                else f"{type(e).__name__}: {e}")
+        raise ModelError(f"loading {path} failed: {what}") from None
     _loaded[ab] = mod
     return mod
 
@@ -301,6 +306,19 @@ def find_model_files(paths) -> list[str]:
 DEFAULT_COSTS = Costs()
 
 
+#: The most CPUs a machine may have (Linux's largest NR_CPUS): beyond it a typo,
+#: not a machine, and its set-up alone would take gigabytes.
+MAX_CPUS = 8192
+
+
+def check_cpus(cpus, name: str = "--cpus") -> None:
+    """Bad input unless ``cpus`` is None or a whole number in 1..MAX_CPUS."""
+    if cpus is None:
+        return
+    if not isinstance(cpus, int) or isinstance(cpus, bool) or not 1 <= cpus <= MAX_CPUS:
+        raise BadInput(f"{name} must be a whole number from 1 to {MAX_CPUS}, got {cpus!r}")
+
+
 def run_scenario(scn: Scenario, *, variant: str | None = None, params: dict | None = None,
                  cpus: int | None = None, seed: int = 0, strategy=None, trace=None,
                  max_steps: int | None = None, stop_at_first: bool = False,
@@ -318,8 +336,7 @@ def run_scenario(scn: Scenario, *, variant: str | None = None, params: dict | No
         costs = DEFAULT_COSTS.override(**cost_overrides) if cost_overrides else DEFAULT_COSTS
     except ValueError as e:
         raise BadInput(str(e)) from None
-    if cpus is not None and cpus < 1:
-        raise BadInput(f"--cpus must be at least 1, got {cpus}")
+    check_cpus(cpus)
     if strategy is None:
         from .strategies.timed import Timed
         strategy = Timed()
@@ -346,6 +363,8 @@ def run_scenario(scn: Scenario, *, variant: str | None = None, params: dict | No
     except Exception as e:
         raise ModelError(f"{scn.name} set-up raised {type(e).__name__}: {e}"
                          f"{_machine.model_where(e)}") from None
+    except BaseException as e:  # sys.exit() and kin: the model's fault, not smpvm's exit
+        raise escaped(e, f"{scn.name} set-up") from None
     if _locate_unyielded:
         with m.find_unyielded():
             return m.run()
@@ -369,6 +388,22 @@ def run_scenario(scn: Scenario, *, variant: str | None = None, params: dict | No
         except ModelError:
             pass
         raise
+    except (KeyboardInterrupt, Exception):
+        raise
+    except BaseException as e:  # the same, from a thread's code
+        raise escaped(e, "model") from None
+
+
+def escaped(e: BaseException, who: str) -> ModelError:
+    """A ``BaseException`` a model let out (``sys.exit``, its own subclass) as a model error.
+
+    Left alone it would end smpvm itself, with the model's exit status and no word.
+    """
+    where = _machine.model_where(e)
+    if isinstance(e, SystemExit):
+        return ModelError(f"{who} called sys.exit({e.code!r}){where}; a model must not end "
+                          f"the process (a thread ends by returning)")
+    return ModelError(f"{who} raised {type(e).__name__}: {e}{where}")
 
 
 def one_meaning_of_cpus(scn: Scenario, params: dict | None, cpus: int | None):

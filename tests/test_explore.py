@@ -36,7 +36,7 @@ def _in_project_root(monkeypatch):
 
 
 def rows(out_dir):
-    """runs.csv rows keyed by run index (the order rows arrived in does not matter)."""
+    """runs.csv rows keyed by run index."""
     with open(os.path.join(out_dir, "runs.csv"), newline="") as fp:
         got = list(csv.DictReader(fp))
     by_run = {int(r["run"]): r for r in got}
@@ -61,6 +61,8 @@ def test_same_outcomes_in_process_and_with_a_process_pool(tmp_path):
     b = explore(DEPTH2, variant="buggy", runs=600, seed=3, workers=2, out=tmp_path / "two")
     assert a.failing_runs == b.failing_runs > 0
     assert rows(tmp_path / "one") == rows(tmp_path / "two")
+    # and runs.csv itself is the same file, rows in run order, whatever the workers
+    assert (tmp_path / "one" / "runs.csv").read_bytes() == (tmp_path / "two" / "runs.csv").read_bytes()
     assert a.first_failure_run == b.first_failure_run
     assert a.violations == b.violations
 
@@ -81,6 +83,7 @@ def test_same_outcomes_on_a_dask_local_cluster(tmp_path, dask_cluster):
                 out=tmp_path / "dask")
     assert b.executor.startswith("dask")
     assert rows(tmp_path / "one") == rows(tmp_path / "dask")
+    assert (tmp_path / "one" / "runs.csv").read_bytes() == (tmp_path / "dask" / "runs.csv").read_bytes()
     assert a.failing_runs == b.failing_runs > 0
 
 

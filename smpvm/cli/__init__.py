@@ -2,9 +2,9 @@
 
 Subcommands live in ``smpvm.cli``, one module each, and are imported
 only when used, so ``smpvm --help`` answers without loading numpy or
-networkx.  Exit status everywhere: 0 nothing found, 1 violations found,
-2 bad input.  Bad input is one line on stderr saying what is wrong and how to
-fix it, never a traceback.
+networkx.  Exit status everywhere (``exits``): 0 nothing found, 1 violations
+found, 2 bad input, 3 incomplete (interrupted, or runs lost).  Bad input is one
+line on stderr saying what is wrong and how to fix it, never a traceback.
 """
 
 from __future__ import annotations
@@ -53,41 +53,51 @@ def cli():
     for kernel VM code on a simulated multiprocessor.
 
     Targets are model files and scenarios: models/freebsd/device_pager.py::doomed_object
+
+    Exit status: 0 nothing found, 1 violations found, 2 bad input (one line
+    on stderr), 3 incomplete: interrupted or runs lost, nothing found in what
+    finished (--resume continues).
     """
 
 
 def main(argv=None) -> None:
-    """Entry point: run the CLI, turning bad input into one line and exit status 2."""
-    from ..violations import BadInput
-    from ..violations import ModelError
+    """Entry point: run the CLI; every way it can end is one line and a status (``exits``)."""
+    from .exits import EXIT_BAD_INPUT, EXIT_INCOMPLETE, EXIT_INTERNAL, sigterm_interrupts, \
+        tolerant_stdout
+    with tolerant_stdout(), sigterm_interrupts():
+        rc = _run(argv, EXIT_BAD_INPUT, EXIT_INCOMPLETE, EXIT_INTERNAL)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def _run(argv, bad_input, incomplete, internal) -> int:
+    from ..violations import BadInput, ModelError
     try:
-        rc = cli.main(args=argv, prog_name="smpvm", standalone_mode=False)
+        with cli.make_context("smpvm", list(sys.argv[1:] if argv is None else argv)) as ctx:
+            return cli.invoke(ctx)
+    except click.exceptions.Exit as e:  # --help, --version
+        return e.exit_code
     except click.UsageError as e:
         if type(e).__name__.startswith("NoArgsIsHelp"):
             click.echo(e.ctx.get_help() if e.ctx else e.format_message())
-            sys.exit(0)
+            return 0
         hint = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
         click.echo(f"smpvm: error: {e.format_message()}{hint}", err=True)
-        rc = 2
-    except click.Abort:
+        return bad_input
+    except (click.Abort, KeyboardInterrupt):
         click.echo("smpvm: interrupted", err=True)
-        rc = 130
+        return incomplete
     except click.ClickException as e:
         click.echo(f"smpvm: error: {e.format_message()}", err=True)
-        rc = e.exit_code if e.exit_code else 2
+        return e.exit_code if e.exit_code else bad_input
     except (BadInput, ModelError) as e:
         click.echo(f"smpvm: error: {e}", err=True)
-        rc = 2
-    except KeyboardInterrupt:
-        click.echo("smpvm: interrupted", err=True)
-        rc = 130
+        return bad_input
     except Exception as e:  # a bug in smpvm itself: one line, the traceback on request
         if os.environ.get("SMPVM_DEBUG"):
             raise
         click.echo(f"smpvm: internal error: {type(e).__name__}: {e} (set SMPVM_DEBUG=1 "
                    f"for the traceback, and please report it)", err=True)
-        rc = 70
-    sys.exit(rc if isinstance(rc, int) else 0)
+        return internal
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import time
 import click
 
 from .common import echo_json, parse_sets, replay_command, set_option
+from .exits import verdict, worst
 from .select import label, select, selection_options, summary
 
 
@@ -54,8 +55,10 @@ def command(targets, variants, keyword, strategy, runs, depth, preemption_bound,
     TARGET may also be path.py::glob* or a model file alone (all its
     scenarios); each selected scenario and variant is explored in turn.
 
-    Exit status 1 when any run failed, 0 when none did, 2 for bad input
-    (the worst of them with several targets).
+    Exit status 1 when any run failed, 0 when none did, 2 for bad input, 3
+    when the exploration is incomplete (interrupted, or runs lost with their
+    workers) and nothing failed in what finished; with several targets, the
+    worst of them.
     """
     import os
     picked = select(targets, keyword, variants)
@@ -64,25 +67,26 @@ def command(targets, variants, keyword, strategy, runs, depth, preemption_bound,
                 stop_on_first=stop_on_first, resume=resume, as_json=as_json)
     if len(picked) == 1:
         target, _, _ = picked[0]
-        return _one(target, variants[0] if variants else None, out=out, **args)
+        return _one(target, variants[0] if variants else None, out=out, **args)[0]
     rows, docs = [], []
     for target, scn, variant in picked:
         if not as_json:
             click.echo(f"== {label(target, variant)}")
         sub = os.path.join(out, f"{scn.name}-{variant}") if out else None
-        code = _one(target, variant, out=sub, docs=docs if as_json else None, **args)
+        code, interrupted = _one(target, variant, out=sub, docs=docs if as_json else None,
+                                 **args)
         rows.append((target, variant, code))
-        if code == 130:
+        if interrupted:
             break
     if as_json:
         echo_json(docs)
-        return max(c for *_, c in rows)
+        return worst(c for *_, c in rows)
     return summary(rows)
 
 
 def _one(target, variant, *, strategy, runs, depth, preemption_bound, seed, cpus, sets,
          workers, dask, out, stop_on_first, resume, as_json, docs=None):
-    """One exploration of one target and variant, printed; its exit status."""
+    """One exploration of one target and variant, printed; (exit status, interrupted)."""
     from ..search.explore import Exploration
 
     exploration = Exploration(
@@ -109,9 +113,10 @@ def _one(target, variant, *, strategy, runs, depth, preemption_bound, seed, cpus
         _print_text(report, narrative)
         if page:
             click.echo(f"report: {page}")
-    if report.interrupted:
-        return 130
-    return 1 if report.failing_runs else 0
+    incomplete = report.interrupted or bool(report.lost_runs)
+    if as_json:
+        _print_incomplete(report)
+    return verdict(report.failing_runs > 0, incomplete), report.interrupted
 
 
 def _write_report(report) -> str | None:
@@ -159,16 +164,12 @@ def _print_text(report, narrative) -> None:
                    f"{g['runs_for_99']} such runs give 99% confidence"
                    + (f" ({g['exploration_runs_for_99']} portfolio runs)"
                       if report.strategy == "portfolio" else ""))
-    for lost in report.lost_runs:
-        click.echo(f"lost runs {lost['first']}-{lost['last']}: {lost['error']}", err=True)
     for note in report.notes:
         click.echo(f"note: {note}", err=True)
     for m in report.mismatches:
         click.echo(f"warning: run {m['run']} did not repeat itself when run again; the model "
                    f"depends on something besides its inputs", err=True)
-    if report.interrupted:
-        click.echo(f"interrupted: {report.runs} runs are in {report.out}/runs.csv; "
-                   f"--resume continues", err=True)
+    _print_incomplete(report)
     first = _failures(report)
     if first and first[0].preemptions is not None:
         f = first[0]
@@ -183,6 +184,22 @@ def _print_text(report, narrative) -> None:
         else:
             click.echo(f"{f.kind}: first in run {f.run}; replay it with")
         click.echo(replay_command(f.path))
+
+
+def _print_incomplete(report) -> None:
+    """On stderr: the runs lost and the interruption, which make the verdict partial."""
+    for lost in report.lost_runs:
+        click.echo(f"lost runs {lost['first']}-{lost['last']}: {lost['error']}", err=True)
+    if report.lost_runs and not report.failing_runs:
+        n = sum(x["last"] - x["first"] + 1 for x in report.lost_runs)
+        click.echo(f"incomplete: {n} run(s) were lost with their workers; nothing failed "
+                   f"in the {report.runs} that finished", err=True)
+    if report.interrupted and report.strategy == "dfs":
+        click.echo(f"interrupted after {report.runs} runs; dfs does not resume: run it "
+                   f"again to start over", err=True)
+    elif report.interrupted:
+        click.echo(f"interrupted: {report.runs} runs are in {report.out}/runs.csv; "
+                   f"--resume continues", err=True)
 
 
 def _narrative(exploration, report) -> str | None:

@@ -23,9 +23,17 @@ from ..strategies.replay import Replay
 @click.option("--continue", "continue_with", type=click.Choice(["random"]), default=None,
               help="If the recorded choices run out or no longer fit, finish the run with "
                    "this strategy (seeded by the run's seed).")
+@click.option("--root", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Directory the failure's target is relative to (default: the current "
+                   "one).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def command(failure_file, trace_path, narrate, continue_with, as_json):
+def command(failure_file, trace_path, narrate, continue_with, root, as_json):
     """Replay the failure saved in FILE by 'smpvm explore'.
+
+    FILE is data; the model it names is code.  Replay imports only the model
+    file named by FILE's target, relative to the current directory or --root,
+    and prints its path first; a FILE whose model_path disagrees with its
+    target is refused.
 
     Exit status 1 when the replay finds violations, 0 when it finds none, 2 for
     bad input (a missing or malformed file, choices that no longer fit).
@@ -34,17 +42,21 @@ def command(failure_file, trace_path, narrate, continue_with, as_json):
     from ..scenario import load_target
 
     failure = load_failure(failure_file)
-    target = failure.scenario_target()
+    target = failure.scenario_target(root)
+    if not as_json:
+        click.echo(f"model: {target.rsplit('::', 1)[0]}")
     scn = load_target(target)
     changed = bool(failure.model_sha256) and model_fingerprint(
         target.rsplit("::", 1)[0]) != failure.model_sha256
     sinks = _sinks(trace_path, narrate, failure)
-    strategy, result = run_failure(failure_file, failure, scn, changed, continue_with, sinks)
+    strategy, result = run_failure(failure_file, failure, scn, changed, continue_with, sinks,
+                                   root)
     match = reproduced_by(failure.violation, result.violations)
     if as_json:
         from ..scenario import result_to_dict
         from .common import echo_json
-        out = {"file": failure_file, "target": failure.target, "reproduced": match is not None,
+        out = {"file": failure_file, "target": failure.target,
+               "model_file": target.rsplit("::", 1)[0], "reproduced": match is not None,
                "recorded": failure.violation.to_dict(), "model_changed": changed,
                "continued": strategy.continued,
                "unused_choices": max(0, len(failure.choices) - strategy.pos),
@@ -59,7 +71,7 @@ def command(failure_file, trace_path, narrate, continue_with, as_json):
     return 1 if result.violations else 0
 
 
-def run_failure(path, failure, scn, changed, continue_with, sinks):
+def run_failure(path, failure, scn, changed, continue_with, sinks, root=None):
     """Run the recorded choices; (strategy, result).  Choices that do not fit are bad input."""
     from ..search.failures import replay
     from ..strategies.replay import ReplayMismatch
@@ -73,7 +85,7 @@ def run_failure(path, failure, scn, changed, continue_with, sinks):
     why = ("the model file changed since it was recorded" if changed
            else "the recorded choices do not fit the model")
     try:
-        result = replay(failure, strategy, scn=scn, trace=TeeSink(*sinks.values()))
+        result = replay(failure, strategy, scn=scn, trace=TeeSink(*sinks.values()), root=root)
     except ReplayMismatch as e:
         raise BadInput(f"{path}: {why}: {e}") from None
     ended_early = strategy.pos < len(failure.choices)

@@ -38,11 +38,11 @@ def label(target: str, variant: str) -> str:
 
 def summary(rows) -> int:
     """Print ``PASS``/``FAIL`` per (target, variant, exit status); the worst status."""
-    worst = max(code for _, _, code in rows)
+    from .exits import worst
     click.echo("")
     for target, variant, code in rows:
-        word = {0: "PASS", 1: "FAIL"}.get(code, "ERROR" if code == 2 else "STOP")
+        word = {0: "PASS", 1: "FAIL", 2: "ERROR", 3: "INCOMPLETE"}.get(code, "STOP")
         click.echo(f"{word} {label(target, variant)}")
     failed = sum(1 for *_, c in rows if c == 1)
     click.echo(f"{len(rows)} target(s): {len(rows) - failed} passed, {failed} failed")
-    return worst
+    return worst(code for *_, code in rows)

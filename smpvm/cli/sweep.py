@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from .common import echo_json
+from .exits import EXIT_INCOMPLETE, verdict
 
 
 @click.command("sweep")
@@ -24,11 +27,15 @@ from .common import echo_json
 @click.option("--runs", type=int, default=None,
               help="Runs per variant and strategy (race and lock-order studies).")
 def command(file, workers, dask, out_dir, resume, as_json, sets, seeds, runs):
-    """Run the sweep in FILE and write runs.csv, summary.csv, manifest.json and plots."""
-    import os
+    """Run the sweep in FILE and write runs.csv, summary.csv, manifest.json and plots.
 
-    from ..violations import BadInput
+    Exit status 1 when runs reported violations (for a race study: a fixed
+    variant failed), 0 when none did, 2 for bad input, 3 when the study is
+    incomplete (interrupted, or runs lost); --resume continues it.
+    """
+    from ..search.executors import ClusterLost
     from ..studies.sweep import load_config, run_sweep
+    from ..violations import BadInput
     from .common import check_positive
 
     check_positive("--workers", workers)
@@ -41,7 +48,7 @@ def command(file, workers, dask, out_dir, resume, as_json, sets, seeds, runs):
         if sets or seeds is not None:
             raise BadInput(f"{file} is a {kind} study: it takes --runs, not --set or --seeds")
         check_positive("--runs", runs)
-        return _other_study(file, kind, out_dir, workers, dask, as_json, runs)
+        return _other_study(file, kind, out_dir, workers, dask, as_json, resume, runs)
     if runs is not None:
         raise BadInput(f"{file} is a sweep: give --seeds (runs per point), not --runs")
     cfg = load_config(file, sets=sets, seeds=seeds)
@@ -49,6 +56,14 @@ def command(file, workers, dask, out_dir, resume, as_json, sets, seeds, runs):
     try:
         result = run_sweep(cfg, out_dir, workers=workers, dask=dask, resume=resume,
                            progress=bar.update if bar else None)
+    except (KeyboardInterrupt, ClusterLost) as e:
+        if bar:
+            bar.close()
+            bar = None
+        if isinstance(e, ClusterLost):
+            click.echo(f"smpvm: {e}", err=True)
+        _interrupted(file, out_dir, "runs.csv")
+        return EXIT_INCOMPLETE
     finally:
         if bar:
             bar.close()
@@ -75,15 +90,29 @@ def command(file, workers, dask, out_dir, resume, as_json, sets, seeds, runs):
     for metric in result.get("unplotted_metrics", []):
         click.echo(f"smpvm: warning: no run reported metric {metric!r}: nothing to plot "
                    f"(see the metric names in runs.csv)", err=True)
-    return 1 if result["violations"] else 0
+    for lost in result["lost_runs"]:
+        click.echo(f"lost run {lost['run']} (point {lost['point']}, seed {lost['seed']}): "
+                   f"{lost['error']}", err=True)
+    if result["lost_runs"]:
+        click.echo(f"incomplete: {len(result['lost_runs'])} run(s) were lost with their "
+                   f"workers; the summary leaves them out", err=True)
+    return verdict(bool(result["violations"]), bool(result["lost_runs"]))
 
 
-def _other_study(file, kind, out_dir, workers, dask, as_json, runs=None) -> int:
+def _interrupted(file, out_dir, what) -> None:
+    from .common import prog
+    import shlex
+    click.echo(f"interrupted: the finished rows are in {os.path.join(out_dir, what)}; "
+               f"{prog()} sweep {shlex.quote(file)} --out {shlex.quote(out_dir)} --resume "
+               f"continues", err=True)
+
+
+def _other_study(file, kind, out_dir, workers, dask, as_json, resume=False, runs=None) -> int:
     """A race-reproduction or lock-order study (see smpvm.studies.races)."""
     from ..studies.races import load_study, run_lor_survey, run_races
     cfg = load_study(file, kind, runs_override=runs)
     if kind == "races":
-        result = run_races(cfg, out_dir, workers=workers, dask=dask)
+        result = run_races(cfg, out_dir, workers=workers, dask=dask, resume=resume)
         bad = result["fixed_failures"]
     else:
         result = run_lor_survey(cfg, out_dir)
@@ -103,8 +132,13 @@ def _other_study(file, kind, out_dir, workers, dask, as_json, runs=None) -> int:
         click.echo(f"-> {result['out']}")
         for f in result["files"]:
             click.echo(f"  {f}")
+    if result.get("interrupted"):
+        _interrupted(file, out_dir, "races.csv")
+    elif result.get("incomplete_rows"):
+        click.echo(f"incomplete: {result['incomplete_rows']} row(s) of races.csv lost runs "
+                   f"(complete=False)", err=True)
     # a fixed variant that fails (or reverses) is what a study of fixes must flag
-    return 1 if bad else 0
+    return verdict(bool(bad), bool(result.get("interrupted") or result.get("incomplete_rows")))
 
 
 def _summary_rows(path) -> list[dict]:

@@ -11,6 +11,13 @@ know nothing else about where it runs:
 
 Only this module imports Dask, and only when asked to.  Per-run results do
 not depend on the executor: every run is a pure function of its inputs.
+
+A cluster can fail in ways a process pool cannot, and none of them may hang
+the search: an address that does not answer as a Dask scheduler is refused
+after ``SMPVM_DASK_CONNECT_S`` seconds (default 20); a scheduler that goes
+away is given as long to come back; a cluster left without workers for
+``SMPVM_DASK_NO_WORKERS_S`` seconds (default 60) is given up.  Each ends the
+search with ``ClusterLost``: what finished is on disk and ``--resume`` goes on.
 """
 
 from __future__ import annotations
@@ -18,6 +25,27 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import os
+import threading
+import time
+
+
+class ClusterLost(Exception):
+    """The Dask cluster went away (or lost all its workers) while runs were out."""
+
+
+def _seconds(name: str, default: float) -> float:
+    try:
+        return max(1.0, float(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+def connect_s() -> float:
+    return _seconds("SMPVM_DASK_CONNECT_S", 20)
+
+
+def no_workers_s() -> float:
+    return _seconds("SMPVM_DASK_NO_WORKERS_S", 60)
 
 
 class InlineExecutor(cf.Executor):
@@ -54,21 +82,20 @@ def make_executor(workers: int | None = None, dask: str | None = None):
             raise BadInput("--dask needs the dask extra: pip install 'smpvm[dask]'") from None
         cluster = None
         if dask == "local":
-            cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1,
-                                   processes=True, dashboard_address=None)
+            cluster = _local_cluster(LocalCluster, workers or default_workers())
             client = Client(cluster)
         else:
-            try:
-                client = Client(dask, timeout="10s")
-            except (OSError, TimeoutError) as e:
-                from ..violations import BadInput
-                raise BadInput(f"cannot reach the Dask scheduler at {dask}: {e}") from None
+            client = _connect(Client, dask)
         try:
-            yield client.get_executor()
+            with _quiet_dask():  # smpvm says in one line what went wrong
+                ex = client.get_executor()
+                ex.check_alive = _Health(client, dask)
+                yield ex
         finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            with _quiet_dask():
+                client.close()
+                if cluster is not None:
+                    cluster.close()
         return
     w = workers or default_workers()
     if w == 1:
@@ -79,3 +106,82 @@ def make_executor(workers: int | None = None, dask: str | None = None):
         yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _connect(Client, address: str):
+    """A client of the scheduler at ``address``, or bad input within ``connect_s()``.
+
+    Dask's own connect timeout does not cover a server that accepts the
+    connection and never answers (an HTTP server, say): the client is made in
+    a thread that is abandoned when it does not finish in time.
+    """
+    from ..violations import BadInput
+    limit = connect_s()
+    box: dict = {}
+
+    def connect():
+        try:
+            box["client"] = Client(address, timeout=f"{limit}s", set_as_default=False)
+        except BaseException as e:  # delivered to the caller below
+            box["error"] = e
+    t = threading.Thread(target=connect, name="smpvm-dask-connect", daemon=True)
+    t.start()
+    t.join(limit + 1)
+    if "client" in box:
+        return box["client"]
+    why = f": {box['error']}" if "error" in box else f" within {limit:g} s"
+    raise BadInput(f"no Dask scheduler answered at {address}{why} (is it a Dask "
+                   f"scheduler's address, tcp://HOST:PORT?)")
+
+
+class _Health:
+    """``check_alive()``: raises ``ClusterLost`` when the cluster is gone or has no workers."""
+
+    def __init__(self, client, address):
+        self.client = client
+        self.address = address
+        self.workers_seen = time.monotonic()
+
+    def __call__(self) -> None:
+        if self.client.status not in ("running", "connecting", "newly-created"):
+            raise ClusterLost(f"the Dask scheduler at {self.address} went away "
+                              f"(client {self.client.status})")
+        now = time.monotonic()
+        if self.client.scheduler_info().get("workers"):
+            self.workers_seen = now
+        elif now - self.workers_seen > no_workers_s():
+            raise ClusterLost(f"the Dask cluster at {self.address} has had no workers for "
+                              f"{no_workers_s():g} s")
+
+
+def _local_cluster(LocalCluster, n: int):
+    """A LocalCluster whose worker processes leave Ctrl-C to this one (no tracebacks)."""
+    import signal
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the workers
+    except ValueError:  # not the main thread
+        old = None
+    try:
+        return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                            dashboard_address=None)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+
+
+@contextlib.contextmanager
+def _quiet_dask():
+    """Dask's shutdown chatter (lost connections, cancelled tasks) says nothing new."""
+    import logging
+    names = [n for n in list(logging.root.manager.loggerDict)
+             if n.split(".")[0] in ("distributed", "tornado", "asyncio", "concurrent")]
+    loggers = [logging.getLogger(n) for n in
+               ["distributed", "tornado", "asyncio", "concurrent.futures"] + names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)

@@ -38,10 +38,9 @@ import glob
 import json
 import os
 import time
-from collections import deque
 from dataclasses import asdict, dataclass, field
 
-from ..scenario import load_target, split_target
+from ..scenario import check_cpus, load_target, split_target
 from ..violations import BadInput, ModelError
 from .manifest import write_manifest
 from .plan import (BATCH_ATTEMPTS, CSV_COLUMNS, DEFAULT_RUNS, EPOCH_RUNS, PILOT_RUNS,  # noqa: F401
@@ -136,7 +135,7 @@ class Exploration:
         _check_at_least("--preemption-bound", preemption_bound, 0)
         _check_at_least("--seed", seed, 0)
         _check_at_least("--workers", workers, 1)
-        _check_at_least("--cpus", cpus, 1)
+        check_cpus(cpus)
         self.scn = load_target(target)
         variant = self.scn.check_variant(variant)
         self.scn.resolve_params(params)  # bad parameters are bad input before any run
@@ -169,6 +168,8 @@ class Exploration:
         self.pilot_k = 1
         self.ncpus = 0
         self.first_runs: dict[str, int] = {}
+        #: --stop-on-first with workers: finished batches waiting for earlier ones, by start.
+        self._held: dict[int, list] = {}
         self._csv = None
         self._writer = None
         self._inline = False
@@ -186,14 +187,23 @@ class Exploration:
         manifest = manifest_of(self.plan, self.target, self.model_sha256)
         previous: list[Outcome] = []
         if self.resume and self.plan.strategy == "dfs":
-            self.report.notes.append("dfs does not resume: the search started over")
-        if self.resume and os.path.exists(manifest_path) and self.plan.strategy != "dfs":
+            raise BadInput("--resume: dfs searches do not resume (their state is the path "
+                           "being explored); run again without --resume to start over")
+        if os.path.exists(csv_path) and not os.path.exists(manifest_path):
+            # nothing says which exploration these rows belong to: never guess, never drop them
+            raise BadInput(f"{out_label(self.out)} holds a runs.csv but no explore.json, so "
+                           f"its runs cannot be matched to these arguments; give another "
+                           f"--out, or move runs.csv away")
+        if self.resume and os.path.exists(manifest_path):
             try:
                 with open(manifest_path, encoding="utf-8") as fp:
                     saved = json.load(fp)
             except (OSError, ValueError):
                 raise BadInput(f"--resume: {manifest_path} is unreadable; "
                                f"use another --out") from None
+            if not isinstance(saved, dict):
+                raise BadInput(f"--resume: {manifest_path} is not an explore.json; "
+                               f"use another --out")
             check_resumable(self.out, saved, manifest)
             if os.path.exists(csv_path):
                 previous = read_runs_csv(csv_path)
@@ -205,7 +215,7 @@ class Exploration:
             if os.path.exists(csv_path):
                 os.remove(csv_path)
         write_manifest(manifest_path, manifest, indent=1)
-        new_file = not os.path.exists(csv_path)
+        new_file = not os.path.exists(csv_path) or os.path.getsize(csv_path) == 0
         self._csv = open(csv_path, "a", newline="", encoding="utf-8")
         self._writer = csv.writer(self._csv)
         if new_file:
@@ -319,22 +329,6 @@ class Exploration:
             self.ncpus = max(self.ncpus, r.ncpus)
         self.pilot_k = k
 
-    def _batches(self, size: int) -> deque:
-        """Ranges of missing run indices, each inside one epoch and at most ``size`` long."""
-        out = deque()
-        i = 0
-        while i < self.runs:
-            if i < len(self.done) and self.done[i]:
-                i += 1
-                continue
-            end = min(self.runs, (i // EPOCH_RUNS + 1) * EPOCH_RUNS, i + size)
-            j = i
-            while j < end and not (j < len(self.done) and self.done[j]):
-                j += 1
-            out.append((i, j))
-            i = j
-        return out
-
     def _batch_size(self, workers: int) -> int:
         """Runs per batch: small enough that two epochs keep every worker busy."""
         if workers == 1:
@@ -345,43 +339,66 @@ class Exploration:
         from .executors import default_workers
         inline = self._inline = self.dask is None and self.workers == 1
         workers = 1 if inline else (self.workers or default_workers())
-        pending = self._batches(self._batch_size(workers))
+        pending = Batches(self.runs, self._batch_size(workers), self.done)
         window = 1 if inline else 2 * workers
         attempts: dict[tuple, int] = {}
         t0 = time.perf_counter()
+        from .executors import ClusterLost
         try:
             # a broken executor (a worker process died) is replaced and the search goes on
             while pending and not self._stopping() and self._drive(pending, window, attempts):
                 pass
         except KeyboardInterrupt:
             self.report.interrupted = True
+        except ClusterLost as e:  # as good as an interrupt: what finished is kept
+            self.report.interrupted = True
+            self.report.notes.append(str(e))
         finally:
+            self._record_held()
             self.report.elapsed_s = time.perf_counter() - t0
 
     def _stopping(self) -> bool:
         return self.stop_on_first and self.report.failing_runs > 0
 
-    def _drive(self, pending: deque, window: int, attempts: dict) -> bool:
+    def _may_submit(self, batch) -> bool:
+        """With --stop-on-first, nothing after a failing run already seen is worth running."""
+        held = self._held_failure()
+        return held is None or batch[0] <= held
+
+    def _drive(self, pending: "Batches", window: int, attempts: dict) -> bool:
         """Feed batches to one executor until done; True when it broke and must be replaced."""
-        from .executors import make_executor
+        from .executors import ClusterLost, make_executor
         with make_executor(self.workers, self.dask) as ex:
             inflight: dict = {}
             try:
                 while pending or inflight:
                     while (pending and len(inflight) < window and not self._stopping()
-                           and self._k_ready(pending[0][0])):
-                        suspect = pending[0] in attempts
+                           and self._k_ready(pending.peek()[0])
+                           and self._may_submit(pending.peek())):
+                        suspect = pending.peek() in attempts
                         if suspect and inflight:
                             break  # a batch that was out when a worker died runs alone
-                        b = pending.popleft()
+                        b = pending.pop()
                         k = self._k_for_epoch(b[0] // EPOCH_RUNS)
-                        fut = ex.submit(run_batch, self.plan, b[0], b[1], k, self.stop_on_first)
+                        try:
+                            fut = ex.submit(run_batch, self.plan, b[0], b[1], k,
+                                            self.stop_on_first)
+                        except cf.BrokenExecutor:
+                            # a worker died since the last look: settle what finished (the
+                            # batch that killed it counts a try), queue the rest again
+                            pending.requeue(b)
+                            for f in sorted(inflight, key=lambda f: inflight[f]):
+                                if f.done():
+                                    self._collect(f, inflight[f], pending, attempts)
+                                else:
+                                    pending.requeue(inflight[f])
+                            return True
                         inflight[fut] = b
                         if suspect:
                             break
                     if not inflight:
                         return False
-                    finished, _ = cf.wait(list(inflight), return_when=cf.FIRST_COMPLETED)
+                    finished = _wait_first(ex, inflight)
                     broken = False
                     for fut in sorted(finished, key=lambda f: inflight[f]):
                         broken |= self._collect(fut, inflight.pop(fut), pending, attempts)
@@ -389,25 +406,20 @@ class Exploration:
                         # every batch still out went down with the executor: queue them again
                         for fut in inflight:
                             fut.cancel()
-                        pending.extend(inflight.values())
-                        _requeue_in_order(pending)
+                        for b in inflight.values():
+                            pending.requeue(b)
                         return True
                     if self._stopping():
-                        self._finish_inflight(inflight)
+                        for fut in inflight:
+                            fut.cancel()  # later runs than the first failure: not wanted
                         return False
-            except KeyboardInterrupt:
+            except ClusterLost:
+                raise  # nothing left to cancel them with
+            except BaseException:  # an interrupt
                 for fut in inflight:
                     fut.cancel()
                 raise
         return False
-
-    def _finish_inflight(self, inflight: dict) -> None:
-        """After the first failure: drop batches not started, record the ones that finish."""
-        for fut in inflight:
-            fut.cancel()
-        for fut in cf.as_completed(list(inflight)):
-            if not fut.cancelled() and fut.exception() is None:
-                self._record(fut.result())
 
     def _collect(self, fut, batch, pending, attempts) -> bool:
         """Record a finished batch, or queue it again; True when the executor is broken."""
@@ -416,15 +428,48 @@ class Exploration:
         except (ModelError, BadInput):
             raise
         except cf.CancelledError:
-            pending.append(batch)
-            _requeue_in_order(pending)
+            pending.requeue(batch)
             return False
         except Exception as e:
             if self._inline:
                 raise  # in this process nothing died: an error is an error, with its traceback
             return self._retry(batch, e, pending, attempts)
-        self._record(outcomes)
+        self._finished(batch, outcomes)
         return False
+
+    def _finished(self, batch, outcomes) -> None:
+        """Record a batch in run order (see ``_flush_in_order``): runs.csv reads the same
+        whatever the workers or executor, and --stop-on-first counts exactly."""
+        if self._inline:
+            self._record(outcomes)
+            return
+        self._held[batch[0]] = outcomes
+        self._flush_in_order()
+
+    def _record_held(self) -> None:
+        """An interrupted search keeps every finished run, in order as far as it goes."""
+        if not self._stopping():
+            for start in sorted(self._held):
+                self._record(self._held.pop(start))
+
+    def _held_failure(self):
+        """The earliest failing run among batches waiting for earlier ones (or None)."""
+        runs = [o.run for batch in self._held.values() for o in batch if o.failed]
+        return min(runs) if runs else None
+
+    def _flush_in_order(self) -> None:
+        """Record held batches while they are next in run order; stop at the first failure.
+
+        So ``runs`` counts exactly the runs up to and including the first failing
+        one, as if they had been made one after another, whatever the workers.
+        """
+        while self._held and not self._stopping():
+            start = min(self._held)
+            if start > self.done_prefix:
+                return  # an earlier batch is still out
+            self._record(self._held.pop(start))
+        if self._stopping():
+            self._held.clear()
 
     def _retry(self, batch, error, pending, attempts) -> bool:
         """A batch's worker died (or its result was lost): queue it again, or report it lost."""
@@ -433,8 +478,7 @@ class Exploration:
         if n >= BATCH_ATTEMPTS:
             self._lose(batch, error)
         else:
-            pending.append(batch)
-            _requeue_in_order(pending)
+            pending.requeue(batch)
         return isinstance(error, cf.BrokenExecutor)
 
     def _lose(self, batch, error) -> None:
@@ -443,6 +487,7 @@ class Exploration:
                                       "error": f"{type(error).__name__}: {error}"})
         for i in range(*batch):
             self._mark_done(i)  # settled, so later epochs may start; not counted as runs
+        self._flush_in_order()
 
     # -- dfs -----------------------------------------------------------------------------------
 
@@ -547,10 +592,74 @@ class Exploration:
                                     "runs_for_99": n, "exploration_runs_for_99": n * share})
 
 
-def _requeue_in_order(pending: deque) -> None:
-    items = sorted(set(pending))
-    pending.clear()
-    pending.extend(items)
+class Batches:
+    """The batches still to run, made one at a time as they are asked for.
+
+    A batch is a range of missing run indices inside one epoch, at most ``size``
+    long.  Only the next fresh batch and the ones to run again are held, so
+    memory does not grow with ``--runs``.
+    """
+
+    def __init__(self, runs: int, size: int, done: bytearray):
+        self.runs = runs
+        self.size = size
+        #: Finished runs by index (shared with the exploration, which marks them).
+        self.done = done
+        #: Where the next fresh batch starts looking.
+        self.next = 0
+        #: Batches to run again (their worker died), sorted; all start before ``next``.
+        self.again: list[tuple[int, int]] = []
+        self._fresh = self._make()
+
+    def _make(self):
+        i, done = self.next, self.done
+        while i < self.runs and i < len(done) and done[i]:
+            i += 1
+        if i >= self.runs:
+            return None
+        end = min(self.runs, (i // EPOCH_RUNS + 1) * EPOCH_RUNS, i + self.size)
+        j = i
+        while j < end and not (j < len(done) and done[j]):
+            j += 1
+        return (i, j)
+
+    def __bool__(self) -> bool:
+        return bool(self.again) or self._fresh is not None
+
+    def peek(self) -> tuple[int, int]:
+        return self.again[0] if self.again else self._fresh
+
+    def pop(self) -> tuple[int, int]:
+        if self.again:
+            return self.again.pop(0)
+        b = self._fresh
+        self.next = b[1]
+        self._fresh = self._make()
+        return b
+
+    def requeue(self, batch: tuple[int, int]) -> None:
+        if batch not in self.again:
+            self.again.append(batch)
+            self.again.sort()
+
+
+#: Seconds between checks that a cluster is still there while no batch finishes.
+HEALTH_CHECK_S = 2.0
+
+
+def _wait_first(ex, inflight: dict) -> set:
+    """The batches that finished first; asks a cluster executor whether it still lives."""
+    check = getattr(ex, "check_alive", None)
+    while True:
+        finished, _ = cf.wait(list(inflight), timeout=HEALTH_CHECK_S if check else None,
+                              return_when=cf.FIRST_COMPLETED)
+        if finished:
+            return finished
+        check()
+
+
+def out_label(path: str) -> str:
+    return path.rstrip(os.sep) or path
 
 
 def _check_at_least(name, value, minimum) -> None:

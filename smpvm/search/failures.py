@@ -10,7 +10,10 @@ seed and run number are kept as provenance; a replay does not need them.
 
 Files are validated on load: anything missing or of the wrong type is one
 line naming the file and the field, never a traceback.  Nothing read from a
-file is executed.
+file is executed.  A failure file is data, a model file is code (like a
+pytest file): replaying imports only the model the ``target`` names, found
+relative to the current directory or a ``root`` the user gives; a file whose
+``model_path`` names another file than its ``target`` is refused.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ class Failure:
 
     #: ``path/to/model.py::scenario`` as it was given.
     target: str
-    #: Absolute path of the model file when it was saved (used if ``target`` is not found).
+    #: Absolute path of the model file when it was saved (checked against ``target``,
+    #: never loaded).
     model_path: str
     #: sha256 of the model file when it was saved.
     model_sha256: str
@@ -88,24 +92,30 @@ class Failure:
             "violation": self.violation.to_dict(), "choices": list(self.choices),
         }
 
-    def model_file(self) -> str:
-        """The model file to load: the recorded path if it exists here, else the absolute one."""
+    def model_file(self, root: str | None = None) -> str:
+        """The model file to load: the one ``target`` names, relative to ``root``
+        (default: the current directory).  ``model_path`` is never loaded: a failure
+        file is data, and only the target it shows may choose the code that runs."""
         path, _ = split_target(self.target)
-        if os.path.isfile(path) or not os.path.isfile(self.model_path):
-            return path
-        return self.model_path
+        full = os.path.abspath(os.path.join(root or os.getcwd(), path))
+        if not os.path.isfile(full):
+            where = f" (recorded in {self.source_root})" if self.source_root else ""
+            raise BadInput(f"the failure's model {path} is not in {root or 'this directory'}"
+                           f"{where}: run from the directory it was recorded in, or give "
+                           f"--root DIR")
+        return full
 
-    def scenario_target(self) -> str:
-        return f"{self.model_file()}::{split_target(self.target)[1]}"
+    def scenario_target(self, root: str | None = None) -> str:
+        return f"{self.model_file(root)}::{split_target(self.target)[1]}"
 
-    def spec(self) -> RunSpec:
-        """The run this failure records (its model file as found here)."""
-        return RunSpec(self.scenario_target(), variant=self.variant, params=self.params,
+    def spec(self, root: str | None = None) -> RunSpec:
+        """The run this failure records (its model file as found under ``root``)."""
+        return RunSpec(self.scenario_target(root), variant=self.variant, params=self.params,
                        cpus=self.cpus, seed=self.seed, max_steps=self.max_steps,
                        source_root=self.source_root or None)
 
 
-def replay(failure: Failure, strategy=None, *, scn=None, trace=None):
+def replay(failure: Failure, strategy=None, *, scn=None, trace=None, root=None):
     """Run a saved failure again from its recorded choices (or under ``strategy``).
 
     The one way every command replays a failure: ``smpvm replay``, ``smpvm
@@ -113,7 +123,8 @@ def replay(failure: Failure, strategy=None, *, scn=None, trace=None):
     ``ReplayMismatch``.
     """
     from ..strategies.replay import Replay
-    return run_spec(failure.spec(), strategy or Replay(failure.choices), scn=scn, trace=trace)
+    return run_spec(failure.spec(root), strategy or Replay(failure.choices), scn=scn,
+                    trace=trace)
 
 
 def save_failure(path: str, failure: Failure) -> None:
@@ -156,6 +167,12 @@ def _from_dict(path: str, d) -> Failure:
         raise bad("'choices' must be a list of CPU numbers")
     if "::" not in d["target"]:
         raise bad("'target' must be path/to/model.py::scenario")
+    model_path = d.get("model_path", "")
+    if not isinstance(model_path, str):
+        raise bad("'model_path' should be of type str")
+    if not names_same_file(split_target(d["target"])[0], model_path, d.get("source_root")):
+        raise bad(f"its target names {split_target(d['target'])[0]} but its model_path is "
+                  f"{model_path}; refusing a file that does not agree on which code to run")
     cpus = d.get("cpus")
     if cpus is not None and (not isinstance(cpus, int) or cpus < 1):
         raise bad("'cpus' must be a positive integer or null")
@@ -167,7 +184,7 @@ def _from_dict(path: str, d) -> Failure:
     except (KeyError, TypeError, ValueError) as e:
         raise bad(f"violation is incomplete ({type(e).__name__}: {e})") from None
     return Failure(
-        target=d["target"], model_path=str(d.get("model_path", "")),
+        target=d["target"], model_path=model_path,
         model_sha256=str(d.get("model_sha256", "")), variant=d["variant"],
         params=d["params"], cpus=cpus, seed=d["seed"], choices=d["choices"],
         violation=violation, source_root=str(d.get("source_root") or os.getcwd()),
@@ -176,6 +193,21 @@ def _from_dict(path: str, d) -> Failure:
         preemptions=_opt_int(d.get("preemptions")),
         original_preemptions=_opt_int(d.get("original_preemptions")),
         max_steps=_opt_int(d.get("max_steps")), smpvm_version=str(d.get("smpvm_version", "")))
+
+
+def names_same_file(target_path: str, model_path: str, source_root) -> bool:
+    """Do a failure's ``target`` (as typed, relative to ``source_root``) and its absolute
+    ``model_path`` name one file?  The path as typed must at least end the absolute one."""
+    if not model_path:
+        return True
+    norm = os.path.normpath
+    if os.path.isabs(target_path):
+        return norm(target_path) == norm(model_path)
+    if isinstance(source_root, str) and source_root and \
+            norm(os.path.join(source_root, target_path)) == norm(model_path):
+        return True
+    tail = norm(target_path).split(os.sep)
+    return ".." not in tail and norm(model_path).split(os.sep)[-len(tail):] == tail
 
 
 def _opt_int(x):

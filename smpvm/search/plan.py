@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -216,15 +217,25 @@ def _scenario_id(manifest: dict):
     return f"{manifest.get('model_path')}::{name}"
 
 
+def finished_part(data: bytes) -> int:
+    """Bytes of a CSV file that hold whole lines: a last line without its newline was
+    cut short by a crash (at any byte) and is not a finished row."""
+    return data.rfind(b"\n") + 1
+
+
 def read_runs_csv(path: str) -> list[Outcome]:
     """Finished runs from a runs.csv; a half-written last line (a crash) is cut off."""
     with open(path, "rb") as fp:
         data = fp.read()
-    if data and not data.endswith(b"\n"):
-        data = data[:data.rfind(b"\n") + 1]
-        with open(path, "wb") as fp:
-            fp.write(data)
-    rows = list(csv.reader(data.decode("utf-8").splitlines()))
+    keep = finished_part(data)
+    if keep < len(data):
+        os.truncate(path, keep)  # one call: the finished rows are never at risk
+        data = data[:keep]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput(f"{path} is not an smpvm runs.csv (not UTF-8 text)") from None
+    rows = list(csv.reader(text.splitlines()))
     if not rows:
         return []
     if tuple(rows[0]) != CSV_COLUMNS:

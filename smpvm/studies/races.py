@@ -118,39 +118,115 @@ def _near(target: str, path: str) -> str:
 # -- race reproduction --------------------------------------------------------------------
 
 
-def run_races(cfg: dict, out_dir: str, workers: int | None = None, dask: str | None = None) -> dict:
+#: Columns of races.csv; ``complete`` is false for a row whose exploration was cut short.
+RACE_FIELDS = ["target", "variant", "role", "strategy", "runs", "failing_runs", "rate",
+               "ci_low", "ci_high", "first_failure_run", "bug_depth", "exhausted", "verdict",
+               "complete"]
+
+
+def run_races(cfg: dict, out_dir: str, workers: int | None = None, dask: str | None = None,
+              resume: bool = False) -> dict:
+    """Explore every (scenario, variant, strategy) of a race study; write races.csv.
+
+    races.csv is rewritten (whole, atomically) after every exploration, so an
+    interrupted study keeps what it finished; its last row may say
+    ``complete=false``.  With ``resume`` the complete rows are kept and the
+    rest explored again, each continuing its own ``runs/`` directory.
+    """
     from ..search.explore import explore
     from .theory import wilson_interval
 
     os.makedirs(out_dir, exist_ok=True)
-    rows = []
-    for e in cfg["entries"]:
-        for variant in e["buggy"]:
-            for label in cfg["strategies"]:
-                rows.append(_race_row(explore, wilson_interval, cfg, e, variant, label, "buggy",
-                                      out_dir, workers, dask))
-        for variant in e["fixed"]:
-            for label in ("portfolio", "dfs"):
-                rows.append(_race_row(explore, wilson_interval, cfg, e, variant, label, "fixed",
-                                      out_dir, workers, dask))
     table = os.path.join(out_dir, "races.csv")
-    fields = ["target", "variant", "role", "strategy", "runs", "failing_runs", "rate",
-              "ci_low", "ci_high", "first_failure_run", "bug_depth", "exhausted", "verdict"]
-    with open(table, "w", newline="", encoding="utf-8") as fp:
-        w = csv.DictWriter(fp, fields, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in fields})
+    done = _finished_rows(out_dir, cfg, table) if resume else {}
+    _manifest(out_dir, cfg, ended=False)
+    plan = []
+    for e in cfg["entries"]:
+        plan += [(e, v, label, "buggy") for v in e["buggy"] for label in cfg["strategies"]]
+        plan += [(e, v, label, "fixed") for v in e["fixed"] for label in ("portfolio", "dfs")]
+    rows, interrupted = [], False
+    for e, variant, label, role in plan:
+        key = (e["target"], variant, role, label)
+        if key in done:
+            rows.append(done[key])
+            continue
+        try:
+            row = _race_row(explore, wilson_interval, cfg, e, variant, label, role, out_dir,
+                            workers, dask, resume)
+        except KeyboardInterrupt:
+            interrupted = True
+            break
+        interrupted = row.pop("interrupted")
+        rows.append(row)
+        _write_rows(table, rows)
+        if interrupted:
+            break
+    _write_rows(table, rows)
     png = os.path.join(out_dir, "races.png")
     _plot_races(rows, png)
-    _manifest(out_dir, cfg)
+    if not interrupted:
+        _manifest(out_dir, cfg, ended=True)
     failing_fixed = [r for r in rows if r["role"] == "fixed" and r["failing_runs"]]
     return {"out": out_dir, "rows": len(rows), "files": [table, png,
             os.path.join(out_dir, "manifest.json")], "fixed_failures": len(failing_fixed),
-            "table": rows}
+            "table": rows, "interrupted": interrupted,
+            "incomplete_rows": sum(1 for r in rows if not r["complete"]),
+            "planned_rows": len(plan)}
 
 
-def _race_row(explore, wilson, cfg, e, variant, label, role, out_dir, workers, dask) -> dict:
+def _write_rows(path, rows) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="", encoding="utf-8") as fp:
+        w = csv.DictWriter(fp, RACE_FIELDS, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in RACE_FIELDS})
+    os.replace(tmp, path)
+
+
+def _finished_rows(out_dir, cfg, table) -> dict:
+    """The complete rows of an earlier session of this study, by (target, variant, role,
+    strategy); refuses a directory that holds another study."""
+    import json
+    try:
+        with open(os.path.join(out_dir, "manifest.json"), encoding="utf-8") as fp:
+            saved = json.load(fp)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        raise BadInput(f"--resume: {out_dir}/manifest.json is unreadable; use another "
+                       f"--out") from None
+    if not isinstance(saved, dict) or saved.get("config") != json.loads(
+            json.dumps(cfg, default=str)):
+        raise BadInput(f"--resume: {out_dir} holds a study with a different configuration; "
+                       f"use another --out or drop --resume")
+    try:
+        with open(table, newline="", encoding="utf-8") as fp:
+            found = list(csv.DictReader(fp))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, csv.Error):
+        raise BadInput(f"--resume: {table} is unreadable; use another --out") from None
+    out = {}
+    for r in found:
+        if r.get("complete") != "True":
+            continue
+        try:
+            row = {**r, "runs": int(r["runs"]), "failing_runs": int(r["failing_runs"]),
+                   "rate": float(r["rate"]), "ci_low": float(r["ci_low"]),
+                   "ci_high": float(r["ci_high"]), "exhausted": r["exhausted"] == "True",
+                   "complete": True,
+                   "first_failure_run": int(r["first_failure_run"])
+                   if r["first_failure_run"] else None,
+                   "bug_depth": int(r["bug_depth"]) if r["bug_depth"] else None}
+        except (KeyError, ValueError, TypeError):
+            continue  # not a row this smpvm wrote: explore it again
+        out[(r["target"], r["variant"], r["role"], r["strategy"])] = row
+    return out
+
+
+def _race_row(explore, wilson, cfg, e, variant, label, role, out_dir, workers, dask,
+              resume=False) -> dict:
     args = dict(STRATEGIES.get(label, {"strategy": label}))
     is_dfs = args["strategy"] == "dfs"
     name = e["target"].split("::")[-1]
@@ -159,7 +235,7 @@ def _race_row(explore, wilson, cfg, e, variant, label, role, out_dir, workers, d
     rep = explore(e["target"], variant=variant, params=e["params"], seed=cfg["seed"],
                   runs=cfg["dfs_runs"] if is_dfs else cfg["runs"],
                   workers=1 if is_dfs else workers, dask=None if is_dfs else dask,
-                  stop_on_first=is_dfs and role == "buggy",
+                  stop_on_first=is_dfs and role == "buggy", resume=resume and not is_dfs,
                   out=os.path.join(out_dir, "runs", f"{name}-{variant}-{label}"), **args)
     lo, hi = wilson(rep.failing_runs, rep.runs) if rep.runs else (0.0, 1.0)
     if role == "fixed":
@@ -174,7 +250,8 @@ def _race_row(explore, wilson, cfg, e, variant, label, role, out_dir, workers, d
             "runs": rep.runs, "failing_runs": rep.failing_runs,
             "rate": rep.failing_runs / rep.runs if rep.runs else 0.0, "ci_low": lo, "ci_high": hi,
             "first_failure_run": rep.first_failure_run, "bug_depth": rep.bug_depth,
-            "exhausted": rep.exhausted, "verdict": verdict}
+            "exhausted": rep.exhausted, "verdict": verdict,
+            "complete": not (rep.interrupted or rep.lost_runs), "interrupted": rep.interrupted}
 
 
 def _plot_races(rows, path) -> None:
@@ -254,11 +331,13 @@ def run_lor_survey(cfg: dict, out_dir: str) -> dict:
             "files": [table] + files + [os.path.join(out_dir, "manifest.json")], "table": found}
 
 
-def _manifest(out_dir, cfg) -> None:
+def _manifest(out_dir, cfg, ended: bool = True) -> None:
+    """manifest.json; ``complete`` is false until the whole study has run."""
     import datetime
 
     from .. import __version__
     doc = {"schema_version": 1, "smpvm_version": __version__, "config": cfg,
-           "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+           "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "complete": ended}
     from ..search.manifest import write_manifest
     write_manifest(os.path.join(out_dir, "manifest.json"), doc)

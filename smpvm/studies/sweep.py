@@ -58,6 +58,7 @@ repeating or losing rows.
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import os
@@ -109,6 +110,14 @@ class SweepConfig:
     def design_key(self) -> str | None:
         """The parameter that names a design: ``case``, else the plot's ``lines``."""
         return "case" if self.cases else self.plot.get("lines")
+
+    def run_count(self, seeds: int | None = None) -> int:
+        """Points times ``seeds`` (default: the first seeds of each point), without
+        making the points."""
+        n = len(self.cases) if self.cases else 1
+        for values in self.swept.values():
+            n *= len(values)
+        return n * (self.seeds if seeds is None else seeds)
 
     def points(self) -> list[dict]:
         """Every case times every combination of swept values, over the fixed ones, in order."""
@@ -241,6 +250,12 @@ def load_config(path: str, overrides: dict | None = None, *, sets=(),
                        f"supported, got {strategy!r}")
     precision, max_seeds, max_steps = _run_length(path, data, seeds)
     baseline = data.get("baseline")
+    shape = SweepConfig(path=path, target=target, fixed=fixed, swept=swept, cases=cases,
+                        costs=costs, seeds=seeds, base_seed=base_seed, study={}, plot={})
+    most = shape.run_count(max(seeds, max_seeds))
+    if most > MAX_RUNS:
+        raise BadInput(f"{path}: this study asks for up to {most:,} runs; a sweep holds at "
+                       f"most {MAX_RUNS:,} (lower seeds or max_seeds, or split the sweep)")
     if baseline is not None:
         designs = list(cases) if cases else swept.get(plot.get("lines"), [])
         if not isinstance(baseline, str) or baseline not in [str(d) for d in designs]:
@@ -326,8 +341,10 @@ def _check_param(path, where, key, values, scn, types) -> None:
     if key in ("cpus", "strategy") and key not in types:
         if key == "cpus":
             for v in values:
-                if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                    raise BadInput(f"{path}: {where} must hold whole numbers >= 1, got {v!r}")
+                from ..scenario import MAX_CPUS
+                if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_CPUS:
+                    raise BadInput(f"{path}: {where} must hold whole numbers >= 1 (at most "
+                                   f"{MAX_CPUS}), got {v!r}")
         return
     if key not in types:
         known = ", ".join(sorted(types)) or "none"
@@ -448,18 +465,20 @@ def flat_metrics(r) -> dict:
     return out
 
 
-def run_specs(cfg: SweepConfig, seeds: dict | None = None) -> list[dict]:
-    """The runs of every point: seeds 0..n-1 of each (``seeds``: point -> n, default all)."""
-    specs = []
+def run_specs(cfg: SweepConfig, seeds: dict | None = None):
+    """The runs of every point, made as they are asked for: seeds 0..n-1 of each
+    (``seeds``: point -> n, default all).  A run names its model by absolute path, so
+    workers elsewhere (a Dask cluster) load the same file."""
+    path, name = cfg.target.rsplit("::", 1)
+    target = f"{os.path.abspath(path)}::{name}"
     for i, point in enumerate(cfg.points()):
         n = cfg.seeds if seeds is None else seeds.get(i, 0)
         for j in range(n):
             spec = {"run": i * cfg.stride + j, "point": i, "seed": cfg.base_seed + j,
-                    "target": cfg.target, "params": point, "costs": cfg.costs}
+                    "target": target, "params": point, "costs": cfg.costs}
             if cfg.max_steps:
                 spec["max_steps"] = cfg.max_steps
-            specs.append(spec)
-    return specs
+            yield spec
 
 
 class RunsCsv:
@@ -474,7 +493,19 @@ class RunsCsv:
             self._read()
 
     def _read(self) -> None:
-        with open(self.path, newline="", encoding="utf-8") as fp:
+        with open(self.path, "rb") as fp:
+            data = fp.read()
+        # a last line without its newline was cut short (at any byte): not a finished run
+        whole = data[:data.rfind(b"\n") + 1]
+        try:
+            text = whole.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadInput(f"{self.path} is not a sweep's runs.csv (not UTF-8 text); use "
+                           f"another --out") from None
+        if not text:  # not even the header was finished
+            self._rewrite()
+            return
+        with io.StringIO(text, newline="") as fp:
             reader = csv.DictReader(fp)
             fields = reader.fieldnames or []
             fixed = ["run", "point", "seed"] + self.param_names
@@ -489,7 +520,7 @@ class RunsCsv:
                     torn += 1
                     continue
                 self.rows[int(row["run"])] = row
-        if torn:
+        if torn or len(whole) < len(data):
             self._rewrite()
 
     def header(self) -> list[str]:
@@ -559,38 +590,37 @@ def run_sweep(cfg: SweepConfig, out_dir: str, *, workers: int | None = None,
     params_names = (["case"] if cfg.cases else []) + list(cfg.swept) + [
         k for k in dict.fromkeys(list(cfg.fixed) + case_keys) if k not in cfg.swept]
     table = RunsCsv(runs_path, params_names)
-    specs = [s for s in run_specs(cfg) if s["run"] not in table.rows]
-    total = len(run_specs(cfg))
+    total = cfg.run_count()
+    specs = (s for s in run_specs(cfg) if s["run"] not in table.rows)
     if cfg.precision:  # runs a resumed precision sweep had added beyond the first seeds
-        total = max(total, len(table.rows) + len(specs))
+        missing = sum(1 for s in run_specs(cfg) if s["run"] not in table.rows)
+        total = max(total, len(table.rows) + missing)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     _write_manifest(manifest_path, resolved, __version__, started, None, total,
                     describe(workers, dask), cfg)
     t0 = time.perf_counter()
-    done = total - len(specs)
+    first = len(table.rows)
     if progress:
-        progress(done, total)
-    from collections import deque
-    window = 1 if (workers or 0) == 1 and not dask else 4 * (workers or os.cpu_count() or 1)
-    ran = len(specs)
-    with make_executor(workers, dask) as ex:
-        while specs:
-            # A bounded window of runs in flight: rows reach the disk as runs finish, and
-            # an interrupted sweep has run little that it did not also write.
-            pending = deque()
-            todo = iter(specs)
-            for spec in todo:
-                pending.append((spec, ex.submit(run_one, spec)))
-                if len(pending) < window:
-                    continue
-                done = _collect(pending.popleft(), table, done, total, progress)
-            while pending:
-                done = _collect(pending.popleft(), table, done, total, progress)
-            # a point short of its precision gets more seeds (twice as many, up to the bound)
-            specs = _more_seeds(cfg, table) if cfg.precision else []
-            specs = [s for s in specs if s["run"] not in table.rows]
-            ran += len(specs)
-            total += len(specs)
+        progress(min(first, total), total)
+    lost: list[dict] = []
+    counter = {"total": total}
+
+    def on_row(spec, row):
+        table.add(row, spec["params"])
+        if progress:
+            progress(len(table.rows), max(counter["total"], len(table.rows)))
+
+    while True:
+        Runner(workers, dask, on_row, lost).run(specs)
+        # a point short of its precision gets more seeds (twice as many, up to the bound)
+        more = [s for s in (_more_seeds(cfg, table) if cfg.precision else [])
+                if s["run"] not in table.rows]
+        if not more or lost:
+            break
+        counter["total"] += len(more)
+        specs = iter(more)
+    ran = len(table.rows) - first
+    total = counter["total"]
     total = max(total, len(table.rows))
     elapsed = time.perf_counter() - t0
     ended = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -608,7 +638,7 @@ def run_sweep(cfg: SweepConfig, out_dir: str, *, workers: int | None = None,
         files.append(write_comparisons(os.path.join(out_dir, "comparisons.csv"), comparisons))
     violations = sum(int(float(r.get("violations", 0) or 0)) for r in table.rows.values())
     limited = sum(1 for r in table.rows.values() if r.get("limit.max_steps") not in (None, ""))
-    return {"out": out_dir, "points": len(points), "runs": total, "ran": ran,
+    return {"out": out_dir, "points": len(points), "runs": total, "ran": ran, "lost_runs": lost,
             "runs_per_second": ran / elapsed if elapsed > 0 else None,
             "violations": violations - limited, "limited_runs": limited,
             "unplotted_metrics": missing, "limits": [{"point": r["point"], "limit": r["limit"]} for r in summary
@@ -631,13 +661,112 @@ def _more_seeds(cfg, table) -> list[dict]:
     return run_specs(cfg, want) if want else []
 
 
-def _collect(item, table, done, total, progress) -> int:
-    spec, fut = item
-    table.add(fut.result(), spec["params"])
-    done += 1
-    if progress:
-        progress(done, total)
-    return done
+def _wait_alive(ex, fut) -> None:
+    """Wait for ``fut``; on a cluster, check every few seconds that it is still there."""
+    import concurrent.futures as cf
+
+    from ..search.explore import HEALTH_CHECK_S
+    check = getattr(ex, "check_alive", None)
+    while check is not None and not fut.done():
+        cf.wait([fut], timeout=HEALTH_CHECK_S)
+        if not fut.done():
+            check()
+
+
+#: Times a run is tried before it is reported as lost (its worker died every time).
+RUN_ATTEMPTS = 3
+#: Most runs a sweep may have: its rows are held in memory to summarise them.
+MAX_RUNS = 1_000_000
+
+
+class Runner:
+    """Runs specs on an executor, a bounded window at a time, handing rows over in order.
+
+    A worker that dies (kill -9, out of memory, a crashing extension) breaks a
+    process pool: the runs it held are run again on a new one, each alone, so
+    the run that kills its worker every time is found, tried ``RUN_ATTEMPTS``
+    times and reported as lost -- never dropped, never the sweep's end.
+    """
+
+    def __init__(self, workers, dask, on_row, lost: list):
+        self.workers = workers
+        self.dask = dask
+        self.on_row = on_row
+        #: Lost runs: {"run": n, "error": "..."}.
+        self.lost = lost
+        self.inline = (workers or 0) == 1 and not dask
+        self.window = 1 if self.inline else 4 * (workers or os.cpu_count() or 1)
+        #: Runs that were out when a worker died, to run again alone: run -> (spec, tries).
+        self.suspects: dict[int, list] = {}
+
+    def run(self, specs) -> None:
+        from collections import deque
+        again = deque()
+        specs = iter(specs)
+        while True:
+            broken = self._feed(specs, again)
+            if not broken:
+                return
+
+    def _next(self, specs, again):
+        if again:
+            return again.popleft()
+        return next(specs, None)
+
+    def _feed(self, specs, again) -> bool:
+        """Run specs until done; True when the executor broke and must be replaced."""
+        import concurrent.futures as cf
+        from collections import deque
+
+        from ..search.executors import make_executor
+        from ..violations import ModelError
+        with make_executor(self.workers, self.dask) as ex:
+            inflight = deque()
+            while True:
+                while len(inflight) < self.window:
+                    if again and again[0]["run"] in self.suspects and inflight:
+                        break  # a run that was out when a worker died runs alone
+                    spec = self._next(specs, again)
+                    if spec is None:
+                        break
+                    inflight.append((spec, ex.submit(run_one, spec)))
+                    if spec["run"] in self.suspects:
+                        break
+                if not inflight:
+                    return False
+                spec, fut = inflight.popleft()
+                _wait_alive(ex, fut)
+                try:
+                    row = fut.result()
+                except (ModelError, BadInput):
+                    raise
+                except Exception as e:
+                    if self.inline:
+                        raise
+                    if not isinstance(e, cf.BrokenExecutor):  # one run's worker died
+                        self._retry(spec, e, again, alone=True)
+                        continue
+                    # the pool is gone with every run it held: run them again, each alone
+                    self._retry(spec, e, again, alone=not inflight)
+                    for other, f in inflight:
+                        f.cancel()
+                        self.suspects.setdefault(other["run"], [other, 0])
+                        again.append(other)
+                    return True
+                self.suspects.pop(spec["run"], None)
+                self.on_row(spec, row)
+
+    def _retry(self, spec, error, again, alone: bool) -> None:
+        """Run ``spec`` again; when it broke a worker on its own often enough, lose it."""
+        entry = self.suspects.setdefault(spec["run"], [spec, 0])
+        if alone:
+            entry[1] += 1
+        if entry[1] >= RUN_ATTEMPTS:
+            self.suspects.pop(spec["run"])
+            self.lost.append({"run": spec["run"], "point": spec["point"], "seed": spec["seed"],
+                              "error": f"{type(error).__name__}: {error}"})
+        else:
+            again.appendleft(spec)
 
 
 def _write_manifest(path, resolved, version, started, ended, total, where, cfg) -> None:

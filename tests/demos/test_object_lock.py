@@ -90,5 +90,8 @@ def test_what_if_shape_rwlock_wins_only_with_many_readers(scn):
 def test_bad_parameters_are_rejected(scn):
     with pytest.raises(BadInput):
         run_scenario(scn, variant="rwlock", params={"read_fraction": 1.5})
-    with pytest.raises(BadInput, match="raise --cpus"):
-        run_scenario(scn, variant="rwlock", cpus=2)
+
+def test_cpus_sizes_the_faulting_threads(scn):
+    """--cpus means the same as --set cpus= here: two faulters, each on its own CPU."""
+    r = run_scenario(scn, variant="rwlock", cpus=2)
+    assert r.params["cpus"] == 2 and not r.violations
