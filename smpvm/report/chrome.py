@@ -12,8 +12,8 @@ On a track, things that take time are *slices*:
   (``"ph": "B"``) and closed by ``release`` (``"ph": "E"``);
 - an interrupt handler is a slice ``irq <source>`` between ``irq-begin`` and
   ``irq-end``;
-- ``wait`` and ``work`` records carry their own duration and become complete
-  events (``"ph": "X"``).
+- ``wait`` and ``work`` records carry their own duration and become slices
+  too, from the record's time to its end (cut short by the CPU's next record).
 
 Everything else (loads, stores, alloc/free, spl changes, notes) is an instant
 event on its CPU's track; a violation is a global instant, drawn across all
@@ -32,9 +32,17 @@ Trace viewers require the slices on one track to nest like brackets.  Real
 kernels do not release locks in stack order, so when a lock that is not the
 innermost open slice is released, the slices above it are closed, it is
 closed, and the ones above are reopened at the same instant with the same
-names and arguments.  A complete event is held back until the CPU's next
-record arrives and is clipped to lie between the last slice boundary on the
-track and that record, so it always nests too.
+names and arguments.
+
+Events are written in time order whenever the records arrive in time order.
+Perfetto reads such a file in file order; once a timestamp goes back it
+sorts the events, and at equal times puts every end before any begin: a
+slice that opens and closes in one instant is then left open, and an arrow
+that starts as its lock is released finds no slice to start from.  So a
+``wait`` or ``work`` slice is not written as one complete event (``"X"``),
+which would have to wait for its end and land after later events of other
+CPUs: its begin is written at once and its end as soon as any record reaches
+that time, or earlier when the CPU's own next record comes first.
 
 :class:`ChromeTraceSink` is a trace sink: it writes each event as its record
 arrives and keeps only the per-CPU stack of open slices, so memory stays flat
@@ -114,19 +122,6 @@ class _Slice(NamedTuple):
     args: str
 
 
-class _Complete(NamedTuple):
-    """A complete event waiting for the CPU's next record to clip its end."""
-
-    #: Start time in ns (already clipped to the track's last boundary).
-    start_ns: int
-    #: End time in ns as the record says.
-    end_ns: int
-    #: Ready-made JSON text of its name and category.
-    label: str
-    #: Ready-made JSON text of its args.
-    args: str
-
-
 class ChromeTraceSink:
     """Streams trace records to a Chrome Trace Event Format JSON file.
 
@@ -157,8 +152,8 @@ class ChromeTraceSink:
         self._edge_ns: dict[int, int] = {}
         #: Per CPU, the latest time seen in its records (end of work/wait included).
         self._last_ns: dict[int, int] = {}
-        #: Per CPU, a complete event held back until the CPU's next record.
-        self._held: dict[int, _Complete] = {}
+        #: Per CPU, when its open ``wait``/``work`` slice ends (it is the innermost).
+        self._ends: dict[int, int] = {}
         #: The run's process id, written on every event.
         self._pid = int(pid)
         #: Per lock label, the CPUs waiting for it, in the order they began.
@@ -189,6 +184,8 @@ class ChromeTraceSink:
     def add(self, rec: TraceRecord) -> None:
         """Write the events for one record."""
         cpu = rec.cpu
+        # timed slices end, at the latest, when this record happens
+        self._end_timed(rec.time_ns, cpu)
         if cpu not in self._stacks:
             if rec.action == "thread-begin" and cpu not in self._names:
                 self._names[cpu] = rec.target
@@ -197,27 +194,28 @@ class ChromeTraceSink:
             # every CPU starts at spl0; its counter track starts with its first record
             self._spl[cpu] = 0
             self._counter(f"CPU{cpu}", "spl", 0, rec.time_ns)
-        # a held complete event ends, at the latest, when this record happens
-        held = self._held.pop(cpu, None)
-        if held is not None:
-            self._flush(cpu, held, rec.time_ns)
         if rec.time_ns > self._last_ns[cpu]:
             self._last_ns[cpu] = rec.time_ns
         handler = _HANDLERS.get(rec.action, ChromeTraceSink._instant)
         handler(self, rec)
 
     def close(self) -> None:
-        """Close still-open slices at each CPU's last time and finish the JSON."""
+        """Close still-open slices at the end of the run and finish the JSON.
+
+        A lock still held or a wait still pending when the run stops (a
+        deadlock, the step limit) lasts until the run's last moment, which
+        also keeps the file in time order.
+        """
         if self.closed:
             return
         self.closed = True
+        for end, cpu in sorted((end, cpu) for cpu, end in self._ends.items()):
+            self._end_timed_slice(cpu, end)
+        run_end = max(self._last_ns.values(), default=0)
         for cpu in sorted(self._stacks):
-            held = self._held.pop(cpu, None)
-            if held is not None:
-                self._flush(cpu, held, None)
             stack = self._stacks[cpu]
             while stack:
-                self._end(cpu, stack.pop(), self._last_ns[cpu])
+                self._end(cpu, stack.pop(), run_end)
         self._out.write("\n]}\n")
         if self._owned:
             self._out.close()
@@ -386,24 +384,34 @@ class ChromeTraceSink:
         self._edge_ns[cpu] = t
         return t
 
-    # -- complete events ------------------------------------------------------
+    # -- timed slices (wait, work) -------------------------------------------
 
     def _hold(self, rec: TraceRecord, label: str, args: str) -> None:
-        """Keep a wait/work event until we know when the CPU did its next thing."""
-        end = rec.time_ns + max(rec.dur_ns, 0)
+        """Open a slice for a record with a duration; it ends in :meth:`_end_timed`."""
+        start = max(rec.time_ns, self._edge_ns[rec.cpu])
+        end = max(start, rec.time_ns + max(rec.dur_ns, 0))
         if end > self._last_ns[rec.cpu]:
             self._last_ns[rec.cpu] = end
-        start = max(rec.time_ns, self._edge_ns[rec.cpu])
-        self._held[rec.cpu] = _Complete(start, max(start, end), label, args)
+        self._open(rec.cpu, _Slice("timed", "", label, args), start)
+        self._ends[rec.cpu] = end
 
-    def _flush(self, cpu: int, ev: _Complete, next_ns: int | None) -> None:
-        """Write a held complete event, clipped to end by ``next_ns``."""
-        end = ev.end_ns if next_ns is None else min(ev.end_ns, next_ns)
-        end = max(end, ev.start_ns)
-        self._edge_ns[cpu] = max(self._edge_ns[cpu], end)
-        self._emit(f'{{{ev.label},"ph":"X","ts":{us(ev.start_ns)}'
-                   f',"dur":{us(end - ev.start_ns)},"pid":{self._pid},"tid":{TID_BASE + cpu}'
-                   f',"args":{ev.args}}}')
+    def _end_timed(self, now_ns: int, cpu: int) -> None:
+        """Before a record of ``cpu`` at ``now_ns``: end the timed slices due by then.
+
+        ``cpu``'s own ends now at the latest (its next step has begun); other
+        CPUs' ones only if they end by ``now_ns``.  Earliest first, so the
+        file stays in time order.
+        """
+        if not self._ends:
+            return
+        due = sorted((min(end, now_ns), c) for c, end in self._ends.items()
+                     if c == cpu or end <= now_ns)
+        for end, c in due:
+            self._end_timed_slice(c, end)
+
+    def _end_timed_slice(self, cpu: int, end_ns: int) -> None:
+        del self._ends[cpu]
+        self._end(cpu, self._stacks[cpu].pop(), end_ns)
 
     # -- output ---------------------------------------------------------------
 
