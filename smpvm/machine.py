@@ -48,6 +48,7 @@ from .lockstat import LockStat
 from .ops import BLOCKED as OP_BLOCKED
 from .ops import ISSUED, EventWait, IssueLog, Op, Work
 from .ops import SleepQueues
+from .strategies.base import DELIVER, NOT_YET
 from .threads import Thread, thread_ended
 from .trace import TraceRecord
 from .violations import FATAL, ModelError, Violation
@@ -76,15 +77,22 @@ class RunStopped(BaseException):
 
 
 class InterruptSource:
-    """Delivers a handler at an spl level to one CPU, at given times or as a Poisson stream."""
+    """Delivers a handler at an spl level to one CPU: at given times, as a Poisson stream,
+    or once inside a window where the strategy places it."""
 
-    def __init__(self, m, name, level, handler, cpu, rate_per_s, at_ns):
+    def __init__(self, m, name, level, handler, cpu, rate_per_s, at_ns, window=None):
         self.m = m
         self.name = name
         self.level = level
         self.handler = handler
         self.cpu = cpu
         self.rate_per_s = rate_per_s
+        #: (start_ns, end_ns or None) when the strategy places the one arrival; else None.
+        self.window = window
+        #: The strategy chose to deliver it (a window source only).
+        self.landed = False
+        if window is not None:
+            at_ns = (window[0],)  # pending from the window's start, kept when threads end
         self.times = sorted(at_ns) if at_ns is not None else None
         self._next = 0
         #: Delivery latencies (arrival to handler start), ns.
@@ -104,12 +112,12 @@ class InterruptSource:
 class RaisedInterrupt:
     """One interrupt raised by ``Machine.interrupt`` (a device, a timer): delivered once."""
 
-    __slots__ = ("name", "level", "handler", "latencies", "threaded")
+    __slots__ = ("name", "level", "handler", "latencies", "threaded", "window", "landed")
 
     #: Like a source with listed arrival times: kept when the threads have ended.
     times = ()
 
-    def __init__(self, name, level, handler, latencies):
+    def __init__(self, name, level, handler, latencies, window=None):
         self.name = name
         self.level = level
         self.handler = handler
@@ -117,9 +125,34 @@ class RaisedInterrupt:
         self.latencies = latencies
         #: A handler run as a thread (softclock): no interrupt-safety marks.
         self.threaded = False
+        #: (start_ns, end_ns) when the strategy places the arrival inside it; else None.
+        self.window = window
+        self.landed = False
 
     def next_arrival(self, after_ns):
         return None
+
+
+#: The options of an ``"irq"`` decision (``smpvm.strategies.base``).
+IRQ_OPTIONS = [NOT_YET, DELIVER]
+#: How ``_deliver_irq`` treats a window interrupt that is due: ask the strategy, do not
+#: (the timed view asked at the yield, in ``_irq_due``), or take it at once (a spinner).
+_DONT_ASK, _ASK, _FORCE = 0, 1, 2
+
+
+def arrival_window(window, what):
+    """``window`` checked: (start_ns, end_ns), or (0, None) for ``"any"``."""
+    if window == "any":
+        return (0, None)
+    try:
+        start, end = window
+        start, end = int(start), int(end)
+    except (TypeError, ValueError):
+        raise ModelError(f"{what}: window must be (start_ns, end_ns) or \"any\", "
+                         f"got {window!r}") from None
+    if start < 0 or end < start:
+        raise ModelError(f"{what}: window ({start}, {end}) must have 0 <= start_ns <= end_ns")
+    return (start, end)
 
 
 class RunResult:
@@ -223,6 +256,8 @@ class Machine:
         self._zones: list = []
         #: Interrupt sources in the order they were declared.
         self.interrupt_sources: list[InterruptSource] = []
+        #: Interrupts declared or raised with a window (their placement is a decision).
+        self.arrival_windows = 0
         self._quiescence: list = []
         self._heap: list = []
         self._rng = None
@@ -321,28 +356,49 @@ class Machine:
         self._quiescence.append(check)
 
     def interrupt_source(self, name: str, level: int, handler, *, cpu: int = 0,
-                         rate_per_s: float | None = None, at_ns=None) -> InterruptSource:
+                         rate_per_s: float | None = None, at_ns=None,
+                         window=None) -> InterruptSource:
         """Deliver ``handler()`` (a generator function) at spl ``level`` to ``cpu``.
 
-        Give either ``at_ns`` (arrival times) or ``rate_per_s`` (a Poisson
-        stream that lasts while any thread runs).  A masked arrival waits
-        until the CPU's level drops below ``level``.
+        Give exactly one of:
+
+        * ``at_ns``: arrival times;
+        * ``rate_per_s``: a Poisson stream that lasts while any thread runs;
+        * ``window``: one arrival whose placement the strategy chooses.
+          ``(start_ns, end_ns)``: at any yield point of ``cpu`` from
+          ``start_ns`` on, and at the first one at or after ``end_ns`` at the
+          latest; ``"any"``: at any yield point while ``cpu``'s thread runs,
+          and once it has ended (or sleeps) at the latest.  At each yield
+          point where the window is open and ``level`` unmasked, the strategy
+          decides (an ``"irq"`` decision: deliver now or not yet), so a search
+          tries the interrupt at every point of the window, and a saved
+          failure replays the placement.  A CPU that is idle, asleep or
+          spinning for a lock takes it as soon as the window opens.
+
+        A masked arrival waits until the CPU's level drops below ``level``.
         """
-        if (rate_per_s is None) == (at_ns is None):
-            raise ModelError(f"interrupt source {name!r}: give exactly one of rate_per_s, at_ns")
-        src = InterruptSource(self, name, level, handler, cpu, rate_per_s, at_ns)
+        if sum(x is not None for x in (rate_per_s, at_ns, window)) != 1:
+            raise ModelError(f"interrupt source {name!r}: give exactly one of rate_per_s, "
+                             f"at_ns, window")
+        if window is not None:
+            window = arrival_window(window, f"interrupt source {name!r}")
+            self.arrival_windows += 1
+        src = InterruptSource(self, name, level, handler, cpu, rate_per_s, at_ns, window)
         self.interrupt_sources.append(src)
         return src
 
     def interrupt(self, cpu: int, level: int, handler, *, name: str | None = None,
-                  at_ns: int | None = None) -> "RaisedInterrupt":
+                  at_ns: int | None = None, window=None) -> "RaisedInterrupt":
         """Raise an interrupt on CPU ``cpu`` at spl ``level``: ``handler()`` (a generator
         function) runs there, from ``at_ns`` (default: now).
 
         For devices and timers (a SimPy process calls it).  Delivery follows the
         rules of every interrupt: pending while the CPU's level masks it, taken at
         the CPU's next yield point, by a CPU that is idle, asleep or spinning for a
-        lock too.  Returns the raised interrupt; setting its ``threaded`` marks
+        lock too.  ``window=(start_ns, end_ns)`` (absolute times) instead of
+        ``at_ns`` lets the strategy place the arrival anywhere in it, as for
+        ``interrupt_source``: a timer's slack, a completion whose latency
+        varies.  Returns the raised interrupt; setting its ``threaded`` marks
         a handler that runs as a thread (a softclock), whose locks make no
         interrupt-safety marks.
         """
@@ -361,8 +417,16 @@ class Machine:
             stats = self._raised[name] = InterruptSource(self, name, level, handler, c.id,
                                                          None, ())
             self.interrupt_sources.append(stats)
-        t = self.now if at_ns is None else int(at_ns)
-        raised = RaisedInterrupt(name, level, handler, stats.latencies)
+        if window is None:
+            t = self.now if at_ns is None else int(at_ns)
+            raised = RaisedInterrupt(name, level, handler, stats.latencies)
+        else:
+            if at_ns is not None:
+                raise ModelError(f"interrupt({name!r}): give at_ns or window, not both")
+            window = arrival_window(window, f"interrupt({name!r})")
+            self.arrival_windows += 1
+            t = window[0]
+            raised = RaisedInterrupt(name, level, handler, stats.latencies, window)
         self._queue_irq(c, t, raised)
         return raised
 
@@ -682,7 +746,7 @@ class Machine:
                 self._now = t
         lock.waiters.remove(c)
         c.wait_lock = None
-        return self._deliver_irq(c)
+        return self._deliver_irq(c, _FORCE)
 
     def _loop_explore(self) -> None:
         cpus = self.cpus
@@ -1044,15 +1108,21 @@ class Machine:
         return self.issue_log
 
     def _irq_due(self, c) -> bool:
+        """Is an interrupt to be taken at this yield point (the timed view, before the op)?"""
         if c.irq_off:
             return False
         for t, src in c.irqs:
-            if t <= c.clock and src.level > c.spl:
+            if t <= c.clock and src.level > c.spl and (
+                    src.window is None or self._lands(c, src, _ASK)):
                 return True
         return False
 
-    def _deliver_irq(self, c) -> bool:
-        """Take the first due, unmasked interrupt at this yield point; True if one was taken."""
+    def _deliver_irq(self, c, window_mode=None) -> bool:
+        """Take the first due, unmasked interrupt at this yield point; True if one was taken.
+
+        A due window interrupt lands here only if the strategy says so
+        (``window_mode``: whether to ask; the exploration view asks here).
+        """
         if c.irq_off:
             return False
         for i, (t, src) in enumerate(c.irqs):
@@ -1063,6 +1133,10 @@ class Machine:
                 if t > self._now:
                     self._now = t
             if src.level > c.spl:
+                if src.window is not None and not self._lands(
+                        c, src, (_DONT_ASK if self.timed else _ASK)
+                        if window_mode is None else window_mode):
+                    continue
                 del c.irqs[i]
                 src.latencies.append(c.clock - t)
                 nxt = src.next_arrival(t)
@@ -1079,6 +1153,32 @@ class Machine:
                     self.record(c, "irq-begin", src.name, str(src.level))
                 return True
         return False
+
+    #: The window interrupt whose placement the strategy is deciding (for its ``pick``).
+    placing = None
+
+    def _lands(self, c, src, mode) -> bool:
+        """Does window interrupt ``src``, due and unmasked, land at ``c``'s yield point now?
+
+        It must when nothing runs to place it against (an idle, sleeping or
+        spinning CPU) and once its window has closed; otherwise the strategy
+        decides, recorded like every choice.
+        """
+        if src.landed or mode == _FORCE or not c.frames or c.wait_lock is not None or (
+                c.sleep_chan is not None and not c.irq_depth):
+            return True
+        end = src.window[1]
+        if end is not None and c.clock >= end:
+            return True
+        if mode == _DONT_ASK:
+            return False
+        self.placing = src
+        try:
+            land = self.pick("irq", IRQ_OPTIONS, NOT_YET) == DELIVER
+        finally:
+            self.placing = None
+        src.landed = land
+        return land
 
     def _pop_frame(self, c) -> None:
         fr = c.frames.pop()

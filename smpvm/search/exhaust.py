@@ -46,6 +46,8 @@ class DfsReport:
     #: State outside the model API that two or more CPUs reach (plain lists, dicts,
     #: objects, globals), named; the reduction watched it by comparison after every step.
     unseen_shared: list = field(default_factory=list)
+    #: The model has interrupts given a window: every placement was a branch (no reduction).
+    arrival_windows: bool = False
 
     def summary(self) -> str:
         """One line: what was explored, and whether that is a proof."""
@@ -65,8 +67,10 @@ class DfsReport:
                  else f"{self.failing_runs} failed (first: schedule {self.first_failure_run})")
         saved = f"; the reduction saved at least {self.pruned}" if self.reduction else ""
         unseen = ""
+        if self.arrival_windows:
+            unseen = "; window interrupts: every placement enumerated"
         if self.unseen_shared:
-            unseen = (f"; shared state outside the model API, watched after every step: "
+            unseen += (f"; shared state outside the model API, watched after every step: "
                       f"{'; '.join(self.unseen_shared)}")
         return f"{what}, {found}{saved}{unseen}"
 
@@ -76,7 +80,8 @@ class DfsReport:
                 "pruned": self.pruned, "sleep_blocked": self.sleep_blocked,
                 "reduction": self.reduction, "preemption_bound": self.preemption_bound,
                 "beyond_bound": self.beyond_bound, "devices": self.devices,
-                "unseen_shared": list(self.unseen_shared)}
+                "unseen_shared": list(self.unseen_shared),
+                "arrival_windows": self.arrival_windows}
 
 
 def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
@@ -95,6 +100,13 @@ def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
     report = DfsReport(reduction=dfs.reduction, preemption_bound=preemption_bound)
     while True:
         result = run_spec(spec, dfs, scn=scn, lockstat=False)
+        if dfs.reduction and dfs.saw_windows:
+            # where a window interrupt lands is a decision the reduction's tree has no
+            # node for: start again, enumerating every decision
+            dfs = DFS(preemption_bound=preemption_bound, reduction=False)
+            report = DfsReport(reduction=False, preemption_bound=preemption_bound)
+            continue
+        report.arrival_windows = report.arrival_windows or dfs.saw_windows
         if not dfs.finish_run(result):
             report.sleep_blocked += 1
         if result.failed:

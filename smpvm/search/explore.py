@@ -561,6 +561,11 @@ class Exploration:
                                          "ran only at the times these schedules gave them; "
                                          "their timing was not enumerated")
             self.report.pruned = getattr(rep, "pruned", None)
+            if getattr(rep, "arrival_windows", False):
+                self.report.pruned = None  # no reduction: every decision enumerated
+                self.report.notes.append("dfs: interrupts given a window were tried at every "
+                                         "placement (plain enumeration, no partial-order "
+                                         "reduction)")
             self.report.unseen_shared = list(rep.unseen_shared)
             if self.report.runs == 0 and rep.runs:
                 self._adopt_dfs_report(rep)

@@ -69,6 +69,12 @@ leaves gaps:
 * with interrupt sources every step writes ``("time",)``: interrupts arrive
   by simulated time, which every step moves, so nothing commutes and the
   search is plain enumeration;
+* an interrupt given a window (``m.interrupt_source(..., window=...)``)
+  lands where an ``"irq"`` decision says, at one of its CPU's yield points;
+  the tree of the reduction has a node per step, not per decision, so a
+  model with such an interrupt is searched by plain enumeration of every
+  decision, placements included (``exhaust`` switches as soon as it sees
+  one), and each placement counts as a schedule;
 * the step that ends a run with a fatal violation counts as dependent with
   every step, and so does the pending step of every CPU not finished when a
   run ends;
@@ -200,6 +206,8 @@ class DFS(Strategy):
         self.beyond_bound = 0
         #: Shared state outside the model API that a step changed, in any run: name -> description.
         self.unseen: dict[str, str] = {}
+        #: The model has interrupts given a window: their placements need plain enumeration.
+        self.saw_windows = False
         self.begin(0)
 
     # -- one run -------------------------------------------------------------------------
@@ -232,6 +240,8 @@ class DFS(Strategy):
         return super().random()
 
     def pick(self, kind, options, last):
+        if kind == "irq":
+            return self._place(options, last)
         if kind != "cpu":
             raise ModelError(f"dfs explores CPU choices only, got a {kind!r} decision")
         if self._watch is None and self.reduction:
@@ -244,6 +254,22 @@ class DFS(Strategy):
         else:  # plain enumeration: the tree has only the decision points
             k = self._decisions
             self._decisions += 1
+        node = self._node(k, options, last)
+        self._picked = (k, node.chosen)
+        return node.chosen
+
+    def _place(self, options, last):
+        """An ``"irq"`` decision: a node like any other in plain enumeration.
+
+        The reduction's tree has a node per step and knows no placements: it
+        notes the window (``exhaust`` then starts again without reduction) and
+        lets the interrupt wait.
+        """
+        self.saw_windows = True
+        if self.reduction:
+            return options[0]
+        k = self._decisions
+        self._decisions += 1
         node = self._node(k, options, last)
         self._picked = (k, node.chosen)
         return node.chosen
@@ -354,6 +380,8 @@ class DFS(Strategy):
 
     def _look_for_unseen(self, m) -> None:
         """Find the state outside the model API that two CPUs reach (see ``unseen``)."""
+        if m.arrival_windows:
+            self.saw_windows = True
         shared, books = unseen.find(m)
         self._watch = unseen.Watch(shared, books) if shared else False
         self._unseen_keys = tuple(("unseen", s.name) for s in shared)

@@ -18,6 +18,11 @@ k must be known before the run, so the exploration estimates it from earlier
 runs (the most decisions seen so far, leaving out runs stopped by
 ``max_steps`` or a livelock) and passes it in.
 
+An interrupt given a window is one more competitor: at each of its CPU's
+yield points it lands if its priority is above that CPU's, and these
+``"irq"`` decisions are decision points like the others (they count
+towards k, and a change point may fall on one).
+
 A CPU that spins (``smpvm.spin``) keeps its priority but is held back by
 fair scheduling (``fair``) until the CPUs it may wait for have stepped, so
 a busy-wait cannot starve the lower-priority CPU that would end it.
@@ -25,6 +30,8 @@ a busy-wait cannot starve the lower-priority CPU that would end it.
 
 import math
 
+from ..current import current_machine
+from .base import DELIVER, NOT_YET
 from .random import SeededStream
 
 
@@ -73,6 +80,8 @@ class PCT(SeededStream):
         return p
 
     def pick(self, kind, options, last):
+        if kind == "irq":
+            return self._arrival()
         if kind == "cpu":
             options = self.fair.allowed(options, last)
         self.decision += 1
@@ -82,6 +91,23 @@ class PCT(SeededStream):
             self.priority[best] = lowered
             best = max(options, key=self._priority_of)
         return best
+
+    def _arrival(self) -> int:
+        """An ``"irq"`` decision: the interrupt lands when it outranks the CPU it targets.
+
+        The interrupt competes like one more thread, with a priority of its
+        own; the decision is a decision point, so a change point falling on
+        it drops whichever of the two would win.
+        """
+        self.decision += 1
+        m = current_machine()
+        key = ("irq", m.placing.name)
+        cpu = m.current.id
+        lowered = self.change_at.get(self.decision)
+        if lowered is not None:
+            win = key if self._priority_of(key) > self._priority_of(cpu) else cpu
+            self.priority[win] = lowered
+        return DELIVER if self._priority_of(key) > self._priority_of(cpu) else NOT_YET
 
     def describe(self):
         return {"name": self.name, "depth": self.depth, "k": self.k}

@@ -9,6 +9,10 @@ arrivals relative to each CPU's steps) differ from run to run.
 A CPU that spins waiting for another is scheduled fairly (``fair``): it
 re-checks only after the others have stepped.
 
+Where an interrupt given a window lands is drawn too (``arrival``): each
+run has its own chance of delivery per point, so early and late points of
+the window both come up.
+
 A bug that needs one particular ordering at each of d decision points among
 n CPUs is hit with probability about n**-d per run, which is why ``pct``
 exists for the deep ones.
@@ -34,6 +38,7 @@ class SeededStream(Strategy):
 
     def begin(self, seed):
         self._state = int(seed) & _MASK
+        self._arrival_chance = None
         fair = self.__dict__.get("fair")
         if fair is None:
             #: Fair scheduling around spin-waits (``smpvm.strategies.fair``).
@@ -55,4 +60,6 @@ class Random(SeededStream):
     def pick(self, kind, options, last):
         if kind == "cpu":
             options = self.fair.allowed(options, last)
+        elif kind == "irq":
+            return self.arrival()
         return options[int(self.random() * len(options))]

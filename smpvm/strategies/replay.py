@@ -45,6 +45,12 @@ class Replay(Strategy):
             if cid not in options and self.then is not None:
                 self.continued = True  # the prefix stops fitting here: finish with `then`
                 return self.then.pick(kind, options, last)
+            if cid not in options and kind == "irq":
+                raise ReplayMismatch(
+                    f"recorded choice {self.pos} is {cid}, but the run is placing an interrupt "
+                    f"there (irq decision): the model or its parameters changed since the "
+                    f"recording; use --continue random to finish the run after the prefix "
+                    f"that still fits")
             if cid not in options:
                 raise ReplayMismatch(
                     f"recorded choice {self.pos} is CPU{cid} but only CPUs {options} could step "
