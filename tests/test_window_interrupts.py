@@ -16,7 +16,8 @@ import sys
 import pytest
 
 from conftest import ROOT, cli, spec_of
-from smpvm import SPLBIO, ModelError, RunSpec, load_target, run_scenario, scenario, splbio, splx, work
+from smpvm import (SPLBIO, Callout, ModelError, Timer, load_target, run_scenario, scenario, splbio,
+                   splx, work)
 from smpvm.search.exhaust import exhaust
 from smpvm.search.explore import Exploration
 from smpvm.search.failures import load_failure
@@ -222,3 +223,36 @@ def test_the_cli_explores_the_model(capsys, tmp_path):
     assert code == 0
     assert "schedules explored, none failed" in out and "all" in out
     assert "every placement" in out + err
+
+
+def timer_scenario(kind, slack):
+    """CPU0 arms a timer (or a callout) on itself, then works four steps; the callback
+    notes how many were done when it ran."""
+
+    def setup(m, variant):
+        box = m.shared("box", done=0, seen=-1)
+
+        def callback():
+            yield box.store("seen", (yield box.load("done")))
+
+        def thread():
+            if kind == "timer":
+                yield Timer(m, "t", callback).mod_timer(100, slack_ns=slack)
+            else:
+                yield Callout(m, "co", cpu=0).reset(100, callback, precision_ns=slack)
+            for i in range(4):
+                yield work(100)
+                yield box.store("done", i + 1)
+
+        m.spawn(thread(), name="T", cpu=0)
+        m.on_quiescence(lambda: m.metric("seen", box.seen))
+
+    return scenario()(setup).__smpvm_scenario__
+
+
+@pytest.mark.parametrize("kind", ["timer", "callout"])
+def test_a_timer_with_slack_fires_wherever_the_search_puts_it(kind):
+    fixed, seen_fixed = dfs_outcomes(timer_scenario(kind, 0))
+    assert fixed == 1 and len(set(seen_fixed)) == 1  # no slack: one firing point
+    n, seen = dfs_outcomes(timer_scenario(kind, 250))
+    assert n > 1 and len(set(seen)) > 1

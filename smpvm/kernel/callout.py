@@ -99,18 +99,24 @@ class Callout(Kobj):
 
     # -- the API ------------------------------------------------------------------------
 
-    def reset(self, delay_ns: int, handler, *args, cpu: int | None = None):
+    def reset(self, delay_ns: int, handler, *args, cpu: int | None = None,
+              precision_ns: int = 0):
         """``cancelled = yield co.reset(delay_ns, handler, *args)``: ``callout_reset(9)``.
 
         Arms the callout to run ``handler(*args)`` after ``delay_ns``;
         evaluates to 1 when a pending (or cancellable running) arming was
         replaced, else 0.  ``cpu`` is ``callout_reset_on``'s CPU.
+        ``precision_ns`` is ``callout_reset_sbt``'s ``pr``: the callout may
+        fire anywhere from ``delay_ns`` to ``delay_ns + precision_ns``, and
+        the search places it there (an interrupt given a window).
         """
-        return op(lambda m, c: self._reset(m, c, int(delay_ns), handler, args, cpu))
+        return op(lambda m, c: self._reset(m, c, int(delay_ns), handler, args, cpu,
+                                           int(precision_ns)))
 
-    def schedule(self, delay_ns: int):
+    def schedule(self, delay_ns: int, precision_ns: int = 0):
         """``yield co.schedule(delay_ns)``: ``callout_schedule``, re-arm with the last handler."""
-        return op(lambda m, c: self._reset(m, c, int(delay_ns), self.func, self.args, None))
+        return op(lambda m, c: self._reset(m, c, int(delay_ns), self.func, self.args, None,
+                                           int(precision_ns)))
 
     def stop(self):
         """``stopped = yield co.stop()``: ``callout_stop(9)``, which never waits.
@@ -158,7 +164,7 @@ class Callout(Kobj):
 
     # -- mechanics ---------------------------------------------------------------------------
 
-    def _reset(self, m, c, delay_ns, handler, args, cpu):
+    def _reset(self, m, c, delay_ns, handler, args, cpu, precision_ns=0):
         self.touch()
         cancelled = 0
         if self.running is not None:
@@ -181,8 +187,10 @@ class Callout(Kobj):
         self.func, self.args = handler, args
         self.armed_at = m.site(c) if m.sites else ""
         gen = self.gen
+        at = m.now + delay_ns
+        when = {"window": (at, at + precision_ns)} if precision_ns > 0 else {"at_ns": at}
         src = m.interrupt(self.cpu, SPLSOFT, lambda: self._softclock(gen),
-                          name=f"softclock:{self.name}", at_ns=m.now + delay_ns)
+                          name=f"softclock:{self.name}", **when)
         src.threaded = True  # softclock is a thread: its locks make no interrupt-safety marks
         if m.tracing:
             m.record(c, "note", "", f"callout_reset({self.name}, {delay_ns} ns) on CPU{self.cpu}")

@@ -73,13 +73,19 @@ class Timer(Kobj):
 
     # -- the API ------------------------------------------------------------------------
 
-    def mod_timer(self, delay_ns: int):
-        """``was_pending = yield t.mod_timer(delay_ns)``: arm (or move) the timer."""
-        return op(lambda m, c: self._arm(m, c, int(delay_ns)))
+    def mod_timer(self, delay_ns: int, slack_ns: int = 0):
+        """``was_pending = yield t.mod_timer(delay_ns)``: arm (or move) the timer.
 
-    def add_timer(self, delay_ns: int):
-        """``yield t.add_timer(delay_ns)``: arm a timer that is not pending."""
-        return op(lambda m, c: self._arm(m, c, int(delay_ns)))
+        ``slack_ns``: the timer may expire anywhere from ``delay_ns`` to
+        ``delay_ns + slack_ns`` (the timer wheel's granularity, timer slack),
+        and the search places it there (an interrupt given a window).
+        """
+        return op(lambda m, c: self._arm(m, c, int(delay_ns), int(slack_ns)))
+
+    def add_timer(self, delay_ns: int, slack_ns: int = 0):
+        """``yield t.add_timer(delay_ns)``: arm a timer that is not pending (``slack_ns``: as
+        for ``mod_timer``)."""
+        return op(lambda m, c: self._arm(m, c, int(delay_ns), int(slack_ns)))
 
     def del_timer(self):
         """``was_pending = yield t.del_timer()``: remove it if pending; never waits for the callback."""
@@ -100,7 +106,7 @@ class Timer(Kobj):
 
     # -- mechanics ---------------------------------------------------------------------------
 
-    def _arm(self, m, c, delay_ns):
+    def _arm(self, m, c, delay_ns, slack_ns=0):
         self.touch()
         if self.shut_down:
             return 0
@@ -116,8 +122,9 @@ class Timer(Kobj):
         self.armed_cpu = cpu
         self.armed_at = m.site(c) if m.sites else ""
         gen = self.gen
-        m.interrupt(cpu, SPLSOFT, lambda: self._expire(gen), name=f"timer:{self.name}",
-                    at_ns=m.now + delay_ns)
+        at = m.now + delay_ns
+        when = {"window": (at, at + slack_ns)} if slack_ns > 0 else {"at_ns": at}
+        m.interrupt(cpu, SPLSOFT, lambda: self._expire(gen), name=f"timer:{self.name}", **when)
         return was
 
     def _detach(self):
