@@ -100,9 +100,10 @@ def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
     report = DfsReport(reduction=dfs.reduction, preemption_bound=preemption_bound)
     while True:
         result = run_spec(spec, dfs, scn=scn, lockstat=False)
-        if dfs.reduction and dfs.saw_windows:
+        if dfs.needs_plain():
             # where a window interrupt lands is a decision the reduction's tree has no
-            # node for: start again, enumerating every decision
+            # node for: start again, enumerating every decision (the runs so far were
+            # the first, unless a window first appeared in a later schedule)
             dfs = DFS(preemption_bound=preemption_bound, reduction=False)
             report = DfsReport(reduction=False, preemption_bound=preemption_bound)
             continue

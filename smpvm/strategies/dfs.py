@@ -417,6 +417,12 @@ class DFS(Strategy):
 
     # -- between runs ----------------------------------------------------------------------------
 
+    def needs_plain(self) -> bool:
+        """Must the search start again without reduction (the run met a window interrupt)?"""
+        if self._m is not None and self._m.arrival_windows:
+            self.saw_windows = True  # also one raised during the run (a timer with slack)
+        return self.reduction and self.saw_windows
+
     def finish_run(self, result) -> bool:
         """Analyse the run just made; False when it was redundant (met a sleep-blocked state)."""
         if self.reduction:
