@@ -21,6 +21,11 @@ them.  Each accepted trial's *recorded* choices become the new schedule, so
 the result is always a schedule that really fails, and the number of
 preemptions it has is the bug depth the exploration reports.
 
+An interrupt given a window that lands before it must is a preemption too
+(the ``"irq"`` decision's stay is "not yet"): ddmin tries moving it to the
+end of its window, keeps it where the bug needs it, and counts it in the
+depth.
+
 ddmin and the probes only ever find *a* schedule with few preemptions.  The
 last step makes it the fewest: iterative preemption bounding
 (:mod:`smpvm.search.iterative`) runs every schedule with 0, then 1, ...

@@ -30,6 +30,11 @@ delay schedule in order of bound, then of where the delays fall among the
 first k decision points, so its runs can be farmed out to workers like the
 random ones and the portfolio can take turns with it.
 
+An interrupt given a window (an ``"irq"`` decision, ``smpvm.strategies.base``)
+waits by default; landing it at a yield point before it must costs one
+preemption, or one delay, so bound 0 runs it at the end of its window and
+bound 1 tries it at each point.
+
 Both schedule spinning CPUs fairly (``fair``): a CPU that spins waits until
 the CPUs it may wait for have stepped, and switching away from it then costs
 nothing, so a busy-wait neither eats the bound nor runs into ``max_steps``.
