@@ -123,6 +123,12 @@ def test_a_saved_failure_replays_byte_for_byte(capsys, tmp_path):
     fresh = subprocess.run([SMPVM, "replay", path], cwd=ROOT, capture_output=True, text=True)
     assert fresh.returncode == 1
     assert fresh.stdout == first  # a new process (another hash seed) tells the same story
+    traces = []
+    for name in ("a.json", "b.json"):
+        code, told, _ = cli(capsys, "replay", path, "--narrate", "--trace", tmp_path / name)
+        assert code == 1 and "irq xxintr begin" in told
+        traces.append((told.replace(name, "T"), (tmp_path / name).read_bytes()))
+    assert traces[0] == traces[1]
     # the placement is part of the schedule: moving it loses the bug
     moved = list(failure.choices)
     at = moved.index(DELIVER)
