@@ -545,10 +545,10 @@ class Machine:
         lock = c.interlock
         c.interlock = None
         op = lock._lock_x if lock is not None else None
-        if c.irq_depth:
-            # Woken while an interrupt handler runs on its CPU: the thread continues
+        fr = self.frame_above_sleeper(c) if c.irq_depth else None
+        if fr is not None:
+            # Woken while an interrupt handler runs on its CPU: the sleeper continues
             # when the handler returns, at the level it slept at.
-            fr = c.frames[1]
             fr.saved_op, fr.saved_value, fr.saved_spl = op, value, c.sleep_spl
             return
         if c.clock < at_ns:
@@ -559,6 +559,16 @@ class Machine:
         if c.state == RUNNABLE:
             c.state = BLOCKED  # it was idling for an interrupt: queue it for the wakeup
         self.make_runnable(c)
+
+    @staticmethod
+    def frame_above_sleeper(c):
+        """The handler frame that interrupted ``c``'s sleeping frame, or None if it is on top.
+
+        The sleeper is usually the thread, interrupted on its idle CPU; it can be
+        a handler that slept (itself a ``sleep-in-atomic`` finding).
+        """
+        i = c.sleep_frame + 1
+        return c.frames[i] if i < len(c.frames) else None
 
     def idle_until_interrupt(self, c) -> None:
         """A CPU with nothing to run (thread asleep or ended) waits for its next interrupt."""
@@ -1150,7 +1160,11 @@ class Machine:
         c0 = (self.cpus[cycle[0]] if cycle
               else next((c for c in stuck if c.wait_lock is not None), stuck[0]))
         self.current = c0
+        extra = {}
+        if cycle:
+            extra["report"] = self._cycle_report(cycle)
         self.fail("deadlock", msg, c0, extra={
+            **extra,
             "cycle": [f"CPU{i}" for i in cycle] if cycle else [],
             "waits": [{"cpu": c.id, "thread": c.name,
                        "lock": c.wait_lock.label() if c.wait_lock is not None else None,
@@ -1158,6 +1172,20 @@ class Machine:
                        "site": (self.site_name(c.wait_site) if c.wait_lock is not None
                                 else self.site(c))}
                       for c in stuck]})
+
+    def _cycle_report(self, cycle) -> str:
+        """The wait-for cycle as lockdep or WITNESS would print it (multi-line)."""
+        from .report import lockdep
+        waits, linux = [], False
+        for i in cycle:
+            c = self.cpus[i]
+            hs = c.wait_lock.holders()
+            linux = linux or c.wait_lock.kind in lockdep.LINUX_KINDS
+            waits.append({"cpu": c.id, "ctx": c.ctx,
+                          "held": [(h.lock.label(), h.site) for h in c.held],
+                          "lock": c.wait_lock.label(), "site": self.site_name(c.wait_site),
+                          "holder": hs[0].id if hs else "?"})
+        return lockdep.deadlock(linux, waits)
 
     def _describe_wait(self, c) -> str:
         held = ", ".join(h.lock.label() for h in c.held) or "nothing"

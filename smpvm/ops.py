@@ -477,6 +477,7 @@ class SleepQueues:
         # The level belongs to the thread: while it sleeps its CPU idles at spl0 and
         # takes interrupts (how a 4.x biowait under splbio gets its disk interrupt).
         c.sleep_spl = c.spl
+        c.sleep_frame = len(c.frames) - 1
         c.spl = 0
         if c.irqs:
             m.idle_until_interrupt(c)
@@ -574,8 +575,8 @@ def wake_any(m, at_ns, queues, chan, sleepers, one: bool, value=None) -> int:
         interlock = s.interlock
         m.resume_after_sleep(s, at_ns + m.costs.block_wakeup_ns, value)
         group[1] += 1
-        if s.irq_depth:  # it continues when the handler on its CPU returns
-            fr = s.frames[1]
+        fr = m.frame_above_sleeper(s)
+        if fr is not None:  # it continues when the handler on its CPU returns
             fr.saved_op = Claim(queues, chan, group, interlock, fr.saved_op)
         else:
             s.op = Claim(queues, chan, group, interlock, s.op)
