@@ -48,7 +48,8 @@ from .lockstat import LockStat
 from .ops import BLOCKED as OP_BLOCKED
 from .ops import ISSUED, EventWait, IssueLog, Op, Work
 from .ops import SleepQueues
-from .threads import Thread, thread_ended
+from .kernel import spin
+from .kernel.threads import Thread, thread_ended
 from .trace import TraceRecord
 from .violations import FATAL, ModelError, Violation
 from .witness import Witness
@@ -559,6 +560,10 @@ class Machine:
         if c.state == RUNNABLE:
             c.state = BLOCKED  # it was idling for an interrupt: queue it for the wakeup
         self.make_runnable(c)
+
+    def paused(self, c) -> None:
+        """CPU ``c`` paused: a spin if it repeats its last pause in place (``kernel.spin``)."""
+        spin.paused(self, c)
 
     @staticmethod
     def frame_above_sleeper(c):

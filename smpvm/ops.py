@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from numbers import Real
 
-from . import spin as _spin
 from .cpu import BLOCKED as CPU_BLOCKED
 from .violations import ModelError
 
@@ -80,12 +79,12 @@ class Work(Op):
 
 
 class Pause(Op):
-    """An explicit yield point that takes no time (repeated in place, a spin: see ``spin``)."""
+    """An explicit yield point that takes no time (repeated in place, a spin: ``kernel.spin``)."""
 
     __slots__ = ()
 
     def execute(self, m, c):
-        _spin.paused(m, c)
+        m.paused(c)
         if m.tracing:  # a step that does nothing else: the narrative still shows it
             m.record(c, "pause", "", "")
         return None

@@ -18,7 +18,7 @@ import pytest
 from conftest import MODELS, cli, spec_of
 from smpvm import Replay, load_target, make_strategy, run_scenario
 from smpvm.search.exhaust import exhaust
-from smpvm.spin import LIVELOCK_ROUNDS
+from smpvm.kernel.spin import LIVELOCK_ROUNDS
 
 CASES = os.path.join(MODELS, "coverage_cases.py")
 STRATEGIES = [("random", {}), ("pct", {"depth": 2, "k": 20}), ("pct", {"depth": 3, "k": 20})]

@@ -18,7 +18,7 @@ k must be known before the run, so the exploration estimates it from earlier
 runs (the most decisions seen so far, leaving out runs stopped by
 ``max_steps`` or a livelock) and passes it in.
 
-A CPU that spins (``smpvm.spin``) keeps its priority but is held back by
+A CPU that spins (``smpvm.kernel.spin``) keeps its priority but is held back by
 fair scheduling (``fair``) until the CPUs it may wait for have stepped, so
 a busy-wait cannot starve the lower-priority CPU that would end it.
 """

@@ -39,7 +39,7 @@ import dis
 import functools
 import types
 
-from ..tracked import bookkept
+from ..memory import bookkept
 
 #: Values that cannot change (nothing to watch), compared by value.
 _ATOMS = (type(None), bool, int, float, complex, str, bytes, range, type(Ellipsis),
