@@ -215,6 +215,11 @@ class Machine:
         self.decisions = 0
         self.violations: list[Violation] = []
         self.metrics: dict[str, float] = {}
+        #: State declared ``bookkeeping``: id -> (object, attribute names or None for all).
+        #: Kept here, not in a table keyed by machine, so it dies with the run.
+        self.books: dict = {}
+        #: The spin watch (``kernel.spin``), made by the run's first pause.
+        self.spin_watch = None
         self.current: CPU | None = None
         self.stopped = False
         #: The current step's footprint (key -> written), or None when no strategy wants it.

@@ -31,7 +31,6 @@ module) are the tracked way to share them.
 from __future__ import annotations
 
 import sys
-import weakref
 
 from .current import current_machine
 from .ops import ISSUED, Op
@@ -213,8 +212,15 @@ class _Free(Op):
 RESERVED_FIELDS = frozenset({"load", "store", "label", "live", "zone", "same_memory"})
 
 
+#: Field-name tuples already found good (zones are made again in every run).
+_GOOD_FIELDS: set = set()
+
+
 def _check_field_names(zone_name, fields) -> None:
     """Every field must be an identifier other than an item's own attribute names."""
+    names = tuple(fields)
+    if names in _GOOD_FIELDS:
+        return
     import keyword
     from .violations import ModelError
     bad = sorted(f for f in fields if not isinstance(f, str) or not f.isidentifier()
@@ -227,6 +233,7 @@ def _check_field_names(zone_name, fields) -> None:
         raise ModelError(f"zone {zone_name!r}: field name(s) {', '.join(clash)} clash with "
                          f"what every item answers itself ({', '.join(sorted(RESERVED_FIELDS))}); "
                          f"rename them, e.g. {clash[0]}_")
+    _GOOD_FIELDS.add(names)
 
 
 class Zone:
@@ -716,10 +723,6 @@ class SharedDict(_Tracked):
         self._write().update(*args, **kw)
 
 
-#: Machine -> {id(obj): (obj, attribute names or None for the whole object)}.
-_BOOKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
 def bookkeeping(obj, *attrs):
     """Declare ``obj`` (or only its attributes ``attrs``) book-keeping; returns ``obj``.
 
@@ -732,7 +735,7 @@ def bookkeeping(obj, *attrs):
     if m is None:
         raise ModelError("bookkeeping() declares a scenario's state: call it while the "
                          "scenario sets up its machine")
-    books = _BOOKS.setdefault(m, {})
+    books = m.books
     entry = books.get(id(obj))
     names = None if not attrs else frozenset(attrs) | (entry[1] if entry and entry[1] else frozenset())
     books[id(obj)] = (obj, names)
@@ -741,4 +744,4 @@ def bookkeeping(obj, *attrs):
 
 def bookkept(m) -> dict:
     """id -> attribute names (None: the whole object) declared book-keeping in ``m``'s run."""
-    return {k: names for k, (_, names) in _BOOKS.get(m, {}).items()}
+    return {k: names for k, (_, names) in m.books.items()}

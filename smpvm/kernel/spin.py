@@ -31,8 +31,6 @@ unchanged since then: one more turn of a loop that has learnt nothing.
 
 from __future__ import annotations
 
-import weakref
-
 from ..cpu import RUNNABLE
 from ..ops import pause
 
@@ -40,8 +38,6 @@ from ..ops import pause
 SPIN_NS = 10
 #: Rounds in which every runnable CPU spins, in a row, that make a livelock.
 LIVELOCK_ROUNDS = 1000
-
-_WATCHES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 class SpinWatch:
@@ -109,15 +105,15 @@ class SpinWatch:
 
 def paused(m, c) -> None:
     """Called by every ``pause()`` operation (see the module docstring)."""
-    w = _WATCHES.get(m)
+    w = m.spin_watch
     if w is None:
-        w = _WATCHES[m] = SpinWatch(m)
+        w = m.spin_watch = SpinWatch(m)
     w.paused(c)
 
 
 def watch_of(m):
     """The run's ``SpinWatch``, or None while no CPU of ``m`` has paused."""
-    return _WATCHES.get(m)
+    return m.spin_watch
 
 
 def _locals(c):

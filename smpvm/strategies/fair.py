@@ -18,7 +18,6 @@ in ``pick``; it costs one lookup while no CPU has spun.
 
 from __future__ import annotations
 
-from ..kernel import spin
 from ..current import current_machine
 
 
@@ -45,7 +44,7 @@ class Fairness:
         m = self._m
         if m is None:
             m = self._m = current_machine()
-        w = spin.watch_of(m) if m is not None else None
+        w = m.spin_watch if m is not None else None
         if w is None or not w.spins:
             self.last_allowed = options
             return options
