@@ -25,19 +25,18 @@ from .kernel import (EBUSY, Callout, DrainRef, Epoch, Rcu, Task, Taskqueue, Time
                      Workqueue, cancel_work_sync, flush_work)
 from .current import current_machine
 from .machine import Machine, RunResult
-from .memory import (Item, Zone, free_history, kassert, kref_get, kref_get_unless_zero, kref_put,
+from .memory import (Item, SharedDict, SharedList, Zone, bookkeeping, free_history, kassert, kref_get, kref_get_unless_zero, kref_put,
                      refcount_acquire, refcount_acquire_if_not_zero, refcount_dec_and_test,
                      refcount_inc, refcount_inc_not_zero, refcount_release, watch_free)
 from .ops import (SPL0, SPLBIO, SPLCLOCK, SPLHIGH, SPLNET, SPLSOFT, SPLVM, any_waiter,
                   may_sleep, msleep, note, pause, spl0, splbio, splhigh, splnet, splraise, splvm, splx, tsleep,
                   wait_event, wakeup, wakeup_one, work)
 from .engine import Engine, KernelThread
-from .spinwait import cpu_relax, spin_until
+from .kernel.spin import cpu_relax, spin_until
 from .scenario import RunSpec, Scenario, load_target, run_scenario, run_spec, scenario
 from .strategies import Replay, Strategy, Timed, make_strategy
-from .threads import Thread, join, spawn_thread
+from .kernel.threads import Thread, join, spawn_thread
 from .studies.steady import steady_state
-from .tracked import SharedDict, SharedList, bookkeeping
 from .violations import KINDS, BadInput, ModelError, Violation
 
 __all__ = [

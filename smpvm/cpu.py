@@ -68,7 +68,7 @@ class CPU:
     __slots__ = ("id", "name", "frames", "op", "value", "clock", "spl", "held",
                  "state", "wait_lock", "wait_mode", "wait_since", "wait_spins",
                  "wait_site", "sleep_chan", "irqs", "irq_depth", "irq_off",
-                 "interlock", "granted", "sleep_spl", "heap_key", "process")
+                 "interlock", "granted", "sleep_spl", "sleep_frame", "heap_key", "process")
 
     def __init__(self, cpu_id: int, name: str):
         self.id = cpu_id
@@ -99,6 +99,8 @@ class CPU:
         self.interlock = None
         #: The thread's spl while it sleeps (its CPU idles at spl0 meanwhile).
         self.sleep_spl = 0
+        #: Index in ``frames`` of the frame that sleeps (a thread, or a handler that slept).
+        self.sleep_frame = 0
         #: Time of this CPU's valid entry in the timed scheduler's heap (-1: none).
         self.heap_key = -1
         #: Pending interrupts: list of [arrival_ns, source], sorted by arrival.

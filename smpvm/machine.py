@@ -48,8 +48,9 @@ from .lockstat import LockStat
 from .ops import BLOCKED as OP_BLOCKED
 from .ops import ISSUED, EventWait, IssueLog, Op, Work
 from .ops import SleepQueues
+from .kernel import spin
+from .kernel.threads import Thread, thread_ended
 from .strategies.base import DELIVER, NOT_YET
-from .threads import Thread, thread_ended
 from .trace import TraceRecord
 from .violations import FATAL, ModelError, Violation
 from .witness import Witness
@@ -247,6 +248,11 @@ class Machine:
         self.decisions = 0
         self.violations: list[Violation] = []
         self.metrics: dict[str, float] = {}
+        #: State declared ``bookkeeping``: id -> (object, attribute names or None for all).
+        #: Kept here, not in a table keyed by machine, so it dies with the run.
+        self.books: dict = {}
+        #: The spin watch (``kernel.spin``), made by the run's first pause.
+        self.spin_watch = None
         self.current: CPU | None = None
         self.stopped = False
         #: The current step's footprint (key -> written), or None when no strategy wants it.
@@ -609,10 +615,10 @@ class Machine:
         lock = c.interlock
         c.interlock = None
         op = lock._lock_x if lock is not None else None
-        if c.irq_depth:
-            # Woken while an interrupt handler runs on its CPU: the thread continues
+        fr = self.frame_above_sleeper(c) if c.irq_depth else None
+        if fr is not None:
+            # Woken while an interrupt handler runs on its CPU: the sleeper continues
             # when the handler returns, at the level it slept at.
-            fr = c.frames[1]
             fr.saved_op, fr.saved_value, fr.saved_spl = op, value, c.sleep_spl
             return
         if c.clock < at_ns:
@@ -623,6 +629,20 @@ class Machine:
         if c.state == RUNNABLE:
             c.state = BLOCKED  # it was idling for an interrupt: queue it for the wakeup
         self.make_runnable(c)
+
+    def paused(self, c) -> None:
+        """CPU ``c`` paused: a spin if it repeats its last pause in place (``kernel.spin``)."""
+        spin.paused(self, c)
+
+    @staticmethod
+    def frame_above_sleeper(c):
+        """The handler frame that interrupted ``c``'s sleeping frame, or None if it is on top.
+
+        The sleeper is usually the thread, interrupted on its idle CPU; it can be
+        a handler that slept (itself a ``sleep-in-atomic`` finding).
+        """
+        i = c.sleep_frame + 1
+        return c.frames[i] if i < len(c.frames) else None
 
     def idle_until_interrupt(self, c) -> None:
         """A CPU with nothing to run (thread asleep or ended) waits for its next interrupt."""
@@ -1250,7 +1270,11 @@ class Machine:
         c0 = (self.cpus[cycle[0]] if cycle
               else next((c for c in stuck if c.wait_lock is not None), stuck[0]))
         self.current = c0
+        extra = {}
+        if cycle:
+            extra["report"] = self._cycle_report(cycle)
         self.fail("deadlock", msg, c0, extra={
+            **extra,
             "cycle": [f"CPU{i}" for i in cycle] if cycle else [],
             "waits": [{"cpu": c.id, "thread": c.name,
                        "lock": c.wait_lock.label() if c.wait_lock is not None else None,
@@ -1258,6 +1282,20 @@ class Machine:
                        "site": (self.site_name(c.wait_site) if c.wait_lock is not None
                                 else self.site(c))}
                       for c in stuck]})
+
+    def _cycle_report(self, cycle) -> str:
+        """The wait-for cycle as lockdep or WITNESS would print it (multi-line)."""
+        from .report import lockdep
+        waits, linux = [], False
+        for i in cycle:
+            c = self.cpus[i]
+            hs = c.wait_lock.holders()
+            linux = linux or c.wait_lock.kind in lockdep.LINUX_KINDS
+            waits.append({"cpu": c.id, "ctx": c.ctx,
+                          "held": [(h.lock.label(), h.site) for h in c.held],
+                          "lock": c.wait_lock.label(), "site": self.site_name(c.wait_site),
+                          "holder": hs[0].id if hs else "?"})
+        return lockdep.deadlock(linux, waits)
 
     def _describe_wait(self, c) -> str:
         held = ", ".join(h.lock.label() for h in c.held) or "nothing"

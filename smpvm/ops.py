@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from numbers import Real
 
-from . import spin as _spin
 from .cpu import BLOCKED as CPU_BLOCKED
 from .violations import ModelError
 
@@ -80,12 +79,12 @@ class Work(Op):
 
 
 class Pause(Op):
-    """An explicit yield point that takes no time (repeated in place, a spin: see ``spin``)."""
+    """An explicit yield point that takes no time (repeated in place, a spin: ``kernel.spin``)."""
 
     __slots__ = ()
 
     def execute(self, m, c):
-        _spin.paused(m, c)
+        m.paused(c)
         if m.tracing:  # a step that does nothing else: the narrative still shows it
             m.record(c, "pause", "", "")
         return None
@@ -477,6 +476,7 @@ class SleepQueues:
         # The level belongs to the thread: while it sleeps its CPU idles at spl0 and
         # takes interrupts (how a 4.x biowait under splbio gets its disk interrupt).
         c.sleep_spl = c.spl
+        c.sleep_frame = len(c.frames) - 1
         c.spl = 0
         if c.irqs:
             m.idle_until_interrupt(c)
@@ -574,8 +574,8 @@ def wake_any(m, at_ns, queues, chan, sleepers, one: bool, value=None) -> int:
         interlock = s.interlock
         m.resume_after_sleep(s, at_ns + m.costs.block_wakeup_ns, value)
         group[1] += 1
-        if s.irq_depth:  # it continues when the handler on its CPU returns
-            fr = s.frames[1]
+        fr = m.frame_above_sleeper(s)
+        if fr is not None:  # it continues when the handler on its CPU returns
             fr.saved_op = Claim(queues, chan, group, interlock, fr.saved_op)
         else:
             s.op = Claim(queues, chan, group, interlock, s.op)

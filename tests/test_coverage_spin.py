@@ -18,7 +18,7 @@ import pytest
 from conftest import MODELS, cli, spec_of
 from smpvm import Replay, load_target, make_strategy, run_scenario
 from smpvm.search.exhaust import exhaust
-from smpvm.spin import LIVELOCK_ROUNDS
+from smpvm.kernel.spin import LIVELOCK_ROUNDS
 
 CASES = os.path.join(MODELS, "coverage_cases.py")
 STRATEGIES = [("random", {}), ("pct", {"depth": 2, "k": 20}), ("pct", {"depth": 3, "k": 20})]
@@ -91,3 +91,16 @@ def test_explore_reports_livelock_and_keeps_pct_k_from_livelocked_runs(capsys, t
                      "--workers", "1", "--json", "--out", str(tmp_path / "b"))
     d = json.loads(out)
     assert rc == 0 and d["failing_runs"] == 0
+
+
+def test_runs_leave_no_machine_behind():
+    # The spin watch and book-keeping declarations belong to their run: an
+    # exploration of thousands of runs must not keep every machine alive.
+    import gc
+    from smpvm import Machine
+    for seed in range(5):
+        for name in ("busy_wait", "step_counter"):
+            run_scenario(case(name), variant="pause" if name == "busy_wait" else None,
+                         seed=seed, strategy=make_strategy("random"))
+    gc.collect()
+    assert [o for o in gc.get_objects() if type(o) is Machine] == []

@@ -313,3 +313,24 @@ def test_a_misspelt_key_in_a_race_table_is_refused(tmp_path):
                             f'buggy = ["buggy"]\nfixd = ["fixed"]\n')
     with pytest.raises(BadInput, match="fixd"):
         load_study(path, "races")
+
+
+def test_a_race_study_counts_only_the_kinds_it_names(elsewhere):
+    from smpvm.violations import BadInput
+    tiny = os.path.join(ROOT, "tests", "models", "tiny.py")
+    text = (f'runs = 40\nstrategies = ["random"]\n[study]\nkind = "races"\nname = "k"\n'
+            f'[[race]]\ntarget = "{tiny}::abba"\nbuggy = ["buggy"]\nfixed = []\n')
+    plain, only = elsewhere / "plain.toml", elsewhere / "only.toml"
+    plain.write_text(text)
+    only.write_text(text.replace('fixed = []\n', 'fixed = []\nfail_on = ["deadlock"]\n'))
+    rows = {}
+    for name, path in (("plain", plain), ("only", only)):
+        cfg = load_study(str(path), "races")
+        run_races(cfg, str(elsewhere / name), workers=1)
+        [rows[name]] = read_csv(os.path.join(elsewhere / name, "races.csv"))
+    deadlocks = read_csv(os.path.join(elsewhere, "only", "runs", "abba-buggy-random", "runs.csv"))
+    assert int(rows["only"]["failing_runs"]) == sum(r["kinds"] == "deadlock" for r in deadlocks)
+    assert 0 < int(rows["only"]["failing_runs"]) < int(rows["plain"]["failing_runs"])
+    only.write_text(text.replace('fixed = []\n', 'fixed = []\nignore = ["no-such-kind"]\n'))
+    with pytest.raises(BadInput, match="unknown violation kind no-such-kind"):
+        load_study(str(only), "races")

@@ -379,3 +379,24 @@ def test_a_long_narrative_keeps_the_steps_before_the_violation():
     assert "step 1 " not in text and "after 99" not in text
     assert "earlier records not shown" in text and "more records not shown" in text
     assert "CPU0 Pa" in text  # the CPU keeps its name though its first record is cut
+
+
+def test_a_batch_comes_back_compact_and_reads_back_as_its_runs():
+    # Workers hand the driver encoded rows and counts; only failing runs come whole.
+    from smpvm.search.plan import Plan, outcome_of, run_batch, run_one
+    from smpvm.scenario import load_target
+    plan = Plan(target=f"{os.path.abspath(TINY)}::abba", variant="buggy", params={}, cpus=None,
+                seed=3, strategy="portfolio", depth=3, preemption_bound=None, max_steps=None,
+                source_root=ROOT)
+    b = run_batch(plan, 40, 100, 16)
+    assert (b.start, b.stop) == (40, 100) and len(b.schedules) == 60
+    scn, rotation, failon = load_target(plan.target), plan.strategies(), plan.failon()
+    expected = []
+    for i in range(40, 100):
+        label, seed, r = run_one(plan, scn, rotation, i, 16)
+        expected.append(outcome_of(i, label, seed, 16, r, failon))
+    assert b.failures == [o for o in expected if o.failed] and b.failures
+    assert [o.row() for o in b.outcomes()] == [o.row() for o in expected]
+    assert list(csv.reader(b.rows.splitlines())) == [[str(x) for x in o.row()] for o in expected]
+    stopped = run_batch(plan, 40, 100, 16, stop_on_first=True)
+    assert stopped.stop == b.failures[0].run + 1 and stopped.failures == b.failures[:1]

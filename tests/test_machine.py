@@ -882,3 +882,65 @@ def test_a_run_that_fits_under_max_steps_is_not_stopped():
 
     r = simulate(setup, max_steps=100)
     assert r.violations == [] and r.steps == 100     # 99 yields + the final resume
+
+
+def _abba_deadlock(lock_class):
+    from smpvm import Machine
+    m = Machine(seed=1)
+    a, b = lock_class(m, "A"), lock_class(m, "B")
+
+    def one(first, second):
+        yield first.lock()
+        yield work(100)
+        yield second.lock()
+        yield second.unlock()
+        yield first.unlock()
+
+    m.spawn(one(a, b), name="t1")
+    m.spawn(one(b, a), name="t2")
+    (v,) = [v for v in m.run().violations if v.kind == "deadlock"]
+    return v.extra["report"].splitlines()
+
+
+def test_a_deadlock_cycle_is_reported_like_lockdep_for_linux_locks():
+    from smpvm import Mutex
+    lines = _abba_deadlock(Mutex)
+    assert lines[0] == "WARNING: deadlock: circular wait among CPUs"
+    assert "CPU0 (t1) holds:" in lines and "CPU1 (t2) holds:" in lines
+    assert any(ln.startswith(" and waits for B held by CPU1 @ ") for ln in lines)
+    assert any(ln.startswith(" and waits for A held by CPU0 @ ") for ln in lines)
+    assert " *** DEADLOCK ***" in lines and " Possible unsafe locking scenario:" in lines
+
+
+def test_a_deadlock_cycle_of_freebsd_locks_reads_as_a_wait_for_cycle():
+    from smpvm import SleepMutex
+    lines = _abba_deadlock(SleepMutex)
+    assert lines[0] == "deadlock: wait-for cycle:"
+    assert [ln for ln in lines if ln.startswith("  A @ ") or ln.startswith("  B @ ")]
+
+
+@pytest.mark.parametrize("with_thread", [True, False])
+def test_a_handler_that_sleeps_is_reported_and_resumes_when_woken(with_thread):
+    from smpvm import Machine
+    m = Machine(seed=1)
+    chan = m.shared("chan", x=0)
+    ran = []
+
+    def handler():
+        yield tsleep(chan)
+        ran.append("handler")
+
+    def waker():
+        yield work(5000)
+        yield wakeup(chan)
+
+    if with_thread:
+        def busy():
+            yield work(100)
+            ran.append("thread")
+        m.spawn(busy(), name="t0", cpu=0)
+    m.spawn(waker(), name="w", cpu=1)
+    m.interrupt(0, SPLBIO, handler, at_ns=10)
+    result = m.run()
+    assert [v.kind for v in result.violations] == ["sleep-in-atomic"]
+    assert ran == (["handler", "thread"] if with_thread else ["handler"])

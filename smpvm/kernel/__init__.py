@@ -10,6 +10,10 @@ One module per idiom, in both kernels' words where both have it:
 * ``epoch``: FreeBSD ``epoch(9)``; ``rcu``: Linux RCU (``grace`` holds what
   they share).
 * ``refcount``: a reference that a destroyer drains.
+* ``threads``: threads started by running threads (``kthread_add``), and
+  ``join``.
+* ``spin``: busy-waiting (``cpu_relax``, ``spin_until``) and the watch that
+  tells a spin from progress, for fair scheduling and livelock reports.
 
 ``waits`` is the plumbing they share: footprints of their state and CPUs
 blocked until it changes.

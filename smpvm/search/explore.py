@@ -46,8 +46,9 @@ from ..violations import BadInput, ModelError
 from .executors import max_workers
 from .manifest import write_manifest
 from .plan import (BATCH_ATTEMPTS, CSV_COLUMNS, DEFAULT_RUNS, EPOCH_RUNS, PILOT_RUNS,  # noqa: F401
-                   SEARCHES, SYSTEMATIC, Outcome, Plan, check_resumable, check_same_exploration,
-                   manifest_of, outcome_of, read_runs_csv, run_batch, run_one)
+                   SEARCHES, SYSTEMATIC, Batch, Outcome, Plan, check_resumable,
+                   check_same_exploration, cut_short, manifest_of, outcome_of, read_runs_csv,
+                   run_batch, run_one)
 
 
 # -- the exploration ----------------------------------------------------------------------------
@@ -285,12 +286,38 @@ class Exploration:
         self.schedules.add(o.schedule)
         rep.distinct_schedules = len(self.schedules)
         e = o.run // EPOCH_RUNS
-        if o.decisions > self.epoch_decisions.get(e, 0) and not _cut_short(o.kinds.split(";")):
+        if o.decisions > self.epoch_decisions.get(e, 0) and not cut_short(o.kinds.split(";")):
             self.epoch_decisions[e] = o.decisions
         for kind in o.others.split(";") if o.others else ():
             rep.not_counted[kind] = rep.not_counted.get(kind, 0) + 1
-        if not o.failed:
-            return []
+        return self._count_failure(o) if o.failed else []
+
+    def _count_batch(self, b: Batch) -> None:
+        """Add a finished batch: its counts in bulk, its failing runs one by one."""
+        n = b.stop - b.start
+        done = self.done
+        if b.stop > len(done):
+            done.extend(bytes(b.stop - len(done)))
+        done[b.start:b.stop] = b"\x01" * n
+        j = done.find(0, self.done_prefix)
+        self.done_prefix = len(done) if j < 0 else j
+        rep = self.report
+        rep.runs += n
+        rep.runs_this_session += n
+        self.schedules.update(b.schedules)
+        rep.distinct_schedules = len(self.schedules)
+        for e, d in b.decisions.items():
+            if d > self.epoch_decisions.get(e, 0):
+                self.epoch_decisions[e] = d
+        for kind, count in b.not_counted.items():
+            rep.not_counted[kind] = rep.not_counted.get(kind, 0) + count
+        for o in b.failures:
+            for kind in self._count_failure(o):
+                self._save_first(kind, o)
+
+    def _count_failure(self, o: Outcome) -> list[str]:
+        """Count a failing run's kinds; the kinds whose first failing run it now is."""
+        rep = self.report
         rep.failing_runs += 1
         if rep.first_failure_run is None or o.run < rep.first_failure_run:
             rep.first_failure_run = o.run
@@ -310,13 +337,18 @@ class Exploration:
         e = start // EPOCH_RUNS
         return e < 2 or self.done_prefix >= (e - 1) * EPOCH_RUNS
 
-    def _record(self, outcomes: list[Outcome]) -> None:
-        for o in outcomes:
-            if o.run < len(self.done) and self.done[o.run]:
-                continue  # a retried batch that had finished after all
-            self._writer.writerow(o.row())
-            for kind in self._count(o):
-                self._save_first(kind, o)
+    def _record(self, b: Batch) -> None:
+        """Append a finished batch to runs.csv and count it."""
+        if self.done.find(1, b.start, b.stop) >= 0:
+            # a retried batch that had finished after all: only the runs still missing
+            for o in b.outcomes():
+                if not (o.run < len(self.done) and self.done[o.run]):
+                    self._writer.writerow(o.row())
+                    for kind in self._count(o):
+                        self._save_first(kind, o)
+        else:
+            self._csv.write(b.rows)
+            self._count_batch(b)
         self._csv.flush()
         if self.progress is not None:
             self.progress(self.report)
@@ -348,15 +380,21 @@ class Exploration:
         k = 1
         for i in range(PILOT_RUNS):
             _, _, r = run_one(pilot, self.scn, rotation, i, 1)
-            if not _cut_short(r.kinds()):
+            if not cut_short(r.kinds()):
                 k = max(k, r.decisions)
             self.ncpus = max(self.ncpus, r.ncpus)
         self.pilot_k = k
 
     def _batch_size(self, workers: int) -> int:
-        """Runs per batch: small enough that two epochs keep every worker busy."""
+        """Runs per batch: small enough that two epochs keep every worker busy.
+
+        A Dask task pays a scheduler round trip, so Dask gets fewer, larger
+        batches (up to an epoch) than local processes.
+        """
         if workers == 1:
             return 64
+        if self.dask is not None:
+            return max(64, min(EPOCH_RUNS, self.runs // (workers * 4)))
         return max(16, min(EPOCH_RUNS // 4, self.runs // (workers * 8)))
 
     def _run_sampled(self) -> None:
@@ -448,7 +486,7 @@ class Exploration:
     def _collect(self, fut, batch, pending, attempts) -> bool:
         """Record a finished batch, or queue it again; True when the executor is broken."""
         try:
-            outcomes = fut.result()
+            result = fut.result()
         except (ModelError, BadInput):
             raise
         except cf.CancelledError:
@@ -458,16 +496,16 @@ class Exploration:
             if self._inline:
                 raise  # in this process nothing died: an error is an error, with its traceback
             return self._retry(batch, e, pending, attempts)
-        self._finished(batch, outcomes)
+        self._finished(batch, result)
         return False
 
-    def _finished(self, batch, outcomes) -> None:
+    def _finished(self, batch, result: Batch) -> None:
         """Record a batch in run order (see ``_flush_in_order``): runs.csv reads the same
         whatever the workers or executor, and --stop-on-first counts exactly."""
         if self._inline:
-            self._record(outcomes)
+            self._record(result)
             return
-        self._held[batch[0]] = outcomes
+        self._held[batch[0]] = result
         self._flush_in_order()
 
     def _record_held(self) -> None:
@@ -478,7 +516,7 @@ class Exploration:
 
     def _held_failure(self):
         """The earliest failing run among batches waiting for earlier ones (or None)."""
-        runs = [o.run for batch in self._held.values() for o in batch if o.failed]
+        runs = [o.run for b in self._held.values() for o in b.failures]
         return min(runs) if runs else None
 
     def _flush_in_order(self) -> None:
@@ -636,12 +674,6 @@ class Exploration:
             n = runs_for_confidence(p, 0.99)
             self.report.pct.append({"depth": d, "n": self.ncpus, "k": k, "probability": p,
                                     "runs_for_99": n, "exploration_runs_for_99": n * share})
-
-
-def _cut_short(kinds) -> bool:
-    """Did a run end by a step limit or a livelock?  Its decisions then say nothing of
-    a run's length, and would make PCT's k (and its guarantee) as long as the limit."""
-    return "max-steps" in kinds or "livelock" in kinds
 
 
 class Batches:

@@ -1,8 +1,10 @@
 """The worker side of an exploration: what a run is, and its record on disk.
 
 A ``Plan`` is everything a worker needs besides run indices; ``run_batch``
-runs a contiguous range of them and returns one compact ``Outcome`` per run,
-the row ``runs.csv`` holds.  ``manifest_of`` and the checks beside it are
+runs a contiguous range of them and returns a ``Batch``: the rows
+``runs.csv`` gets, already encoded, the counts the driver adds up, and an
+``Outcome`` in full only for each failing run.  The driver's work per batch
+does not grow with its runs, so it is not the ceiling of a many-worker search.  ``manifest_of`` and the checks beside it are
 what ``explore.json`` records so a resumed exploration is the same one.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -166,18 +169,70 @@ def schedule_fingerprint(choices) -> int:
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
 
 
-def run_batch(plan: Plan, start: int, stop: int, k: int, stop_on_first: bool = False) -> list:
+def cut_short(kinds) -> bool:
+    """Did a run end by a step limit or a livelock?  Its decisions then say nothing of
+    a run's length, and would make PCT's k (and its guarantee) as long as the limit."""
+    return "max-steps" in kinds or "livelock" in kinds
+
+
+class Batch(NamedTuple):
+    """A finished batch of runs ``start``..``stop - 1``, in the form the driver appends."""
+
+    start: int
+    #: One past the last run made (short of the range asked for after --stop-on-first).
+    stop: int
+    #: The runs' runs.csv lines, in run order.
+    rows: str
+    #: Each run's schedule fingerprint, in run order.
+    schedules: tuple
+    #: Epoch -> most decisions of a run in it that was not cut short.
+    decisions: dict
+    #: Kind -> runs that found it without it counting (``--fail-on``/``--ignore``).
+    not_counted: dict
+    #: An ``Outcome`` for each run that failed.
+    failures: list
+
+    def outcomes(self) -> list:
+        """The batch as one ``Outcome`` per run (for the rare caller that needs them)."""
+        out = []
+        failed = {o.run: o for o in self.failures}
+        for i, row in enumerate(csv.reader(self.rows.splitlines())):
+            run = self.start + i
+            if run in failed:
+                out.append(failed[run])
+                continue
+            _, seed, strategy, k, _f, kinds, location, steps, decisions, sched = row
+            out.append(Outcome(run, int(seed), strategy, int(k) if k else "", kinds, location,
+                               int(steps), int(decisions), int(sched, 16)))
+        return out
+
+
+def run_batch(plan: Plan, start: int, stop: int, k: int, stop_on_first: bool = False) -> Batch:
     """Runs ``start``..``stop - 1`` of ``plan`` (the unit of work sent to an executor)."""
     scn = load_target(plan.target)
     rotation = plan.strategies()
     failon = plan.failon()
-    out = []
+    text = io.StringIO()
+    writer = csv.writer(text)  # the driver's own dialect: the file reads the same
+    schedules, decisions, not_counted, failures = [], {}, {}, []
+    end = start
     for i in range(start, stop):
         label, seed, r = run_one(plan, scn, rotation, i, k)
-        out.append(outcome_of(i, label, seed, k, r, failon))
-        if stop_on_first and out[-1].failed:
-            break
-    return out
+        o = outcome_of(i, label, seed, k, r, failon)
+        end = i + 1
+        writer.writerow(o.row())
+        schedules.append(o.schedule)
+        e = i // EPOCH_RUNS
+        if o.decisions > decisions.get(e, 0) and not cut_short(o.kinds.split(";")):
+            decisions[e] = o.decisions
+        for kind in o.others.split(";") if o.others else ():
+            not_counted[kind] = not_counted.get(kind, 0) + 1
+        if o.failed:
+            failures.append(o)
+            if stop_on_first:
+                break
+    return Batch(start, end, text.getvalue(), tuple(schedules), decisions, not_counted,
+                 failures)
 
 
 # -- the record on disk ----------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Fair scheduling around spin-waits, for every search strategy.
 
-A CPU that spins (``smpvm.spin``: a pause repeated in place with nothing
+A CPU that spins (``smpvm.kernel.spin``: a pause repeated in place with nothing
 learnt) says "I cannot go on until someone else steps".  A search that
 keeps choosing it anyway explores nothing new and, worse, starves the CPU
 it waits for.  Musuvathi and Qadeer ("Fair stateless model checking",
@@ -10,7 +10,7 @@ may step again once each of them has stepped (or can no longer step).  The
 schedules this leaves out are those where t re-checks a condition no other
 CPU has touched: they repeat a state already seen.  So a correct busy-wait
 ends after as many spins as the CPU it waits for takes steps, and a real
-livelock is caught by ``smpvm.spin``'s round count, not by ``max_steps``.
+livelock is caught by ``smpvm.kernel.spin``'s round count, not by ``max_steps``.
 
 ``Fairness.allowed(options, last)`` is what random, pct and dfs call first
 in ``pick``; it costs one lookup while no CPU has spun.
@@ -18,7 +18,6 @@ in ``pick``; it costs one lookup while no CPU has spun.
 
 from __future__ import annotations
 
-from .. import spin
 from ..current import current_machine
 
 
@@ -45,7 +44,7 @@ class Fairness:
         m = self._m
         if m is None:
             m = self._m = current_machine()
-        w = spin.watch_of(m) if m is not None else None
+        w = m.spin_watch if m is not None else None
         if w is None or not w.spins:
             self.last_allowed = options
             return options

@@ -23,7 +23,7 @@ yield points it lands if its priority is above that CPU's, and these
 ``"irq"`` decisions are decision points like the others (they count
 towards k, and a change point may fall on one).
 
-A CPU that spins (``smpvm.spin``) keeps its priority but is held back by
+A CPU that spins (``smpvm.kernel.spin``) keeps its priority but is held back by
 fair scheduling (``fair``) until the CPUs it may wait for have stepped, so
 a busy-wait cannot starve the lower-priority CPU that would end it.
 """

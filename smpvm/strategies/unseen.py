@@ -39,7 +39,7 @@ import dis
 import functools
 import types
 
-from ..tracked import bookkept
+from ..memory import bookkept
 
 #: Values that cannot change (nothing to watch), compared by value.
 _ATOMS = (type(None), bool, int, float, complex, str, bytes, range, type(Ellipsis),
@@ -245,6 +245,13 @@ def _short(module) -> str:
     return os.path.relpath(module) if os.path.isabs(module) else module
 
 
+@functools.lru_cache(maxsize=1024)
+def _never_mutable(t) -> bool:
+    """Is no value of type ``t`` mutable state to watch (``_mutable``'s rules by type alone)?"""
+    return (issubclass(t, _ATOMS) or _api_module(getattr(t, "__module__", "") or "")
+            or issubclass(t, (tuple, frozenset, types.FunctionType, types.MethodType)))
+
+
 def _mutable(value) -> bool:
     if isinstance(value, _ATOMS) or _is_api(value):
         return False
@@ -299,7 +306,7 @@ def _item_fields(obj):
         fields = object.__getattribute__(obj, "_slot").fields
     except AttributeError:
         return ()
-    return [(k, v) for k, v in fields.items() if _mutable(v)]
+    return [(k, v) for k, v in fields.items() if not _never_mutable(type(v)) and _mutable(v)]
 
 
 def find(m) -> tuple[list[Shared], dict]:

@@ -6,6 +6,10 @@ variant and every strategy it explores ``runs`` schedules and reports the
 failing-run rate with a Wilson 95% interval, the run of the first failure and
 the bug depth after shrinking; for every fixed variant, "0 failures in N
 runs", and whether the exhaustive search covered its whole space.
+``fail_on`` / ``ignore`` (lists of violation kinds, for the study or per
+race) choose which findings make a run fail, as ``explore --fail-on`` does:
+a race searched for its deadlock is not cut short by the reversal witness
+reports on the way.
 
 ``kind = "lor"`` lists models (``[[model]]``: a target, its old variants, its
 fixed ones); every variant runs ``runs`` times under random schedules, the
@@ -55,6 +59,8 @@ def load_study(path: str, kind: str, runs_override: int | None = None) -> dict:
     data = _read(path)
     table = "race" if kind == "races" else "model"
     allowed = {"study", table, "runs", "dfs_runs", "seed", "strategies", "params"}
+    kinds_keys = ("fail_on", "ignore") if kind == "races" else ()
+    allowed |= set(kinds_keys)
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise BadInput(f"{path}: unknown key(s) {', '.join(unknown)} for a {kind} study; "
@@ -72,10 +78,11 @@ def load_study(path: str, kind: str, runs_override: int | None = None) -> dict:
     from ..scenario import load_target
     resolved = []
     for i, e in enumerate(entries, 1):
-        stray = sorted(set(e) - {"target", "params", *groups})
+        stray = sorted(set(e) - {"target", "params", *groups, *kinds_keys})
         if stray:
+            known = ", ".join(["target", *groups, "params", *kinds_keys])
             raise BadInput(f"{path}: [[{table}]] number {i} has unknown key(s) "
-                           f"{', '.join(stray)}; known: target, {', '.join(groups)}, params")
+                           f"{', '.join(stray)}; known: {known}")
         target = e.get("target")
         if not isinstance(target, str):
             raise BadInput(f"{path}: [[{table}]] number {i} needs target = \"path.py::scenario\"")
@@ -84,6 +91,8 @@ def load_study(path: str, kind: str, runs_override: int | None = None) -> dict:
         except BadInput as err:
             raise BadInput(f"{path}: [[{table}]] number {i}: {err}") from None
         entry = {"target": _near(target, path), "params": dict(e.get("params", {}))}
+        for key in kinds_keys:  # which violation kinds count, per race or for the study
+            entry[key] = _kinds_option(path, key, e.get(key, data.get(key)))
         for g in groups:
             vs = e.get(g, [])
             if not isinstance(vs, list) or not all(isinstance(v, str) for v in vs):
@@ -225,6 +234,21 @@ def _finished_rows(out_dir, cfg, table) -> dict:
     return out
 
 
+def _kinds_option(path, key, value) -> str | None:
+    """A study's ``fail_on``/``ignore``: a list of kinds (or one comma-separated string)."""
+    from ..search.failon import parse_kinds
+    if value is None:
+        return None
+    if isinstance(value, list) and all(isinstance(k, str) for k in value):
+        value = ",".join(value)
+    if not isinstance(value, str):
+        raise BadInput(f"{path}: {key} must be a list of violation kinds, got {value!r}")
+    try:
+        return ",".join(parse_kinds(value, key))
+    except BadInput as err:
+        raise BadInput(f"{path}: {err}") from None
+
+
 def _race_row(explore, wilson, cfg, e, variant, label, role, out_dir, workers, dask,
               resume=False) -> dict:
     args = dict(STRATEGIES.get(label, {"strategy": label}))
@@ -236,6 +260,7 @@ def _race_row(explore, wilson, cfg, e, variant, label, role, out_dir, workers, d
                   runs=cfg["dfs_runs"] if is_dfs else cfg["runs"],
                   workers=1 if is_dfs else workers, dask=None if is_dfs else dask,
                   stop_on_first=is_dfs and role == "buggy", resume=resume and not is_dfs,
+                  fail_on=e.get("fail_on"), ignore=e.get("ignore"),
                   out=os.path.join(out_dir, "runs", f"{name}-{variant}-{label}"), **args)
     lo, hi = wilson(rep.failing_runs, rep.runs) if rep.runs else (0.0, 1.0)
     if role == "fixed":

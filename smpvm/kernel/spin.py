@@ -1,4 +1,5 @@
-"""Spin-waits: telling a CPU that waits by re-checking from one that works.
+"""Spin-waits: ``cpu_relax`` and ``spin_until``, and telling a CPU that waits by
+re-checking from one that works.
 
 Kernel code waits for another CPU by polling: ``while (!done) cpu_relax();``.
 A model writes it ``while not flag.done: yield pause()``.  To a scheduler
@@ -30,16 +31,13 @@ unchanged since then: one more turn of a loop that has learnt nothing.
 
 from __future__ import annotations
 
-import weakref
-
-from .cpu import RUNNABLE
+from ..cpu import RUNNABLE
+from ..ops import pause
 
 #: Time one spin iteration takes (a PAUSE instruction and a re-read), ns.
 SPIN_NS = 10
 #: Rounds in which every runnable CPU spins, in a row, that make a livelock.
 LIVELOCK_ROUNDS = 1000
-
-_WATCHES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 class SpinWatch:
@@ -107,15 +105,15 @@ class SpinWatch:
 
 def paused(m, c) -> None:
     """Called by every ``pause()`` operation (see the module docstring)."""
-    w = _WATCHES.get(m)
+    w = m.spin_watch
     if w is None:
-        w = _WATCHES[m] = SpinWatch(m)
+        w = m.spin_watch = SpinWatch(m)
     w.paused(c)
 
 
 def watch_of(m):
     """The run's ``SpinWatch``, or None while no CPU of ``m`` has paused."""
-    return _WATCHES.get(m)
+    return m.spin_watch
 
 
 def _locals(c):
@@ -141,3 +139,43 @@ def _same(a: dict, b: dict) -> bool:
         except Exception:
             return False
     return True
+
+
+# -- busy-waiting in the kernel's words ---------------------------------------------------
+#
+# Busy-waiting in the kernel's words: ``cpu_relax()`` and ``spin_until(cond)``.
+#
+# Kernel code that waits for another CPU without sleeping polls a condition,
+# relaxing the CPU between reads (Linux ``cpu_relax()``, FreeBSD
+# ``cpu_spinwait()``): ``del_timer_sync`` waiting for a handler running
+# elsewhere, a detach polling a "busy" flag.  In a model:
+#
+#     while timer.running:
+#         yield cpu_relax()
+#
+# or, the same loop in one line, ``yield from spin_until(lambda: not timer.running)``.
+#
+# Both are ``pause()`` underneath, and every strategy treats a pause repeated
+# in place as a spin (``smpvm.kernel.spin``): the search re-runs the spinning CPU
+# only after the others have stepped, the timed view charges each turn a few
+# nanoseconds, and CPUs that spin on each other forever are reported as a
+# ``livelock`` naming each CPU and where it spins.
+
+
+
+
+def cpu_relax():
+    """One turn of a busy-wait loop: ``yield cpu_relax()`` (a ``pause()``)."""
+    return pause()
+
+
+def spin_until(cond):
+    """Busy-wait until ``cond()`` is true: ``yield from spin_until(lambda: flag.done)``.
+
+    ``cond`` is re-read after every turn; reading it through model state
+    (zone item fields, ``SharedList``...) lets the search see what it waits for.
+    """
+    if not callable(cond):
+        raise TypeError(f"spin_until() needs a function to re-check, got {cond!r}")
+    while not cond():
+        yield pause()

@@ -23,7 +23,7 @@ takes the CPU that ``m.spawn`` returns, meaning the thread it runs now.
 
 from __future__ import annotations
 
-from .ops import BLOCKED, ISSUED, Op
+from ..ops import BLOCKED, ISSUED, Op
 
 
 class Thread:
@@ -101,7 +101,7 @@ def join(thread):
     """``yield join(t)``: wait until thread ``t`` (or the thread on CPU ``t``) has returned."""
     ISSUED[0] += 1
     if not isinstance(thread, Thread):
-        from .current import current_machine
+        from ..current import current_machine
         m = current_machine()
         found = m.thread_on(thread) if m is not None else None
         if found is None:
@@ -114,4 +114,5 @@ def join(thread):
 def thread_ended(m, c, thread) -> None:
     """The machine's part when a thread returns: mark it and wake its joiners."""
     thread.ended = True
-    m.sleepq.wakeup(m, c.clock, thread, False)
+    if m.footprint is not None or m.sleepq.sleepers(thread):  # joiners, or dfs watching
+        m.sleepq.wakeup(m, c.clock, thread, False)
