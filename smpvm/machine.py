@@ -550,6 +550,19 @@ class Machine:
             return self.site(self.current) if self.current is not None else ""
         return f"{self._path(frame.f_code.co_filename)}:{frame.f_lineno}"
 
+    def call_chain(self, c) -> list[str]:
+        """``file:line function`` of each model frame ``c`` runs, through ``yield from``
+        helpers, outermost first (what a report prints as the call chain)."""
+        out = []
+        gen = c.frames[-1].gen if c.frames else None
+        while gen is not None:
+            f = getattr(gen, "gi_frame", None)
+            if f is None:
+                break
+            out.append(f"{self.frame_site(f)} {f.f_code.co_name}")
+            gen = getattr(gen, "gi_yieldfrom", None)
+        return out
+
     def _path(self, filename: str) -> str:
         return display_path(filename, self._root)
 
@@ -1280,7 +1293,8 @@ class Machine:
                        "lock": c.wait_lock.label() if c.wait_lock is not None else None,
                        "channel": self.sleepq.label(c.sleep_chan) if c.sleep_chan is not None else None,
                        "site": (self.site_name(c.wait_site) if c.wait_lock is not None
-                                else self.site(c))}
+                                else self.site(c)),
+                       "call_chain": self.call_chain(c)}
                       for c in stuck]})
 
     def _cycle_report(self, cycle) -> str:
@@ -1294,7 +1308,7 @@ class Machine:
             waits.append({"cpu": c.id, "ctx": c.ctx,
                           "held": [(h.lock.label(), h.site) for h in c.held],
                           "lock": c.wait_lock.label(), "site": self.site_name(c.wait_site),
-                          "holder": hs[0].id if hs else "?"})
+                          "holder": hs[0].id if hs else "?", "chain": self.call_chain(c)})
         return lockdep.deadlock(linux, waits)
 
     def _describe_wait(self, c) -> str:

@@ -359,15 +359,7 @@ class Witness:
 
     def _call_chain(self, c) -> list[str]:
         """The model frames of ``c``'s running context, outermost first (``yield from`` too)."""
-        out = []
-        gen = c.frames[-1].gen if c.frames else None
-        while gen is not None:
-            f = getattr(gen, "gi_frame", None)
-            if f is None:
-                break
-            out.append(f"{self.m.frame_site(f)} {f.f_code.co_name}")
-            gen = getattr(gen, "gi_yieldfrom", None)
-        return out
+        return self.m.call_chain(c)
 
     # -- order ------------------------------------------------------------------------------
 

@@ -770,7 +770,8 @@ def test_a_lost_wakeup_is_a_deadlock_naming_the_channel():
     v = r.violations[0]
     assert "sleeps on vm_object#0 with no wakeup to come" in v.message
     assert v.extra["waits"] == [{"cpu": 0, "thread": "sleeper", "lock": None,
-                                 "channel": "vm_object#0", "site": v.extra["waits"][0]["site"]}]
+                                 "channel": "vm_object#0", "site": v.extra["waits"][0]["site"],
+                                 "call_chain": [f'{v.extra["waits"][0]["site"]} sleeper']}]
     assert v.extra["cycle"] == []
 
 
@@ -899,6 +900,7 @@ def _abba_deadlock(lock_class):
     m.spawn(one(a, b), name="t1")
     m.spawn(one(b, a), name="t2")
     (v,) = [v for v in m.run().violations if v.kind == "deadlock"]
+    assert [w["call_chain"][-1].split()[-1] for w in v.extra["waits"]] == ["one", "one"]
     return v.extra["report"].splitlines()
 
 
@@ -910,6 +912,7 @@ def test_a_deadlock_cycle_is_reported_like_lockdep_for_linux_locks():
     assert any(ln.startswith(" and waits for B held by CPU1 @ ") for ln in lines)
     assert any(ln.startswith(" and waits for A held by CPU0 @ ") for ln in lines)
     assert " *** DEADLOCK ***" in lines and " Possible unsafe locking scenario:" in lines
+    assert lines.count("  call chain (innermost last):") == 2
 
 
 def test_a_deadlock_cycle_of_freebsd_locks_reads_as_a_wait_for_cycle():

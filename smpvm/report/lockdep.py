@@ -124,8 +124,9 @@ def deadlock(linux: bool, waits: list) -> str:
     """A wait-for cycle as a multi-line report: who holds what, who waits for what, the table.
 
     ``waits`` is the cycle in order, each {cpu, ctx, held: [(cls, site)], lock, site,
-    holder}: the CPU, its context, the locks it holds with where it took them,
-    the lock it waits for, where it waits, and the CPU that holds that lock.
+    holder, chain}: the CPU, its context, the locks it holds with where it took
+    them, the lock it waits for, where it waits, the CPU that holds that lock,
+    and the model's call chain where it waits (optional).
     """
     lines = ["WARNING: deadlock: circular wait among CPUs" if linux else "deadlock: wait-for cycle:"]
     for w in waits:
@@ -133,6 +134,7 @@ def deadlock(linux: bool, waits: list) -> str:
         lines += [f"  {cls} @ {site or '?'}" for cls, site in w["held"]] or ["  nothing"]
         lines.append(f" and waits for {w['lock']} held by CPU{w['holder']} "
                      f"@ {w['site'] or '?'}")
+        lines += _chain(w.get("chain"))
     if len(waits) == 2:
         first, second = waits
         rows = []

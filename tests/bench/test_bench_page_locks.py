@@ -1,4 +1,5 @@
-"""One page-locks sweep point at 64 CPUs with about a million lock acquisitions.
+"""One page-locks sweep point at 64 CPUs with about a million lock acquisitions,
+and 256 CPUs against 64 with the same work per CPU.
 
 Reports wall time and peak memory of the run (the study's heaviest point),
 and checks that tracing to a file keeps memory flat: four times the run
@@ -64,3 +65,24 @@ def test_tracing_to_a_file_keeps_memory_flat(tmp_path):
     print(f"\ntracing adds {added[0] / 1e6:.2f} MB at {ops} ops/CPU and {added[1] / 1e6:.2f} MB at "
           f"{4 * ops} ops/CPU (the larger trace file is {size / 1e6:.0f} MB)")
     assert added[1] < 1.5 * added[0] + 256 * 1024
+
+
+def test_256_cpus_cost_what_their_acquisitions_cost(report_ratio):
+    # Four times the CPUs with the same work per CPU: four times the acquisitions, so
+    # at most four times the 64-CPU time if nothing in the engine grows with CPU count.
+    def point(cpus):
+        scn = load_target(TARGET)
+        t0 = time.perf_counter()
+        r = run_scenario(scn, variant="hashed", params=dict(POINT, cpus=cpus, ops_per_thread=1150),
+                         seed=1, witness=False)
+        return time.perf_counter() - t0, sum(s.acquisitions for s in r.lockstat)
+
+    point(64)  # imports and caches, paid once
+    (t64, a64), (t256, a256) = point(64), point(256)
+    per_acquisition = (t256 / a256) / (t64 / a64)
+    report_ratio("page locks, 256 CPUs / 64 CPUs",
+                 f"{t256 / t64:.2f}x the time for {a256 / a64:.2f}x the acquisitions "
+                 f"({a64:,} in {t64:.1f} s -> {a256:,} in {t256:.1f} s; target <= 4x); "
+                 f"{per_acquisition:.2f}x per acquisition")
+    # what may grow is the CPU heap's depth (log of the CPUs): a tenth at most
+    assert per_acquisition <= 1.1
