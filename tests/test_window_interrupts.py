@@ -16,8 +16,8 @@ import sys
 import pytest
 
 from conftest import ROOT, cli, spec_of
-from smpvm import (SPLBIO, Callout, ModelError, Timer, load_target, run_scenario, scenario, splbio,
-                   splx, work)
+from smpvm import (SPLBIO, Callout, ModelError, RunSpec, Timer, load_target, run_scenario,
+                   scenario, splbio, splx, work)
 from smpvm.search.exhaust import exhaust
 from smpvm.search.explore import Exploration
 from smpvm.search.failures import load_failure
@@ -262,3 +262,18 @@ def test_a_timer_with_slack_fires_wherever_the_search_puts_it(kind):
     assert fixed == 1 and len(set(seen_fixed)) == 1  # no slack: one firing point
     n, seen = dfs_outcomes(timer_scenario(kind, 250))
     assert n > 1 and len(set(seen)) > 1
+
+
+def test_dfs_starts_its_record_over_when_a_later_schedule_raises_a_window(tmp_path):
+    # The first schedule raises no window; the second does, after one run was counted:
+    # the search starts over without reduction, and runs.csv and the counts with it.
+    target = "tests/models/late_window.py::late"
+    restarts = []
+    plain = exhaust(RunSpec(target), on_restart=lambda: restarts.append(1))
+    assert restarts == [1] and plain.exhausted and plain.arrival_windows
+    rep = Exploration(target, strategy="dfs", workers=1, out=tmp_path).run()
+    with open(tmp_path / "runs.csv", encoding="utf-8") as fp:
+        runs = [line.split(",")[0] for line in fp.read().splitlines()[1:]]
+    assert runs == [str(i) for i in range(plain.runs)]
+    assert (rep.runs, rep.failing_runs) == (plain.runs, plain.failing_runs)
+    assert rep.first_failure_run == plain.first_failure_run

@@ -85,10 +85,14 @@ class DfsReport:
 
 
 def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
-            stop_on_first=False, on_run=None, reduction=True, counts=None) -> DfsReport:
+            stop_on_first=False, on_run=None, reduction=True, counts=None,
+            on_restart=None) -> DfsReport:
     """Run every schedule of ``scn`` (up to reduction, within the bound); see the module docstring.
 
-    ``on_run(index, result)`` is called after every schedule; ``max_runs``
+    ``on_run(index, result)`` is called after every schedule; ``on_restart()``
+    when the search starts over from schedule 0 without reduction, because a
+    schedule raised an interrupt with a window after some were counted (what
+    ``on_run`` was told so far no longer stands); ``max_runs``
     and ``stop_on_first`` end the search early (``exhausted`` is then False
     unless nothing was left).  ``counts(kind)``: which violation kinds make a
     schedule fail (default: all).  Schedules run without lock statistics, which
@@ -104,6 +108,8 @@ def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
             # where a window interrupt lands is a decision the reduction's tree has no
             # node for: start again, enumerating every decision (the runs so far were
             # the first, unless a window first appeared in a later schedule)
+            if report.runs and on_restart is not None:
+                on_restart()
             dfs = DFS(preemption_bound=preemption_bound, reduction=False)
             report = DfsReport(reduction=False, preemption_bound=preemption_bound)
             continue

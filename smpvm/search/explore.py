@@ -584,7 +584,7 @@ class Exploration:
                 rep = exhaust(plan.spec(plan.seed), scn=self.scn,
                               preemption_bound=plan.preemption_bound, max_runs=self.runs,
                               stop_on_first=self.stop_on_first, on_run=on_run,
-                              counts=failon.counts)
+                              counts=failon.counts, on_restart=self._start_record_over)
         except KeyboardInterrupt:
             self.report.interrupted = True
             rep = None
@@ -607,6 +607,20 @@ class Exploration:
             self.report.unseen_shared = list(rep.unseen_shared)
             if self.report.runs == 0 and rep.runs:
                 self._adopt_dfs_report(rep)
+
+    def _start_record_over(self) -> None:
+        """The dfs search starts over (see ``exhaust``): forget the runs recorded so far."""
+        self._csv.seek(0)
+        self._csv.truncate()
+        self._writer.writerow(CSV_COLUMNS)
+        for old in glob.glob(os.path.join(self.out, "failure-*.json")):
+            os.remove(old)
+        rep = self.report
+        rep.runs = rep.runs_this_session = rep.failing_runs = rep.distinct_schedules = 0
+        rep.first_failure_run = None
+        rep.violations, rep.not_counted, rep.first = {}, {}, {}
+        self.schedules, self.first_runs = set(), {}
+        self.done, self.done_prefix = bytearray(), 0
 
     def _adopt_dfs_report(self, rep) -> None:
         """Counts from the report itself when ``on_run`` was never called."""
