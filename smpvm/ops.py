@@ -464,6 +464,10 @@ class SleepQueues:
             return lab()
         return str(chan)
 
+    def has_sleepers(self, chan) -> bool:
+        """Does any CPU sleep on ``chan``?"""
+        return chan in self._queues
+
     def sleepers(self, chan) -> list:
         """The CPUs sleeping on ``chan``, longest sleeper first (a copy)."""
         return list(self._queues.get(chan, ()))

@@ -154,6 +154,9 @@ def run_one(plan: Plan, scn, rotation: Rotation, index: int, k: int):
 
 
 def outcome_of(index, label, seed, k, r, failon: FailOn | None = None) -> Outcome:
+    if not r.violations:  # most runs: nothing to sort out
+        return Outcome(index, seed, label, k if label.startswith(("pct", "idb")) else "",
+                       "", "", r.steps, r.decisions, schedule_fingerprint(r.choices))
     failon = failon or FailOn()
     v = failon.failing(r.violations)
     counted = failon.kinds(r)
