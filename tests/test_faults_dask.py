@@ -173,3 +173,59 @@ def _children(pid):
         found += kids
         todo += kids
     return found
+
+
+@pytest.fixture
+def two_workers():
+    """A scheduler and two workers, real processes; yields (address, [worker, worker])."""
+    if not os.path.exists(DASK):
+        pytest.skip("no dask command")
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = start(DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                      "--no-dashboard")
+    procs = [scheduler]
+    try:
+        wait_for_port(port, scheduler)
+        workers = [start(DASK, "worker", address, "--nthreads", "1", "--no-nanny",
+                         "--no-dashboard") for _ in range(2)]
+        procs += workers
+        yield address, workers
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
+def test_a_worker_killed_mid_search_loses_and_duplicates_nothing(tmp_path, two_workers):
+    # The other worker takes over the lost batches: the search completes, and runs.csv is
+    # byte for byte the file of the same search made in this process.
+    address, workers = two_workers
+    runs = 6000
+    proc = explore_process(tmp_path / "cluster", "--runs", runs, "--dask", address,
+                           env={"SMPVM_DASK_CONNECT_S": "60", "SMPVM_DASK_NO_WORKERS_S": "60"})
+    wait_for_rows(tmp_path / "cluster", proc)
+    workers[0].send_signal(signal.SIGKILL)
+    assert len(rows_on_disk(tmp_path / "cluster")) < runs  # killed mid-search
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    os.chdir(ROOT)
+    explore(TARGET, variant="fixed", seed=1, runs=runs, workers=1, out=tmp_path / "here")
+    with open(tmp_path / "cluster" / "runs.csv", "rb") as a, \
+            open(tmp_path / "here" / "runs.csv", "rb") as b:
+        assert a.read() == b.read()
+
+
+def test_a_sweep_against_a_cluster_equals_the_sweep_in_process(tmp_path, two_workers):
+    address, _ = two_workers
+    study = os.path.join(ROOT, "experiments", "spin_collapse.toml")
+    small = ["--set", "cpus=1,2", "--set", "acquisitions=50", "--seeds", "2"]
+    for name, where in (("cluster", ["--dask", address]), ("here", ["--workers", "1"])):
+        done = subprocess.run([sys.executable, "-m", "smpvm", "sweep", study, *small, *where,
+                               "--out", str(tmp_path / name)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=180, env={**os.environ, **FAST})
+        assert done.returncode == 0, done.stderr
+    with open(tmp_path / "cluster" / "runs.csv", "rb") as a, \
+            open(tmp_path / "here" / "runs.csv", "rb") as b:
+        assert a.read() == b.read()
