@@ -549,8 +549,6 @@ def kassert(condition, message) -> None:
 
 # -- plain collections the engine can see ------------------------------------------------
 #
-# Python collections the engine can see: ``SharedList`` and ``SharedDict``.
-#
 # A model often keeps some book-keeping in plain Python: a log of events, a
 # table from address to object, a queue of work.  When two CPUs use the same
 # plain list, the engine does not know it (it records accesses to locks, zone
@@ -573,8 +571,6 @@ def kassert(condition, message) -> None:
 # be declared ``bookkeeping``: the search then leaves it out, as it leaves
 # out ``m.metric``.  Declaring state that a thread's decisions do depend on
 # makes the exhaustive search unsound for that model.
-
-
 
 
 class _Tracked:

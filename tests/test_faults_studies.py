@@ -11,8 +11,6 @@ import csv
 import json
 import os
 
-import pytest
-
 from conftest import ROOT, assert_one_error_line, cli
 from smpvm.studies.races import load_study, run_races
 from smpvm.studies.sweep import RunsCsv, load_config, run_sweep

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import RandomWalk, Scripted, simulate
+from conftest import Scripted, simulate
 from smpvm import (SPLBIO, SPLSOFT, Epoch, Mutex, Rcu, SleepMutex, Spinlock, Sx, Timer,
                    local_bh_disable, local_bh_enable, local_irq_restore, local_irq_save,
                    may_sleep, pause, work)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from ..memory import Item, watch_free
 from ..ops import SPLSOFT
-from .waits import Kobj, op, wait_for
+from .waits import Kobj, wait_for
 
 
 class Section:

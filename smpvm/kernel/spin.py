@@ -143,8 +143,6 @@ def _same(a: dict, b: dict) -> bool:
 
 # -- busy-waiting in the kernel's words ---------------------------------------------------
 #
-# Busy-waiting in the kernel's words: ``cpu_relax()`` and ``spin_until(cond)``.
-#
 # Kernel code that waits for another CPU without sleeping polls a condition,
 # relaxing the CPU between reads (Linux ``cpu_relax()``, FreeBSD
 # ``cpu_spinwait()``): ``del_timer_sync`` waiting for a handler running
@@ -160,8 +158,6 @@ def _same(a: dict, b: dict) -> bool:
 # only after the others have stepped, the timed view charges each turn a few
 # nanoseconds, and CPUs that spin on each other forever are reported as a
 # ``livelock`` naming each CPU and where it spins.
-
-
 
 
 def cpu_relax():

@@ -566,7 +566,7 @@ def run_sweep(cfg: SweepConfig, out_dir: str, *, workers: int | None = None,
     import time
 
     from .. import __version__
-    from ..search.executors import describe, make_executor
+    from ..search.executors import describe
     from .summary import write_plots, write_summary
 
     os.makedirs(out_dir, exist_ok=True)
