@@ -80,3 +80,13 @@ def test_explore_json_names_the_unseen_state(capsys, tmp_path):
     d = json.loads(out)
     assert rc == 1 and d["exhausted"] and d["failing_runs"] >= 1
     assert d["unseen_shared"] == ["log (list, reached by CPU0, CPU1)"]
+
+
+def test_a_race_on_a_slot_of_a_plain_object_is_found_set_or_not():
+    # Slotted objects are copied by reading their watched slots at once; a slot first
+    # set by a thread, and a declared book-keeping slot, must read right too.
+    for variant in ("set", "unset"):
+        report, results = search("slotted", variant)
+        assert report.exhausted and report.failing_runs >= 1, variant
+        assert report.unseen_shared == ["obj (_Slotted, reached by CPU0, CPU1)"], variant
+        assert ("assertion",) in outcomes(results) and () in outcomes(results)

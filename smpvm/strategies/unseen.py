@@ -429,11 +429,35 @@ def _flatten(node, out, seen, books) -> None:
         out.append(frozenset(node))
     elif shape == _BYTES:
         out.append(bytes(node))
+    elif shape == _OBJ and getattr(node, "__dict__", None) is None:
+        # a slotted object: its watched slots read in one call (the common model object)
+        names, read = _slot_reader(type(node), books.get(oid) if books else None)
+        try:
+            values = read(node) if names else ()
+        except AttributeError:  # a slot not set: the general way below says which
+            _pairs_of(node, shape, out, seen, books)
+            return
+        out.append(names)
+        _values(values if len(names) > 1 else (values,), out, seen, books)
     else:
-        pairs = _item_fields(node) if shape == _ITEM else _attributes(node, books)
-        if pairs:
-            out.extend(k for k, _ in pairs)
-            _values([v for _, v in pairs], out, seen, books)
+        _pairs_of(node, shape, out, seen, books)
+
+
+def _pairs_of(node, shape, out, seen, books) -> None:
+    """``_flatten``'s general way for an item's fields or an object's attributes."""
+    pairs = _item_fields(node) if shape == _ITEM else _attributes(node, books)
+    if pairs:
+        out.extend(k for k, _ in pairs)
+        _values([v for _, v in pairs], out, seen, books)
+
+
+@functools.lru_cache(maxsize=1024)
+def _slot_reader(t, skip):
+    """(watched slot names, a function returning their values) for a slotted class,
+    less the slots declared book-keeping (``skip``)."""
+    import operator
+    names = tuple(n for n in _slots_of(t) if not skip or n not in skip)
+    return names, (operator.attrgetter(*names) if names else None)
 
 
 def _values(values, out, seen, books) -> None:

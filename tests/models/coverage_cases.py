@@ -137,3 +137,39 @@ def counting_loop(m, variant):
 
     m.spawn(waiter(), name="waiter")
     m.spawn(worker(), name="worker")
+
+
+class _Slotted:
+    """A model's own slotted object, one slot set later: the flag two threads race on."""
+
+    __slots__ = ("flag", "later", "books")
+
+    def __init__(self):
+        self.flag = 0
+        self.books = 0
+
+
+@scenario(variants={"set": "the race is on a slot set from the start",
+                    "unset": "the race is on a slot first set by a thread"},
+          description="check-then-act on a slotted plain object")
+def slotted(m, variant):
+    obj = _Slotted()
+    bookkeeping(obj, "books")
+
+    def setter():
+        yield pause()
+        if variant == "set":
+            obj.flag = 1
+        else:
+            obj.later = 1
+        obj.books += 1
+
+    def checker():
+        yield pause()
+        seen = obj.flag if variant == "set" else getattr(obj, "later", 0)
+        yield pause()
+        now = obj.flag if variant == "set" else getattr(obj, "later", 0)
+        kassert(seen == now, "the flag changed between the check and the act")
+
+    m.spawn(setter(), name="S")
+    m.spawn(checker(), name="C")
