@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from math import comb
 
 import pytest
 
-from conftest import MODELS, spec_of
+from conftest import MODELS, ROOT, cli, spec_of
 from smpvm import load_target, run_spec
 from smpvm.search.explore import explore
 from smpvm.search.iterative import iterate
@@ -160,3 +161,14 @@ def test_each_benchmark_program_fails_its_way_at_its_known_depth(name):
                   stop_on_first=True, max_runs=5000)
     assert rep.first_failure_bound == depth and rep.bound_done == depth - 1
     assert kind in rep.failures[0].kinds()
+
+
+def test_explore_ipb_on_a_model_with_a_device_process(capsys, tmp_path):
+    # The disk is a SimPy process: ipb's report says so like dfs's (no crash reading it).
+    target = os.path.join(ROOT, "models", "freebsd", "pager_io.py") + "::pageout_vs_terminate"
+    rc, out, err = cli(capsys, "explore", target,
+                       "--variant", "buggy", "--strategy", "ipb", "--runs", "200",
+                       "--workers", "1", "--json", "--out", str(tmp_path / "ipb"))
+    d = json.loads(out)
+    assert rc == 1 and d["violations"] == {"deadlock": d["failing_runs"]} and d["failing_runs"]
+    assert "internal error" not in err

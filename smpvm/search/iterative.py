@@ -38,6 +38,10 @@ class BoundReport:
     first_failure_bound: int | None = None
     #: RunResult of each failing schedule, in order.
     failures: list = field(default_factory=list)
+    #: Some run had SimPy processes of the model's (devices): their timing was not enumerated.
+    devices: bool = False
+    #: Always empty: without a reduction, state the engine cannot see takes nothing away.
+    unseen_shared: list = field(default_factory=list)
 
     @property
     def schedules(self) -> int:
@@ -99,6 +103,8 @@ def _only(kind):
 
 def _count(report, r, bound, counts, on_run) -> None:
     index = report.schedules - 1
+    if getattr(r, "sim_events", 0):
+        report.devices = True
     failed = any(counts(v.kind) for v in r.violations)
     if failed:
         report.failing_runs += 1
