@@ -252,7 +252,7 @@ class Exploration:
         for o in previous:
             if (self.runs is None or o.run < self.runs) and o.run not in by_run:
                 by_run[o.run] = o
-                self._count(o, restored=True)
+                self._add(Batch.of([o]), restored=True)
         self.report.resumed_runs = len(by_run)
         for kind, run in sorted(self.first_runs.items()):
             path = os.path.join(self.out, failure_file_name(kind))
@@ -269,41 +269,25 @@ class Exploration:
 
     # -- bookkeeping -------------------------------------------------------------------------
 
-    def _mark_done(self, index: int) -> None:
-        if index >= len(self.done):
-            self.done.extend(bytes(index + 1 - len(self.done)))
-        self.done[index] = 1
-        while self.done_prefix < len(self.done) and self.done[self.done_prefix]:
-            self.done_prefix += 1
-
-    def _count(self, o: Outcome, restored: bool = False) -> list[str]:
-        """Add one finished run; the kinds whose first failing run it now is."""
-        self._mark_done(o.run)
-        rep = self.report
-        rep.runs += 1
-        if not restored:
-            rep.runs_this_session += 1
-        self.schedules.add(o.schedule)
-        rep.distinct_schedules = len(self.schedules)
-        e = o.run // EPOCH_RUNS
-        if o.decisions > self.epoch_decisions.get(e, 0) and not cut_short(o.kinds.split(";")):
-            self.epoch_decisions[e] = o.decisions
-        for kind in o.others.split(";") if o.others else ():
-            rep.not_counted[kind] = rep.not_counted.get(kind, 0) + 1
-        return self._count_failure(o) if o.failed else []
-
-    def _count_batch(self, b: Batch) -> None:
-        """Add a finished batch: its counts in bulk, its failing runs one by one."""
-        n = b.stop - b.start
+    def _mark_done(self, start: int, stop: int) -> None:
+        """Runs ``start``..``stop - 1`` are settled."""
         done = self.done
-        if b.stop > len(done):
-            done.extend(bytes(b.stop - len(done)))
-        done[b.start:b.stop] = b"\x01" * n
+        if stop > len(done):
+            done.extend(bytes(stop - len(done)))
+        done[start:stop] = b"\x01" * (stop - start)
         j = done.find(0, self.done_prefix)
         self.done_prefix = len(done) if j < 0 else j
+
+    def _add(self, b: Batch, restored: bool = False) -> list:
+        """Count a finished batch and append its rows to runs.csv (a run restored from
+        runs.csv is there already); the (kind, run) pairs whose first failure it holds."""
+        if not restored:
+            self._csv.write(b.rows)
+        self._mark_done(b.start, b.stop)
         rep = self.report
-        rep.runs += n
-        rep.runs_this_session += n
+        rep.runs += b.stop - b.start
+        if not restored:
+            rep.runs_this_session += b.stop - b.start
         self.schedules.update(b.schedules)
         rep.distinct_schedules = len(self.schedules)
         for e, d in b.decisions.items():
@@ -311,9 +295,7 @@ class Exploration:
                 self.epoch_decisions[e] = d
         for kind, count in b.not_counted.items():
             rep.not_counted[kind] = rep.not_counted.get(kind, 0) + count
-        for o in b.failures:
-            for kind in self._count_failure(o):
-                self._save_first(kind, o)
+        return [(kind, o) for o in b.failures for kind in self._count_failure(o)]
 
     def _count_failure(self, o: Outcome) -> list[str]:
         """Count a failing run's kinds; the kinds whose first failing run it now is."""
@@ -341,14 +323,14 @@ class Exploration:
         """Append a finished batch to runs.csv and count it."""
         if self.done.find(1, b.start, b.stop) >= 0:
             # a retried batch that had finished after all: only the runs still missing
-            for o in b.outcomes():
-                if not (o.run < len(self.done) and self.done[o.run]):
-                    self._writer.writerow(o.row())
-                    for kind in self._count(o):
-                        self._save_first(kind, o)
+            done = self.done
+            parts = [Batch.of([o]) for o in b.outcomes()
+                     if not (o.run < len(done) and done[o.run])]
         else:
-            self._csv.write(b.rows)
-            self._count_batch(b)
+            parts = [b]
+        for part in parts:
+            for kind, o in self._add(part):
+                self._save_first(kind, o)
         self._csv.flush()
         if self.progress is not None:
             self.progress(self.report)
@@ -547,8 +529,7 @@ class Exploration:
         """Give up on a batch that keeps killing its workers: report its runs as lost."""
         self.report.lost_runs.append({"first": batch[0], "last": batch[1] - 1,
                                       "error": f"{type(error).__name__}: {error}"})
-        for i in range(*batch):
-            self._mark_done(i)  # settled, so later epochs may start; not counted as runs
+        self._mark_done(*batch)  # settled, so later epochs may start; not counted as runs
         self._flush_in_order()
 
     # -- dfs -----------------------------------------------------------------------------------
@@ -563,8 +544,7 @@ class Exploration:
 
         def on_run(index, r):
             o = outcome_of(index, name, r.seed, "", r, failon)
-            self._writer.writerow(o.row())
-            for kind in self._count(o):
+            for kind, _ in self._add(Batch.of([o])):
                 v = next(v for v in r.violations if v.kind == kind)
                 self._save(kind, o.run, r.seed, list(r.choices), v, {"name": name})
             self.ncpus = max(self.ncpus, r.ncpus)

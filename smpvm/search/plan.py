@@ -195,6 +195,26 @@ class Batch(NamedTuple):
     #: An ``Outcome`` for each run that failed.
     failures: list
 
+    @classmethod
+    def of(cls, outcomes: list) -> "Batch":
+        """The batch of consecutive finished runs ``outcomes``."""
+        text = io.StringIO()
+        writer = csv.writer(text)  # the driver's own dialect: the file reads the same
+        schedules, decisions, not_counted, failures = [], {}, {}, []
+        for o in outcomes:
+            writer.writerow(o.row())
+            schedules.append(o.schedule)
+            e = o.run // EPOCH_RUNS
+            if o.decisions > decisions.get(e, 0) and not cut_short(o.kinds.split(";")):
+                decisions[e] = o.decisions
+            for kind in o.others.split(";") if o.others else ():
+                not_counted[kind] = not_counted.get(kind, 0) + 1
+            if o.failed:
+                failures.append(o)
+        start = outcomes[0].run if outcomes else 0
+        return cls(start, start + len(outcomes), text.getvalue(), tuple(schedules), decisions,
+                   not_counted, failures)
+
     def outcomes(self) -> list:
         """The batch as one ``Outcome`` per run (for the rare caller that needs them)."""
         out = []
@@ -215,27 +235,13 @@ def run_batch(plan: Plan, start: int, stop: int, k: int, stop_on_first: bool = F
     scn = load_target(plan.target)
     rotation = plan.strategies()
     failon = plan.failon()
-    text = io.StringIO()
-    writer = csv.writer(text)  # the driver's own dialect: the file reads the same
-    schedules, decisions, not_counted, failures = [], {}, {}, []
-    end = start
+    out = []
     for i in range(start, stop):
         label, seed, r = run_one(plan, scn, rotation, i, k)
-        o = outcome_of(i, label, seed, k, r, failon)
-        end = i + 1
-        writer.writerow(o.row())
-        schedules.append(o.schedule)
-        e = i // EPOCH_RUNS
-        if o.decisions > decisions.get(e, 0) and not cut_short(o.kinds.split(";")):
-            decisions[e] = o.decisions
-        for kind in o.others.split(";") if o.others else ():
-            not_counted[kind] = not_counted.get(kind, 0) + 1
-        if o.failed:
-            failures.append(o)
-            if stop_on_first:
-                break
-    return Batch(start, end, text.getvalue(), tuple(schedules), decisions, not_counted,
-                 failures)
+        out.append(outcome_of(i, label, seed, k, r, failon))
+        if stop_on_first and out[-1].failed:
+            break
+    return Batch.of(out)
 
 
 # -- the record on disk ----------------------------------------------------------------------
