@@ -464,10 +464,6 @@ class SleepQueues:
             return lab()
         return str(chan)
 
-    def has_sleepers(self, chan) -> bool:
-        """Does any CPU sleep on ``chan``?"""
-        return chan in self._queues
-
     def sleepers(self, chan) -> list:
         """The CPUs sleeping on ``chan``, longest sleeper first (a copy)."""
         return list(self._queues.get(chan, ()))
@@ -486,7 +482,8 @@ class SleepQueues:
             m.idle_until_interrupt(c)
         if m.tracing:
             m.record(c, "sleep", self.label(chan), "")
-        m.footprint_touch(("chan", self.label(chan)))
+        if m.footprint is not None:  # the label only for the exhaustive search
+            m.footprint_touch(("chan", self.label(chan)))
 
     def wakeup(self, m, at_ns, chan, one: bool, traced_on_sleeper=False, value=None) -> int:
         """Wake ``chan``'s sleepers (the first only, with ``one``) at ``at_ns``.
@@ -494,7 +491,8 @@ class SleepQueues:
         From outside a CPU (a device) the trace shows the wakeup on each woken
         CPU, since no CPU did it.
         """
-        m.footprint_touch(("chan", self.label(chan)))
+        if m.footprint is not None:  # the label only for the exhaustive search
+            m.footprint_touch(("chan", self.label(chan)))
         if chan in self.any_order:
             return wake_any(m, at_ns, self, chan, self._queues.pop(chan, []), one, value)
         q = self._queues.get(chan)

@@ -114,5 +114,4 @@ def join(thread):
 def thread_ended(m, c, thread) -> None:
     """The machine's part when a thread returns: mark it and wake its joiners."""
     thread.ended = True
-    if m.footprint is not None or m.sleepq.has_sleepers(thread):  # joiners, or dfs watching
-        m.sleepq.wakeup(m, c.clock, thread, False)
+    m.sleepq.wakeup(m, c.clock, thread, False)

@@ -187,11 +187,6 @@ class Delays(Strategy):
             options = self.fair.allowed(options, last)
         d = self.delays_at.get(self.decision, 0)
         self.decision += 1
-        if d == 0:  # most decisions: round-robin's first choice, without building the order
-            for c in reversed(options):
-                if c <= last:
-                    return c
-            return options[-1]
         order = round_robin(options, last)
         return order[d % len(order)]
 
