@@ -154,16 +154,15 @@ def run_one(plan: Plan, scn, rotation: Rotation, index: int, k: int):
 
 
 def outcome_of(index, label, seed, k, r, failon: FailOn | None = None) -> Outcome:
-    if not r.violations:  # most runs: nothing to sort out
-        return Outcome(index, seed, label, k if label.startswith(("pct", "idb")) else "",
-                       "", "", r.steps, r.decisions, schedule_fingerprint(r.choices))
-    failon = failon or FailOn()
-    v = failon.failing(r.violations)
-    counted = failon.kinds(r)
-    return Outcome(index, seed, label, k if label.startswith(("pct", "idb")) else "",
-                   ";".join(counted), v[0].location if v else "", r.steps, r.decisions,
-                   schedule_fingerprint(r.choices),
-                   ";".join(k for k in r.kinds() if k not in counted))
+    kinds = location = others = ""
+    if r.violations:  # most runs have none: nothing to sort out
+        failon = failon or FailOn()
+        v = failon.failing(r.violations)
+        counted = failon.kinds(r)
+        kinds, location = ";".join(counted), v[0].location if v else ""
+        others = ";".join(k for k in r.kinds() if k not in counted)
+    return Outcome(index, seed, label, k if label.startswith(("pct", "idb")) else "", kinds,
+                   location, r.steps, r.decisions, schedule_fingerprint(r.choices), others)
 
 
 def schedule_fingerprint(choices) -> int:
