@@ -357,10 +357,6 @@ class Witness:
                      f"take interrupts)", c,
                      {"key": list(key), "acquired": lock.cls, "site": site, "spl": c.spl})
 
-    def _call_chain(self, c) -> list[str]:
-        """The model frames of ``c``'s running context, outermost first (``yield from`` too)."""
-        return self.m.call_chain(c)
-
     # -- order ------------------------------------------------------------------------------
 
     def _learn_edge(self, c, h, lock, site, info, bit, gated=frozenset()) -> EdgeInfo:
@@ -422,7 +418,7 @@ class Witness:
             any(k in lockdep.LINUX_KINDS for k in kinds),
             {"cls": a, "kind": h.lock.kind, "site": h.site, "read": h.mode == "s"},
             {"cls": b, "kind": lock.kind, "site": site, "read": bool(bit & TAKEN_RECURSIVE)},
-            sites[1:], cycle, f"{c.ctx} (CPU{c.id})", self._call_chain(c))
+            sites[1:], cycle, f"{c.ctx} (CPU{c.id})", self.m.call_chain(c))
         self._report(key, "lock-order-reversal", msg, c,
                      {"key": list(key), "cycle": cycle, "sites": sites, "types": types,
                       "report": text})
@@ -558,7 +554,7 @@ class Witness:
                                              chain)
         text = lockdep.irq_conflict(
             linux, a, kinds.get(a, "?"), lvl, s_site, s_ctx, b, kinds.get(b, "?"), at, u_site,
-            u_ctx, chain, self._call_chain(c))
+            u_ctx, chain, self.m.call_chain(c))
         self._report(key, "spl-violation", msg, c, {
             "key": list(key), "chain": chain, "report": text,
             "safe": {"class": a, "level": level, "site": s_site, "ctx": s_ctx},

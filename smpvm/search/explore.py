@@ -232,8 +232,7 @@ class Exploration:
         else:
             if os.path.exists(manifest_path):
                 check_same_exploration(self.out, manifest_path, manifest)
-            for old in glob.glob(os.path.join(self.out, "failure-*.json")):
-                os.remove(old)
+            self._remove_failure_files()
             if os.path.exists(csv_path):
                 os.remove(csv_path)
         write_manifest(manifest_path, manifest, indent=1)
@@ -588,13 +587,16 @@ class Exploration:
             if self.report.runs == 0 and rep.runs:
                 self._adopt_dfs_report(rep)
 
+    def _remove_failure_files(self) -> None:
+        for old in glob.glob(os.path.join(self.out, "failure-*.json")):
+            os.remove(old)
+
     def _start_record_over(self) -> None:
         """The dfs search starts over (see ``exhaust``): forget the runs recorded so far."""
         self._csv.seek(0)
         self._csv.truncate()
         self._writer.writerow(CSV_COLUMNS)
-        for old in glob.glob(os.path.join(self.out, "failure-*.json")):
-            os.remove(old)
+        self._remove_failure_files()
         rep = self.report
         rep.runs = rep.runs_this_session = rep.failing_runs = rep.distinct_schedules = 0
         rep.first_failure_run = None
