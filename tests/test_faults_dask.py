@@ -51,9 +51,9 @@ def wait_for_port(port, proc, seconds=30):
     raise AssertionError(f"nothing listened on {port}")
 
 
-@pytest.fixture
-def cluster():
-    """A scheduler and one worker, real processes; yields (address, scheduler, worker)."""
+def dask_cluster(workers: int):
+    """A scheduler and ``workers`` workers, real processes: yields (address, scheduler,
+    [worker, ...]) and kills what is left at the end."""
     if not os.path.exists(DASK):
         pytest.skip("no dask command")
     port = free_port()
@@ -63,15 +63,22 @@ def cluster():
     procs = [scheduler]
     try:
         wait_for_port(port, scheduler)
-        worker = start(DASK, "worker", address, "--nthreads", "1", "--no-nanny",
-                       "--no-dashboard")
-        procs.append(worker)
-        yield address, scheduler, worker
+        started = [start(DASK, "worker", address, "--nthreads", "1", "--no-nanny",
+                         "--no-dashboard") for _ in range(workers)]
+        procs += started
+        yield address, scheduler, started
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
             p.wait()
+
+
+@pytest.fixture
+def cluster():
+    """A scheduler and one worker; yields (address, scheduler, worker)."""
+    for address, scheduler, (worker,) in dask_cluster(1):
+        yield address, scheduler, worker
 
 
 def explore_process(out, *args, env=None):
@@ -177,25 +184,9 @@ def _children(pid):
 
 @pytest.fixture
 def two_workers():
-    """A scheduler and two workers, real processes; yields (address, [worker, worker])."""
-    if not os.path.exists(DASK):
-        pytest.skip("no dask command")
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    scheduler = start(DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                      "--no-dashboard")
-    procs = [scheduler]
-    try:
-        wait_for_port(port, scheduler)
-        workers = [start(DASK, "worker", address, "--nthreads", "1", "--no-nanny",
-                         "--no-dashboard") for _ in range(2)]
-        procs += workers
+    """A scheduler and two workers; yields (address, [worker, worker])."""
+    for address, _, workers in dask_cluster(2):
         yield address, workers
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
 
 
 def test_a_worker_killed_mid_search_loses_and_duplicates_nothing(tmp_path, two_workers):
