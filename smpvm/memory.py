@@ -484,11 +484,7 @@ def refcount_inc(item: Item, field: str = "refcount") -> None:
 
 def refcount_inc_not_zero(item: Item, field: str = "refcount") -> bool:
     """Linux ``refcount_inc_not_zero``: True when a reference was taken, False at 0 (dying)."""
-    v = getattr(item, field)
-    if v <= 0:
-        return False
-    setattr(item, field, v + 1)
-    return True
+    return refcount_acquire_if_not_zero(item, field)
 
 
 def refcount_dec_and_test(item: Item, field: str = "refcount") -> bool:

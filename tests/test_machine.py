@@ -889,18 +889,10 @@ def _abba_deadlock(lock_class):
     from smpvm import Machine
     m = Machine(seed=1)
     a, b = lock_class(m, "A"), lock_class(m, "B")
-
-    def one(first, second):
-        yield first.lock()
-        yield work(100)
-        yield second.lock()
-        yield second.unlock()
-        yield first.unlock()
-
-    m.spawn(one(a, b), name="t1")
-    m.spawn(one(b, a), name="t2")
+    m.spawn(_take_both(a, b), name="t1")
+    m.spawn(_take_both(b, a), name="t2")
     (v,) = [v for v in m.run().violations if v.kind == "deadlock"]
-    assert [w["call_chain"][-1].split()[-1] for w in v.extra["waits"]] == ["one", "one"]
+    assert [w["call_chain"][-1].split()[-1] for w in v.extra["waits"]] == ["_take_both"] * 2
     return v.extra["report"].splitlines()
 
 
