@@ -156,11 +156,45 @@ def arrival_window(window, what):
     return (start, end)
 
 
-class RunResult:
-    """Everything a run produced, as plain data (pickles across processes)."""
+#: RunResult fields read off the run's witness only when asked for (most runs of a
+#: search are never asked): name -> how.
+_FROM_WITNESS = {
+    "witness_edges": lambda w: w.edge_list(),
+    "witness_usage": lambda w: w.usage_list(),
+    "witness_classes": lambda w: dict(w.classes),
+}
 
-    def __init__(self, **kw):
+
+class RunResult:
+    """Everything a run produced, as plain data (pickles across processes).
+
+    The witness graph's fields (``witness_edges``, ``witness_usage``,
+    ``witness_classes``) are made from the run's witness when first read, or
+    when the result is pickled.
+    """
+
+    def __init__(self, witness=None, **kw):
         self.__dict__.update(kw)
+        if witness is not None:
+            self.__dict__["_witness"] = witness
+
+    def __getattr__(self, name):
+        make = _FROM_WITNESS.get(name)
+        w = self.__dict__.get("_witness")
+        if make is None or w is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        value = self.__dict__[name] = make(w)
+        return value
+
+    def __getstate__(self):
+        for name in _FROM_WITNESS:
+            getattr(self, name, None)
+        state = dict(self.__dict__)
+        state.pop("_witness", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
 
     @property
     def failed(self) -> bool:
@@ -1347,8 +1381,7 @@ class Machine:
             strategy=getattr(self.strategy, "name", "?"), timed=self.timed,
             sim_events=self.sim_events,
             variant=self.variant, params=dict(self.params), ncpus=len(self.cpus),
-            witness_edges=self.witness.edge_list(), witness_usage=self.witness.usage_list(),
-            witness_classes=dict(self.witness.classes))
+            witness=self.witness)
 
 
 def _irq_order(entry):

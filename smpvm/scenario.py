@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from . import current
 from . import machine as _machine
+from .witness import Witness
 from .costs import Costs
 from .violations import BadInput, ModelError
 
@@ -343,69 +344,104 @@ def run_scenario(scn: Scenario, *, variant: str | None = None, params: dict | No
     Raises ``BadInput`` for a bad variant, parameter or CPU count and
     ``ModelError`` when the model itself misbehaves (raises, yields junk).
     """
-    variant = scn.check_variant(variant)
-    params, cpus = one_meaning_of_cpus(scn, params, cpus)
-    model_params, cost_overrides = scn.resolve_params(params)
-    try:
-        costs = DEFAULT_COSTS.override(**cost_overrides) if cost_overrides else DEFAULT_COSTS
-    except ValueError as e:
-        raise BadInput(str(e)) from None
-    check_cpus(cpus)
-    if strategy is None:
-        from .strategies.timed import Timed
-        strategy = Timed()
-    strategy.begin(seed)
-    m = _machine.Machine(cpus=cpus if cpus is not None else scn.cpus, seed=seed,
-                         strategy=strategy, costs=costs, trace=trace,
-                         max_steps=max_steps or scn.max_steps, stop_at_first=stop_at_first,
-                         witness=witness, lockstat=lockstat,
-                         footprints=getattr(strategy, "wants_footprints", False),
-                         source_root=source_root, variant=variant, params=model_params)
-    m.witness.declare(scn.order_for(variant))
-    m.witness.bless(scn.blessed)
-    current.ensure_started()
-    try:
-        with current.running(m):
-            scn.func(m, variant, **model_params)
-    except KeyboardInterrupt:
-        current.raise_if_stuck()
-        raise
-    except (ModelError, BadInput):
-        raise
-    except ValueError as e:
-        raise BadInput(f"{scn.name}: {e}") from None
-    except Exception as e:
-        raise ModelError(f"{scn.name} set-up raised {type(e).__name__}: {e}"
-                         f"{_machine.model_where(e)}") from None
-    except BaseException as e:  # sys.exit() and kin: the model's fault, not smpvm's exit
-        raise escaped(e, f"{scn.name} set-up") from None
-    if _locate_unyielded:
-        with m.find_unyielded():
-            return m.run()
-    try:
-        return m.run()
-    except _machine.UnyieldedOp as e:
-        if e.located:
-            raise
-        # Found cheaply, located slowly: make the same run again noting who made what.
-        if not m.timed:
-            from .strategies.replay import Replay
-            strategy = Replay(e.choices)
+    setup = Setup(scn, variant=variant, params=params, cpus=cpus, max_steps=max_steps,
+                  stop_at_first=stop_at_first, witness=witness, lockstat=lockstat,
+                  source_root=source_root)
+    return setup.run(seed, strategy, trace=trace, _locate_unyielded=_locate_unyielded)
+
+
+class Setup:
+    """A scenario with its inputs checked and resolved once, for runs that differ only in
+    seed, strategy and trace (an exploration's batch makes thousands of them).
+
+    Raises ``BadInput`` for a bad variant, parameter or CPU count when made.
+    """
+
+    def __init__(self, scn: Scenario, *, variant: str | None = None,
+                 params: dict | None = None, cpus: int | None = None,
+                 max_steps: int | None = None, stop_at_first: bool = False,
+                 witness: bool = True, lockstat: bool = True, source_root: str | None = None):
+        self.scn = scn
+        self.variant = scn.check_variant(variant)
+        #: The parameters as given, and the CPUs asked for (to make a run again).
+        self.given = params
+        self.cpus = cpus
+        params, cpus = one_meaning_of_cpus(scn, params, cpus)
+        self.model_params, cost_overrides = scn.resolve_params(params)
         try:
-            run_scenario(scn, variant=variant, params=params, cpus=cpus, seed=seed,
-                         strategy=strategy, max_steps=max_steps, stop_at_first=stop_at_first,
-                         witness=witness, lockstat=lockstat, source_root=source_root,
-                         _locate_unyielded=True)
-        except _machine.UnyieldedOp as again:
-            if again.located:
-                raise again from None
-        except ModelError:
-            pass
-        raise
-    except (KeyboardInterrupt, Exception):
-        raise
-    except BaseException as e:  # the same, from a thread's code
-        raise escaped(e, "model") from None
+            self.costs = (DEFAULT_COSTS.override(**cost_overrides) if cost_overrides
+                          else DEFAULT_COSTS)
+        except ValueError as e:
+            raise BadInput(str(e)) from None
+        check_cpus(cpus)
+        self.machine_cpus = cpus if cpus is not None else scn.cpus
+        self.max_steps = max_steps
+        self.stop_at_first = stop_at_first
+        self.witness = witness
+        self.lockstat = lockstat
+        self.source_root = source_root
+        #: The documented order and blessed pairs, in the form witness enrols them fast.
+        self.order = Witness.declared_pairs(scn.order_for(self.variant))
+        self.blessed = Witness.blessed_set(scn.blessed)
+
+    def run(self, seed: int, strategy=None, *, trace=None, _locate_unyielded: bool = False):
+        """Run once with ``seed`` under ``strategy`` (None: timed) and return its ``RunResult``."""
+        scn = self.scn
+        variant = self.variant
+        model_params = self.model_params
+        if strategy is None:
+            from .strategies.timed import Timed
+            strategy = Timed()
+        strategy.begin(seed)
+        m = _machine.Machine(cpus=self.machine_cpus, seed=seed, strategy=strategy,
+                             costs=self.costs, trace=trace,
+                             max_steps=self.max_steps or scn.max_steps,
+                             stop_at_first=self.stop_at_first, witness=self.witness,
+                             lockstat=self.lockstat,
+                             footprints=getattr(strategy, "wants_footprints", False),
+                             source_root=self.source_root, variant=variant,
+                             params=model_params)
+        m.witness.enrol(self.order, self.blessed)
+        current.ensure_started()
+        try:
+            with current.running(m):
+                scn.func(m, variant, **model_params)
+        except KeyboardInterrupt:
+            current.raise_if_stuck()
+            raise
+        except (ModelError, BadInput):
+            raise
+        except ValueError as e:
+            raise BadInput(f"{scn.name}: {e}") from None
+        except Exception as e:
+            raise ModelError(f"{scn.name} set-up raised {type(e).__name__}: {e}"
+                             f"{_machine.model_where(e)}") from None
+        except BaseException as e:  # sys.exit() and kin: the model's fault, not smpvm's exit
+            raise escaped(e, f"{scn.name} set-up") from None
+        if _locate_unyielded:
+            with m.find_unyielded():
+                return m.run()
+        try:
+            return m.run()
+        except _machine.UnyieldedOp as e:
+            if e.located:
+                raise
+            # Found cheaply, located slowly: make the same run again noting who made what.
+            if not m.timed:
+                from .strategies.replay import Replay
+                strategy = Replay(e.choices)
+            try:
+                self.run(seed, strategy, _locate_unyielded=True)
+            except _machine.UnyieldedOp as again:
+                if again.located:
+                    raise again from None
+            except ModelError:
+                pass
+            raise
+        except (KeyboardInterrupt, Exception):
+            raise
+        except BaseException as e:  # the same, from a thread's code
+            raise escaped(e, "model") from None
 
 
 def escaped(e: BaseException, who: str) -> ModelError:

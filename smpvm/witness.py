@@ -158,10 +158,44 @@ class Witness:
 
     def bless(self, pairs) -> None:
         """Exempt class pairs ``(a, b)`` from reversal reports, in either order."""
-        self._blessed = {frozenset(p) for p in pairs or ()}
+        self._bless(self.blessed_set(pairs))
+
+    def _bless(self, blessed) -> None:
+        self._blessed = blessed
+        if not blessed:
+            for succ in self.edges.values():
+                for info in succ.values():
+                    info.blessed = False
+            return
         for a, succ in self.edges.items():
             for b, info in succ.items():
-                info.blessed = frozenset((a, b)) in self._blessed
+                info.blessed = frozenset((a, b)) in blessed
+
+    @staticmethod
+    def declared_pairs(chains) -> tuple:
+        """``declare``'s chains as the (a, b) pairs it enrols, in order (see ``enrol``)."""
+        return tuple((a, b) for chain in chains or () for a, b in zip(chain, chain[1:]))
+
+    @staticmethod
+    def blessed_set(pairs) -> frozenset:
+        """``bless``'s pairs as the set it keeps (see ``enrol``)."""
+        return frozenset(frozenset(p) for p in pairs or ())
+
+    def enrol(self, pairs, blessed) -> None:
+        """``declare`` then ``bless``, from ``declared_pairs`` and ``blessed_set`` made once
+        for many runs of one scenario."""
+        edges = self.edges
+        seed = self.m.seed
+        for a, b in pairs:
+            succ = edges.get(a)
+            if succ is None:
+                succ = edges[a] = {}
+            if b not in succ:
+                succ[b] = EdgeInfo("declared", "declared", -1, True, run=seed)
+            if b not in edges:
+                edges[b] = {}
+        if blessed:
+            self._bless(blessed)
 
     def gate(self, *locks) -> None:
         """Declare gate locks (rule 10): cycles taken wholly under one are not reported."""

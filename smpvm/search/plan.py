@@ -18,7 +18,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
-from ..scenario import RunSpec, load_target, run_spec, split_target
+from ..scenario import RunSpec, Setup, load_target, split_target
 from ..seeds import run_seed
 from ..strategies.base import Strategy
 from ..violations import BadInput
@@ -97,8 +97,24 @@ class Rotation:
         else:
             self.members = [make_strategy(plan.strategy)]
         self.labels = [label_of(s) for s in self.members]
+        # The scenario resolved once for the runs of this rotation (see ``setup``).
+        self._setup = None
+        self._setup_plan = None
         if plan.preemption_bound is not None:
             self.members = [Bounded(s, plan.preemption_bound) for s in self.members]
+
+    def setup(self, scn, plan: Plan | None = None) -> Setup:
+        """The run set-up of ``plan`` (default: this rotation's) for scenario ``scn``,
+        resolved once and reused while both stay the same."""
+        plan = plan or self.plan
+        st = self._setup
+        if st is None or st.scn is not scn or self._setup_plan is not plan:
+            spec = plan.spec(0)
+            self._setup_plan = plan
+            st = self._setup = Setup(scn, variant=spec.variant, params=spec.params,
+                                     cpus=spec.cpus, max_steps=spec.max_steps,
+                                     lockstat=False, source_root=spec.source_root)
+        return st
 
     def for_run(self, index: int, k: int) -> tuple[str, Strategy]:
         j = index % len(self.members)
@@ -149,8 +165,7 @@ def run_one(plan: Plan, scn, rotation: Rotation, index: int, k: int):
     """Run ``index`` of ``plan``: (label, seed, RunResult)."""
     label, strategy = rotation.for_run(index, k)
     seed = run_seed(plan.seed, index)
-    r = run_spec(plan.spec(seed), strategy, scn=scn, lockstat=False)
-    return label, seed, r
+    return label, seed, rotation.setup(scn, plan).run(seed, strategy)
 
 
 def outcome_of(index, label, seed, k, r, failon: FailOn | None = None) -> Outcome:
