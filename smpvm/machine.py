@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import functools
 import heapq
-import inspect
 import os
 import traceback
 from types import GeneratorType
@@ -45,6 +44,7 @@ from .cpu import BLOCKED, CPU, DONE, RUNNABLE, Frame
 from .engine import Engine, KernelThread
 from .locks.base import Acquire, Release
 from .lockstat import LockStat
+from .memory import Zone
 from .ops import BLOCKED as OP_BLOCKED
 from .ops import ISSUED, EventWait, IssueLog, Op, Work
 from .ops import SleepQueues
@@ -57,6 +57,11 @@ from .witness import Witness
 
 _ENGINE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
+
+#: Root directory -> the site names of model code (``Machine.site_name``), for every
+#: machine of the process with that root: runs of a search meet the same sites again.
+_SITE_NAMES: dict = {}
+_SITE_NAMES_MAX = 100_000
 
 #: The timed view's heap entry for "SimPy events are due" (CPU numbers are >= 0).
 DEVICES = -1
@@ -240,8 +245,8 @@ class Machine:
         self.ncpus = cpus
         self.seed = int(seed)
         self.costs = costs or Costs()
-        from .strategies.timed import Timed
         if strategy is None:
+            from .strategies.timed import Timed
             strategy = Timed()
             strategy.begin(self.seed)
         self.strategy = strategy
@@ -303,8 +308,12 @@ class Machine:
         self._rng = None
         self._jit_rand = None
         self._static_zones: dict = {}
-        self._site_cache: dict = {}
-        self._root = os.path.abspath(source_root or os.getcwd())
+        root = source_root or os.getcwd()
+        self._root = _normalised(root) if os.path.isabs(root) else os.path.abspath(root)
+        # (id(code), offset) -> (code, "path:line"), shared by the machines with this root
+        self._site_cache = _SITE_NAMES.get(self._root)
+        if self._site_cache is None or len(self._site_cache) > _SITE_NAMES_MAX:
+            self._site_cache = _SITE_NAMES[self._root] = {}
         self._alive = 0
         #: CPU id -> operations its thread made and has not yielded yet (see ``_settle``).
         self._owing: dict = {}
@@ -348,25 +357,29 @@ class Machine:
 
     def spawn(self, gen, name: str | None = None, cpu: int | None = None) -> CPU:
         """Run the generator ``gen`` as the kernel thread of the next free CPU (or ``cpu``)."""
-        if not inspect.isgenerator(gen):
+        if type(gen) is not GeneratorType:  # what inspect.isgenerator() asks (no subclasses)
             raise ModelError(f"spawn() needs a generator (call the thread function), got {gen!r}")
         running = self.current is not None  # a thread starts another mid-run
+        cpus = self.cpus
         if cpu is None:
             # mid-run, a CPU whose thread ended holding locks keeps them (a stall names them)
-            cpu = next((c.id for c in self.cpus if not c.frames and not (running and c.held)),
-                       len(self.cpus))
+            cpu = len(cpus)
+            for c in cpus:
+                if not c.frames and not (running and c.held):
+                    cpu = c.id
+                    break
         if self.ncpus is not None and cpu >= self.ncpus:
             raise ModelError(f"the scenario runs more threads than the {self.ncpus} CPU(s) "
                              f"asked for; raise --cpus")
-        while len(self.cpus) <= cpu:
-            self.cpus.append(CPU(len(self.cpus), f"cpu{len(self.cpus)}"))
-        c = self.cpus[cpu]
+        while len(cpus) <= cpu:
+            cpus.append(CPU(len(cpus), f"cpu{len(cpus)}"))
+        c = cpus[cpu]
         if c.frames:
             raise ModelError(f"CPU{cpu} already runs thread {c.name!r}")
-        c.name = name or f"thread{cpu}"
-        c.frames.append(Frame(gen, c.name))
+        c.name = name = name or f"thread{cpu}"
+        c.frames.append(Frame(gen, name))
         c.process = KernelThread(self.env, c, gen)
-        self._threads[c.id] = Thread(c, c.name, self._spawned)
+        self._threads[cpu] = Thread(c, name, self._spawned)
         self._spawned += 1
         self._alive += 1
         if running:  # runnable from the creator's time on, under every strategy
@@ -494,7 +507,6 @@ class Machine:
 
     def shared(self, type_name: str, **fields):
         """A statically allocated struct (never freed): a cdev, a global counter block."""
-        from .memory import Zone
         z = self._static_zones.get(type_name)
         if z is None:
             z = Zone(self, type_name, fields)
@@ -569,12 +581,15 @@ class Machine:
             return ""
         if type(token) is str:
             return token
-        s = self._site_cache.get(token)
-        if s is None:
-            code, offset = token
-            s = f"{self._path(code.co_filename)}:{code_line(code, offset)}"
-            self._site_cache[token] = s
-        return s
+        code, offset = token
+        # Keyed by the code object's identity (hashing a code object hashes its
+        # contents); the entry holds the code, so that identity is never reused.
+        key = (id(code), offset)
+        e = self._site_cache.get(key)
+        if e is None or e[0] is not code:
+            e = self._site_cache[key] = (
+                code, f"{self._path(code.co_filename)}:{code_line(code, offset)}")
+        return e[1]
 
     def frame_site(self, frame) -> str:
         """``path:line`` of a frame; inside the engine (a load or store operation), the model's."""
@@ -816,10 +831,19 @@ class Machine:
         return self._deliver_irq(c, _FORCE)
 
     def _loop_explore(self) -> None:
+        """Steps in the exploration view, until no CPU can step or the run stops.
+
+        The step (``_step``), the resumption of the model (``_resume``) and the
+        strategy's question (``pick``) are written out inline: this loop runs
+        every step of every run of a search.  ``plain_hot_path`` takes the
+        plain methods instead; a test compares the two, trace for trace.
+        """
         cpus = self.cpus
         strategy = self.strategy
-        want_fp = self._want_fp
         simq = self._simq
+        choices = self.choices
+        plain = self.plain_hot_path or self._want_fp
+        issued = ISSUED
         last = -1
         while not self.stopped:
             if simq and simq[0][0] <= self._now:
@@ -832,20 +856,86 @@ class Machine:
                     self._run_devices(simq[0][0])
                     continue
                 return
-            cid = opts[0] if n == 1 else self.pick("cpu", opts, last)
-            if simq and simq[0][0] <= self._step_time(cpus[cid]):
+            if n == 1:
+                cid = opts[0]
+            elif plain:
+                cid = self.pick("cpu", opts, last)
+            else:  # pick(), inline
+                cid = strategy.pick("cpu", opts, last)
+                if cid not in opts:
+                    raise ModelError(f"strategy {strategy.name} chose CPU{cid}, "
+                                     f"not one of {opts}")
+                choices.append(cid)
+                self.decisions += 1
+            c = cpus[cid]
+            if simq and simq[0][0] <= self._step_time(c):
                 # device steps due before the chosen CPU's step happen first, in time order
-                self._run_devices(self._step_time(cpus[cid]))
-            if want_fp:
-                self.footprint = {}
-                try:
-                    self._step(cpus[cid])
-                finally:  # also the step that ends the run with a violation
-                    strategy.stepped(cid, self.footprint, opts)
-                    self.footprint = None
-            else:
-                self._step(cpus[cid])
+                self._run_devices(self._step_time(c))
             last = cid
+            if plain:
+                if self._want_fp:
+                    self.footprint = {}
+                    try:
+                        self._step(c)
+                    finally:  # also the step that ends the run with a violation
+                        strategy.stepped(cid, self.footprint, opts)
+                        self.footprint = None
+                else:
+                    self._step(c)
+                continue
+            # _step(), inline: _enter() first
+            self.steps += 1
+            if self.steps > self.max_steps:
+                self._too_many_steps(c)
+            clk = c.clock
+            if clk > self._now:
+                self._now = clk
+            else:
+                c.clock = clk = self._now
+            self._t0 = clk
+            self.current = c
+            if c.granted is not None:
+                if self.tracing:
+                    self.record(c, "acquire", c.granted, c.wait_mode)
+                c.granted = None
+            if c.irqs and (self._deliver_irq(c) if c.wait_lock is None
+                           else self._irq_to_waiter(c)):
+                op = None
+            elif c.sleep_chan is not None and not c.irq_depth:  # asleep, no handler running
+                self.idle_until_interrupt(c)
+                continue
+            else:
+                op = c.op
+            if op is not None:
+                kind = type(op)
+                if kind is Acquire:  # the lock operations, dispatched without execute()
+                    res = op.lock._acquire(self, c, op.mode, op.trylock)
+                elif kind is Release:
+                    res = op.lock._release(self, c, op.mode)
+                else:
+                    res = op.execute(self, c)
+                if res is OP_BLOCKED:
+                    continue
+                c.op = None
+            else:
+                res = c.value
+                c.value = None
+            # _resume(), inline
+            issued[0] = 0
+            try:
+                op = c.frames[-1].gen.send(res)
+            except StopIteration:
+                if issued[0] or self._owing:
+                    self._settle(c, None)
+                self._pop_frame(c)
+                continue
+            except (RunStopped, ModelError):
+                raise
+            except Exception as e:  # the model raised: bad input, reported on one line
+                raise model_raised(e) from None
+            if issued[0] != 1:  # not one operation made for the one yielded
+                self._settle(c, op)
+            c.op = op if isinstance(op, Op) else self._check_op(c, op)
 
     def _step_time(self, c) -> int:
         """When ``c``'s next step happens in the exploration view (for the devices' order)."""
@@ -1410,6 +1500,12 @@ def code_line(code, offset: int) -> int:
         if start <= offset < end:
             return -1 if line is None else line
     return -1
+
+
+@functools.lru_cache(maxsize=64)
+def _normalised(path: str) -> str:
+    """``os.path.abspath`` of an absolute path every run of a search names again."""
+    return os.path.abspath(path)
 
 
 @functools.lru_cache(maxsize=1024)

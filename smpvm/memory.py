@@ -302,26 +302,31 @@ class Zone:
     # -- mechanics --------------------------------------------------------------------------
 
     def _allocate(self, fields, site, cpu, now) -> Item:
-        unknown = set(fields) - set(self.defaults)
-        if unknown:
-            from .violations import ModelError
-            raise ModelError(f"zone {self.name!r} has no field(s) {', '.join(sorted(unknown))}")
+        defaults = self.defaults
+        if fields:
+            if not fields.keys() <= defaults.keys():
+                unknown = set(fields) - set(defaults)
+                raise ModelError(f"zone {self.name!r} has no field(s) "
+                                 f"{', '.join(sorted(unknown))}")
+            f = {**defaults, **fields}
+        else:
+            f = defaults.copy()
         if self._free:
             slot = self._free.pop()
         else:
             slot = _Slot(self, len(self._slots))
             self._slots.append(slot)
-        slot.gen += 1
+        slot.gen = gen = slot.gen + 1
         slot.live = True
-        f = dict(self.defaults)
-        f.update(fields)
         slot.fields = f
         slot.alloc_site = (site, cpu, now)
         slot.watchers = []
         self._live_count += 1
-        self.m.footprint_touch(("zone", self.uid))
-        self._touch_fields(slot)
-        return Item(slot, slot.gen)
+        fp = self.m.footprint
+        if fp is not None:
+            fp[("zone", self.uid)] = True
+            self._touch_fields(slot)
+        return Item(slot, gen)
 
     def _touch_fields(self, slot) -> None:
         """Footprint: allocating or freeing writes every field and the slot's liveness."""

@@ -159,7 +159,8 @@ class Lock:
         # again: a lock() allocates nothing.  The exclusive pair is the common case.
         self._lock_x = Acquire(self, "x", False)
         self._unlock_x = Release(self, "x")
-        self._ops: dict = {("x", False): self._lock_x, ("rel", "x"): self._unlock_x}
+        #: The other operations, made when first asked for (most locks never are).
+        self._ops = None
         #: When the lock last went from free to held (for utilisation).
         self.busy_since = 0
         # A released hold's record, for the next acquisition to reuse (see ``_take``).
@@ -180,18 +181,28 @@ class Lock:
 
     def _op(self, mode: str, trylock: bool = False) -> Acquire:
         ISSUED[0] += 1  # handed to the model (see ops.ISSUED)
+        if mode == "x" and not trylock:
+            return self._lock_x
+        ops = self._ops
+        if ops is None:
+            ops = self._ops = {}
         key = (mode, trylock)
-        op = self._ops.get(key)
+        op = ops.get(key)
         if op is None:
-            op = self._ops[key] = Acquire(self, mode, trylock)
+            op = ops[key] = Acquire(self, mode, trylock)
         return op
 
     def _rel(self, mode: str) -> Release:
         ISSUED[0] += 1
+        if mode == "x":
+            return self._unlock_x
+        ops = self._ops
+        if ops is None:
+            ops = self._ops = {}
         key = ("rel", mode)
-        op = self._ops.get(key)
+        op = ops.get(key)
         if op is None:
-            op = self._ops[key] = Release(self, mode)
+            op = ops[key] = Release(self, mode)
         return op
 
     def init(self):
