@@ -228,6 +228,19 @@ class Machine:
     of the model, its parameters, the strategy and the seed.
     """
 
+    # Slots: a machine has more attributes than an instance dict shares keys for, and
+    # the hot loops read them all the time.  ``__dict__`` keeps room for the rest
+    # (``placing``, ``issue_log`` and whatever a caller hangs on a machine).
+    __slots__ = (
+        "_alive", "_ended_holding", "_heap", "_jit_rand", "_locks", "_now", "_owed_at",
+        "_owing", "_quiescence", "_raised", "_rng", "_root", "_simq", "_site_cache",
+        "_spawned", "_started", "_static_zones", "_t0", "_threads", "_want_fp", "_zones",
+        "arrival_windows", "books", "choices", "costs", "cpus", "current", "decisions",
+        "draws_by_index", "env", "footprint", "interrupt_sources", "lockstat", "max_steps",
+        "metrics", "ncpus", "params", "seed", "sim_events", "sink", "sites", "sleepq",
+        "spin_watch", "steps", "stop_at_first", "stopped", "strategy", "timed", "tracing",
+        "variant", "violations", "witness", "__dict__", "__weakref__")
+
     #: Take the plain path where the timed loop has hand-inlined copies (``_pop_due``,
     #: ``duration``, lock operations dispatched without ``execute``).  The copies
     #: exist for speed only; a test runs every shipped model both ways and compares

@@ -42,6 +42,7 @@ nothing, so a busy-wait neither eats the bound nor runs into ``max_steps``.
 
 from __future__ import annotations
 
+import functools
 from math import comb
 
 from .base import Strategy
@@ -202,8 +203,7 @@ def schedules_with(delays: int, k: int) -> int:
 
 def delay_positions(ordinal: int, k: int, max_delays: int) -> list:
     """The decision points (sorted, repeats allowed) delayed in schedule number ``ordinal``."""
-    total = sum(schedules_with(b, k) for b in range(max_delays + 1))
-    r = ordinal % total
+    r = ordinal % _schedules_up_to(k, max_delays)
     for b in range(max_delays + 1):
         n = schedules_with(b, k)
         if r < n:
@@ -212,6 +212,12 @@ def delay_positions(ordinal: int, k: int, max_delays: int) -> list:
             return [q - i for i, q in enumerate(chosen)]
         r -= n
     raise AssertionError("unreachable: r < total")
+
+
+@functools.lru_cache(maxsize=256)
+def _schedules_up_to(k: int, max_delays: int) -> int:
+    """Schedules with at most ``max_delays`` delays among ``k`` points (one per ordinal)."""
+    return sum(schedules_with(b, k) for b in range(max_delays + 1))
 
 
 def _unrank_combination(r: int, n: int, b: int) -> list:

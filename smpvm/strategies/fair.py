@@ -45,7 +45,7 @@ class Fairness:
         if m is None:
             m = self._m = current_machine()
         w = m.spin_watch if m is not None else None
-        if w is None or not w.spins:
+        if w is None or not w.spins:  # no CPU has spun: every option (the common case)
             self.last_allowed = options
             return options
         if last >= 0:

@@ -85,11 +85,18 @@ class PCT(SeededStream):
         if kind == "cpu":
             options = self.fair.allowed(options, last)
         self.decision += 1
-        best = max(options, key=self._priority_of)
+        # _priority_of() for each option in turn (new CPUs draw theirs in that order),
+        # then the highest: what max(options, key=self._priority_of) does, without a
+        # call per option.
+        priority = self.priority
+        for c in options:
+            if c not in priority:
+                priority[c] = self.depth + self.random()
+        best = max(options, key=priority.__getitem__)
         lowered = self.change_at.get(self.decision)
         if lowered is not None:
-            self.priority[best] = lowered
-            best = max(options, key=self._priority_of)
+            priority[best] = lowered
+            best = max(options, key=priority.__getitem__)
         return best
 
     def _arrival(self) -> int:
