@@ -30,6 +30,7 @@ module) are the tracked way to share them.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from .current import current_machine
@@ -50,7 +51,7 @@ class _Slot:
         self.gen = 0
         self.live = False
         self.fields: dict = {}
-        #: (location, cpu, time_ns) of the last allocation and free.
+        #: (site token or location, cpu, time_ns) of the last allocation and free.
         self.alloc_site = None
         self.free_site = None
         #: Checks to run when this allocation is freed (see ``watch_free``), in order.
@@ -179,7 +180,7 @@ class _Alloc(Op):
             m.witness.check_sleep(c, f"{self.zone.name} allocation (may sleep)", interlock=None)
         start = c.clock
         c.clock += m.duration(m.costs.zone_alloc_ns)
-        item = self.zone._allocate(self.fields, m.site(c), c.id, start)
+        item = self.zone._allocate(self.fields, m.site_token(c), c.id, start)
         if m.tracing:
             m.record(c, "alloc", item.label(), "")
         return item
@@ -202,7 +203,7 @@ class _Free(Op):
             for check in watchers:
                 check(m, c, self.item)
         c.clock += m.duration(m.costs.zone_free_ns)
-        self.zone._release(self.item, m.site(c), c.id, start)
+        self.zone._release(self.item, m.site_token(c), c.id, start)
         if m.tracing:
             m.record(c, "free", self.item.label(), "")
         return None
@@ -286,7 +287,7 @@ class Zone:
 
     def new(self, **fields) -> Item:
         """Allocate outside any thread (scenario set-up); takes no simulated time."""
-        return self._allocate(fields, _caller_site(self.m, sys._getframe(1)), -1, self.m.now)
+        return self._allocate(fields, _caller_token(self.m, sys._getframe(1)), -1, self.m.now)
 
     def live_items(self) -> list[Item]:
         """Pointers to every live item, in slot order."""
@@ -342,7 +343,7 @@ class Zone:
         self._touch_fields(slot)
         if not slot.live or slot.gen != item._gen:
             self.m.fail("double-free", f"free of {item.label()} {self._history(slot, item)}",
-                        loc=site)
+                        loc=self.m.site_name(site))
             return
         slot.live = False
         slot.free_site = (site, cpu, now)
@@ -361,12 +362,13 @@ class Zone:
         self.m.fail("use-after-free",
                     f"{how} of {item.label()}.{name} {self._history(slot, item)}",
                     loc=site, extra={"object": item.label(), "field": name,
-                                     "alloc": _fmt(slot.alloc_site), "free": _fmt(slot.free_site)})
+                                     "alloc": _fmt(self.m, slot.alloc_site),
+                                     "free": _fmt(self.m, slot.free_site)})
 
     def _history(self, slot, item) -> str:
-        parts = [f"allocated at {_fmt(slot.alloc_site)}"]
+        parts = [f"allocated at {_fmt(self.m, slot.alloc_site)}"]
         if slot.free_site is not None:
-            parts.append(f"freed at {_fmt(slot.free_site)}")
+            parts.append(f"freed at {_fmt(self.m, slot.free_site)}")
         if slot.gen != item._gen:
             parts.append(f"since reallocated (generation {item._gen} -> {slot.gen})")
         return "(" + ", ".join(parts) + ")"
@@ -395,16 +397,29 @@ class Zone:
                         loc=_caller_site(self.m, frame))
 
 
-def _fmt(site) -> str:
+def _fmt(m, site) -> str:
     if site is None:
         return "?"
-    loc, cpu, t = site
+    token, cpu, t = site
+    loc = m.site_name(token)
     who = f" by CPU{cpu}" if cpu >= 0 else ""
     return f"{loc or '?'}{who} at {t} ns"
 
 
 def _caller_site(m, frame) -> str:
     return m.frame_site(frame)
+
+
+#: The package's directory: a caller inside it is engine code (see ``Machine.frame_site``).
+_ENGINE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _caller_token(m, frame):
+    """``_caller_site`` as a site token, named only if a report asks (``Machine.site_name``)."""
+    code = frame.f_code
+    if code.co_filename.startswith(_ENGINE_DIR):
+        return m.frame_site(frame)
+    return (code, frame.f_lasti)
 
 
 # -- reference counts and assertions ---------------------------------------------------------
