@@ -71,17 +71,18 @@ class Item:
 
     def __getattr__(self, name):
         slot = self._slot
-        if name not in slot.fields:
+        fields = slot.fields
+        if name not in fields:
             raise AttributeError(f"{slot.zone.type_name} has no field {name!r}")
-        if slot.gen != self._gen or not slot.live:
-            slot.zone._stale(self, name, "read", sys._getframe(1))
         zone = slot.zone
+        if slot.gen != self._gen or not slot.live:
+            zone._stale(self, name, "read", sys._getframe(1))
         if zone.guards is not None and name in zone.guards:
             zone._check_lockset(self, name, False, sys._getframe(1))
-        m = zone.m
-        if m.footprint is not None:
-            m.footprint.setdefault(("field", zone.uid, slot.index, name), False)
-        return slot.fields[name]
+        fp = zone.m.footprint
+        if fp is not None:
+            fp.setdefault(("field", zone.uid, slot.index, name), False)
+        return fields[name]
 
     def __setattr__(self, name, value):
         slot = self._slot

@@ -191,7 +191,7 @@ class Witness:
             if succ is None:
                 succ = edges[a] = {}
             if b not in succ:
-                succ[b] = EdgeInfo("declared", "declared", -1, True, run=seed)
+                succ[b] = EdgeInfo("declared", "declared", -1, True, "", seed)
             if b not in edges:
                 edges[b] = {}
         if blessed:
