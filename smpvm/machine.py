@@ -754,6 +754,41 @@ class Machine:
             self._report_lost()
         return self._result()
 
+    def dismantle(self) -> None:
+        """Undo what ties the finished run's objects into cycles, so that reference
+        counting frees them as soon as the result is dropped.
+
+        For a caller that keeps only the ``RunResult`` (an exploration makes
+        thousands of runs a second): left whole, every run is a web of
+        cycles -- the machine and its witness and environment, CPUs and their
+        SimPy processes, locks and their operations, zones and their slots,
+        threads' generators and the model objects they reach -- which only
+        the cycle collector frees.  The machine answers nothing afterwards
+        but its plain counts and lists (``cpus`` keep their ids and states).
+        """
+        for c in self.cpus:
+            c.process = None
+            c.frames.clear()
+            c.held.clear()
+            c.irqs.clear()
+            c.op = c.value = c.wait_lock = c.sleep_chan = c.interlock = None
+        for lock in self._locks:
+            lock.retire()
+        for zone in self._zones:
+            zone.retire()
+        self._locks = []
+        self._zones = []
+        self._static_zones = {}
+        self._quiescence = []
+        self._threads = {}
+        self._raised = {}
+        self.interrupt_sources = []
+        self.books = {}
+        self.sleepq = SleepQueues()
+        self.spin_watch = None
+        self.witness = None
+        self.env = None
+
     def _start(self) -> None:
         self._started = True
         if not self.cpus:

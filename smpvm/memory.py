@@ -301,6 +301,12 @@ class Zone:
         self.m.footprint_touch(("zone", self.uid), write=False)
         return self._live_count
 
+    def retire(self) -> None:
+        """The run is over: forget the slots, which refer back to the zone, so that
+        reference counting frees them (``Machine.dismantle``); items keep theirs."""
+        self._slots = []
+        self._free = []
+
     # -- mechanics --------------------------------------------------------------------------
 
     def _allocate(self, fields, site, cpu, now) -> Item:

@@ -384,8 +384,14 @@ class Setup:
         self.order = Witness.declared_pairs(scn.order_for(self.variant))
         self.blessed = Witness.blessed_set(scn.blessed)
 
-    def run(self, seed: int, strategy=None, *, trace=None, _locate_unyielded: bool = False):
-        """Run once with ``seed`` under ``strategy`` (None: timed) and return its ``RunResult``."""
+    def run(self, seed: int, strategy=None, *, trace=None, dismantle: bool = False,
+            _locate_unyielded: bool = False):
+        """Run once with ``seed`` under ``strategy`` (None: timed) and return its ``RunResult``.
+
+        ``dismantle``: the run's objects are freed at once (``Machine.dismantle``),
+        for a caller that keeps nothing but the result and whose strategy does
+        not look at the machine after the run.
+        """
         scn = self.scn
         variant = self.variant
         model_params = self.model_params
@@ -422,7 +428,7 @@ class Setup:
             with m.find_unyielded():
                 return m.run()
         try:
-            return m.run()
+            result = m.run()
         except _machine.UnyieldedOp as e:
             if e.located:
                 raise
@@ -442,6 +448,9 @@ class Setup:
             raise
         except BaseException as e:  # the same, from a thread's code
             raise escaped(e, "model") from None
+        if dismantle:
+            m.dismantle()
+        return result
 
 
 def escaped(e: BaseException, who: str) -> ModelError:

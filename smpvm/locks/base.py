@@ -168,6 +168,14 @@ class Lock:
         #: Lowest spl at which witness has seen this lock taken with nothing else held.
         self._witness_seen_spl = SPL_MASKED + 1
 
+    def retire(self) -> None:
+        """The run is over: drop the operations and the spare hold record, which refer
+        back to the lock, so that reference counting frees it (``Machine.dismantle``)."""
+        self._lock_x = self._unlock_x = self._ops = self._spare_held = None
+        self.waiters.clear()
+        self.owner = None
+        self.readers.clear()
+
     # -- naming ---------------------------------------------------------------
 
     def label(self) -> str:

@@ -11,12 +11,10 @@ what ``explore.json`` records so a resumed exploration is the same one.
 from __future__ import annotations
 
 import csv
-import gc
 import hashlib
 import io
 import json
 import os
-import threading
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -167,7 +165,7 @@ def run_one(plan: Plan, scn, rotation: Rotation, index: int, k: int):
     """Run ``index`` of ``plan``: (label, seed, RunResult)."""
     label, strategy = rotation.for_run(index, k)
     seed = run_seed(plan.seed, index)
-    return label, seed, rotation.setup(scn, plan).run(seed, strategy)
+    return label, seed, rotation.setup(scn, plan).run(seed, strategy, dismantle=True)
 
 
 def outcome_of(index, label, seed, k, r, failon: FailOn | None = None) -> Outcome:
@@ -252,58 +250,12 @@ def run_batch(plan: Plan, start: int, stop: int, k: int, stop_on_first: bool = F
     rotation = plan.strategies()
     failon = plan.failon()
     out = []
-    with RunGarbage() as garbage:
-        for i in range(start, stop):
-            label, seed, r = run_one(plan, scn, rotation, i, k)
-            out.append(outcome_of(i, label, seed, k, r, failon))
-            garbage.run_done()
-            if stop_on_first and out[-1].failed:
-                break
+    for i in range(start, stop):
+        label, seed, r = run_one(plan, scn, rotation, i, k)
+        out.append(outcome_of(i, label, seed, k, r, failon))
+        if stop_on_first and out[-1].failed:
+            break
     return Batch.of(out)
-
-
-class RunGarbage:
-    """Collects a batch's garbage every ``EVERY`` runs instead of when allocations say.
-
-    A finished run's machine, locks, zones and threads refer to each other,
-    so only the cycle collector frees them.  Left to its allocation counts it
-    runs every few runs and promotes the half-built garbage of the run in
-    progress, to be traced again by older generations; collecting the young
-    generation between runs, with automatic collection held off meanwhile,
-    finds whole runs' garbage at once (about a tenth of a batch's time).  The
-    hold is process-wide, so it is counted: the last batch to finish (of the
-    threads of a Dask worker) lets collection go on as it was before the first.
-    """
-
-    #: Runs between two collections of the young generation.
-    EVERY = 25
-
-    _lock = threading.Lock()
-    _holders = 0
-    _was_enabled = False
-
-    def __enter__(self) -> "RunGarbage":
-        cls = RunGarbage
-        with cls._lock:
-            if cls._holders == 0:
-                cls._was_enabled = gc.isenabled()
-                gc.disable()
-            cls._holders += 1
-        self._runs = 0
-        return self
-
-    def run_done(self) -> None:
-        """One run finished: every ``EVERY`` runs, collect (unless collection was off)."""
-        self._runs += 1
-        if self._runs % self.EVERY == 0 and RunGarbage._was_enabled:
-            gc.collect(0)
-
-    def __exit__(self, *exc) -> None:
-        cls = RunGarbage
-        with cls._lock:
-            cls._holders -= 1
-            if cls._holders == 0 and cls._was_enabled:
-                gc.enable()
 
 
 # -- the record on disk ----------------------------------------------------------------------
