@@ -188,6 +188,11 @@ class Delays(Strategy):
             options = self.fair.allowed(options, last)
         d = self.delays_at.get(self.decision, 0)
         self.decision += 1
+        if not d:  # round_robin(options, last)[0], without making the order
+            for c in reversed(options):
+                if c <= last:
+                    return c
+            return options[-1]
         order = round_robin(options, last)
         return order[d % len(order)]
 

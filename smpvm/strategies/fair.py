@@ -25,10 +25,6 @@ class Fairness:
     """Priority edges between CPUs from their spins, for one run at a time."""
 
     def __init__(self):
-        self.begin()
-
-    def begin(self) -> None:
-        """A run starts: no edges."""
         self._m = None
         #: CPU t -> CPUs that go before t's next step (t spun since they last stepped).
         self.behind: dict[int, set] = {}
@@ -38,6 +34,15 @@ class Fairness:
         self.seen: dict[int, int] = {}
         #: What the last call let step (a switch away from a CPU held back is no preemption).
         self.last_allowed: list = []
+
+    def begin(self) -> None:
+        """A run starts: no edges (the tables are made again only if the last run spun)."""
+        self._m = None
+        if self.behind or self.since or self.seen:
+            self.behind = {}
+            self.since = {}
+            self.seen = {}
+        self.last_allowed = []
 
     def allowed(self, options: list, last: int) -> list:
         """The CPUs of ``options`` that fairness lets step now (never none)."""
