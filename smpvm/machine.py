@@ -776,15 +776,15 @@ class Machine:
             lock.retire()
         for zone in self._zones:
             zone.retire()
-        self._locks = []
-        self._zones = []
-        self._static_zones = {}
-        self._quiescence = []
-        self._threads = {}
-        self._raised = {}
-        self.interrupt_sources = []
-        self.books = {}
-        self.sleepq = SleepQueues()
+        self._locks.clear()
+        self._zones.clear()
+        self._static_zones.clear()
+        self._quiescence.clear()
+        self._threads.clear()
+        self._raised.clear()
+        self.interrupt_sources.clear()
+        self.books.clear()
+        self.sleepq = None
         self.spin_watch = None
         self.witness = None
         self.env = None
@@ -1407,7 +1407,8 @@ class Machine:
         if self._alive == 0:
             # Poisson streams last while threads run; listed arrival times are all delivered.
             for o in self.cpus:
-                o.irqs = [e for e in o.irqs if e[1].times is not None]
+                if o.irqs:
+                    o.irqs = [e for e in o.irqs if e[1].times is not None]
                 if not o.frames and not o.irqs and o.state == RUNNABLE:
                     o.state = DONE
         c.state = DONE
@@ -1505,7 +1506,10 @@ class Machine:
         return f"CPU{c.id} ({c.name}) is blocked at {self.site(c)}"
 
     def _result(self) -> RunResult:
-        end = max([self._now] + [c.clock for c in self.cpus])
+        end = self._now
+        for c in self.cpus:
+            if c.clock > end:
+                end = c.clock
         summaries = self.lockstat.summary(end) if self.lockstat is not None else []
         irq = {}
         for src in self.interrupt_sources:
