@@ -136,9 +136,9 @@ def dependent(a, b) -> bool:
 class _Step:
     """One step of a run, as the race analysis needs it."""
 
-    __slots__ = ("cpu", "fp", "enabled", "held", "waits")
+    __slots__ = ("cpu", "fp", "enabled", "held", "waits", "books")
 
-    def __init__(self, cpu, fp, enabled, held, waits):
+    def __init__(self, cpu, fp, enabled, held, waits, books=None):
         #: The CPU that stepped.
         self.cpu = cpu
         #: Footprint (key -> written), or ANYTHING.
@@ -149,6 +149,9 @@ class _Step:
         self.held = held
         #: (lock uid, mode) the CPU waits for after the step, or None.
         self.waits = waits
+        #: The search's own book-keeping after the step (``DFS._books``), from which a
+        #: later run that replays this step takes over.
+        self.books = books
 
 
 class _Node:
@@ -208,18 +211,24 @@ class DFS(Strategy):
         self.unseen: dict[str, str] = {}
         #: The model has interrupts given a window: their placements need plain enumeration.
         self.saw_windows = False
+        #: The race analysis's index of the last run's steps (``_Run``), kept for the next.
+        self._run = None
         self.begin(0)
 
     # -- one run -------------------------------------------------------------------------
 
     def begin(self, seed):
         self._seed = int(seed)  # dfs draws no random numbers; random() seeds on demand
-        #: Steps of this run.
-        self.trace: list[_Step] = []
         #: State from which this run left the tree: every CPU there was asleep (or None).
         self.blocked_at = None
         #: First state of this run that the previous run did not visit.
         self.fresh_from = max(len(self.tree) - 1, 0)
+        #: Steps of this run.  Those before ``fresh_from`` replay the previous run's path:
+        #: the model is deterministic for a given schedule, so they are the previous
+        #: run's steps, kept with their footprints instead of being recorded again.
+        self.trace: list[_Step] = getattr(self, "trace", [])[:self.fresh_from]
+        #: Steps taken in this run so far.
+        self._k = 0
         self._m = None
         self._picked = None
         self._decisions = 0
@@ -231,6 +240,8 @@ class DFS(Strategy):
         #: Watch over the shared state outside the model API (None: not looked yet; False: none).
         self._watch = None
         self._unseen_keys = ()
+        #: The book-keeping of the replayed path was taken over at ``fresh_from``.
+        self._rebased = False
         #: Fair scheduling around spin-waits (``smpvm.strategies.fair``).
         self.fair = Fairness()
 
@@ -244,13 +255,16 @@ class DFS(Strategy):
             return self._place(options, last)
         if kind != "cpu":
             raise ModelError(f"dfs explores CPU choices only, got a {kind!r} decision")
-        if self._watch is None and self.reduction:
-            self._look_for_unseen(current_machine())
+        if self.reduction:
+            if self._watch is None:
+                self._look_for_unseen(current_machine())
+            if self._k == self.fresh_from and self._k and not self._rebased:
+                self._take_over()
         options = self.fair.allowed(options, last)
         if self.blocked_at is not None:
             return options[0]  # past a sleep-blocked state: finish the run, off the tree
         if self.reduction:
-            k = len(self.trace)
+            k = self._k
         else:  # plain enumeration: the tree has only the decision points
             k = self._decisions
             self._decisions += 1
@@ -278,7 +292,22 @@ class DFS(Strategy):
         m = self._m
         if m is None:
             m = self._m = current_machine()
-        if self._watch is None:
+        k = self._k
+        self._k = k + 1
+        if k < self.fresh_from:  # the previous run's path, its steps already recorded
+            if self.trace[k].cpu != cpu:
+                raise ModelError(f"dfs: step {k} went to CPU{cpu}, not CPU{self.trace[k].cpu} "
+                                 f"as before; the model is not deterministic for a given "
+                                 f"schedule")
+            if self._watch is None:
+                self._look_for_unseen(m)
+            return
+        if k and k == self.fresh_from and not self._rebased:
+            # a forced step (no pick): nothing was copied before it, so it counts as
+            # having changed all the unseen state
+            self._take_over()
+            changed = self._watch.shared if self._watch else ()
+        elif self._watch is None:
             # The run's first step was forced: nothing could go before it or be reordered
             # with it, so what it wrote needs no record; the copies start after it.
             self._look_for_unseen(m)
@@ -291,7 +320,7 @@ class DFS(Strategy):
         step = self._record(m, cpu, footprint, enabled, after)
         if self._watch:
             self._note_unseen(footprint, changed)
-        k = len(self.trace)
+        step.books = self._books()
         self.trace.append(step)
         self._after = after
         if self.blocked_at is not None:
@@ -306,6 +335,23 @@ class DFS(Strategy):
             blocked.done.add(after[0])  # the run goes on that way, off the tree
             self.tree.append(blocked)
             self.blocked_at = k + 1
+
+    def _books(self):
+        """What ``stepped`` and ``_record`` carry from one step to the next."""
+        return (self._after, dict(self._held), frozenset(self._unsure), self._rng_state)
+
+    def _take_over(self) -> None:
+        """At the first state the previous run did not visit: the book-keeping the replayed
+        steps would have built is the previous run's after the same steps, and the watch
+        of the unseen state starts its comparisons from the state here."""
+        self._rebased = True
+        after, held, unsure, rng_state = self.trace[self.fresh_from - 1].books
+        self._after = after
+        self._held = dict(held)
+        self._unsure = set(unsure)
+        self._rng_state = rng_state
+        if self._watch:
+            self._watch.rebase()
 
     def _node_stepped(self, k, cpu, enabled):
         if k < len(self.tree):
@@ -425,6 +471,10 @@ class DFS(Strategy):
 
     def finish_run(self, result) -> bool:
         """Analyse the run just made; False when it was redundant (met a sleep-blocked state)."""
+        if self.reduction and self._k < self.fresh_from:
+            raise ModelError(f"dfs: a run ended after {self._k} steps where the same schedule "
+                             f"took more before; the model is not deterministic for a given "
+                             f"schedule")
         if self.reduction:
             steps = list(self.trace)
             if result.steps > len(steps):
@@ -465,7 +515,14 @@ class DFS(Strategy):
 
     def _add_races(self, steps, pending) -> None:
         """Steps 2 and 3 of the module docstring, for the steps this run added."""
-        run = _Run(steps)
+        ncpu = 1 + max(max((s.cpu for s in steps), default=0), max(pending, default=0))
+        if self._m is not None:
+            ncpu = max(ncpu, len(self._m.cpus))
+        run = self._run
+        if run is None or run.ncpu < ncpu:  # (a CPU started during the run: index anew)
+            run = self._run = _Run(ncpu)
+        run.truncate(self.fresh_from)
+        run.extend(steps)
         end = len(steps)
         limit = end if self.blocked_at is None else self.blocked_at
         by_cpu = {}
@@ -575,21 +632,57 @@ class _Run:
 
     Happens-before is program order plus the order of dependent steps, closed
     transitively; it is kept as a vector clock per step, computed on demand.
+    A run shares its first steps with the run before it (the path down to the
+    state where it branched off), and what those steps are indexed by depends
+    on nothing after them: ``truncate`` keeps that part, ``extend`` adds the
+    new steps.
     """
 
-    def __init__(self, steps):
-        self.steps = steps
+    def __init__(self, ncpu):
+        self.ncpu = ncpu
+        self.steps = []
         #: Key -> [(step, wrote)] in step order.
         self.touches = {}
         #: Steps whose footprint is ANYTHING.
         self.anything = []
-        for i, step in enumerate(steps):
+        #: Each step's vector clock, and its number among its CPU's steps (from 1);
+        #: computed up to ``len(self.vc)``.
+        self.vc, self.nth = [], []
+        #: The clocks' running state after step ``len(self.vc) - 1`` (None: to rebuild).
+        self._state = None
+
+    def truncate(self, n) -> None:
+        """Keep only the first ``n`` steps."""
+        if n >= len(self.steps):
+            return
+        del self.steps[n:]
+        del self.vc[n:]
+        del self.nth[n:]
+        touches = self.touches
+        for key in list(touches):
+            entries = touches[key]
+            while entries and entries[-1][0] >= n:
+                entries.pop()
+            if not entries:
+                del touches[key]
+        self.anything = [i for i in self.anything if i < n]
+        self._state = None
+
+    def extend(self, steps) -> None:
+        """Add the steps of ``steps`` past the ones kept (``steps`` starts with those)."""
+        touches = self.touches
+        for i in range(len(self.steps), len(steps)):
+            step = steps[i]
+            self.steps.append(step)
             if step.fp is ANYTHING:
                 self.anything.append(i)
                 continue
             for key, wrote in step.fp.items():
-                self.touches.setdefault(key, []).append((i, wrote))
-        self.vc = None
+                entries = touches.get(key)
+                if entries is None:
+                    touches[key] = [(i, wrote)]
+                else:
+                    entries.append((i, wrote))
 
     def dependent_before(self, fp, top):
         """Steps before ``top`` that are dependent with a step of footprint ``fp``."""
@@ -607,7 +700,7 @@ class _Run:
     def initials(self, i, at, p) -> list:
         """CPUs whose first step in "the steps after ``i`` not depending on it, then ``at``" waits
         for none of the others (``at`` may be one past the last step: a pending one, after all)."""
-        if self.vc is None:
+        if len(self.vc) < len(self.steps):
             self._clocks()
         vc, nth, steps = self.vc, self.nth, self.steps
         first = {}  # CPU -> number of its earliest step in the sequence so far
@@ -628,17 +721,34 @@ class _Run:
 
     def happens_before(self, i, j) -> bool:
         """Does step ``i`` happen before step ``j`` (``i < j``)?"""
-        if self.vc is None:
+        if len(self.vc) < len(self.steps):
             self._clocks()
         return self.vc[j][self.steps[i].cpu] >= self.nth[i]
 
-    def _clocks(self) -> None:
-        ncpu = 1 + max(step.cpu for step in self.steps)
-        clock = [[0] * ncpu for _ in range(ncpu)]
+    def _rebuilt_state(self):
+        """The clocks' running state after the steps that have clocks (read back from them)."""
+        n = len(self.vc)
+        clock = [[0] * self.ncpu for _ in range(self.ncpu)]
+        for i in range(n):
+            clock[self.steps[i].cpu] = self.vc[i]
         wrote, read = {}, {}
-        #: Each step's vector clock, and its number among its CPU's steps (from 1).
-        self.vc, self.nth = [], []
-        for step in self.steps:
+        vc = self.vc
+        for key, entries in self.touches.items():
+            for i, w in entries:
+                if i >= n:
+                    break
+                if w:
+                    wrote[key] = vc[i]
+                    read.pop(key, None)
+                else:
+                    read[key] = _joined(read[key], vc[i]) if key in read else vc[i]
+        return clock, wrote, read
+
+    def _clocks(self) -> None:
+        if self._state is None:
+            self._state = self._rebuilt_state()
+        clock, wrote, read = self._state
+        for step in self.steps[len(self.vc):]:
             cpu, fp = step.cpu, step.fp
             vc = list(clock[cpu])
             if fp is ANYTHING:
