@@ -107,6 +107,8 @@ its current path, then the lowest CPU that may step.
 
 from __future__ import annotations
 
+import inspect
+
 from ..cpu import BLOCKED, DONE, RUNNABLE
 from .. import seeds
 from ..current import current_machine
@@ -193,7 +195,8 @@ class DFS(Strategy):
     name = "dfs"
     timed = False
 
-    def __init__(self, preemption_bound: int | None = None, reduction: bool = True):
+    def __init__(self, preemption_bound: int | None = None, reduction: bool = True,
+                 symmetry: bool = False):
         if preemption_bound is not None and preemption_bound < 0:
             raise ValueError(f"the preemption bound must be >= 0, got {preemption_bound}")
         #: Most preemptions a schedule may have (None: no bound).
@@ -201,6 +204,12 @@ class DFS(Strategy):
         #: Partial-order reduction in use (never together with a bound).
         self.reduction = bool(reduction) and preemption_bound is None
         self.wants_footprints = self.reduction
+        #: Identical threads are taken in the order of their first steps (with reduction only).
+        self.symmetry = bool(symmetry) and self.reduction
+        #: Groups of identical threads found at the start (names, in CPU order).
+        self.symmetric: list[tuple[str, ...]] = []
+        #: A run showed the threads were not interchangeable: search again without symmetry.
+        self.symmetry_broken = False
         #: The current path: node k is the state before step k (decision k without reduction).
         self.tree: list[_Node] = []
         #: Branches the reduction skipped (each hides at least one schedule).
@@ -240,6 +249,15 @@ class DFS(Strategy):
         #: Watch over the shared state outside the model API (None: not looked yet; False: none).
         self._watch = None
         self._unseen_keys = ()
+        #: Symmetry: CPU -> the identical threads on lower CPUs.
+        self._lower = {}
+        #: Symmetry: steps each CPU of a group took; the CPUs whose steps all were pure
+        #: (wrote nothing, read only what no step had written); keys written so far.
+        self._count = {}
+        self._pure = set()
+        self._written = set()
+        #: CPUs that have stepped in this run.
+        self._started = set()
         #: The book-keeping of the replayed path was taken over at ``fresh_from``.
         self._rebased = False
         #: Fair scheduling around spin-waits (``smpvm.strategies.fair``).
@@ -260,6 +278,8 @@ class DFS(Strategy):
                 self._look_for_unseen(current_machine())
             if self._k == self.fresh_from and self._k and not self._rebased:
                 self._take_over()
+            if self._lower:
+                options = self._not_held_back(options)
         options = self.fair.allowed(options, last)
         if self.blocked_at is not None:
             return options[0]  # past a sleep-blocked state: finish the run, off the tree
@@ -294,6 +314,11 @@ class DFS(Strategy):
             m = self._m = current_machine()
         k = self._k
         self._k = k + 1
+        if self._lower:
+            enabled = self._not_held_back(enabled)
+            if cpu not in enabled:
+                self.symmetry_broken = True  # forced onto a thread held back
+        self._started.add(cpu)
         if k < self.fresh_from:  # the previous run's path, its steps already recorded
             if self.trace[k].cpu != cpu:
                 raise ModelError(f"dfs: step {k} went to CPU{cpu}, not CPU{self.trace[k].cpu} "
@@ -301,6 +326,8 @@ class DFS(Strategy):
                                  f"schedule")
             if self._watch is None:
                 self._look_for_unseen(m)
+            if self._lower:
+                self._track_twins(cpu, self.trace[k].fp)
             return
         if k and k == self.fresh_from and not self._rebased:
             # a forced step (no pick): nothing was copied before it, so it counts as
@@ -317,9 +344,14 @@ class DFS(Strategy):
         after = [c.id for c in m.cpus if c.state == RUNNABLE]
         # The engine makes a fresh footprint per step and drops it after this
         # call, so it is completed in place and kept.
-        step = self._record(m, cpu, footprint, enabled, after)
+        step = self._record(m, cpu, footprint, enabled)
         if self._watch:
             self._note_unseen(footprint, changed)
+        if self._lower:
+            self._track_twins(cpu, footprint)
+            after = self._not_held_back(after)
+        if after != enabled:
+            self._note_enabling(cpu, footprint, enabled, after)
         step.books = self._books()
         self.trace.append(step)
         self._after = after
@@ -397,7 +429,7 @@ class DFS(Strategy):
 
     # -- footprints ----------------------------------------------------------------------------
 
-    def _record(self, m, cpu, fp, enabled, after) -> _Step:
+    def _record(self, m, cpu, fp, enabled) -> _Step:
         """The step, its footprint completed with what the engine does not record."""
         c = m.cpus[cpu]
         waits = None
@@ -410,8 +442,6 @@ class DFS(Strategy):
         if unsure and cpu in unsure:  # another step made this CPU runnable or not
             unsure.discard(cpu)
             fp.setdefault(("sched", cpu), False)
-        if after != enabled:
-            self._note_enabling(cpu, fp, enabled, after)
         rng = m.rng_in_use
         if rng is not None:
             state = rng.bit_generator.state
@@ -431,6 +461,50 @@ class DFS(Strategy):
         shared, books = unseen.find(m)
         self._watch = unseen.Watch(shared, books) if shared else False
         self._unseen_keys = tuple(("unseen", s.name) for s in shared)
+        if self.symmetry and not m.interrupt_sources and not m.arrival_windows:
+            groups = identical_threads(m, exclude=self._started)
+            self.symmetric = [tuple(m.cpus[c].name for c in g) for g in groups]
+            for g in groups:
+                for n, cpu in enumerate(g):
+                    self._lower[cpu] = g[:n]
+                    self._count[cpu] = 0
+                    self._pure.add(cpu)
+
+    def _track_twins(self, cpu, fp) -> None:
+        """Symmetry's book-keeping after ``cpu`` stepped with footprint ``fp``."""
+        written = self._written
+        if cpu in self._pure:
+            self._count[cpu] += 1
+            if fp is ANYTHING or any(
+                    (w or key in written) for key, w in fp.items() if key[0] != "sched"):
+                self._pure.discard(cpu)
+        if fp is not ANYTHING:
+            written.update(key for key, w in fp.items() if w and key[0] != "sched")
+
+    def _not_held_back(self, cpus) -> list:
+        """``cpus`` less those whose twin on a lower CPU could take the same step instead.
+
+        Two identical threads are *twins* while both have taken the same number of
+        steps, all pure, and neither has finished: they are then in the same
+        state, and so is every shared object they could have touched, so the
+        state is its own image with their names swapped and what the higher
+        one would do next, the lower one does in a schedule that is its
+        mirror image.  Should holding back leave no CPU, the threads were not
+        alike after all: ``exhaust`` then searches again without the symmetry.
+        """
+        lower, pure, count = self._lower, self._pure, self._count
+        m = self._m if self._m is not None else current_machine()
+        out = []
+        for c in cpus:
+            if c in pure and lower.get(c) and any(
+                    t in pure and count[t] == count[c] and m.cpus[t].state != DONE
+                    for t in lower[c]):
+                continue
+            out.append(c)
+        if not out and cpus:
+            self.symmetry_broken = True
+            return list(cpus)
+        return out
 
     def _note_unseen(self, fp, changed) -> None:
         """Every step may read the unseen state; a step that changed some of it wrote it."""
@@ -471,6 +545,9 @@ class DFS(Strategy):
 
     def finish_run(self, result) -> bool:
         """Analyse the run just made; False when it was redundant (met a sleep-blocked state)."""
+        if self._lower and (getattr(result, "sim_events", 0) or
+                                  (self._m is not None and self._m.interrupt_sources)):
+            self.symmetry_broken = True  # devices and interrupts may name CPUs
         if self.reduction and self._k < self.fresh_from:
             raise ModelError(f"dfs: a run ended after {self._k} steps where the same schedule "
                              f"took more before; the model is not deterministic for a given "
@@ -601,7 +678,37 @@ class DFS(Strategy):
 
     def describe(self):
         return {"name": self.name, "preemption_bound": self.preemption_bound,
-                "reduction": self.reduction}
+                "reduction": self.reduction, "symmetry": self.symmetry}
+
+
+_VALUES = (type(None), bool, int, float, complex, str, bytes)
+
+
+def identical_threads(m, exclude=()) -> list[tuple[int, ...]]:
+    """Groups (two or more CPUs, ascending) of threads that are interchangeable at the start.
+
+    A thread qualifies when it has not started (its generator is fresh), is
+    runnable, holds nothing and has no handler or interrupt of its own; two
+    are identical when their generators run the same code with equal
+    arguments: the same objects, or equal plain values (numbers, strings).
+    """
+    groups = {}
+    for c in m.cpus:
+        if c.id in exclude or c.state != RUNNABLE or len(c.frames) != 1 or c.held \
+                or c.irqs or c.spl or c.op is not None:
+            continue
+        gen = c.frames[0].gen
+        frame = getattr(gen, "gi_frame", None)
+        if frame is None or inspect.getgeneratorstate(gen) != inspect.GEN_CREATED:
+            continue
+        args = []
+        for name, value in frame.f_locals.items():
+            if type(value) in _VALUES:
+                args.append((name, type(value), value))
+            else:
+                args.append((name, None, id(value)))
+        groups.setdefault((gen.gi_code, tuple(args)), []).append(c.id)
+    return [tuple(g) for g in groups.values() if len(g) > 1]
 
 
 def _joining_only_reads(lock, mode) -> bool:
