@@ -48,8 +48,8 @@ class DfsReport:
     unseen_shared: list = field(default_factory=list)
     #: The model has interrupts given a window: every placement was a branch (no reduction).
     arrival_windows: bool = False
-    #: Groups of identical threads (names) taken in the order of their first steps: each
-    #: schedule run stands also for its renamings within a group.
+    #: Groups of identical threads (names) searched up to their names (``dfs``'s
+    #: symmetry): each schedule run stands also for its renamings within a group.
     symmetric: list = field(default_factory=list)
 
     def summary(self) -> str:
@@ -72,7 +72,7 @@ class DfsReport:
         unseen = ""
         if self.symmetric:
             groups = "; ".join(", ".join(g) for g in self.symmetric)
-            unseen = (f"; identical threads ({groups}) taken in the order they first step, "
+            unseen = (f"; identical threads ({groups}) searched up to their names, "
                       f"each schedule standing for its renamings")
         if self.arrival_windows:
             unseen = "; window interrupts: every placement enumerated"

@@ -82,6 +82,31 @@ leaves gaps:
   objects, module globals) is read by every step and written by a step that
   changed it, found by copying it after every step; the report names it.
 
+**Symmetry.**  Threads started by the same code with equal arguments
+(``identical_threads``: the allocators of a model spawned in a loop) are
+interchangeable.  Two of them are *twins* while both have taken the same
+number of pure steps (writing nothing, reading only keys no step has
+written) and neither has finished: they are in the same state, every shared
+object is as it was, and the state is its own image with their names
+swapped.  There the higher CPU is held back; whatever it would do, the lower
+one does in the mirror-image schedule.  Any schedule becomes one that never
+steps a held-back CPU by swapping the twins' names from each state where
+the higher one stepped, with the same violations up to those names, so the
+reduction needs only the constrained schedules; to it the hold-back is
+enabledness like a lock's, recorded with the ``("sched", cpu)`` keys.  This
+assumes the engine and the model treat CPUs alike but for their names
+(model code does not branch on its CPU's number or name, nor on ``m.now``);
+with interrupts or device processes, or where holding back leaves no CPU to
+step, ``exhaust`` searches again without it.  It is cross-checked like the
+reduction, outcomes compared up to the twins' names.
+
+**Shared paths.**  Run after run, the search replays the path down to the
+state where the new run branches off.  The model is deterministic for a
+given schedule, so those steps are the previous run's: their footprints,
+the book-keeping after them and the race analysis's index of them are taken
+over (``_take_over``, ``_Run.truncate``), and only the new steps are
+recorded; the watch of unseen state compares from the branching state on.
+
 A CPU that spins is held back until the others have stepped
 (``smpvm.strategies.fair``), so a busy-wait does not make the tree infinite.
 
@@ -493,6 +518,8 @@ class DFS(Strategy):
         alike after all: ``exhaust`` then searches again without the symmetry.
         """
         lower, pure, count = self._lower, self._pure, self._count
+        if len(pure) < 2:
+            return cpus  # no twins left
         m = self._m if self._m is not None else current_machine()
         out = []
         for c in cpus:
