@@ -415,6 +415,29 @@ def test_a_program_where_a_sleeping_cpu_is_not_the_one_to_run():
     assert reduced == plain and len(plain) == 6  # T1 sees 0,0 or 0,20 or 20,20; T2 0 or 10
 
 
+def test_a_model_that_changes_from_run_to_run_is_reported_not_replayed_blindly():
+    # Later runs take over the steps they share with the run before; a model
+    # whose threads do something else on the same schedule must still be caught.
+    from smpvm.violations import ModelError
+    made = []
+
+    def setup(m, variant):
+        made.append(1)
+        box = m.shared("box", x=0)
+
+        def thread(extra):
+            yield box.store("x", 1)
+            for _ in range(extra):
+                yield box.load("x")
+
+        m.spawn(thread(len(made) % 3), name="A")
+        m.spawn(thread(1), name="B")
+
+    scn = scenario()(setup).__smpvm_scenario__
+    with pytest.raises(ModelError, match="not deterministic"):
+        exhaust(spec_of(scn, seed=0), scn=scn)
+
+
 # -- symmetry of identical threads ----------------------------------------------------------------
 
 
