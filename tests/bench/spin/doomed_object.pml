@@ -3,7 +3,7 @@
  * hand-written in Promela for SPIN, as the baseline that smpvm's exhaustive
  * search (`--strategy dfs`) is timed against.
  *
- *   spin -a [-DNALLOC=3] [-DBUGGY] doomed_object.pml && gcc -O2 -o pan pan.c && ./pan
+ *   spin -a [-DNALLOC=3] [-DBUGGY] doomed_object.pml && gcc -o pan pan.c && ./pan
  *
  * NALLOC allocators (Pa1..PaN, default 2) and one terminator (Pt) over one
  * device object obj0 that starts with one reference, on the pager list.
