@@ -48,6 +48,9 @@ class DfsReport:
     unseen_shared: list = field(default_factory=list)
     #: The model has interrupts given a window: every placement was a branch (no reduction).
     arrival_windows: bool = False
+    #: Groups of identical threads (names) searched up to their names (``dfs``'s
+    #: symmetry): each schedule run stands also for its renamings within a group.
+    symmetric: list = field(default_factory=list)
 
     def summary(self) -> str:
         """One line: what was explored, and whether that is a proof."""
@@ -67,6 +70,10 @@ class DfsReport:
                  else f"{self.failing_runs} failed (first: schedule {self.first_failure_run})")
         saved = f"; the reduction saved at least {self.pruned}" if self.reduction else ""
         unseen = ""
+        if self.symmetric:
+            groups = "; ".join(", ".join(g) for g in self.symmetric)
+            unseen = (f"; identical threads ({groups}) searched up to their names, "
+                      f"each schedule standing for its renamings")
         if self.arrival_windows:
             unseen = "; window interrupts: every placement enumerated"
         if self.unseen_shared:
@@ -81,12 +88,13 @@ class DfsReport:
                 "reduction": self.reduction, "preemption_bound": self.preemption_bound,
                 "beyond_bound": self.beyond_bound, "devices": self.devices,
                 "unseen_shared": list(self.unseen_shared),
-                "arrival_windows": self.arrival_windows}
+                "arrival_windows": self.arrival_windows,
+                "symmetric": [list(g) for g in self.symmetric]}
 
 
 def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
             stop_on_first=False, on_run=None, reduction=True, counts=None,
-            on_restart=None) -> DfsReport:
+            on_restart=None, symmetry=True) -> DfsReport:
     """Run every schedule of ``scn`` (up to reduction, within the bound); see the module docstring.
 
     ``on_run(index, result)`` is called after every schedule; ``on_restart()``
@@ -95,15 +103,25 @@ def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
     ``on_run`` was told so far no longer stands); ``max_runs``
     and ``stop_on_first`` end the search early (``exhausted`` is then False
     unless nothing was left).  ``counts(kind)``: which violation kinds make a
-    schedule fail (default: all).  Schedules run without lock statistics, which
+    schedule fail (default: all).  ``symmetry``: identical threads are
+    taken in the order they first step (see ``smpvm.strategies.dfs``); a
+    model that turns out not to treat them alike is searched again without.
+    Schedules run without lock statistics, which
     no search decision needs; a failing one is replayed from its choices
     with them, which also checks that it replays.
     """
     scn = scn or spec.scenario()
-    dfs = DFS(preemption_bound=preemption_bound, reduction=reduction)
+    dfs = DFS(preemption_bound=preemption_bound, reduction=reduction, symmetry=symmetry)
     report = DfsReport(reduction=dfs.reduction, preemption_bound=preemption_bound)
     while True:
         result = run_spec(spec, dfs, scn=scn, lockstat=False)
+        if dfs.symmetry_broken and not dfs.needs_plain():
+            # the threads taken as identical were not treated alike: start again without
+            if report.runs and on_restart is not None:
+                on_restart()
+            dfs = DFS(preemption_bound=preemption_bound, reduction=reduction)
+            report = DfsReport(reduction=dfs.reduction, preemption_bound=preemption_bound)
+            continue
         if dfs.needs_plain():
             # where a window interrupt lands is a decision the reduction's tree has no
             # node for: start again, enumerating every decision (the runs so far were
@@ -128,6 +146,7 @@ def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
     report.pruned = dfs.pruned
     report.beyond_bound = dfs.beyond_bound
     report.unseen_shared = [dfs.unseen[k] for k in sorted(dfs.unseen)]
+    report.symmetric = list(dfs.symmetric)
     return report
 
 

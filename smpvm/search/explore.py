@@ -584,6 +584,10 @@ class Exploration:
                                          "placement (plain enumeration, no partial-order "
                                          "reduction)")
             self.report.unseen_shared = list(rep.unseen_shared)
+            for group in getattr(rep, "symmetric", ()):
+                self.report.notes.append(f"dfs: identical threads ({', '.join(group)}) searched "
+                                         f"up to their names: each schedule stands for its "
+                                         f"renamings")
             if self.report.runs == 0 and rep.runs:
                 self._adopt_dfs_report(rep)
 

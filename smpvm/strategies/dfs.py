@@ -82,6 +82,31 @@ leaves gaps:
   objects, module globals) is read by every step and written by a step that
   changed it, found by copying it after every step; the report names it.
 
+**Symmetry.**  Threads started by the same code with equal arguments
+(``identical_threads``: the allocators of a model spawned in a loop) are
+interchangeable.  Two of them are *twins* while both have taken the same
+number of pure steps (writing nothing, reading only keys no step has
+written) and neither has finished: they are in the same state, every shared
+object is as it was, and the state is its own image with their names
+swapped.  There the higher CPU is held back; whatever it would do, the lower
+one does in the mirror-image schedule.  Any schedule becomes one that never
+steps a held-back CPU by swapping the twins' names from each state where
+the higher one stepped, with the same violations up to those names, so the
+reduction needs only the constrained schedules; to it the hold-back is
+enabledness like a lock's, recorded with the ``("sched", cpu)`` keys.  This
+assumes the engine and the model treat CPUs alike but for their names
+(model code does not branch on its CPU's number or name, nor on ``m.now``);
+with interrupts or device processes, or where holding back leaves no CPU to
+step, ``exhaust`` searches again without it.  It is cross-checked like the
+reduction, outcomes compared up to the twins' names.
+
+**Shared paths.**  Run after run, the search replays the path down to the
+state where the new run branches off.  The model is deterministic for a
+given schedule, so those steps are the previous run's: their footprints,
+the book-keeping after them and the race analysis's index of them are taken
+over (``_take_over``, ``_Run.truncate``), and only the new steps are
+recorded; the watch of unseen state compares from the branching state on.
+
 A CPU that spins is held back until the others have stepped
 (``smpvm.strategies.fair``), so a busy-wait does not make the tree infinite.
 
@@ -106,6 +131,8 @@ its current path, then the lowest CPU that may step.
 """
 
 from __future__ import annotations
+
+import inspect
 
 from ..cpu import BLOCKED, DONE, RUNNABLE
 from .. import seeds
@@ -136,9 +163,9 @@ def dependent(a, b) -> bool:
 class _Step:
     """One step of a run, as the race analysis needs it."""
 
-    __slots__ = ("cpu", "fp", "enabled", "held", "waits")
+    __slots__ = ("cpu", "fp", "enabled", "held", "waits", "books")
 
-    def __init__(self, cpu, fp, enabled, held, waits):
+    def __init__(self, cpu, fp, enabled, held, waits, books=None):
         #: The CPU that stepped.
         self.cpu = cpu
         #: Footprint (key -> written), or ANYTHING.
@@ -149,6 +176,9 @@ class _Step:
         self.held = held
         #: (lock uid, mode) the CPU waits for after the step, or None.
         self.waits = waits
+        #: The search's own book-keeping after the step (``DFS._books``), from which a
+        #: later run that replays this step takes over.
+        self.books = books
 
 
 class _Node:
@@ -190,7 +220,8 @@ class DFS(Strategy):
     name = "dfs"
     timed = False
 
-    def __init__(self, preemption_bound: int | None = None, reduction: bool = True):
+    def __init__(self, preemption_bound: int | None = None, reduction: bool = True,
+                 symmetry: bool = False):
         if preemption_bound is not None and preemption_bound < 0:
             raise ValueError(f"the preemption bound must be >= 0, got {preemption_bound}")
         #: Most preemptions a schedule may have (None: no bound).
@@ -198,6 +229,12 @@ class DFS(Strategy):
         #: Partial-order reduction in use (never together with a bound).
         self.reduction = bool(reduction) and preemption_bound is None
         self.wants_footprints = self.reduction
+        #: Identical threads are taken in the order of their first steps (with reduction only).
+        self.symmetry = bool(symmetry) and self.reduction
+        #: Groups of identical threads found at the start (names, in CPU order).
+        self.symmetric: list[tuple[str, ...]] = []
+        #: A run showed the threads were not interchangeable: search again without symmetry.
+        self.symmetry_broken = False
         #: The current path: node k is the state before step k (decision k without reduction).
         self.tree: list[_Node] = []
         #: Branches the reduction skipped (each hides at least one schedule).
@@ -208,18 +245,24 @@ class DFS(Strategy):
         self.unseen: dict[str, str] = {}
         #: The model has interrupts given a window: their placements need plain enumeration.
         self.saw_windows = False
+        #: The race analysis's index of the last run's steps (``_Run``), kept for the next.
+        self._run = None
         self.begin(0)
 
     # -- one run -------------------------------------------------------------------------
 
     def begin(self, seed):
         self._seed = int(seed)  # dfs draws no random numbers; random() seeds on demand
-        #: Steps of this run.
-        self.trace: list[_Step] = []
         #: State from which this run left the tree: every CPU there was asleep (or None).
         self.blocked_at = None
         #: First state of this run that the previous run did not visit.
         self.fresh_from = max(len(self.tree) - 1, 0)
+        #: Steps of this run.  Those before ``fresh_from`` replay the previous run's path:
+        #: the model is deterministic for a given schedule, so they are the previous
+        #: run's steps, kept with their footprints instead of being recorded again.
+        self.trace: list[_Step] = getattr(self, "trace", [])[:self.fresh_from]
+        #: Steps taken in this run so far.
+        self._k = 0
         self._m = None
         self._picked = None
         self._decisions = 0
@@ -231,6 +274,17 @@ class DFS(Strategy):
         #: Watch over the shared state outside the model API (None: not looked yet; False: none).
         self._watch = None
         self._unseen_keys = ()
+        #: Symmetry: CPU -> the identical threads on lower CPUs.
+        self._lower = {}
+        #: Symmetry: steps each CPU of a group took; the CPUs whose steps all were pure
+        #: (wrote nothing, read only what no step had written); keys written so far.
+        self._count = {}
+        self._pure = set()
+        self._written = set()
+        #: CPUs that have stepped in this run.
+        self._started = set()
+        #: The book-keeping of the replayed path was taken over at ``fresh_from``.
+        self._rebased = False
         #: Fair scheduling around spin-waits (``smpvm.strategies.fair``).
         self.fair = Fairness()
 
@@ -244,13 +298,18 @@ class DFS(Strategy):
             return self._place(options, last)
         if kind != "cpu":
             raise ModelError(f"dfs explores CPU choices only, got a {kind!r} decision")
-        if self._watch is None and self.reduction:
-            self._look_for_unseen(current_machine())
+        if self.reduction:
+            if self._watch is None:
+                self._look_for_unseen(current_machine())
+            if self._k == self.fresh_from and self._k and not self._rebased:
+                self._take_over()
+            if self._lower:
+                options = self._not_held_back(options)
         options = self.fair.allowed(options, last)
         if self.blocked_at is not None:
             return options[0]  # past a sleep-blocked state: finish the run, off the tree
         if self.reduction:
-            k = len(self.trace)
+            k = self._k
         else:  # plain enumeration: the tree has only the decision points
             k = self._decisions
             self._decisions += 1
@@ -278,7 +337,29 @@ class DFS(Strategy):
         m = self._m
         if m is None:
             m = self._m = current_machine()
-        if self._watch is None:
+        k = self._k
+        self._k = k + 1
+        if self._lower:
+            enabled = self._not_held_back(enabled)
+            if cpu not in enabled:
+                self.symmetry_broken = True  # forced onto a thread held back
+        self._started.add(cpu)
+        if k < self.fresh_from:  # the previous run's path, its steps already recorded
+            if self.trace[k].cpu != cpu:
+                raise ModelError(f"dfs: step {k} went to CPU{cpu}, not CPU{self.trace[k].cpu} "
+                                 f"as before; the model is not deterministic for a given "
+                                 f"schedule")
+            if self._watch is None:
+                self._look_for_unseen(m)
+            if self._lower:
+                self._track_twins(cpu, self.trace[k].fp)
+            return
+        if k and k == self.fresh_from and not self._rebased:
+            # a forced step (no pick): nothing was copied before it, so it counts as
+            # having changed all the unseen state
+            self._take_over()
+            changed = self._watch.shared if self._watch else ()
+        elif self._watch is None:
             # The run's first step was forced: nothing could go before it or be reordered
             # with it, so what it wrote needs no record; the copies start after it.
             self._look_for_unseen(m)
@@ -288,10 +369,15 @@ class DFS(Strategy):
         after = [c.id for c in m.cpus if c.state == RUNNABLE]
         # The engine makes a fresh footprint per step and drops it after this
         # call, so it is completed in place and kept.
-        step = self._record(m, cpu, footprint, enabled, after)
+        step = self._record(m, cpu, footprint, enabled)
         if self._watch:
             self._note_unseen(footprint, changed)
-        k = len(self.trace)
+        if self._lower:
+            self._track_twins(cpu, footprint)
+            after = self._not_held_back(after)
+        if after != enabled:
+            self._note_enabling(cpu, footprint, enabled, after)
+        step.books = self._books()
         self.trace.append(step)
         self._after = after
         if self.blocked_at is not None:
@@ -306,6 +392,23 @@ class DFS(Strategy):
             blocked.done.add(after[0])  # the run goes on that way, off the tree
             self.tree.append(blocked)
             self.blocked_at = k + 1
+
+    def _books(self):
+        """What ``stepped`` and ``_record`` carry from one step to the next."""
+        return (self._after, dict(self._held), frozenset(self._unsure), self._rng_state)
+
+    def _take_over(self) -> None:
+        """At the first state the previous run did not visit: the book-keeping the replayed
+        steps would have built is the previous run's after the same steps, and the watch
+        of the unseen state starts its comparisons from the state here."""
+        self._rebased = True
+        after, held, unsure, rng_state = self.trace[self.fresh_from - 1].books
+        self._after = after
+        self._held = dict(held)
+        self._unsure = set(unsure)
+        self._rng_state = rng_state
+        if self._watch:
+            self._watch.rebase()
 
     def _node_stepped(self, k, cpu, enabled):
         if k < len(self.tree):
@@ -351,7 +454,7 @@ class DFS(Strategy):
 
     # -- footprints ----------------------------------------------------------------------------
 
-    def _record(self, m, cpu, fp, enabled, after) -> _Step:
+    def _record(self, m, cpu, fp, enabled) -> _Step:
         """The step, its footprint completed with what the engine does not record."""
         c = m.cpus[cpu]
         waits = None
@@ -364,8 +467,6 @@ class DFS(Strategy):
         if unsure and cpu in unsure:  # another step made this CPU runnable or not
             unsure.discard(cpu)
             fp.setdefault(("sched", cpu), False)
-        if after != enabled:
-            self._note_enabling(cpu, fp, enabled, after)
         rng = m.rng_in_use
         if rng is not None:
             state = rng.bit_generator.state
@@ -385,6 +486,52 @@ class DFS(Strategy):
         shared, books = unseen.find(m)
         self._watch = unseen.Watch(shared, books) if shared else False
         self._unseen_keys = tuple(("unseen", s.name) for s in shared)
+        if self.symmetry and not m.interrupt_sources and not m.arrival_windows:
+            groups = identical_threads(m, exclude=self._started)
+            self.symmetric = [tuple(m.cpus[c].name for c in g) for g in groups]
+            for g in groups:
+                for n, cpu in enumerate(g):
+                    self._lower[cpu] = g[:n]
+                    self._count[cpu] = 0
+                    self._pure.add(cpu)
+
+    def _track_twins(self, cpu, fp) -> None:
+        """Symmetry's book-keeping after ``cpu`` stepped with footprint ``fp``."""
+        written = self._written
+        if cpu in self._pure:
+            self._count[cpu] += 1
+            if fp is ANYTHING or any(
+                    (w or key in written) for key, w in fp.items() if key[0] != "sched"):
+                self._pure.discard(cpu)
+        if fp is not ANYTHING:
+            written.update(key for key, w in fp.items() if w and key[0] != "sched")
+
+    def _not_held_back(self, cpus) -> list:
+        """``cpus`` less those whose twin on a lower CPU could take the same step instead.
+
+        Two identical threads are *twins* while both have taken the same number of
+        steps, all pure, and neither has finished: they are then in the same
+        state, and so is every shared object they could have touched, so the
+        state is its own image with their names swapped and what the higher
+        one would do next, the lower one does in a schedule that is its
+        mirror image.  Should holding back leave no CPU, the threads were not
+        alike after all: ``exhaust`` then searches again without the symmetry.
+        """
+        lower, pure, count = self._lower, self._pure, self._count
+        if len(pure) < 2:
+            return cpus  # no twins left
+        m = self._m if self._m is not None else current_machine()
+        out = []
+        for c in cpus:
+            if c in pure and lower.get(c) and any(
+                    t in pure and count[t] == count[c] and m.cpus[t].state != DONE
+                    for t in lower[c]):
+                continue
+            out.append(c)
+        if not out and cpus:
+            self.symmetry_broken = True
+            return list(cpus)
+        return out
 
     def _note_unseen(self, fp, changed) -> None:
         """Every step may read the unseen state; a step that changed some of it wrote it."""
@@ -425,6 +572,13 @@ class DFS(Strategy):
 
     def finish_run(self, result) -> bool:
         """Analyse the run just made; False when it was redundant (met a sleep-blocked state)."""
+        if self._lower and (getattr(result, "sim_events", 0) or
+                                  (self._m is not None and self._m.interrupt_sources)):
+            self.symmetry_broken = True  # devices and interrupts may name CPUs
+        if self.reduction and self._k < self.fresh_from:
+            raise ModelError(f"dfs: a run ended after {self._k} steps where the same schedule "
+                             f"took more before; the model is not deterministic for a given "
+                             f"schedule")
         if self.reduction:
             steps = list(self.trace)
             if result.steps > len(steps):
@@ -465,7 +619,14 @@ class DFS(Strategy):
 
     def _add_races(self, steps, pending) -> None:
         """Steps 2 and 3 of the module docstring, for the steps this run added."""
-        run = _Run(steps)
+        ncpu = 1 + max(max((s.cpu for s in steps), default=0), max(pending, default=0))
+        if self._m is not None:
+            ncpu = max(ncpu, len(self._m.cpus))
+        run = self._run
+        if run is None or run.ncpu < ncpu:  # (a CPU started during the run: index anew)
+            run = self._run = _Run(ncpu)
+        run.truncate(self.fresh_from)
+        run.extend(steps)
         end = len(steps)
         limit = end if self.blocked_at is None else self.blocked_at
         by_cpu = {}
@@ -544,7 +705,37 @@ class DFS(Strategy):
 
     def describe(self):
         return {"name": self.name, "preemption_bound": self.preemption_bound,
-                "reduction": self.reduction}
+                "reduction": self.reduction, "symmetry": self.symmetry}
+
+
+_VALUES = (type(None), bool, int, float, complex, str, bytes)
+
+
+def identical_threads(m, exclude=()) -> list[tuple[int, ...]]:
+    """Groups (two or more CPUs, ascending) of threads that are interchangeable at the start.
+
+    A thread qualifies when it has not started (its generator is fresh), is
+    runnable, holds nothing and has no handler or interrupt of its own; two
+    are identical when their generators run the same code with equal
+    arguments: the same objects, or equal plain values (numbers, strings).
+    """
+    groups = {}
+    for c in m.cpus:
+        if c.id in exclude or c.state != RUNNABLE or len(c.frames) != 1 or c.held \
+                or c.irqs or c.spl or c.op is not None:
+            continue
+        gen = c.frames[0].gen
+        frame = getattr(gen, "gi_frame", None)
+        if frame is None or inspect.getgeneratorstate(gen) != inspect.GEN_CREATED:
+            continue
+        args = []
+        for name, value in frame.f_locals.items():
+            if type(value) in _VALUES:
+                args.append((name, type(value), value))
+            else:
+                args.append((name, None, id(value)))
+        groups.setdefault((gen.gi_code, tuple(args)), []).append(c.id)
+    return [tuple(g) for g in groups.values() if len(g) > 1]
 
 
 def _joining_only_reads(lock, mode) -> bool:
@@ -575,21 +766,57 @@ class _Run:
 
     Happens-before is program order plus the order of dependent steps, closed
     transitively; it is kept as a vector clock per step, computed on demand.
+    A run shares its first steps with the run before it (the path down to the
+    state where it branched off), and what those steps are indexed by depends
+    on nothing after them: ``truncate`` keeps that part, ``extend`` adds the
+    new steps.
     """
 
-    def __init__(self, steps):
-        self.steps = steps
+    def __init__(self, ncpu):
+        self.ncpu = ncpu
+        self.steps = []
         #: Key -> [(step, wrote)] in step order.
         self.touches = {}
         #: Steps whose footprint is ANYTHING.
         self.anything = []
-        for i, step in enumerate(steps):
+        #: Each step's vector clock, and its number among its CPU's steps (from 1);
+        #: computed up to ``len(self.vc)``.
+        self.vc, self.nth = [], []
+        #: The clocks' running state after step ``len(self.vc) - 1`` (None: to rebuild).
+        self._state = None
+
+    def truncate(self, n) -> None:
+        """Keep only the first ``n`` steps."""
+        if n >= len(self.steps):
+            return
+        del self.steps[n:]
+        del self.vc[n:]
+        del self.nth[n:]
+        touches = self.touches
+        for key in list(touches):
+            entries = touches[key]
+            while entries and entries[-1][0] >= n:
+                entries.pop()
+            if not entries:
+                del touches[key]
+        self.anything = [i for i in self.anything if i < n]
+        self._state = None
+
+    def extend(self, steps) -> None:
+        """Add the steps of ``steps`` past the ones kept (``steps`` starts with those)."""
+        touches = self.touches
+        for i in range(len(self.steps), len(steps)):
+            step = steps[i]
+            self.steps.append(step)
             if step.fp is ANYTHING:
                 self.anything.append(i)
                 continue
             for key, wrote in step.fp.items():
-                self.touches.setdefault(key, []).append((i, wrote))
-        self.vc = None
+                entries = touches.get(key)
+                if entries is None:
+                    touches[key] = [(i, wrote)]
+                else:
+                    entries.append((i, wrote))
 
     def dependent_before(self, fp, top):
         """Steps before ``top`` that are dependent with a step of footprint ``fp``."""
@@ -607,7 +834,7 @@ class _Run:
     def initials(self, i, at, p) -> list:
         """CPUs whose first step in "the steps after ``i`` not depending on it, then ``at``" waits
         for none of the others (``at`` may be one past the last step: a pending one, after all)."""
-        if self.vc is None:
+        if len(self.vc) < len(self.steps):
             self._clocks()
         vc, nth, steps = self.vc, self.nth, self.steps
         first = {}  # CPU -> number of its earliest step in the sequence so far
@@ -628,17 +855,34 @@ class _Run:
 
     def happens_before(self, i, j) -> bool:
         """Does step ``i`` happen before step ``j`` (``i < j``)?"""
-        if self.vc is None:
+        if len(self.vc) < len(self.steps):
             self._clocks()
         return self.vc[j][self.steps[i].cpu] >= self.nth[i]
 
-    def _clocks(self) -> None:
-        ncpu = 1 + max(step.cpu for step in self.steps)
-        clock = [[0] * ncpu for _ in range(ncpu)]
+    def _rebuilt_state(self):
+        """The clocks' running state after the steps that have clocks (read back from them)."""
+        n = len(self.vc)
+        clock = [[0] * self.ncpu for _ in range(self.ncpu)]
+        for i in range(n):
+            clock[self.steps[i].cpu] = self.vc[i]
         wrote, read = {}, {}
-        #: Each step's vector clock, and its number among its CPU's steps (from 1).
-        self.vc, self.nth = [], []
-        for step in self.steps:
+        vc = self.vc
+        for key, entries in self.touches.items():
+            for i, w in entries:
+                if i >= n:
+                    break
+                if w:
+                    wrote[key] = vc[i]
+                    read.pop(key, None)
+                else:
+                    read[key] = _joined(read[key], vc[i]) if key in read else vc[i]
+        return clock, wrote, read
+
+    def _clocks(self) -> None:
+        if self._state is None:
+            self._state = self._rebuilt_state()
+        clock, wrote, read = self._state
+        for step in self.steps[len(self.vc):]:
             cpu, fp = step.cpu, step.fp
             vc = list(clock[cpu])
             if fp is ANYTHING:

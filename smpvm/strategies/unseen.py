@@ -358,6 +358,10 @@ class Watch:
         _flatten(s.node, out, self._own - {id(s.node)}, self.books)
         return out
 
+    def rebase(self) -> None:
+        """Take the copies anew: ``changed()`` compares against the state now."""
+        self._copies = [self._copy(s) for s in self.shared]
+
     def changed(self) -> list[Shared]:
         out = []
         copies = self._copies
