@@ -189,6 +189,8 @@ class DFS(Strategy):
 
     name = "dfs"
     timed = False
+    #: States before this index belong to another part of a shared search (see ``below``).
+    floor = 0
 
     def __init__(self, preemption_bound: int | None = None, reduction: bool = True):
         if preemption_bound is not None and preemption_bound < 0:
@@ -522,6 +524,9 @@ class DFS(Strategy):
         """
         node = self.tree[i]
         able = [q for q in run.initials(i, at, p) if q in node.enabled]
+        if i < self.floor:  # a state that another part of a shared search owns
+            self.above.add((i, tuple(able), p))
+            return
         if not able:
             node.backtrack.update(node.enabled)
         elif all(q not in node.backtrack and q not in node.sleep for q in able):
@@ -545,6 +550,69 @@ class DFS(Strategy):
     def describe(self):
         return {"name": self.name, "preemption_bound": self.preemption_bound,
                 "reduction": self.reduction}
+
+    # -- one part of a search shared out over workers (``smpvm.search.pardfs``) ---------------
+
+    @classmethod
+    def below(cls, path, floor=None, preemption_bound=None, reduction=True) -> "DFS":
+        """A search of the subtree below node ``floor`` of ``path`` (default: its last;
+        nodes above it from ``ancestor``), which chooses only at that node and deeper.
+
+        The reversals it finds for the states above are not applied: they are
+        collected in ``above`` as ``(state index, initials, cpu)`` for the
+        owner of those states to apply with ``reverse``.
+        """
+        dfs = cls(preemption_bound, reduction)
+        dfs.tree = list(path)
+        dfs.floor = max(len(path) - 1, 0) if floor is None else floor
+        dfs.above = set()
+        dfs.begin(0)
+        return dfs
+
+    def advance_within(self) -> bool:
+        """``advance`` that leaves the states above ``floor`` alone, and the node at
+        ``floor`` on the path (its owner counts what it pruned)."""
+        tree = self.tree
+        while len(tree) > self.floor:
+            node = tree[-1]
+            todo = self.todo(node)
+            if todo:
+                node.chosen = todo[0]
+                node.done.add(todo[0])
+                return True
+            if len(tree) == self.floor + 1:
+                return False
+            self.pruned += self.pruned_at(node)
+            tree.pop()
+        return False
+
+    def pruned_at(self, node) -> int:
+        """Branches of ``node`` the reduction skipped (counted once it is finished)."""
+        return len(node.enabled) - len(node.done) if self.reduction else 0
+
+    @staticmethod
+    def todo(node) -> list:
+        """CPUs still to try at ``node``, ascending."""
+        return sorted(node.backtrack - node.done - set(node.sleep))
+
+    @staticmethod
+    def reverse(node, able, p) -> bool:
+        """``_backtrack``'s rule applied at ``node`` for a reversal found below it; True
+        when it added a CPU to try."""
+        before = len(node.backtrack)
+        if not able:
+            node.backtrack.update(node.enabled)
+        elif all(q not in node.backtrack and q not in node.sleep for q in able):
+            node.backtrack.add(p if p in able else able[0])
+        return len(node.backtrack) > before
+
+    @staticmethod
+    def ancestor(node, choice):
+        """What a part below ``node`` needs of it: CPUs able to step, the choice taken,
+        and the preemption count (its sleep set and branches stay with its owner)."""
+        copy = _Node(node.enabled, {}, node.last, node.preemptions)
+        copy.chosen = choice
+        return copy
 
 
 def _joining_only_reads(lock, mode) -> bool:
