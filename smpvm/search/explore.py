@@ -577,6 +577,11 @@ class Exploration:
             self.report.interrupted = True
             self.report.notes.append(str(e))
             rep = None
+        except cf.BrokenExecutor as e:  # a worker process died under a shared dfs search
+            self.report.interrupted = True
+            self.report.notes.append(f"dfs: a worker process died ({e}); the search stopped "
+                                     f"there, run it again")
+            rep = None
         finally:
             self.report.elapsed_s = time.perf_counter() - t0
             self._csv.flush()

@@ -52,7 +52,7 @@ from .exhaust import DfsReport, _count, _replayed
 from .executors import wait_first
 
 #: Runs a part makes before it is cut (the first part: a few, to share out early).
-PART_RUNS = 64
+PART_RUNS = 32
 FIRST_PART_RUNS = 8
 
 
