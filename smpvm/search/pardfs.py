@@ -42,7 +42,6 @@ plain enumeration, as ``exhaust`` does.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import pickle
 from typing import NamedTuple
 
@@ -81,7 +80,7 @@ class PartResult(NamedTuple):
     above: list
     #: The nodes from the part's root down, when it stopped at its budget; else only the root.
     nodes: list
-    #: True when it stopped at its budget with CPUs still to try below its root.
+    #: True when it stopped at its budget (there may be CPUs still to try below its root).
     cut: bool
     pruned: int
     beyond_bound: int
@@ -94,7 +93,7 @@ class PartResult(NamedTuple):
 def search_part(spec: RunSpec, part: Part, preemption_bound, reduction, counts=None,
                 stop_on_first=False, scn=None) -> PartResult:
     """Search ``part`` in this process (the unit of work sent to an executor)."""
-    scn = scn or _scenario(spec.target)
+    scn = scn or load_target(spec.target)  # imported once per process
     dfs = DFS.below(pickle.loads(part.path), len(part.key), preemption_bound, reduction)
     runs, cut = [], False
     if part.fresh or dfs.advance_within():
@@ -120,17 +119,6 @@ def search_part(spec: RunSpec, part: Part, preemption_bound, reduction, counts=N
 
 def _fails(result, counts) -> bool:
     return result.failed if counts is None else any(counts(v.kind) for v in result.violations)
-
-
-_SCENARIOS: dict = {}
-
-
-def _scenario(target):
-    """The scenario, loaded once per worker process."""
-    scn = _SCENARIOS.get(target)
-    if scn is None:
-        scn = _SCENARIOS[target] = load_target(target)
-    return scn
 
 
 _WITNESS_TABLES = ("witness_edges", "witness_usage", "witness_classes")
