@@ -115,12 +115,10 @@ def test_plain_enumeration_runs_exactly_the_same_schedules(small_first_part):
 def test_a_window_interrupt_starts_the_shared_search_again_without_reduction(small_first_part):
     scn = load_target(LATE)
     spec = RunSpec(LATE, variant=scn.check_variant(None), seed=1)
-    seq = sequential(spec, scn)
-    restarts = []
     par = searched(spec, scn, budget=2)
-    assert_same_search(seq, par)
+    assert_same_search(sequential(spec, scn), par)
     assert par[0].arrival_windows and not par[0].reduction and par[0].pruned == 0
-    results = []
+    results, restarts = [], []
     exhaust_parallel(spec, InlineExecutor(), scn=scn, budget=2,
                      on_run=lambda i, r: results.append(r),
                      on_restart=lambda: restarts.append(len(results)))
