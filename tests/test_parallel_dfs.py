@@ -12,6 +12,7 @@ failures, of the one-process search.
 from __future__ import annotations
 
 import csv
+import json
 import os
 
 import pytest
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import smpvm.search.pardfs as pardfs
-from conftest import MODELS, ROOT, spec_of
+from conftest import MODELS, ROOT, cli, spec_of
 from smpvm import RunSpec, load_target
 from smpvm.search.executors import InlineExecutor, make_executor
 from smpvm.search.exhaust import exhaust
@@ -182,6 +183,14 @@ def test_explore_dfs_with_workers_shares_the_tree(tmp_path):
     same_exploration(one, two)
     assert [r["schedule"] for r in run_explore(tmp_path, "three", workers=3)[1]] == \
         [r["schedule"] for r in two[1]]  # run i is the same run whatever the workers
+
+
+def test_the_command_line_shares_dfs_with_workers(capsys, tmp_path):
+    code, out, _ = cli(capsys, "explore", DOOMED, "--variant", "buggy", "--strategy", "dfs",
+                       "--set", "allocators=1", "--workers", "2", "--out", tmp_path, "--json")
+    found = json.loads(out)
+    assert code == 1 and found["exhausted"] and found["executor"] == "2 local processes"
+    assert found["runs"] == 27 and found["failing_runs"] == 22
 
 
 def test_explore_dfs_on_a_dask_cluster(tmp_path):
