@@ -139,6 +139,41 @@ def test_max_runs_and_stop_on_first_count_in_part_order(small_first_part):
     assert [r.choices for r in upto] == [r.choices for r in results[:stopped.runs]]
 
 
+def test_state_outside_the_model_api_is_watched_in_every_worker():
+    coverage = os.path.join(MODELS, "coverage_cases.py")
+    with make_executor(2) as pool:
+        for name, variant in (("plain_list", "plain"), ("global_dict", None),
+                              ("step_counter", "watched")):
+            spec = RunSpec(f"{coverage}::{name}", variant=variant, seed=0)
+            seq, par = sequential(spec), searched(spec, executor=pool, budget=1)
+            assert_same_search(seq, par)
+            assert par[0].unseen_shared == seq[0].unseen_shared, name
+    assert par[0].unseen_shared  # the last case has some
+
+
+def test_device_processes_are_reported(small_first_part, tmp_path):
+    path = tmp_path / "dev.py"
+    path.write_text(
+        "from smpvm import SPLBIO, scenario, work, note\n"
+        "def handler():\n"
+        "    yield note('done')\n"
+        "def disk(m):\n"
+        "    yield m.env.timeout(150)\n"
+        "    m.interrupt(0, SPLBIO, handler)\n"
+        "def t():\n"
+        "    yield work(100)\n"
+        "    yield work(100)\n"
+        "@scenario()\n"
+        "def dev(m, variant):\n"
+        "    m.spawn(t())\n"
+        "    m.spawn(t())\n"
+        "    m.env.process(disk(m))\n")
+    spec = RunSpec(f"{path}::dev")
+    seq, par = sequential(spec), searched(spec, budget=1)
+    assert_same_search(seq, par)
+    assert par[0].devices and par[0].summary() == seq[0].summary()
+
+
 # -- shipped models on worker processes ----------------------------------------------------------
 
 
