@@ -241,7 +241,7 @@ class _Driver:
         todo = [j for j, node in enumerate(nodes) if DFS.todo(node)]
         last = todo[-1] if todo else -1
         for node in nodes[max(last + 1, 1):]:
-            self.report.pruned += _pruned(node, self.reduction)
+            self.report.pruned += self._skipped(node)
         for j in range(1, last + 1):
             self.nodes[keys[j]] = nodes[j]
         if len(todo) >= 2:  # below the first: a continuation from the state under it
@@ -260,6 +260,9 @@ class _Driver:
         else:
             DFS.reverse(self.nodes[key], able, p)
         return key
+
+    def _skipped(self, node) -> int:
+        return DFS.skipped(node) if self.reduction else 0
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -284,14 +287,9 @@ class _Driver:
         rep = self.report
         rep.exhausted = not self.out and not self.stopped
         if rep.exhausted:  # every state is finished: what each one skipped is final
-            rep.pruned += sum(_pruned(n, self.reduction) for n in self.nodes.values()
-                              if n is not None)
+            rep.pruned += sum(self._skipped(n) for n in self.nodes.values() if n is not None)
         rep.unseen_shared = [self.unseen[k] for k in sorted(self.unseen)]
         return rep
-
-
-def _pruned(node, reduction) -> int:
-    return len(node.enabled) - len(node.done) if reduction else 0
 
 
 def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs=None,

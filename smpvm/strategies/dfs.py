@@ -582,13 +582,15 @@ class DFS(Strategy):
                 return True
             if len(tree) == self.floor + 1:
                 return False
-            self.pruned += self.pruned_at(node)
+            if self.reduction:
+                self.pruned += self.skipped(node)
             tree.pop()
         return False
 
-    def pruned_at(self, node) -> int:
-        """Branches of ``node`` the reduction skipped (counted once it is finished)."""
-        return len(node.enabled) - len(node.done) if self.reduction else 0
+    @staticmethod
+    def skipped(node) -> int:
+        """Branches of a finished ``node`` that the reduction skipped."""
+        return len(node.enabled) - len(node.done)
 
     @staticmethod
     def todo(node) -> list:
@@ -596,15 +598,12 @@ class DFS(Strategy):
         return sorted(node.backtrack - node.done - set(node.sleep))
 
     @staticmethod
-    def reverse(node, able, p) -> bool:
-        """``_backtrack``'s rule applied at ``node`` for a reversal found below it; True
-        when it added a CPU to try."""
-        before = len(node.backtrack)
+    def reverse(node, able, p) -> None:
+        """``_backtrack``'s rule, applied at ``node`` for a reversal found below it."""
         if not able:
             node.backtrack.update(node.enabled)
         elif all(q not in node.backtrack and q not in node.sleep for q in able):
             node.backtrack.add(p if p in able else able[0])
-        return len(node.backtrack) > before
 
     @staticmethod
     def ancestor(node, choice):
