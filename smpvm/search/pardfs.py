@@ -269,17 +269,17 @@ class _Driver:
     def run(self) -> DfsReport:
         self._send((), fresh=True)
         self.nodes[()] = None  # filled in by the first part
-        waiting: dict[int, PartResult] = {}
+        early: dict[int, PartResult] = {}  # results that came before their turn
         turn = 0
         try:
             while self.out and not self.stopped:
-                if turn not in waiting:
-                    futs = {fut: n for n, (_, fut) in self.out.items() if n not in waiting}
+                if turn not in early:
+                    futs = {fut: n for n, (_, fut) in self.out.items() if n not in early}
                     for fut in wait_first(self.ex, futs):
-                        waiting[futs[fut]] = fut.result()
+                        early[futs[fut]] = fut.result()
                     continue
                 part, _ = self.out.pop(turn)
-                self.take(part, waiting.pop(turn))
+                self.take(part, early.pop(turn))
                 turn += 1
         finally:
             for _, fut in self.out.values():
