@@ -115,6 +115,22 @@ def make_executor(workers: int | None = None, dask: str | None = None):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+#: Seconds between checks that a cluster is still there while no work finishes.
+HEALTH_CHECK_S = 2.0
+
+
+def wait_first(ex, inflight) -> set:
+    """The futures of ``inflight`` that finished first; asks a cluster executor whether
+    it still lives while none does (``ClusterLost`` when it is gone)."""
+    check = getattr(ex, "check_alive", None)
+    while True:
+        finished, _ = cf.wait(list(inflight), timeout=HEALTH_CHECK_S if check else None,
+                              return_when=cf.FIRST_COMPLETED)
+        if finished:
+            return finished
+        check()
+
+
 def _leave_interrupts_to_parent() -> None:
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -4,10 +4,12 @@ Run i of an exploration is a pure function of the master seed and i: its
 seed comes from ``numpy.random.SeedSequence(master, spawn_key=(i // 1024,))``,
 its strategy from i (the portfolio rotates random, pct d=2, pct d=3 and idb),
 and the estimate k of decision points per run that PCT and idb need from
-earlier runs in a way that does not depend on timing (below).  The
-systematic searches (dfs, ipb) walk one tree of schedules in this process.  So the runs can be cut into batches and
-farmed out to any ``concurrent.futures`` executor -- this process, a process
-pool, a Dask cluster -- and every run comes out the same.
+earlier runs in a way that does not depend on timing (below).  So the runs
+can be cut into batches and farmed out to any ``concurrent.futures`` executor
+-- this process, a process pool, a Dask cluster -- and every run comes out
+the same.  The systematic searches (dfs, ipb) walk one tree of schedules in
+this process; dfs with ``--workers`` 2 or more or ``--dask`` shares its tree
+out over the same executors instead (:mod:`smpvm.search.pardfs`).
 
 A batch is a contiguous range of run indices; a worker runs it and sends
 back one compact row per run (seed, strategy, violation kinds, first
@@ -43,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..scenario import check_cpus, load_target, split_target
 from ..violations import BadInput, ModelError
-from .executors import max_workers
+from .executors import HEALTH_CHECK_S, max_workers, wait_first as _wait_first  # noqa: F401
 from .manifest import write_manifest
 from .plan import (BATCH_ATTEMPTS, CSV_COLUMNS, DEFAULT_RUNS, EPOCH_RUNS, PILOT_RUNS,  # noqa: F401
                    SEARCHES, SYSTEMATIC, Batch, Outcome, Plan, check_resumable,
@@ -341,7 +343,8 @@ class Exploration:
         previous = self._open_out()
         try:
             if self.plan.strategy in SYSTEMATIC:
-                self.report.executor = "in-process"
+                self.report.executor = (describe(self.workers, self.dask) if self._shares_dfs()
+                                        else "in-process")
                 self._run_dfs()
             else:
                 self._restore(previous)
@@ -535,6 +538,7 @@ class Exploration:
 
     def _run_dfs(self) -> None:
         from .exhaust import exhaust
+        from .executors import ClusterLost
         plan = self.plan
 
         name = plan.strategy
@@ -559,6 +563,8 @@ class Exploration:
                 rep = iterate(plan.spec(plan.seed), scn=self.scn, max_bound=plan.preemption_bound,
                               max_runs=self.runs, stop_on_first=self.stop_on_first, on_run=on_run,
                               counts=failon.counts)
+            elif self._shares_dfs():
+                rep = self._exhaust_shared(on_run, failon)
             else:
                 rep = exhaust(plan.spec(plan.seed), scn=self.scn,
                               preemption_bound=plan.preemption_bound, max_runs=self.runs,
@@ -566,6 +572,15 @@ class Exploration:
                               counts=failon.counts, on_restart=self._start_record_over)
         except KeyboardInterrupt:
             self.report.interrupted = True
+            rep = None
+        except ClusterLost as e:  # as good as an interrupt: what finished is kept
+            self.report.interrupted = True
+            self.report.notes.append(str(e))
+            rep = None
+        except cf.BrokenExecutor as e:  # a worker process died under a shared dfs search
+            self.report.interrupted = True
+            self.report.notes.append(f"dfs: a worker process died ({e}); the search stopped "
+                                     f"there, run it again")
             rep = None
         finally:
             self.report.elapsed_s = time.perf_counter() - t0
@@ -590,6 +605,22 @@ class Exploration:
                                          f"renamings")
             if self.report.runs == 0 and rep.runs:
                 self._adopt_dfs_report(rep)
+
+    def _shares_dfs(self) -> bool:
+        """dfs over workers: with ``--workers`` 2 or more, or ``--dask``."""
+        return self.plan.strategy == "dfs" and (self.dask is not None or
+                                                (self.workers or 1) > 1)
+
+    def _exhaust_shared(self, on_run, failon):
+        """The dfs tree shared out over the executor (``smpvm.search.pardfs``)."""
+        from .executors import make_executor
+        from .pardfs import exhaust_parallel
+        plan = self.plan
+        with make_executor(self.workers, self.dask) as ex:
+            return exhaust_parallel(plan.spec(plan.seed), ex,
+                                    preemption_bound=plan.preemption_bound, max_runs=self.runs,
+                                    stop_on_first=self.stop_on_first, on_run=on_run,
+                                    counts=failon.counts, on_restart=self._start_record_over)
 
     def _remove_failure_files(self) -> None:
         for old in glob.glob(os.path.join(self.out, "failure-*.json")):
@@ -725,21 +756,6 @@ class Batches:
         if batch not in self.again:
             self.again.append(batch)
             self.again.sort()
-
-
-#: Seconds between checks that a cluster is still there while no batch finishes.
-HEALTH_CHECK_S = 2.0
-
-
-def _wait_first(ex, inflight: dict) -> set:
-    """The batches that finished first; asks a cluster executor whether it still lives."""
-    check = getattr(ex, "check_alive", None)
-    while True:
-        finished, _ = cf.wait(list(inflight), timeout=HEALTH_CHECK_S if check else None,
-                              return_when=cf.FIRST_COMPLETED)
-        if finished:
-            return finished
-        check()
 
 
 def out_label(path: str) -> str:

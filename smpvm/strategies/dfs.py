@@ -219,6 +219,8 @@ class DFS(Strategy):
 
     name = "dfs"
     timed = False
+    #: States before this index belong to another part of a shared search (see ``below``).
+    floor = 0
 
     def __init__(self, preemption_bound: int | None = None, reduction: bool = True,
                  symmetry: bool = False):
@@ -256,11 +258,13 @@ class DFS(Strategy):
         #: State from which this run left the tree: every CPU there was asleep (or None).
         self.blocked_at = None
         #: First state of this run that the previous run did not visit.
-        self.fresh_from = max(len(self.tree) - 1, 0)
+        #: (A part of a shared search starts on a path that no run here has taken yet.)
+        previous = getattr(self, "trace", [])
+        self.fresh_from = min(max(len(self.tree) - 1, 0), len(previous))
         #: Steps of this run.  Those before ``fresh_from`` replay the previous run's path:
         #: the model is deterministic for a given schedule, so they are the previous
         #: run's steps, kept with their footprints instead of being recorded again.
-        self.trace: list[_Step] = getattr(self, "trace", [])[:self.fresh_from]
+        self.trace: list[_Step] = previous[:self.fresh_from]
         #: Steps taken in this run so far.
         self._k = 0
         self._m = None
@@ -683,6 +687,9 @@ class DFS(Strategy):
         """
         node = self.tree[i]
         able = [q for q in run.initials(i, at, p) if q in node.enabled]
+        if i < self.floor:  # a state that another part of a shared search owns
+            self.above.add((i, tuple(able), p))
+            return
         if not able:
             node.backtrack.update(node.enabled)
         elif all(q not in node.backtrack and q not in node.sleep for q in able):
@@ -707,6 +714,68 @@ class DFS(Strategy):
         return {"name": self.name, "preemption_bound": self.preemption_bound,
                 "reduction": self.reduction, "symmetry": self.symmetry}
 
+
+    # -- one part of a search shared out over workers (``smpvm.search.pardfs``) ---------------
+
+    @classmethod
+    def below(cls, path, floor=None, preemption_bound=None, reduction=True) -> "DFS":
+        """A search of the subtree below node ``floor`` of ``path`` (default: its last;
+        nodes above it from ``ancestor``), which chooses only at that node and deeper.
+
+        The reversals it finds for the states above are not applied: they are
+        collected in ``above`` as ``(state index, initials, cpu)`` for the
+        owner of those states to apply with ``reverse``.
+        """
+        dfs = cls(preemption_bound, reduction)
+        dfs.tree = list(path)
+        dfs.floor = max(len(path) - 1, 0) if floor is None else floor
+        dfs.above = set()
+        dfs.begin(0)
+        return dfs
+
+    def advance_within(self) -> bool:
+        """``advance`` that leaves the states above ``floor`` alone, and the node at
+        ``floor`` on the path (its owner counts what it pruned)."""
+        tree = self.tree
+        while len(tree) > self.floor:
+            node = tree[-1]
+            todo = self.todo(node)
+            if todo:
+                node.chosen = todo[0]
+                node.done.add(todo[0])
+                return True
+            if len(tree) == self.floor + 1:
+                return False
+            if self.reduction:
+                self.pruned += self.skipped(node)
+            tree.pop()
+        return False
+
+    @staticmethod
+    def skipped(node) -> int:
+        """Branches of a finished ``node`` that the reduction skipped."""
+        return len(node.enabled) - len(node.done)
+
+    @staticmethod
+    def todo(node) -> list:
+        """CPUs still to try at ``node``, ascending."""
+        return sorted(node.backtrack - node.done - set(node.sleep))
+
+    @staticmethod
+    def reverse(node, able, p) -> None:
+        """``_backtrack``'s rule, applied at ``node`` for a reversal found below it."""
+        if not able:
+            node.backtrack.update(node.enabled)
+        elif all(q not in node.backtrack and q not in node.sleep for q in able):
+            node.backtrack.add(p if p in able else able[0])
+
+    @staticmethod
+    def ancestor(node, choice):
+        """What a part below ``node`` needs of it: CPUs able to step, the choice taken,
+        and the preemption count (its sleep set and branches stay with its owner)."""
+        copy = _Node(node.enabled, {}, node.last, node.preemptions)
+        copy.chosen = choice
+        return copy
 
 _VALUES = (type(None), bool, int, float, complex, str, bytes)
 

@@ -1,0 +1,315 @@
+"""Exhaustive search shared out over workers: ``dfs`` with ``--workers`` or ``--dask``.
+
+The tree of schedules is cut into *parts*, each a subtree that one worker
+searches as ``exhaust`` would, with the same reduction (this follows Yang,
+Chen, Gopalakrishnan and Kirby, "Distributed dynamic partial order reduction
+based verification of threaded software", SPIN 2007):
+
+* A part is a path from the root to a state, its *root*: the states above
+  it only as far as a run needs to follow them, the root itself whole (the
+  CPUs tried there, their steps' footprints, which make later branches'
+  sleep sets, and the CPUs still to try).  The worker tries the root's
+  remaining CPUs and everything below them, depth first.
+* Races found below the root may ask for a CPU to be tried at a state
+  *above* it.  The worker does not own those states: it sends the request
+  (state, initials, CPU) back, and the driver applies ``_backtrack``'s rule
+  at its own copy of the state.  A state whose part is still out keeps its
+  requests until that part comes back with the state's final branches, so
+  the rule sees what the one-process search would have seen.
+* A part that has made ``budget`` runs stops and sends its path back: the
+  driver splits it into a part for the shallowest state with CPUs left to
+  try and one that goes on below (a continuation of the same search).
+* A state with CPUs to try and no part out gets a part; the search ends
+  when no part is out.  Nothing is lost: every branch the one-process search
+  would add is added by the same rule at the same state, and a state's
+  branches are only tried by its one owner, in order, each sleeping the
+  ones before it (never one it has not run), so no CPU is tried twice.
+
+**Deterministic.**  A part is a pure function of what it is sent, parts are
+numbered as they are made, and the driver takes their results strictly in
+that order (holding early ones), making the next parts from them.  So the
+runs, their order and every count are the same whatever the number of
+workers or their speed.  They may differ from the one-process search: a
+request applied later than that search would have, against a state that has
+meanwhile gained other branches, can pick another CPU, so a few schedules
+differ (equivalent ones: each still covers its class).  Run ``i`` is the
+``i``-th run in the order the parts were made.
+
+Limits: ``--max-runs`` counts runs in that order (parts still out are
+cancelled); a window interrupt anywhere starts the whole search again as
+plain enumeration, as ``exhaust`` does.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import NamedTuple
+
+from ..scenario import RunSpec, load_target, run_spec
+from ..strategies.dfs import DFS
+from .exhaust import DfsReport, _count, _replayed
+from .executors import wait_first
+
+#: Runs a part makes before it is cut (the first part: a few, to share out early).
+PART_RUNS = 32
+FIRST_PART_RUNS = 8
+
+
+class Part(NamedTuple):
+    """A subtree for one worker."""
+
+    #: Number, in the order parts were made (results are taken in this order).
+    number: int
+    #: Choices from the root of the tree to the part's root state (its index: their number).
+    key: tuple
+    #: Pickled path: ``DFS.ancestor`` copies above the root, then the root's node, then
+    #: (a continuation) the nodes of the branch it goes on below.
+    path: bytes
+    #: Runs to make before stopping to share out the rest.
+    budget: int
+    #: The first part: nothing run yet (no branch to move to first).
+    fresh: bool = False
+
+
+class PartResult(NamedTuple):
+    """What a worker sends back for a part."""
+
+    #: Each run, in order: (RunResult, redundant) (passing runs without witness tables).
+    runs: list
+    #: (state index, initials, cpu): reversals for states above the part's root.
+    above: list
+    #: The nodes from the part's root down, when it stopped at its budget; else only the root.
+    nodes: list
+    #: True when it stopped at its budget (there may be CPUs still to try below its root).
+    cut: bool
+    pruned: int
+    beyond_bound: int
+    unseen: dict
+    windows: bool
+    #: A run met a window interrupt: the search must start again without reduction.
+    needs_plain: bool = False
+
+
+def search_part(spec: RunSpec, part: Part, preemption_bound, reduction, counts=None,
+                stop_on_first=False, scn=None) -> PartResult:
+    """Search ``part`` in this process (the unit of work sent to an executor)."""
+    scn = scn or load_target(spec.target)  # imported once per process
+    dfs = DFS.below(pickle.loads(part.path), len(part.key), preemption_bound, reduction)
+    runs, cut = [], False
+    if part.fresh or dfs.advance_within():
+        while True:
+            result = run_spec(spec, dfs, scn=scn, lockstat=False)
+            if dfs.needs_plain():
+                return PartResult([], [], [], False, 0, 0, {}, True, needs_plain=True)
+            redundant = not dfs.finish_run(result)
+            if result.failed:
+                result = _replayed(spec, scn, result)
+            runs.append((result if result.failed else _light(result), redundant))
+            if stop_on_first and _fails(result, counts):
+                break  # the driver stops at the first failure: nothing after it is wanted
+            if len(runs) >= part.budget:
+                cut = True
+                break
+            if not dfs.advance_within():
+                break
+    nodes = dfs.tree[dfs.floor:] if cut else dfs.tree[dfs.floor:dfs.floor + 1]
+    return PartResult(runs, sorted(dfs.above), nodes, cut, dfs.pruned, dfs.beyond_bound,
+                      dict(dfs.unseen), dfs.saw_windows)
+
+
+def _fails(result, counts) -> bool:
+    return result.failed if counts is None else any(counts(v.kind) for v in result.violations)
+
+
+_WITNESS_TABLES = ("witness_edges", "witness_usage", "witness_classes")
+
+
+def _light(result):
+    """A passing run without its witness tables, which nothing downstream of a search reads."""
+    for name in _WITNESS_TABLES:
+        if hasattr(result, name):
+            setattr(result, name, type(getattr(result, name))())
+    return result
+
+
+class _Restart(Exception):
+    """A part met a window interrupt: start again without reduction."""
+
+
+class _Driver:
+    """Makes parts, takes their results in order, applies requests; see the module docstring."""
+
+    def __init__(self, spec, executor, preemption_bound, reduction, max_runs, stop_on_first,
+                 on_run, counts, budget, scn=None):
+        self.spec = spec
+        self.scn = scn
+        self.ex = executor
+        self.bound = preemption_bound
+        self.reduction = reduction
+        self.max_runs = max_runs
+        self.stop_on_first = stop_on_first
+        self.on_run = on_run
+        self.counts = counts
+        self.budget = budget
+        self.report = DfsReport(reduction=reduction and preemption_bound is None,
+                                preemption_bound=preemption_bound)
+        #: Choices to a state -> its node (whole), for every state a part was rooted at
+        #: or stopped above.
+        self.nodes: dict[tuple, object] = {}
+        #: State -> number of the part that owns it now.
+        self.owner: dict[tuple, int] = {}
+        #: State -> requests waiting for its owner to come back.
+        self.waiting: dict[tuple, list] = {}
+        #: Part number -> (part, future), for the parts out.
+        self.out: dict[int, tuple] = {}
+        self.made = 0
+        self.unseen: dict[str, str] = {}
+        self.stopped = False
+
+    # -- making parts ----------------------------------------------------------------------
+
+    def _send(self, key, nodes_below=(), fresh=False) -> None:
+        """A part rooted at state ``key`` (with ``nodes_below`` for a continuation)."""
+        path = [DFS.ancestor(self.nodes[key[:i]], key[i]) for i in range(len(key))]
+        if not fresh:
+            path.append(self.nodes[key])
+        path.extend(nodes_below)
+        budget = FIRST_PART_RUNS if fresh else self.budget
+        part = Part(self.made, key, pickle.dumps(path, pickle.HIGHEST_PROTOCOL), budget, fresh)
+        self.made += 1
+        self.owner[key] = part.number
+        fut = self.ex.submit(search_part, self.spec, part, self.bound, self.reduction,
+                             self.counts, self.stop_on_first, self.scn)
+        self.out[part.number] = (part, fut)
+
+    def _share(self, keys) -> None:
+        """A part for each of ``keys`` with CPUs to try and no owner, shallowest first."""
+        for key in sorted(set(keys), key=lambda k: (len(k), k)):
+            if key not in self.owner and DFS.todo(self.nodes[key]):
+                self._send(key)
+
+    # -- taking results --------------------------------------------------------------------
+
+    def take(self, part: Part, res: PartResult) -> None:
+        """Count a part's runs, store its states, apply its requests, make the next parts."""
+        if res.needs_plain:
+            raise _Restart
+        self._count_runs(res.runs)
+        if self.stopped:
+            return
+        rep = self.report
+        rep.pruned += res.pruned
+        rep.beyond_bound += res.beyond_bound
+        rep.arrival_windows = rep.arrival_windows or res.windows
+        self.unseen.update(res.unseen)
+        del self.owner[part.key]
+        touched = [part.key] if res.nodes else []
+        if res.nodes:
+            self.nodes[part.key] = res.nodes[0]
+        continuation = self._cut(part.key, res.nodes) if res.cut else []
+        touched += continuation
+        for i, able, p in res.above:
+            touched.append(self._request(part.key[:i], able, p))
+        for key in [part.key] + continuation:
+            for able, p in self.waiting.pop(key, ()):
+                DFS.reverse(self.nodes[key], able, p)
+        self._share(touched)
+
+    def _count_runs(self, runs) -> None:
+        rep = self.report
+        for result, redundant in runs:
+            if self.max_runs is not None and rep.runs >= self.max_runs:
+                self.stopped = True
+                return
+            rep.sleep_blocked += redundant
+            _count(rep, result, self.on_run, self.counts)
+            if self.stop_on_first and rep.failing_runs:
+                self.stopped = True
+                return
+
+    def _cut(self, key, nodes) -> list:
+        """Store the path of a part stopped at its budget; the keys of its states.
+
+        The shallowest state with CPUs to try is shared like any other; the
+        states below it with CPUs to try go on as one part (a continuation),
+        rooted just below it; the states deeper than the deepest of them are
+        finished and counted now.
+        """
+        keys = [key]
+        for node in nodes[:-1]:
+            keys.append(keys[-1] + (node.chosen,))
+        todo = [j for j, node in enumerate(nodes) if DFS.todo(node)]
+        last = todo[-1] if todo else -1
+        for node in nodes[max(last + 1, 1):]:
+            self.report.pruned += self._skipped(node)
+        for j in range(1, last + 1):
+            self.nodes[keys[j]] = nodes[j]
+        if len(todo) >= 2:  # below the first: a continuation from the state under it
+            first = todo[0]
+            root = keys[first + 1]
+            self._send(root, nodes[first + 2:last + 1])
+            for k in keys[first + 2:last + 1]:
+                del self.nodes[k]  # the continuation owns these, and counts their pruning
+            return keys[:first + 2]
+        return keys[:last + 1]
+
+    def _request(self, key, able, p):
+        """Apply a reversal at state ``key`` now, or when its owner comes back."""
+        if key in self.owner:
+            self.waiting.setdefault(key, []).append((able, p))
+        else:
+            DFS.reverse(self.nodes[key], able, p)
+        return key
+
+    def _skipped(self, node) -> int:
+        return DFS.skipped(node) if self.reduction else 0
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self) -> DfsReport:
+        self._send((), fresh=True)
+        self.nodes[()] = None  # filled in by the first part
+        early: dict[int, PartResult] = {}  # results that came before their turn
+        turn = 0
+        try:
+            while self.out and not self.stopped:
+                if turn not in early:
+                    futs = {fut: n for n, (_, fut) in self.out.items() if n not in early}
+                    for fut in wait_first(self.ex, futs):
+                        early[futs[fut]] = fut.result()
+                    continue
+                part, _ = self.out.pop(turn)
+                self.take(part, early.pop(turn))
+                turn += 1
+        finally:
+            for _, fut in self.out.values():
+                fut.cancel()
+        rep = self.report
+        rep.exhausted = not self.out and not self.stopped
+        if rep.exhausted:  # every state is finished: what each one skipped is final
+            rep.pruned += sum(self._skipped(n) for n in self.nodes.values() if n is not None)
+        rep.unseen_shared = [self.unseen[k] for k in sorted(self.unseen)]
+        return rep
+
+
+def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs=None,
+                     stop_on_first=False, on_run=None, reduction=True, counts=None,
+                     on_restart=None, budget=PART_RUNS, scn=None) -> DfsReport:
+    """``exhaust`` with the tree shared out over ``executor``; see the module docstring.
+
+    Takes the same options; ``counts`` must pickle (``FailOn.counts`` does)
+    when the executor runs elsewhere, and ``scn`` (the scenario, already
+    loaded) is for an in-process executor only.  ``budget``: runs per part.
+    """
+    reduction = bool(reduction) and preemption_bound is None
+    while True:
+        driver = _Driver(spec, executor, preemption_bound, reduction, max_runs, stop_on_first,
+                         on_run, counts, budget, scn)
+        try:
+            return driver.run()
+        except _Restart:
+            if not reduction:
+                raise RuntimeError("dfs: plain enumeration asked to start over") from None
+            if driver.report.runs and on_restart is not None:
+                on_restart()
+            reduction = False

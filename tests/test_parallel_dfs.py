@@ -1,0 +1,239 @@
+"""dfs shared out over workers (``smpvm.search.pardfs``): nothing lost, nothing nondeterministic.
+
+Parts are cut after a number of runs (their budget); a budget of one or two
+runs cuts the tree at almost every run, which is where requests for states
+above a part's root, their deferral and continuations all happen.  Those
+cases run in this process (``InlineExecutor``) so the hand-written and random
+models need no file; the shipped models also run on two local processes and
+on a Dask cluster.  Every search must reach exactly the outcomes, and the
+failures, of the one-process search.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import smpvm.search.pardfs as pardfs
+from conftest import MODELS, ROOT, cli, spec_of
+from smpvm import RunSpec, load_target
+from smpvm.search.executors import InlineExecutor, make_executor
+from smpvm.search.exhaust import exhaust
+from smpvm.search.explore import explore
+from smpvm.search.pardfs import exhaust_parallel
+from test_dfs import ALL_CASES, PROGRAM, case, outcome, program_scenario, trimmed
+
+DOOMED = os.path.join(ROOT, "models", "freebsd", "device_pager.py") + "::doomed_object"
+LATE = os.path.join(MODELS, "late_window.py") + "::late"
+
+
+@pytest.fixture
+def small_first_part(monkeypatch):
+    """The first part cut as early as the others (the tests pick tiny budgets)."""
+    monkeypatch.setattr(pardfs, "FIRST_PART_RUNS", 1)
+
+
+def searched(spec, scn=None, executor=None, **kw):
+    """(report, every RunResult in order) of a shared search (in this process by default)."""
+    results = []
+    report = exhaust_parallel(spec, executor or InlineExecutor(), scn=scn,
+                              on_run=lambda i, r: results.append(r),
+                              on_restart=results.clear, **kw)
+    return report, results
+
+
+def sequential(spec, scn=None, **kw):
+    # parts of a shared search do not use the symmetry of identical threads
+    results = []
+    report = exhaust(spec, scn=scn, on_run=lambda i, r: results.append(r), symmetry=False, **kw)
+    return report, results
+
+
+def with_steps(results) -> set:
+    return {(outcome(r), r.steps) for r in results}
+
+
+def assert_same_search(seq, par):
+    """Same outcomes and failing outcomes, every schedule distinct, counts consistent."""
+    (srep, sres), (prep, pres) = seq, par
+    assert prep.exhausted == srep.exhausted
+    assert with_steps(pres) == with_steps(sres)
+    assert with_steps(r for r in pres if r.failed) == with_steps(r for r in sres if r.failed)
+    assert len({tuple(r.choices) for r in pres}) == len(pres) == prep.runs
+    assert prep.failing_runs == sum(r.failed for r in pres)
+    assert prep.first_failure_run == next((i for i, r in enumerate(pres) if r.failed), None)
+    assert prep.reduction == srep.reduction and prep.arrival_windows == srep.arrival_windows
+
+
+# -- hand-written models, cut at every run ----------------------------------------------------
+
+
+@pytest.mark.parametrize("budget", [1, 2, 5])
+def test_every_hand_written_case_reaches_the_same_outcomes_and_failures(small_first_part,
+                                                                         budget):
+    for name, variant in ALL_CASES + [("locked_counter", None)]:
+        scn = case(name)
+        params = {"threads": 3} if name == "locked_counter" else {}
+        spec = spec_of(scn, variant=variant, params=params, seed=0)
+        assert_same_search(sequential(spec, scn), searched(spec, scn, budget=budget))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(PROGRAM, st.integers(1, 3))
+def test_random_programs_reach_what_plain_enumeration_reaches(program, budget):
+    scn = program_scenario(trimmed(program))
+    spec = spec_of(scn, seed=0)
+    plain = sequential(spec, scn, reduction=False)
+    old = pardfs.FIRST_PART_RUNS
+    pardfs.FIRST_PART_RUNS = budget
+    try:
+        shared = searched(spec, scn, budget=budget)
+    finally:
+        pardfs.FIRST_PART_RUNS = old
+    assert shared[0].exhausted
+    assert with_steps(shared[1]) == with_steps(plain[1])
+
+
+def test_plain_enumeration_runs_exactly_the_same_schedules(small_first_part):
+    # Without reduction there is nothing to request or to sleep: the parts
+    # together are the tree, schedule for schedule, and so are the counts.
+    for name, variant, kw in (("locked_counter", None, {"reduction": False}),
+                              ("two_preemptions", "buggy", {"preemption_bound": 1}),
+                              ("handshake", "lost-wakeup", {"preemption_bound": 2})):
+        scn = case(name)
+        spec = spec_of(scn, variant=variant, seed=0)
+        srep, sres = sequential(spec, scn, **kw)
+        prep, pres = searched(spec, scn, budget=2, **kw)
+        assert sorted(r.choices for r in pres) == sorted(r.choices for r in sres)
+        assert (prep.runs, prep.failing_runs, prep.beyond_bound, prep.exhausted) == \
+            (srep.runs, srep.failing_runs, srep.beyond_bound, srep.exhausted)
+
+
+def test_a_window_interrupt_starts_the_shared_search_again_without_reduction(small_first_part):
+    scn = load_target(LATE)
+    spec = RunSpec(LATE, variant=scn.check_variant(None), seed=1)
+    par = searched(spec, scn, budget=2)
+    assert_same_search(sequential(spec, scn), par)
+    assert par[0].arrival_windows and not par[0].reduction and par[0].pruned == 0
+    results, restarts = [], []
+    exhaust_parallel(spec, InlineExecutor(), scn=scn, budget=2,
+                     on_run=lambda i, r: results.append(r),
+                     on_restart=lambda: restarts.append(len(results)))
+    assert restarts and restarts[0] > 0  # schedules were counted before a window showed
+
+
+def test_max_runs_and_stop_on_first_count_in_part_order(small_first_part):
+    scn = case("two_preemptions")
+    spec = spec_of(scn, variant="buggy", seed=0)
+    full, results = searched(spec, scn, budget=2)
+    capped, first = searched(spec, scn, budget=2, max_runs=5)
+    assert capped.runs == 5 and not capped.exhausted
+    assert [r.choices for r in first] == [r.choices for r in results[:5]]
+    stopped, upto = searched(spec, scn, budget=2, stop_on_first=True)
+    assert stopped.failing_runs == 1 and not stopped.exhausted
+    assert stopped.runs == full.first_failure_run + 1
+    assert [r.choices for r in upto] == [r.choices for r in results[:stopped.runs]]
+
+
+def test_state_outside_the_model_api_is_watched_in_every_worker():
+    coverage = os.path.join(MODELS, "coverage_cases.py")
+    with make_executor(2) as pool:
+        for name, variant in (("plain_list", "plain"), ("global_dict", None),
+                              ("step_counter", "watched")):
+            spec = RunSpec(f"{coverage}::{name}", variant=variant, seed=0)
+            seq, par = sequential(spec), searched(spec, executor=pool, budget=1)
+            assert_same_search(seq, par)
+            assert par[0].unseen_shared == seq[0].unseen_shared, name
+    assert par[0].unseen_shared  # the last case has some
+
+
+def test_device_processes_are_reported(small_first_part, tmp_path):
+    path = tmp_path / "dev.py"
+    path.write_text(
+        "from smpvm import SPLBIO, scenario, work, note\n"
+        "def handler():\n"
+        "    yield note('done')\n"
+        "def disk(m):\n"
+        "    yield m.env.timeout(150)\n"
+        "    m.interrupt(0, SPLBIO, handler)\n"
+        "def t():\n"
+        "    yield work(100)\n"
+        "    yield work(100)\n"
+        "@scenario()\n"
+        "def dev(m, variant):\n"
+        "    m.spawn(t())\n"
+        "    m.spawn(t())\n"
+        "    m.env.process(disk(m))\n")
+    spec = RunSpec(f"{path}::dev")
+    seq, par = sequential(spec), searched(spec, budget=1)
+    assert_same_search(seq, par)
+    assert par[0].devices and par[0].summary() == seq[0].summary()
+
+
+# -- shipped models on worker processes ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant, allocators", [("buggy", 2), ("fixed", 1)])
+def test_the_doomed_object_model_on_two_processes(variant, allocators):
+    scn = load_target(DOOMED)
+    spec = RunSpec(DOOMED, variant=variant, params={"allocators": allocators}, seed=1)
+    seq = sequential(spec, scn)
+    with make_executor(2) as pool:
+        par = searched(spec, executor=pool, budget=16)
+    assert_same_search(seq, par)
+    # the same runs in the same order whatever runs the parts: the search is deterministic
+    inline = searched(spec, scn, budget=16)
+    assert [r.choices for r in par[1]] == [r.choices for r in inline[1]]
+    assert par[0].to_dict() == inline[0].to_dict()
+    if variant == "buggy":
+        assert par[0].failing_runs and all(r.lockstat for r in par[0].failures)
+
+
+def run_explore(tmp_path, label, **kw):
+    out = tmp_path / label
+    rep = explore(DOOMED, variant="buggy", params={"allocators": 1}, strategy="dfs", seed=1,
+                  out=str(out), shrink=False, **kw)
+    with open(out / "runs.csv", newline="", encoding="utf-8") as fp:
+        rows = list(csv.DictReader(fp))
+    return rep, rows, sorted(p.name for p in out.glob("failure-*.json"))
+
+
+def same_exploration(one, other):
+    (a, arows, afiles), (b, brows, bfiles) = one, other
+    keys = ("runs", "failing_runs", "violations", "exhausted", "distinct_schedules", "pruned")
+    assert {k: a.to_json()[k] for k in keys} == {k: b.to_json()[k] for k in keys}
+    assert len(brows) == b.runs and afiles == bfiles and bfiles
+    failing = lambda rows: sorted((r["kinds"], r["location"]) for r in rows if r["failed"] == "1")
+    assert failing(brows) == failing(arows)
+
+
+def test_explore_dfs_with_workers_shares_the_tree(tmp_path):
+    one = run_explore(tmp_path, "one", workers=1)
+    two = run_explore(tmp_path, "two", workers=2)
+    assert one[0].executor == "in-process" and two[0].executor == "2 local processes"
+    same_exploration(one, two)
+    assert [r["schedule"] for r in run_explore(tmp_path, "three", workers=3)[1]] == \
+        [r["schedule"] for r in two[1]]  # run i is the same run whatever the workers
+
+
+def test_the_command_line_shares_dfs_with_workers(capsys, tmp_path):
+    code, out, _ = cli(capsys, "explore", DOOMED, "--variant", "buggy", "--strategy", "dfs",
+                       "--set", "allocators=1", "--workers", "2", "--out", tmp_path, "--json")
+    found = json.loads(out)
+    assert code == 1 and found["exhausted"] and found["executor"] == "2 local processes"
+    assert found["runs"] == 27 and found["failing_runs"] == 22
+
+
+def test_explore_dfs_on_a_dask_cluster(tmp_path):
+    pytest.importorskip("dask.distributed")
+    from test_faults_dask import dask_cluster
+    one = run_explore(tmp_path, "one", workers=1)
+    for address, _, _ in dask_cluster(2):
+        on_dask = run_explore(tmp_path, "dask", dask=address)
+        assert on_dask[0].executor == f"dask {address}"
+        same_exploration(one, on_dask)
