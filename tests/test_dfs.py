@@ -330,6 +330,49 @@ def trimmed(program, budget=600):
         threads[longest].pop()
 
 
+def program_thread(m, box, locks, body, base, metric_name, record_stores):
+    """One thread of a random program over ``box``'s two fields, ``locks`` and two wait
+    channels.  Values read, trylock results and wakeup counts land in the metrics under
+    ``metric_name(what, i)`` ("seen", "try" or "w"; ``i`` the op's index), and with
+    ``record_stores`` every value written under its field's name.  Lock use is kept well
+    formed: a lock already held (in any mode) is not taken again, an ``unlock`` releases
+    the last lock taken, and all are released at the end."""
+    seen, held = [], []
+    for i, (op, k) in enumerate(body):
+        field, chan = f"f{k % 2}", f"channel {k % 2}"
+        value = base + 10 * i + sum(seen)
+        if op == "load":
+            seen.append((yield box.load(field)))
+            m.metric(metric_name("seen", i), tuple(seen))
+        elif op in ("store", "write"):
+            if op == "store":
+                yield box.store(field, value)
+            else:
+                setattr(box, field, value)
+            if record_stores:
+                m.metric(field, value)
+        elif op == "lock" and all(h[0] != LOCKS[k][0] for h in held):
+            yield getattr(locks[LOCKS[k][0]], LOCKS[k][1])()
+            held.append(LOCKS[k])
+        elif op == "try" and all(h[0] != 0 for h in held):
+            if (yield locks[0].trylock()):
+                held.append(LOCKS[0])
+            m.metric(metric_name("try", i), bool(held and held[-1] == LOCKS[0]))
+        elif op == "unlock" and held:
+            index, _, release = held.pop()
+            yield getattr(locks[index], release)()
+        elif op == "msleep" and held and held[-1] == LOCKS[0]:
+            yield msleep(chan, locks[0])
+        elif op in ("sleep", "msleep"):
+            yield tsleep(chan)
+        elif op in ("wake", "wake1"):
+            n = yield (wakeup(chan) if op == "wake" else wakeup_one(chan))
+            m.metric(metric_name("w", i), n)
+    while held:
+        index, _, release = held.pop()
+        yield getattr(locks[index], release)()
+
+
 def program_scenario(threads):
     """A scenario running ``threads`` over two fields, four locks of different kinds and two
     wait channels; every value read or written, and every wakeup count, lands in the metrics.
@@ -341,40 +384,9 @@ def program_scenario(threads):
         locks = [SleepMutex(m, "m0"), Sx(m, "sx"), Mutex(m, "fifo"), RwLock(m, "rw")]
 
         def thread(tid, body):
-            seen, held = [], []
-            for i, (op, k) in enumerate(body):
-                field, chan = f"f{k % 2}", f"channel {k % 2}"
-                value = 100 * tid + 10 * i + sum(seen)
-                if op == "load":
-                    seen.append((yield box.load(field)))
-                    m.metric(f"t{tid}", tuple(seen))
-                elif op in ("store", "write"):
-                    if op == "store":
-                        yield box.store(field, value)
-                    else:
-                        setattr(box, field, value)
-                    m.metric(field, value)
-                elif op == "lock" and all(h[0] != LOCKS[k][0] for h in held):
-                    yield getattr(locks[LOCKS[k][0]], LOCKS[k][1])()
-                    held.append(LOCKS[k])
-                elif op == "try" and all(h[0] != 0 for h in held):
-                    if (yield locks[0].trylock()):
-                        held.append(LOCKS[0])
-                    m.metric(f"try{tid}.{i}", bool(held and held[-1] == LOCKS[0]))
-                elif op == "unlock" and held:
-                    index, _, release = held.pop()
-                    yield getattr(locks[index], release)()
-                elif op == "msleep" and held and held[-1] == LOCKS[0]:
-                    yield msleep(chan, locks[0])
-                elif op in ("sleep", "msleep"):
-                    yield tsleep(chan)
-                elif op in ("wake", "wake1"):
-                    n = yield (wakeup(chan) if op == "wake" else wakeup_one(chan))
-                    m.metric(f"w{tid}.{i}", n)
-            while held:
-                index, _, release = held.pop()
-                yield getattr(locks[index], release)()
-
+            def metric_name(what, i):
+                return f"t{tid}" if what == "seen" else f"{what}{tid}.{i}"
+            return program_thread(m, box, locks, body, 100 * tid, metric_name, True)
         for tid, body in enumerate(threads):
             m.spawn(thread(tid, body), name=f"T{tid}")
         m.on_quiescence(lambda: m.metric("final", (box.f0, box.f1)))
@@ -471,41 +483,12 @@ def twins_scenario(body, twins, other):
         box = m.shared("shared", f0=0, f1=0)
         locks = [SleepMutex(m, "m0"), Sx(m, "sx"), Mutex(m, "fifo"), RwLock(m, "rw")]
 
-        def thread(base, body):
-            seen, held = [], []
+        def metric_name(what, i):  # named after the CPU: one object for every twin
             me = m.current.name
-            for i, (op, k) in enumerate(body):
-                field, chan = f"f{k % 2}", f"channel {k % 2}"
-                value = base + 10 * i + sum(seen)
-                if op == "load":
-                    seen.append((yield box.load(field)))
-                    m.metric(f"{me}.seen", tuple(seen))
-                elif op in ("store", "write"):
-                    if op == "store":
-                        yield box.store(field, value)
-                    else:
-                        setattr(box, field, value)
-                elif op == "lock" and all(h[0] != LOCKS[k][0] for h in held):
-                    yield getattr(locks[LOCKS[k][0]], LOCKS[k][1])()
-                    held.append(LOCKS[k])
-                elif op == "try" and all(h[0] != 0 for h in held):
-                    if (yield locks[0].trylock()):
-                        held.append(LOCKS[0])
-                    m.metric(f"{me}.try{i}", bool(held and held[-1] == LOCKS[0]))
-                elif op == "unlock" and held:
-                    index, _, release = held.pop()
-                    yield getattr(locks[index], release)()
-                elif op == "msleep" and held and held[-1] == LOCKS[0]:
-                    yield msleep(chan, locks[0])
-                elif op in ("sleep", "msleep"):
-                    yield tsleep(chan)
-                elif op in ("wake", "wake1"):
-                    n = yield (wakeup(chan) if op == "wake" else wakeup_one(chan))
-                    m.metric(f"{me}.w{i}", n)
-            while held:
-                index, _, release = held.pop()
-                yield getattr(locks[index], release)()
+            return f"{me}.seen" if what == "seen" else f"{me}.{what}{i}"
 
+        def thread(base, body):
+            return program_thread(m, box, locks, body, base, metric_name, False)
         for t in range(twins):
             m.spawn(thread(100, body), name=f"twin{t}")
         m.spawn(thread(500, other), name="other")
