@@ -30,6 +30,7 @@ from test_dfs import ALL_CASES, PROGRAM, case, outcome, program_scenario, trimme
 
 DOOMED = os.path.join(ROOT, "models", "freebsd", "device_pager.py") + "::doomed_object"
 LATE = os.path.join(MODELS, "late_window.py") + "::late"
+DISK = os.path.join(MODELS, "engine_cases.py") + "::disk_interrupt"
 
 
 @pytest.fixture
@@ -152,24 +153,8 @@ def test_state_outside_the_model_api_is_watched_in_every_worker():
     assert par[0].unseen_shared  # the last case has some
 
 
-def test_device_processes_are_reported(small_first_part, tmp_path):
-    path = tmp_path / "dev.py"
-    path.write_text(
-        "from smpvm import SPLBIO, scenario, work, note\n"
-        "def handler():\n"
-        "    yield note('done')\n"
-        "def disk(m):\n"
-        "    yield m.env.timeout(150)\n"
-        "    m.interrupt(0, SPLBIO, handler)\n"
-        "def t():\n"
-        "    yield work(100)\n"
-        "    yield work(100)\n"
-        "@scenario()\n"
-        "def dev(m, variant):\n"
-        "    m.spawn(t())\n"
-        "    m.spawn(t())\n"
-        "    m.env.process(disk(m))\n")
-    spec = RunSpec(f"{path}::dev")
+def test_device_processes_are_reported(small_first_part):
+    spec = RunSpec(DISK)
     seq, par = sequential(spec), searched(spec, budget=1)
     assert_same_search(seq, par)
     assert par[0].devices and par[0].summary() == seq[0].summary()

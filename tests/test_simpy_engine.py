@@ -9,10 +9,11 @@ nanosecond.  The devices here are plain SimPy processes added with
 
 from __future__ import annotations
 
+import os
 import pytest
 import simpy
 
-from conftest import RandomWalk, Scripted, simulate, simulate_traced
+from conftest import MODELS, RandomWalk, Scripted, simulate, simulate_traced
 from smpvm import (SPLBIO, KernelThread, ModelError, Replay, SpinMutex, Spinlock, note, pause,
                    splbio, splx, tsleep, wait_event, work)
 
@@ -387,27 +388,11 @@ def test_a_trylock_of_a_lock_held_below_fails_instead():
 # -- the exhaustive search says less with devices ----------------------------------------------
 
 
-def test_dfs_does_not_claim_a_proof_over_device_timing(tmp_path):
+def test_dfs_does_not_claim_a_proof_over_device_timing():
     from smpvm import RunSpec
     from smpvm.search.exhaust import exhaust
 
-    path = tmp_path / "with_device.py"
-    path.write_text(
-        "from smpvm import SPLBIO, scenario, work, note\n"
-        "def handler():\n"
-        "    yield note('done')\n"
-        "def disk(m):\n"
-        "    yield m.env.timeout(150)\n"
-        "    m.interrupt(0, SPLBIO, handler)\n"
-        "def t():\n"
-        "    yield work(100)\n"
-        "    yield work(100)\n"
-        "@scenario()\n"
-        "def dev(m, variant):\n"
-        "    m.spawn(t())\n"
-        "    m.spawn(t())\n"
-        "    m.env.process(disk(m))\n")
-    rep = exhaust(RunSpec(f"{path}::dev"))
+    rep = exhaust(RunSpec(os.path.join(MODELS, "engine_cases.py") + "::disk_interrupt"))
     assert rep.exhausted and rep.devices
     assert "device" in rep.summary() and "all " not in rep.summary()
 

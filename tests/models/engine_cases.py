@@ -8,8 +8,8 @@ instead of hanging, and a workload full of sets and dicts of objects whose
 trace must not depend on hash randomisation.
 """
 
-from smpvm import (LockPool, SleepMutex, SpinMutex, Sx, Zone, kassert, msleep, pause,
-                   scenario, splvm, splx, wakeup, work)
+from smpvm import (SPLBIO, LockPool, SleepMutex, SpinMutex, Sx, Zone, kassert, msleep, note,
+                   pause, scenario, splvm, splx, wakeup, work)
 
 LOCK_ORDER = [["table lock", "entry lock"]]
 
@@ -162,3 +162,24 @@ def hash_order(m, variant, objects):
 def _tick(m):
     m.count("ticks")
     yield work(30)
+
+
+def _disk_done():
+    yield note("done")
+
+
+def _disk(m):
+    yield m.env.timeout(150)
+    m.interrupt(0, SPLBIO, _disk_done)
+
+
+def _two_steps():
+    yield work(100)
+    yield work(100)
+
+
+@scenario(description="Two CPUs work while a disk (a SimPy process) interrupts CPU0 at 150 ns")
+def disk_interrupt(m, variant):
+    m.spawn(_two_steps())
+    m.spawn(_two_steps())
+    m.env.process(_disk(m))
