@@ -690,23 +690,20 @@ class DFS(Strategy):
         if i < self.floor:  # a state that another part of a shared search owns
             self.above.add((i, tuple(able), p))
             return
-        if not able:
-            node.backtrack.update(node.enabled)
-        elif all(q not in node.backtrack and q not in node.sleep for q in able):
-            node.backtrack.add(p if p in able else able[0])
+        self.reverse(node, able, p)
 
     def advance(self) -> bool:
         """Move to the deepest branch still to try; False when the tree is exhausted."""
         tree = self.tree
         while tree:
             node = tree[-1]
-            todo = sorted(node.backtrack - node.done - set(node.sleep))
+            todo = self.todo(node)
             if todo:
                 node.chosen = todo[0]
                 node.done.add(todo[0])
                 return True
             if self.reduction:
-                self.pruned += len(node.enabled) - len(node.done)
+                self.pruned += self.skipped(node)
             tree.pop()
         return False
 
@@ -763,7 +760,8 @@ class DFS(Strategy):
 
     @staticmethod
     def reverse(node, able, p) -> None:
-        """``_backtrack``'s rule, applied at ``node`` for a reversal found below it."""
+        """The rule of ``_backtrack`` at ``node``: also what the owner of a state applies
+        for a reversal a part found below it."""
         if not able:
             node.backtrack.update(node.enabled)
         elif all(q not in node.backtrack and q not in node.sleep for q in able):
