@@ -49,9 +49,8 @@ def searched(spec, scn=None, executor=None, **kw):
 
 
 def sequential(spec, scn=None, **kw):
-    # parts of a shared search do not use the symmetry of identical threads
     results = []
-    report = exhaust(spec, scn=scn, on_run=lambda i, r: results.append(r), symmetry=False, **kw)
+    report = exhaust(spec, scn=scn, on_run=lambda i, r: results.append(r), **kw)
     return report, results
 
 
@@ -158,6 +157,22 @@ def test_device_processes_are_reported(small_first_part):
     seq, par = sequential(spec), searched(spec, budget=1)
     assert_same_search(seq, par)
     assert par[0].devices and par[0].summary() == seq[0].summary()
+    # the disk interrupts one of two identical threads: the part that saw it made the
+    # search start again without the symmetry, as the one-process search does
+    assert par[0].symmetric == seq[0].symmetric == []
+
+
+def test_identical_threads_are_searched_up_to_their_names_in_parts(small_first_part):
+    scn = case("locked_counter")
+    spec = spec_of(scn, params={"threads": 3}, seed=0)
+    seq = sequential(spec, scn)
+    for budget in (1, 3):
+        par = searched(spec, scn, budget=budget)
+        assert_same_search(seq, par)
+        assert par[0].symmetric == seq[0].symmetric == [("T0", "T1", "T2")]
+        assert par[0].runs == seq[0].runs
+    plain = sequential(spec, scn, symmetry=False)
+    assert seq[0].runs < plain[0].runs
 
 
 # -- shipped models on worker processes ----------------------------------------------------------

@@ -115,13 +115,6 @@ def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
     report = DfsReport(reduction=dfs.reduction, preemption_bound=preemption_bound)
     while True:
         result = run_spec(spec, dfs, scn=scn, lockstat=False)
-        if dfs.symmetry_broken and not dfs.needs_plain():
-            # the threads taken as identical were not treated alike: start again without
-            if report.runs and on_restart is not None:
-                on_restart()
-            dfs = DFS(preemption_bound=preemption_bound, reduction=reduction)
-            report = DfsReport(reduction=dfs.reduction, preemption_bound=preemption_bound)
-            continue
         if dfs.needs_plain():
             # where a window interrupt lands is a decision the reduction's tree has no
             # node for: start again, enumerating every decision (the runs so far were
@@ -131,8 +124,17 @@ def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
             dfs = DFS(preemption_bound=preemption_bound, reduction=False)
             report = DfsReport(reduction=False, preemption_bound=preemption_bound)
             continue
+        redundant = not dfs.finish_run(result)
+        if dfs.symmetry_broken:
+            # the threads taken as identical were not treated alike (seen during the
+            # run or, for devices and interrupts, after it): start again without
+            if report.runs and on_restart is not None:
+                on_restart()
+            dfs = DFS(preemption_bound=preemption_bound, reduction=reduction)
+            report = DfsReport(reduction=dfs.reduction, preemption_bound=preemption_bound)
+            continue
         report.arrival_windows = report.arrival_windows or dfs.saw_windows
-        if not dfs.finish_run(result):
+        if redundant:
             report.sleep_blocked += 1
         if result.failed:
             result = _replayed(spec, scn, result)

@@ -35,6 +35,12 @@ meanwhile gained other branches, can pick another CPU, so a few schedules
 differ (equivalent ones: each still covers its class).  Run ``i`` is the
 ``i``-th run in the order the parts were made.
 
+**Symmetry.**  Identical threads are searched up to their names, as
+``exhaust`` does: whether a state holds a CPU back depends only on the path
+to it, so every part sees the tree the one-process search sees.  A part
+whose run shows the threads were not alike after all makes the whole search
+start again without the symmetry.
+
 Limits: ``--max-runs`` counts runs in that order (parts still out are
 cancelled); a window interrupt anywhere starts the whole search again as
 plain enumeration, as ``exhaust`` does.
@@ -88,13 +94,18 @@ class PartResult(NamedTuple):
     windows: bool
     #: A run met a window interrupt: the search must start again without reduction.
     needs_plain: bool = False
+    #: A run showed the threads taken as identical were not: start again without symmetry.
+    symmetry_broken: bool = False
+    #: Groups of identical threads searched up to their names (names, in CPU order).
+    symmetric: tuple = ()
 
 
 def search_part(spec: RunSpec, part: Part, preemption_bound, reduction, counts=None,
-                stop_on_first=False, scn=None) -> PartResult:
+                stop_on_first=False, scn=None, symmetry=False) -> PartResult:
     """Search ``part`` in this process (the unit of work sent to an executor)."""
     scn = scn or load_target(spec.target)  # imported once per process
-    dfs = DFS.below(pickle.loads(part.path), len(part.key), preemption_bound, reduction)
+    dfs = DFS.below(pickle.loads(part.path), len(part.key), preemption_bound, reduction,
+                    symmetry)
     runs, cut = [], False
     if part.fresh or dfs.advance_within():
         while True:
@@ -102,6 +113,8 @@ def search_part(spec: RunSpec, part: Part, preemption_bound, reduction, counts=N
             if dfs.needs_plain():
                 return PartResult([], [], [], False, 0, 0, {}, True, needs_plain=True)
             redundant = not dfs.finish_run(result)
+            if dfs.symmetry_broken:  # seen during the run or after it
+                return PartResult([], [], [], False, 0, 0, {}, False, symmetry_broken=True)
             if result.failed:
                 result = _replayed(spec, scn, result)
             runs.append((result if result.failed else _light(result), redundant))
@@ -114,7 +127,7 @@ def search_part(spec: RunSpec, part: Part, preemption_bound, reduction, counts=N
                 break
     nodes = dfs.tree[dfs.floor:] if cut else dfs.tree[dfs.floor:dfs.floor + 1]
     return PartResult(runs, sorted(dfs.above), nodes, cut, dfs.pruned, dfs.beyond_bound,
-                      dict(dfs.unseen), dfs.saw_windows)
+                      dict(dfs.unseen), dfs.saw_windows, symmetric=tuple(dfs.symmetric))
 
 
 def _fails(result, counts) -> bool:
@@ -136,12 +149,17 @@ class _Restart(Exception):
     """A part met a window interrupt: start again without reduction."""
 
 
+class _Asymmetric(Exception):
+    """A part found the identical threads were not: start again without symmetry."""
+
+
 class _Driver:
     """Makes parts, takes their results in order, applies requests; see the module docstring."""
 
     def __init__(self, spec, executor, preemption_bound, reduction, max_runs, stop_on_first,
-                 on_run, counts, budget, scn=None):
+                 on_run, counts, budget, scn=None, symmetry=False):
         self.spec = spec
+        self.symmetry = symmetry
         self.scn = scn
         self.ex = executor
         self.bound = preemption_bound
@@ -179,7 +197,7 @@ class _Driver:
         self.made += 1
         self.owner[key] = part.number
         fut = self.ex.submit(search_part, self.spec, part, self.bound, self.reduction,
-                             self.counts, self.stop_on_first, self.scn)
+                             self.counts, self.stop_on_first, self.scn, self.symmetry)
         self.out[part.number] = (part, fut)
 
     def _share(self, keys) -> None:
@@ -194,6 +212,10 @@ class _Driver:
         """Count a part's runs, store its states, apply its requests, make the next parts."""
         if res.needs_plain:
             raise _Restart
+        if res.symmetry_broken:
+            raise _Asymmetric
+        if res.symmetric and not self.report.symmetric:
+            self.report.symmetric = [tuple(g) for g in res.symmetric]
         self._count_runs(res.runs)
         if self.stopped:
             return
@@ -294,7 +316,7 @@ class _Driver:
 
 def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs=None,
                      stop_on_first=False, on_run=None, reduction=True, counts=None,
-                     on_restart=None, budget=PART_RUNS, scn=None) -> DfsReport:
+                     on_restart=None, budget=PART_RUNS, scn=None, symmetry=True) -> DfsReport:
     """``exhaust`` with the tree shared out over ``executor``; see the module docstring.
 
     Takes the same options; ``counts`` must pickle (``FailOn.counts`` does)
@@ -302,14 +324,19 @@ def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs
     loaded) is for an in-process executor only.  ``budget``: runs per part.
     """
     reduction = bool(reduction) and preemption_bound is None
+    symmetry = bool(symmetry) and reduction
     while True:
         driver = _Driver(spec, executor, preemption_bound, reduction, max_runs, stop_on_first,
-                         on_run, counts, budget, scn)
+                         on_run, counts, budget, scn, symmetry)
         try:
             return driver.run()
+        except _Asymmetric:
+            if driver.report.runs and on_restart is not None:
+                on_restart()
+            symmetry = False
         except _Restart:
             if not reduction:
                 raise RuntimeError("dfs: plain enumeration asked to start over") from None
             if driver.report.runs and on_restart is not None:
                 on_restart()
-            reduction = False
+            reduction = symmetry = False

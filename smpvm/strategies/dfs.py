@@ -249,6 +249,8 @@ class DFS(Strategy):
         self.saw_windows = False
         #: The race analysis's index of the last run's steps (``_Run``), kept for the next.
         self._run = None
+        #: Where the first run's look found no unseen state: (step, CPUs, CPUs started).
+        self._empty_look = None
         self.begin(0)
 
     # -- one run -------------------------------------------------------------------------
@@ -484,10 +486,25 @@ class DFS(Strategy):
         return _Step(cpu, fp, enabled, held, waits)
 
     def _look_for_unseen(self, m) -> None:
-        """Find the state outside the model API that two CPUs reach (see ``unseen``)."""
+        """Find the state outside the model API that two CPUs reach (see ``unseen``).
+
+        Every run looks at its first decision (or first step), before any
+        choice was made: for a model that is deterministic for a given
+        schedule -- which the search checks step by step -- that state is the
+        same in every run.  So when the first look found nothing shared, a
+        later run looking at the same step with the same CPUs takes that
+        answer instead of walking every thread's objects again.  (Found
+        objects are a run's own, so a look that found some is made afresh.)
+        """
         if m.arrival_windows:
             self.saw_windows = True
-        shared, books = unseen.find(m)
+        where = (self._k, len(m.cpus), tuple(sorted(self._started)))
+        if self._empty_look == where:
+            shared = []
+        else:
+            shared, books = unseen.find(m)
+            if not shared and self._empty_look is None:
+                self._empty_look = where
         self._watch = unseen.Watch(shared, books) if shared else False
         self._unseen_keys = tuple(("unseen", s.name) for s in shared)
         if self.symmetry and not m.interrupt_sources and not m.arrival_windows:
@@ -715,15 +732,18 @@ class DFS(Strategy):
     # -- one part of a search shared out over workers (``smpvm.search.pardfs``) ---------------
 
     @classmethod
-    def below(cls, path, floor=None, preemption_bound=None, reduction=True) -> "DFS":
+    def below(cls, path, floor=None, preemption_bound=None, reduction=True,
+              symmetry=False) -> "DFS":
         """A search of the subtree below node ``floor`` of ``path`` (default: its last;
         nodes above it from ``ancestor``), which chooses only at that node and deeper.
 
         The reversals it finds for the states above are not applied: they are
         collected in ``above`` as ``(state index, initials, cpu)`` for the
-        owner of those states to apply with ``reverse``.
+        owner of those states to apply with ``reverse``.  With ``symmetry``,
+        the path must come from searches that used it too: which CPUs a state
+        holds back is a function of the path to it, the same in every part.
         """
-        dfs = cls(preemption_bound, reduction)
+        dfs = cls(preemption_bound, reduction, symmetry)
         dfs.tree = list(path)
         dfs.floor = max(len(path) - 1, 0) if floor is None else floor
         dfs.above = set()
