@@ -446,8 +446,9 @@ def test_a_model_that_changes_from_run_to_run_is_reported_not_replayed_blindly()
         m.spawn(thread(1), name="B")
 
     scn = scenario()(setup).__smpvm_scenario__
-    with pytest.raises(ModelError, match="not deterministic"):
-        exhaust(spec_of(scn, seed=0), scn=scn)
+    for symmetry in (True, False):
+        with pytest.raises(ModelError, match="not deterministic"):
+            exhaust(spec_of(scn, seed=0), scn=scn, symmetry=symmetry)
 
 
 # -- symmetry of identical threads ----------------------------------------------------------------
@@ -470,6 +471,31 @@ def test_identical_threads_are_searched_up_to_their_names():
 def test_threads_that_differ_in_an_argument_are_not_symmetric():
     report, _ = search("shared_field", symmetry=True)
     assert report.symmetric == [] and report.runs == 6
+
+
+def test_threads_whose_code_reads_which_cpu_runs_them_are_not_taken_as_identical():
+    # Same code, same arguments, but T1 stores where T0 loads: holding T1 back
+    # at the start would lose the schedule where T0 sees T1's store.
+    def setup(m, variant):
+        box = m.shared("box", x=0)
+
+        def thread():
+            if m.current.name == "T1":
+                yield box.store("x", 1)
+            else:
+                m.metric("saw", (yield box.load("x")))
+
+        m.spawn(thread(), name="T0")
+        m.spawn(thread(), name="T1")
+
+    scn = scenario()(setup).__smpvm_scenario__
+    seen = {}
+    for reduction in (False, True):
+        found = seen[reduction] = set()
+        report = exhaust(spec_of(scn, seed=0), scn=scn, reduction=reduction,
+                         on_run=lambda i, r: found.add(r.metrics["saw"]))
+        assert report.exhausted and report.symmetric == []
+    assert seen[True] == seen[False] == {0, 1}
 
 
 def twins_scenario(body, twins, other):

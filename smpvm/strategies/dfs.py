@@ -94,8 +94,9 @@ steps a held-back CPU by swapping the twins' names from each state where
 the higher one stepped, with the same violations up to those names, so the
 reduction needs only the constrained schedules; to it the hold-back is
 enabledness like a lock's, recorded with the ``("sched", cpu)`` keys.  This
-assumes the engine and the model treat CPUs alike but for their names
-(model code does not branch on its CPU's number or name, nor on ``m.now``);
+assumes the engine and the model treat CPUs alike but for their names:
+threads whose model code (their module and what it reaches) reads
+``m.current`` or ``m.now`` are never taken as identical;
 with interrupts or device processes, or where holding back leaves no CPU to
 step, ``exhaust`` searches again without it.  It is cross-checked like the
 reduction, outcomes compared up to the twins' names.
@@ -251,6 +252,8 @@ class DFS(Strategy):
         self._run = None
         #: Where the first run's look found no unseen state: (step, CPUs, CPUs started).
         self._empty_look = None
+        #: The threads as the first run started them (``_start_signature``).
+        self._start = None
         self.begin(0)
 
     # -- one run -------------------------------------------------------------------------
@@ -498,6 +501,14 @@ class DFS(Strategy):
         """
         if m.arrival_windows:
             self.saw_windows = True
+        start = _start_signature(m)
+        if self._start is None:
+            self._start = start
+        elif start != self._start:
+            raise ModelError("dfs: the threads started otherwise than in the first run "
+                             "(other code, arguments or CPUs); the model is not "
+                             "deterministic (state kept from run to run? wall time? "
+                             "unseeded randomness?)")
         where = (self._k, len(m.cpus), tuple(sorted(self._started)))
         if self._empty_look == where:
             shared = []
@@ -802,7 +813,9 @@ def identical_threads(m, exclude=()) -> list[tuple[int, ...]]:
     """Groups (two or more CPUs, ascending) of threads that are interchangeable at the start.
 
     A thread qualifies when it has not started (its generator is fresh), is
-    runnable, holds nothing and has no handler or interrupt of its own; two
+    runnable, holds nothing, has no handler or interrupt of its own, and no
+    model code it could run reads ``m.current`` or ``m.now``
+    (``unseen.reads_identity``); two
     are identical when their generators run the same code with equal
     arguments: the same objects, or equal plain values (numbers, strings).
     """
@@ -815,6 +828,8 @@ def identical_threads(m, exclude=()) -> list[tuple[int, ...]]:
         frame = getattr(gen, "gi_frame", None)
         if frame is None or inspect.getgeneratorstate(gen) != inspect.GEN_CREATED:
             continue
+        if unseen.reads_identity(gen.gi_code, frame.f_globals):
+            continue  # its code may branch on which CPU it is on, or on the time
         args = []
         for name, value in frame.f_locals.items():
             if type(value) in _VALUES:
@@ -823,6 +838,25 @@ def identical_threads(m, exclude=()) -> list[tuple[int, ...]]:
                 args.append((name, None, id(value)))
         groups.setdefault((gen.gi_code, tuple(args)), []).append(c.id)
     return [tuple(g) for g in groups.values() if len(g) > 1]
+
+
+def _start_signature(m) -> tuple:
+    """Each CPU's thread as it starts: its code and plain arguments (objects by type).
+
+    Every run of a search starts the same way; a model that keeps state
+    from run to run shows here, before any schedule is replayed on it.
+    """
+    out = []
+    for c in m.cpus:
+        gen = c.frames[0].gen if c.frames else None
+        frame = getattr(gen, "gi_frame", None)
+        if frame is None or inspect.getgeneratorstate(gen) != inspect.GEN_CREATED:
+            out.append((c.id, c.name, getattr(gen, "__qualname__", None)))
+            continue
+        args = tuple((name, value) if type(value) in _VALUES else (name, type(value).__qualname__)
+                     for name, value in frame.f_locals.items())
+        out.append((c.id, c.name, gen.gi_code, args))
+    return tuple(out)
 
 
 def _joining_only_reads(lock, mode) -> bool:

@@ -65,6 +65,93 @@ def _globals_named(code) -> tuple:
     return tuple(read), tuple(stored)
 
 
+#: Attributes through which model code learns which CPU runs it, or the time: a thread
+#: whose code reads them may behave differently from an identical one on another CPU.
+_IDENTITY = frozenset({"current", "now"})
+_IDENTITY_OPS = frozenset({"LOAD_ATTR", "LOAD_METHOD", "LOAD_GLOBAL", "LOAD_NAME",
+                           "IMPORT_FROM"})
+
+
+@functools.lru_cache(maxsize=4096)
+def _code_reads_identity(code) -> bool:
+    stack = [code]
+    while stack:
+        co = stack.pop()
+        for ins in dis.get_instructions(co):
+            if ins.opname in _IDENTITY_OPS and ins.argval in _IDENTITY:
+                return True
+        stack.extend(c for c in co.co_consts if isinstance(c, types.CodeType))
+    return False
+
+
+#: Module namespace (kept alive here, so its id is not reused) -> does its code read identity.
+_NAMESPACES: dict = {}
+
+
+def reads_identity(code, ns) -> bool:
+    """May code starting at ``code`` (module namespace ``ns``) read ``m.current`` or ``m.now``?
+
+    Over-approximated by reading all model code in reach: ``code``, every
+    function and class method of its module, and of the model modules that
+    one names (the library's own code is left out: the engine treats CPUs
+    alike).  A model that names either anywhere there gets ``True``.
+    """
+    if _code_reads_identity(code):
+        return True
+    return _namespace_reads_identity(ns)
+
+
+def _namespace_reads_identity(ns) -> bool:
+    if ns is None:
+        return False
+    entry = _NAMESPACES.get(id(ns))
+    if entry is not None and entry[0] is ns:
+        return entry[1]
+    seen, todo, found = {id(ns)}, [ns], False
+    while todo and not found:
+        for value in list(todo.pop().values()):
+            for code, other in _model_code(value):
+                if _code_reads_identity(code):
+                    found = True
+                    break
+                if other is not None and id(other) not in seen:
+                    seen.add(id(other))
+                    todo.append(other)
+            if found:
+                break
+    _NAMESPACES[id(ns)] = (ns, found)
+    return found
+
+
+def _model_code(value):
+    """(code, its module namespace) of the model functions ``value`` is or holds."""
+    if isinstance(value, types.ModuleType):
+        file = getattr(value, "__file__", None)
+        if file and not _library_file(file):
+            yield _EMPTY_CODE, vars(value)
+        return
+    if isinstance(value, type):
+        if value.__module__ in ("builtins",) or _api_module(value.__module__ or ""):
+            return
+        for attr in list(vars(value).values()):
+            yield from _model_code(attr)
+        return
+    if isinstance(value, (staticmethod, classmethod)):
+        value = value.__func__
+    elif isinstance(value, property):
+        for f in (value.fget, value.fset, value.fdel):
+            if f is not None:
+                yield from _model_code(f)
+        return
+    elif isinstance(value, functools.partial):
+        value = value.func
+    if isinstance(value, types.FunctionType) and not _library(value.__code__):
+        yield value.__code__, value.__globals__
+
+
+_EMPTY_CODE = compile("", "<none>", "exec")
+
+
 def _is_api(obj) -> bool:
     """Objects of the model API (smpvm's own types): the engine records their accesses."""
     return _api_module(getattr(type(obj), "__module__", "") or "")
@@ -226,6 +313,10 @@ _LIBRARY_DIRS = None
 
 def _library(code) -> bool:
     """Code of smpvm itself, the standard library or an installed package (not a model's)."""
+    return _library_file(code.co_filename)
+
+
+def _library_file(filename) -> bool:
     global _LIBRARY_DIRS
     if _LIBRARY_DIRS is None:
         import os
@@ -233,7 +324,7 @@ def _library(code) -> bool:
         dirs = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
         dirs.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         _LIBRARY_DIRS = tuple(os.path.join(d, "") for d in sorted(dirs))
-    return code.co_filename.startswith(_LIBRARY_DIRS)
+    return filename.startswith(_LIBRARY_DIRS)
 
 
 def _join(path, name):
