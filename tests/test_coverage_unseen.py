@@ -8,12 +8,17 @@ model proven.  The models are in ``tests/models/coverage_cases.py``.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 
+import pytest
+
 from conftest import MODELS, cli, spec_of
-from smpvm import load_target
+from smpvm import load_target, pause, scenario
+from smpvm.scenario import run_spec, scenarios_in
 from smpvm.search.exhaust import exhaust
+from smpvm.strategies import unseen
 
 CASES = os.path.join(MODELS, "coverage_cases.py")
 
@@ -90,3 +95,77 @@ def test_a_race_on_a_slot_of_a_plain_object_is_found_set_or_not():
         assert report.exhausted and report.failing_runs >= 1, variant
         assert report.unseen_shared == ["obj (_Slotted, reached by CPU0, CPU1)"], variant
         assert ("assertion",) in outcomes(results) and () in outcomes(results)
+
+
+# -- later runs follow the first look's recipe ---------------------------------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: Models whose threads share plain objects in several ways, with short runs.
+RECIPE_CASES = [(path, scn.name, v)
+                for path in (CASES, os.path.join(MODELS, "dfs_cases.py"),
+                             os.path.join(MODELS, "threads_cases.py"),
+                             os.path.join(ROOT, "models", "freebsd", "device_pager.py"))
+                for scn in scenarios_in(path) for v in scn.variants]
+
+
+def _as_found(shared):
+    return [(s.name, s.kind, s.cpus,
+             (id(s.node.ns), s.node.name) if s.kind == "global" else id(s.node)) for s in shared]
+
+
+def followed_recipes(scn, variant, monkeypatch) -> list:
+    """Exhaust a few runs, each run after the first walking as well as following the
+    first look's recipe; both must find the same objects.  The objects found each time."""
+    followed = []
+    refind = unseen.refind
+
+    def checked(m, recipe):
+        shared = refind(m, recipe)
+        assert shared is not None, "the recipe led nowhere in a run that reached the same state"
+        assert _as_found(shared) == _as_found(unseen.find(m)[0])
+        followed.append(len(shared))
+        return shared
+
+    monkeypatch.setattr(unseen, "refind", checked)
+    exhaust(spec_of(scn, variant=variant, seed=1), scn=scn, max_runs=3)
+    return followed
+
+
+def scenario_named(path, name):
+    return next(s for s in scenarios_in(path) if s.name == name)
+
+
+@pytest.mark.parametrize("path,name,variant", RECIPE_CASES,
+                         ids=[f"{os.path.basename(p)}::{n}[{v}]" for p, n, v in RECIPE_CASES])
+def test_a_later_run_finds_by_the_recipe_what_the_walk_finds(path, name, variant, monkeypatch):
+    followed_recipes(scenario_named(path, name), variant, monkeypatch)
+
+
+def test_the_doomed_object_models_runs_follow_the_recipe(monkeypatch):
+    # its threads share the pager object: every run after the first finds it by the recipe
+    path = os.path.join(ROOT, "models", "freebsd", "device_pager.py")
+    assert followed_recipes(scenario_named(path, "doomed_object"), "fixed", monkeypatch) == [1, 1]
+
+
+class _Cell:
+    def __init__(self):
+        self.value = 0
+
+
+def test_state_reached_only_through_a_set_is_walked_again_in_every_run(monkeypatch):
+    # a set's order is no recipe: each run finds the object by walking, and still finds it
+    def setup(m, variant):
+        cells = {_Cell()}
+
+        def thread():
+            for cell in cells:
+                cell.value += 1
+                yield pause()
+
+        m.spawn(thread(), name="A")
+        m.spawn(thread(), name="B")
+
+    scn = scenario()(setup).__smpvm_scenario__
+    assert followed_recipes(scn, None, monkeypatch) == []
+    report = exhaust(spec_of(scn, seed=1), scn=scn)
+    assert report.unseen_shared == ["cells[0] (_Cell, reached by CPU0, CPU1)"]

@@ -250,8 +250,9 @@ class DFS(Strategy):
         self.saw_windows = False
         #: The race analysis's index of the last run's steps (``_Run``), kept for the next.
         self._run = None
-        #: Where the first run's look found no unseen state: (step, CPUs, CPUs started).
-        self._empty_look = None
+        #: Where the first run looked for unseen state (step, CPUs, CPUs started), and
+        #: the recipe that finds what it found (``unseen.refind``).
+        self._recipe = None
         #: The threads as the first run started them (``_start_signature``).
         self._start = None
         self.begin(0)
@@ -493,11 +494,11 @@ class DFS(Strategy):
 
         Every run looks at its first decision (or first step), before any
         choice was made: for a model that is deterministic for a given
-        schedule -- which the search checks step by step -- that state is the
-        same in every run.  So when the first look found nothing shared, a
-        later run looking at the same step with the same CPUs takes that
-        answer instead of walking every thread's objects again.  (Found
-        objects are a run's own, so a look that found some is made afresh.)
+        schedule -- which the search checks, here and step by step -- that
+        state is the same in every run, but for the objects' identities.  So
+        a later run looking at the same step with the same CPUs follows the
+        first look's recipe to this run's objects (``unseen.refind``) instead
+        of walking everything each thread reaches.
         """
         if m.arrival_windows:
             self.saw_windows = True
@@ -510,12 +511,15 @@ class DFS(Strategy):
                              "deterministic (state kept from run to run? wall time? "
                              "unseeded randomness?)")
         where = (self._k, len(m.cpus), tuple(sorted(self._started)))
-        if self._empty_look == where:
-            shared = []
+        shared = None
+        if self._recipe is not None and self._recipe[0] == where:
+            shared = unseen.refind(m, self._recipe[1])
+        if shared is None:
+            shared, books, recipe = unseen.find(m)
+            if self._recipe is None and recipe is not None:
+                self._recipe = (where, recipe)
         else:
-            shared, books = unseen.find(m)
-            if not shared and self._empty_look is None:
-                self._empty_look = where
+            books = unseen.bookkept(m)
         self._watch = unseen.Watch(shared, books) if shared else False
         self._unseen_keys = tuple(("unseen", s.name) for s in shared)
         if self.symmetry and not m.interrupt_sources and not m.arrival_windows:

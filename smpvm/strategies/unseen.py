@@ -199,7 +199,13 @@ class Shared:
 
 
 class _Walker:
-    """What one CPU's thread reaches: mutable non-API objects, in a fixed order."""
+    """What one CPU's thread reaches: mutable non-API objects, in a fixed order.
+
+    Beside each object's path for people it keeps a *recipe*: the steps
+    (``via``) that lead to it from the CPU's thread, which ``refind`` follows
+    in a later run of the same search.  A step through a set, or a dict key
+    that is not a plain value, has no stable recipe (``None``).
+    """
 
     def __init__(self, root_path, books):
         self.root = root_path
@@ -207,22 +213,26 @@ class _Walker:
         self.books = books
         #: id -> (node, path, kind) in discovery order.
         self.found: dict = {}
+        #: id -> the recipe of ``found``'s entry (None: none that replays).
+        self.via: dict = {}
         self._seen: set = set()
 
-    def thread(self, gen) -> None:
+    def thread(self, gen, via) -> None:
+        depth = 0
         while isinstance(gen, types.GeneratorType):
-            self._generator(gen, "")
+            self._generator(gen, "", via + (("yf", depth),))
             gen = gen.gi_yieldfrom
+            depth += 1
 
-    def _generator(self, gen, path) -> None:
+    def _generator(self, gen, path, via) -> None:
         frame = gen.gi_frame
         if frame is not None:
             for name, value in frame.f_locals.items():
-                self.visit(value, _join(path, name))
+                self.visit(value, _join(path, name), _step(via, ("local", name)))
             if not _library(gen.gi_code):
-                self._code_globals(gen.gi_code, frame.f_globals)
+                self._code_globals(gen.gi_code, frame.f_globals, _step(via, ("gns",)))
 
-    def _code_globals(self, code, ns) -> None:
+    def _code_globals(self, code, ns, via) -> None:
         if ns is None:
             return
         read, stored = _globals_named(code)
@@ -235,9 +245,10 @@ class _Walker:
                 if key not in self.found:
                     g = _Global(ns, name, True)
                     self.found[key] = (g, f"global {name} of {_short(g.module)}", "global")
-            self.visit(value, f"global {name}")
+                    self.via[key] = _step(via, ("binding", name))
+            self.visit(value, f"global {name}", _step(via, ("key", name)))
 
-    def visit(self, obj, path) -> None:
+    def visit(self, obj, path, via) -> None:
         shape = _shape(type(obj))
         if shape == _ATOM:
             return
@@ -249,63 +260,74 @@ class _Walker:
             return
         if shape == _ITEM:
             for name, value in _item_fields(obj):
-                self.visit(value, f"{path}.{name}")
+                self.visit(value, f"{path}.{name}", _step(via, ("field", name)))
             return
         if shape == _REF and _is_api(obj):
             return
         if isinstance(obj, (tuple, frozenset)):
+            ordered = isinstance(obj, tuple)
             for i, x in enumerate(obj):
-                self.visit(x, f"{path}[{i}]")
+                self.visit(x, f"{path}[{i}]", _step(via, ("index", i)) if ordered else None)
             return
         if isinstance(obj, types.FunctionType):
             if not _library(obj.__code__):
-                self._function(obj, path)
+                self._function(obj, path, via)
             return
         if isinstance(obj, types.GeneratorType):
-            self._generator(obj, path)
+            self._generator(obj, path, via)
             return
         if isinstance(obj, types.MethodType):
-            self.visit(obj.__self__, path)
-            self.visit(obj.__func__, path)
+            self.visit(obj.__self__, path, _step(via, ("attr", "__self__")))
+            self.visit(obj.__func__, path, _step(via, ("attr", "__func__")))
             return
         if isinstance(obj, functools.partial):
-            self.visit(obj.func, path)
-            self.visit(obj.args, path)
-            self.visit(obj.keywords, path)
+            self.visit(obj.func, path, _step(via, ("attr", "func")))
+            self.visit(obj.args, path, _step(via, ("attr", "args")))
+            self.visit(obj.keywords, path, _step(via, ("attr", "keywords")))
             return
         if isinstance(obj, _CONTAINERS):
             self.found[oid] = (obj, path, type(obj).__name__)
-            self._contents(obj, path)
+            self.via[oid] = via
+            self._contents(obj, path, via)
             return
         attrs = _attributes(obj, self.books)
         if attrs is None:
             return  # something without state we can read (a C object, a cell-less callable)
         self.found[oid] = (obj, path, type(obj).__name__)
+        self.via[oid] = via
         for name, value in attrs:
-            self.visit(value, f"{path}.{name}")
+            self.visit(value, f"{path}.{name}", _step(via, ("attr", name)))
 
-    def _function(self, fn, path) -> None:
+    def _function(self, fn, path, via) -> None:
         code = fn.__code__
         if fn.__closure__:
-            for name, cell in zip(code.co_freevars, fn.__closure__):
+            for i, (name, cell) in enumerate(zip(code.co_freevars, fn.__closure__)):
                 try:
                     value = cell.cell_contents
                 except ValueError:
                     continue  # not bound yet
-                self.visit(value, name)
+                self.visit(value, name, _step(via, ("cell", i)))
         if fn.__defaults__:
-            self.visit(fn.__defaults__, path)
+            self.visit(fn.__defaults__, path, _step(via, ("attr", "__defaults__")))
         if fn.__kwdefaults__:
-            self.visit(tuple(fn.__kwdefaults__.values()), path)
-        self._code_globals(code, fn.__globals__)
+            self.visit(tuple(fn.__kwdefaults__.values()), path, _step(via, ("kwdefaults",)))
+        self._code_globals(code, fn.__globals__, _step(via, ("attr", "__globals__")))
 
-    def _contents(self, obj, path) -> None:
+    def _contents(self, obj, path, via) -> None:
         if isinstance(obj, dict):
             for k, v in obj.items():
-                self.visit(v, f"{path}[{k!r}]")
-        elif isinstance(obj, (list, set)):
+                plain = type(k) in (str, int, bool, type(None), bytes)
+                self.visit(v, f"{path}[{k!r}]", _step(via, ("key", k)) if plain else None)
+        elif isinstance(obj, list):
             for i, x in enumerate(obj):
-                self.visit(x, f"{path}[{i}]")
+                self.visit(x, f"{path}[{i}]", _step(via, ("index", i)))
+        elif isinstance(obj, set):
+            for i, x in enumerate(obj):
+                self.visit(x, f"{path}[{i}]", None)
+
+
+def _step(via, step):
+    return None if via is None else via + (step,)
 
 
 _LIBRARY_DIRS = None
@@ -400,30 +422,85 @@ def _item_fields(obj):
     return [(k, v) for k, v in fields.items() if not _never_mutable(type(v)) and _mutable(v)]
 
 
-def find(m) -> tuple[list[Shared], dict]:
+def find(m) -> tuple[list[Shared], dict, tuple | None]:
     """The mutable objects outside the model API that two or more of ``m``'s CPUs reach,
-    and the model's book-keeping declarations (for ``Watch``)."""
+    the model's book-keeping declarations (for ``Watch``), and the recipe that finds
+    the same objects again in a run that reached the same state (``refind``; None
+    when one of them was reached only through a set or an unordered key)."""
     reach = {}   # key -> (node, path, kind)
     by = {}      # key -> [cpu ids]
+    vias = {}    # key -> recipe
     books = bookkept(m)
+    sources = list(getattr(m, "interrupt_sources", ()))
     for c in m.cpus:
         w = _Walker(c.name, books)
-        for frame in c.frames:
-            w.thread(frame.gen)
-        for src in getattr(m, "interrupt_sources", ()):
+        for i, frame in enumerate(c.frames):
+            w.thread(frame.gen, (("cpu", c.id, i),))
+        for i, src in enumerate(sources):
             if src.cpu == c.id:
-                w.visit(src.handler, f"irq:{src.name}")
+                w.visit(src.handler, f"irq:{src.name}", (("irq", i),))
         for key, entry in w.found.items():
             if key not in reach:
                 reach[key] = entry
                 by[key] = []
+                vias[key] = w.via[key]
             by[key].append(c.id)
-    out = []
+    out, recipe = [], []
     for key, (node, path, kind) in reach.items():
         if len(by[key]) < 2:
             continue
         out.append(Shared(path, kind, tuple(by[key]), node))
-    return out, books
+        recipe.append((vias[key], path, kind, tuple(by[key])))
+    return out, books, (None if any(r[0] is None for r in recipe) else tuple(recipe))
+
+
+def refind(m, recipe) -> list[Shared] | None:
+    """What ``find`` found, in another run at the same state, by following its recipe.
+
+    None when a step no longer leads anywhere, or to an object of another
+    type (the caller then walks again).
+    """
+    sources = list(getattr(m, "interrupt_sources", ()))
+    out = []
+    try:
+        for via, path, kind, cpus in recipe:
+            node = _follow(m, sources, via)
+            if kind != ("global" if isinstance(node, _Global) else type(node).__name__):
+                return None
+            out.append(Shared(path, kind, cpus, node))
+    except (LookupError, AttributeError, TypeError, ValueError):
+        return None
+    return out
+
+
+def _follow(m, sources, via):
+    root = via[0]
+    obj = m.cpus[root[1]].frames[root[2]].gen if root[0] == "cpu" else sources[root[1]].handler
+    for step in via[1:]:
+        op = step[0]
+        if op == "yf":
+            for _ in range(step[1]):
+                obj = obj.gi_yieldfrom
+        elif op == "local":
+            obj = obj.gi_frame.f_locals[step[1]]
+        elif op == "gns":
+            obj = obj.gi_frame.f_globals
+        elif op == "key" or op == "index":
+            obj = obj[step[1]]
+        elif op == "field":
+            obj = object.__getattribute__(obj, "_slot").fields[step[1]]
+        elif op == "attr":
+            d = getattr(obj, "__dict__", None)
+            obj = d[step[1]] if isinstance(d, dict) and step[1] in d else getattr(obj, step[1])
+        elif op == "cell":
+            obj = obj.__closure__[step[1]].cell_contents
+        elif op == "kwdefaults":
+            obj = tuple(obj.__kwdefaults__.values())
+        elif op == "binding":
+            obj = _Global(obj, step[1], True)
+        else:
+            raise ValueError(op)
+    return obj
 
 
 class Watch:
