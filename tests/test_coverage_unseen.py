@@ -8,7 +8,6 @@ model proven.  The models are in ``tests/models/coverage_cases.py``.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 
@@ -16,7 +15,7 @@ import pytest
 
 from conftest import MODELS, cli, spec_of
 from smpvm import load_target, pause, scenario
-from smpvm.scenario import run_spec, scenarios_in
+from smpvm.scenario import scenarios_in
 from smpvm.search.exhaust import exhaust
 from smpvm.strategies import unseen
 
