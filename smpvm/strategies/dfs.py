@@ -313,7 +313,7 @@ class DFS(Strategy):
                 self._look_for_unseen(current_machine())
             if self._k == self.fresh_from and self._k and not self._rebased:
                 self._take_over()
-            if self._lower:
+            if len(self._pure) > 1:  # twins left (see ``_not_held_back``)
                 options = self._not_held_back(options)
         options = self.fair.allowed(options, last)
         if self.blocked_at is not None:
@@ -349,7 +349,8 @@ class DFS(Strategy):
             m = self._m = current_machine()
         k = self._k
         self._k = k + 1
-        if self._lower:
+        twins = len(self._pure) > 1  # CPUs only ever leave the pure set
+        if twins:
             enabled = self._not_held_back(enabled)
             if cpu not in enabled:
                 self.symmetry_broken = True  # forced onto a thread held back
@@ -361,7 +362,7 @@ class DFS(Strategy):
                                  f"schedule")
             if self._watch is None:
                 self._look_for_unseen(m)
-            if self._lower:
+            if twins:
                 self._track_twins(cpu, self.trace[k].fp)
             return
         if k and k == self.fresh_from and not self._rebased:
@@ -382,7 +383,7 @@ class DFS(Strategy):
         step = self._record(m, cpu, footprint, enabled)
         if self._watch:
             self._note_unseen(footprint, changed)
-        if self._lower:
+        if twins:
             self._track_twins(cpu, footprint)
             after = self._not_held_back(after)
         if after != enabled:
@@ -693,6 +694,7 @@ class DFS(Strategy):
         are races too, as in source-DPOR.
         """
         steps = run.steps
+        vc, nth = run.clocks()  # step i happens before step j: vc[j][cpu of i] >= nth[i]
         waits = steps[prev].waits if prev >= 0 else None
         others = [i for i in sorted(run.dependent_before(fp, top)) if steps[i].cpu != p]
         before = []
@@ -701,10 +703,11 @@ class DFS(Strategy):
                 continue  # never enabled together with the waiter's next step
             if i > prev:
                 self._backtrack(run, i, p, at)
-            elif not run.happens_before(i, prev):
+            elif vc[prev][steps[i].cpu] < nth[i]:  # does not happen before ``prev``
                 before.append(i)
         for n, i in enumerate(reversed(before)):
-            if n == 0 or not any(run.happens_before(i, x) for x in others if x > i):
+            cpu, nth_i = steps[i].cpu, nth[i]
+            if n == 0 or not any(vc[x][cpu] >= nth_i for x in others if x > i):
                 self._backtrack(run, i, p, at)
 
     def _backtrack(self, run, i, p, at) -> None:
@@ -959,30 +962,36 @@ class _Run:
     def initials(self, i, at, p) -> list:
         """CPUs whose first step in "the steps after ``i`` not depending on it, then ``at``" waits
         for none of the others (``at`` may be one past the last step: a pending one, after all)."""
-        if len(self.vc) < len(self.steps):
-            self._clocks()
-        vc, nth, steps = self.vc, self.nth, self.steps
+        vc, nth = self.clocks()
+        steps = self.steps
+        last = len(steps)
+        cpu_i, nth_i = steps[i].cpu, nth[i]
         first = {}  # CPU -> number of its earliest step in the sequence so far
         found = []
-        for j in list(range(i + 1, min(at, len(steps)))) + [at]:
-            if j < len(steps):
-                if j != at and vc[j][steps[i].cpu] >= nth[i]:
+        for j in list(range(i + 1, min(at, last))) + [at]:
+            if j < last:
+                clock = vc[j]
+                if j != at and clock[cpu_i] >= nth_i:
                     continue  # depends on step i: not in the sequence
-                cpu, clock = steps[j].cpu, vc[j]
+                cpu = steps[j].cpu
+                if cpu in first:
+                    continue
                 waits = any(clock[c] >= n for c, n in first.items())
+                first[cpu] = nth[j]
             else:  # a pending step depends on everything before it
                 cpu, waits = p, bool(first)
-            if cpu not in first:
-                if not waits:
-                    found.append(cpu)
-                first[cpu] = nth[j] if j < len(steps) else 0
+                if cpu in first:
+                    continue
+                first[cpu] = 0
+            if not waits:
+                found.append(cpu)
         return found
 
-    def happens_before(self, i, j) -> bool:
-        """Does step ``i`` happen before step ``j`` (``i < j``)?"""
+    def clocks(self) -> tuple:
+        """(each step's vector clock, its number among its CPU's steps), up to date."""
         if len(self.vc) < len(self.steps):
             self._clocks()
-        return self.vc[j][self.steps[i].cpu] >= self.nth[i]
+        return self.vc, self.nth
 
     def _rebuilt_state(self):
         """The clocks' running state after the steps that have clocks (read back from them)."""
