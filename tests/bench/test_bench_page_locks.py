@@ -69,20 +69,27 @@ def test_tracing_to_a_file_keeps_memory_flat(tmp_path):
 
 def test_256_cpus_cost_what_their_acquisitions_cost(report_ratio):
     # Four times the CPUs with the same work per CPU: four times the acquisitions, so
-    # at most four times the 64-CPU time if nothing in the engine grows with CPU count.
+    # at most four times the 64-CPU time if nothing grows with CPU count.  The model's
+    # contention does grow (the same pages and queue lock for four times the CPUs: more
+    # contended acquisitions, hand-offs and retried trylocks), so each acquisition takes
+    # more steps; what the engine must keep flat is the cost of a step.
     def point(cpus):
         scn = load_target(TARGET)
         t0 = time.perf_counter()
         r = run_scenario(scn, variant="hashed", params=dict(POINT, cpus=cpus, ops_per_thread=1150),
                          seed=1, witness=False)
-        return time.perf_counter() - t0, sum(s.acquisitions for s in r.lockstat)
-
+        acquisitions = sum(s.acquisitions for s in r.lockstat)
+        contended = sum(s.contended for s in r.lockstat) / acquisitions
+        return time.perf_counter() - t0, acquisitions, r.steps, contended
     point(64)  # imports and caches, paid once
-    (t64, a64), (t256, a256) = point(64), point(256)
+    (t64, a64, s64, c64), (t256, a256, s256, c256) = point(64), point(256)
     per_acquisition = (t256 / a256) / (t64 / a64)
+    per_step = (t256 / s256) / (t64 / s64)
     report_ratio("page locks, 256 CPUs / 64 CPUs",
                  f"{t256 / t64:.2f}x the time for {a256 / a64:.2f}x the acquisitions "
                  f"({a64:,} in {t64:.1f} s -> {a256:,} in {t256:.1f} s; target <= 4x); "
-                 f"{per_acquisition:.2f}x per acquisition")
+                 f"{per_acquisition:.2f}x per acquisition, {per_step:.2f}x per step "
+                 f"({s256 / a256:.2f} steps per acquisition against {s64 / a64:.2f}; "
+                 f"contended {c64:.0%} -> {c256:.0%})")
     # what may grow is the CPU heap's depth (log of the CPUs): a tenth at most
-    assert per_acquisition <= 1.1
+    assert per_step <= 1.1
