@@ -27,6 +27,14 @@ pilot runs and in every run of the epochs before e - 1.  The one-epoch lag
 lets epoch e start while epoch e - 1 is still running, and k depends only on
 which runs came earlier, never on when they finished.
 
+On a Dask cluster a task's round trip (a few to 15 ms through the scheduler)
+would leave a worker idle after each batch while the next epoch waits on
+the one before it, so there batches also go out ahead of their k, on a guess:
+the k that the runs finished so far give, once it has held for four epochs.
+A run is a pure function of its index and k, so such a batch is kept only when
+its guess proves to be the k its epoch gets; otherwise it is run again with
+that k before it is recorded.  Either way runs.csv reads the same.
+
 **Resuming.**  ``runs.csv`` is the record of what finished.  ``--resume``
 reads it (with the decisions column it rebuilds k), runs only the missing
 indices and appends; ``explore.json`` holds the exploration's arguments so a
@@ -45,13 +53,17 @@ from dataclasses import asdict, dataclass, field
 
 from ..scenario import check_cpus, load_target, split_target
 from ..violations import BadInput, ModelError
-from .executors import HEALTH_CHECK_S, max_workers, wait_first as _wait_first  # noqa: F401
+from . import executors as _executors
+from .executors import max_workers, wait_first as _wait_first  # noqa: F401
 from .manifest import write_manifest
 from .plan import (BATCH_ATTEMPTS, CSV_COLUMNS, DEFAULT_RUNS, EPOCH_RUNS, PILOT_RUNS,  # noqa: F401
                    SEARCHES, SYSTEMATIC, Batch, Outcome, Plan, check_resumable,
                    check_same_exploration, cut_short, manifest_of, outcome_of, read_runs_csv,
                    run_batch, run_one)
 
+
+#: Seconds between checks that a cluster is still there (``smpvm.studies.sweep`` reads it here).
+HEALTH_CHECK_S = _executors.HEALTH_CHECK_S
 
 # -- the exploration ----------------------------------------------------------------------------
 
@@ -191,8 +203,15 @@ class Exploration:
         self.pilot_k = 1
         self.ncpus = 0
         self.first_runs: dict[str, int] = {}
-        #: --stop-on-first with workers: finished batches waiting for earlier ones, by start.
-        self._held: dict[int, list] = {}
+        #: Finished batches waiting for earlier ones, by start: (batch, k it ran with, Batch).
+        self._held: dict[int, tuple] = {}
+        #: The k each batch out was sent with.
+        self._sent_k: dict[tuple, int] = {}
+        #: How far past the first run not settled a batch may start on a guessed k (Dask).
+        self._ahead = 0
+        #: Batches run again because their guessed k was not their epoch's.
+        self.reruns = 0
+        self._pending = None
         self._csv = None
         self._writer = None
         self._inline = False
@@ -320,6 +339,23 @@ class Exploration:
         e = start // EPOCH_RUNS
         return e < 2 or self.done_prefix >= (e - 1) * EPOCH_RUNS
 
+    def _may_start(self, start: int) -> bool:
+        """May the batch at ``start`` go out now?  When its k is known; or, within
+        ``_ahead`` runs of the first run not settled, on the k known so far (which
+        ``_flush_in_order`` checks), once the last four epochs settled have not raised
+        it: the most decisions per run have stopped growing, so the guess is good."""
+        if self._k_ready(start):
+            return True
+        if start >= self.done_prefix + self._ahead:
+            return False
+        oldest = self.done_prefix // EPOCH_RUNS  # the oldest epoch still out
+        return (oldest >= 4 and self._k_for_epoch(start // EPOCH_RUNS)
+                == self._k_for_epoch(oldest - 2))
+
+    def _k_right(self, start: int, k: int) -> bool:
+        """Did the batch at ``start`` run with its epoch's k (known only once ``_k_ready``)?"""
+        return self._k_ready(start) and k == self._k_for_epoch(start // EPOCH_RUNS)
+
     def _record(self, b: Batch) -> None:
         """Append a finished batch to runs.csv and count it."""
         if self.done.find(1, b.start, b.stop) >= 0:
@@ -372,8 +408,9 @@ class Exploration:
     def _batch_size(self, workers: int) -> int:
         """Runs per batch: small enough that two epochs keep every worker busy.
 
-        A Dask task pays a scheduler round trip, so Dask gets fewer, larger
-        batches (up to an epoch) than local processes.
+        A Dask task pays a scheduler round trip and a worker's hand-over from
+        one task to the next, so Dask gets fewer, larger batches (up to an epoch)
+        than local processes, and sends them ahead of their k (``_may_start``).
         """
         if workers == 1:
             return 64
@@ -381,12 +418,24 @@ class Exploration:
             return max(64, min(EPOCH_RUNS, self.runs // (workers * 4)))
         return max(16, min(EPOCH_RUNS // 4, self.runs // (workers * 8)))
 
+    def _window(self, workers: int) -> int:
+        """Batches out at once.  A Dask scheduler hands a worker its next task as the
+        last one ends only if it holds one: three per worker keep one running, one
+        waiting on the worker and one in the scheduler, so a task's round trip to
+        this process is never a worker's wait."""
+        if self._inline:
+            return 1
+        return 3 * workers if self.dask is not None else 2 * workers
+
     def _run_sampled(self) -> None:
         from .executors import default_workers
         inline = self._inline = self.dask is None and self.workers == 1
         workers = 1 if inline else (self.workers or default_workers())
-        pending = Batches(self.runs, self._batch_size(workers), self.done)
-        window = 1 if inline else 2 * workers
+        size = self._batch_size(workers)
+        pending = self._pending = Batches(self.runs, size, self.done)
+        window = self._window(workers)
+        if self.dask is not None:
+            self._ahead = 2 * window * size  # bounds the finished batches held in memory
         attempts: dict[tuple, int] = {}
         t0 = time.perf_counter()
         from .executors import ClusterLost
@@ -419,7 +468,7 @@ class Exploration:
             try:
                 while pending or inflight:
                     while (pending and len(inflight) < window and not self._stopping()
-                           and self._k_ready(pending.peek()[0])
+                           and self._may_start(pending.peek()[0])
                            and self._may_submit(pending.peek())):
                         suspect = pending.peek() in attempts
                         if suspect and inflight:
@@ -440,6 +489,7 @@ class Exploration:
                                     pending.requeue(inflight[f])
                             return True
                         inflight[fut] = b
+                        self._sent_k[b] = k
                         if suspect:
                             break
                     if not inflight:
@@ -486,21 +536,26 @@ class Exploration:
     def _finished(self, batch, result: Batch) -> None:
         """Record a batch in run order (see ``_flush_in_order``): runs.csv reads the same
         whatever the workers or executor, and --stop-on-first counts exactly."""
+        k = self._sent_k.pop(batch)
         if self._inline:
             self._record(result)
             return
-        self._held[batch[0]] = result
+        self._held[batch[0]] = (batch, k, result)
         self._flush_in_order()
 
     def _record_held(self) -> None:
-        """An interrupted search keeps every finished run, in order as far as it goes."""
+        """An interrupted search keeps every finished run, in order as far as it goes
+        (a batch sent ahead of its k, only when that k proves right)."""
         if not self._stopping():
             for start in sorted(self._held):
-                self._record(self._held.pop(start))
+                _, k, result = self._held.pop(start)
+                if self._k_right(start, k):
+                    self._record(result)
+        self._held.clear()
 
     def _held_failure(self):
         """The earliest failing run among batches waiting for earlier ones (or None)."""
-        runs = [o.run for b in self._held.values() for o in b.failures]
+        runs = [o.run for _, _, b in self._held.values() for o in b.failures]
         return min(runs) if runs else None
 
     def _flush_in_order(self) -> None:
@@ -513,7 +568,13 @@ class Exploration:
             start = min(self._held)
             if start > self.done_prefix:
                 return  # an earlier batch is still out
-            self._record(self._held.pop(start))
+            batch, k, result = self._held.pop(start)
+            if not self._k_right(start, k):
+                # sent ahead on a k its epoch did not get: run it again with that k
+                self.reruns += 1
+                self._pending.requeue(batch)
+                return
+            self._record(result)
         if self._stopping():
             self._held.clear()
 
