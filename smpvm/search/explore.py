@@ -418,6 +418,16 @@ class Exploration:
             return max(64, min(EPOCH_RUNS, self.runs // (workers * 4)))
         return max(16, min(EPOCH_RUNS // 4, self.runs // (workers * 8)))
 
+    def _batches_per_task(self, workers: int, size: int) -> int:
+        """Batches sent as one task.  A Dask task costs the scheduler, this process and
+        the worker about 9 ms of CPU between them, on the cores the runs need, so
+        Dask gets up to four batches (four epochs) a task, while that leaves at least
+        eight tasks a worker: a worker waits for the last task to end on another
+        for no more than a short one."""
+        if self.dask is None or self._inline:
+            return 1
+        return max(1, min(4, self.runs // (size * 8 * workers)))
+
     def _window(self, workers: int) -> int:
         """Batches out at once.  A Dask scheduler hands a worker its next task as the
         last one ends only if it holds one: three per worker keep one running, one
@@ -434,14 +444,17 @@ class Exploration:
         size = self._batch_size(workers)
         pending = self._pending = Batches(self.runs, size, self.done)
         window = self._window(workers)
+        per_task = self._batches_per_task(workers, size)
         if self.dask is not None:
-            self._ahead = 2 * window * size  # bounds the finished batches held in memory
+            # bounds the finished batches held in memory
+            self._ahead = 2 * window * per_task * size
         attempts: dict[tuple, int] = {}
         t0 = time.perf_counter()
         from .executors import ClusterLost
         try:
             # a broken executor (a worker process died) is replaced and the search goes on
-            while pending and not self._stopping() and self._drive(pending, window, attempts):
+            while (pending and not self._stopping()
+                   and self._drive(pending, window, per_task, attempts)):
                 pass
         except KeyboardInterrupt:
             self.report.interrupted = True
@@ -460,8 +473,9 @@ class Exploration:
         held = self._held_failure()
         return held is None or batch[0] <= held
 
-    def _drive(self, pending: "Batches", window: int, attempts: dict) -> bool:
-        """Feed batches to one executor until done; True when it broke and must be replaced."""
+    def _drive(self, pending: "Batches", window: int, per_task: int, attempts: dict) -> bool:
+        """Feed batches to one executor, up to ``per_task`` in a task, until done; True when
+        it broke and must be replaced."""
         from .executors import ClusterLost, make_executor
         with make_executor(self.workers, self.dask) as ex:
             inflight: dict = {}
@@ -473,23 +487,34 @@ class Exploration:
                         suspect = pending.peek() in attempts
                         if suspect and inflight:
                             break  # a batch that was out when a worker died runs alone
-                        b = pending.pop()
-                        k = self._k_for_epoch(b[0] // EPOCH_RUNS)
+                        # a batch whose k is known goes alone: only at the start, or run
+                        # again on the right k, and the runs after it wait for it
+                        alone = suspect or self._k_ready(pending.peek()[0])
+                        task = self._take(pending, attempts, 1 if alone else per_task)
+                        ks = [self._k_for_epoch(b[0] // EPOCH_RUNS) for b in task]
                         try:
-                            fut = ex.submit(run_batch, self.plan, b[0], b[1], k,
-                                            self.stop_on_first)
+                            if len(task) == 1:
+                                (b,), (k,) = task, ks
+                                fut = ex.submit(run_batch, self.plan, b[0], b[1], k,
+                                                self.stop_on_first)
+                            else:
+                                fut = ex.submit(run_batches, self.plan,
+                                                [(b[0], b[1], k) for b, k in zip(task, ks)],
+                                                self.stop_on_first)
                         except cf.BrokenExecutor:
                             # a worker died since the last look: settle what finished (the
                             # batch that killed it counts a try), queue the rest again
-                            pending.requeue(b)
+                            for b in task:
+                                pending.requeue(b)
                             for f in sorted(inflight, key=lambda f: inflight[f]):
                                 if f.done():
                                     self._collect(f, inflight[f], pending, attempts)
                                 else:
-                                    pending.requeue(inflight[f])
+                                    for b in inflight[f]:
+                                        pending.requeue(b)
                             return True
-                        inflight[fut] = b
-                        self._sent_k[b] = k
+                        inflight[fut] = task
+                        self._sent_k.update(zip(task, ks))
                         if suspect:
                             break
                     if not inflight:
@@ -502,8 +527,9 @@ class Exploration:
                         # every batch still out went down with the executor: queue them again
                         for fut in inflight:
                             fut.cancel()
-                        for b in inflight.values():
-                            pending.requeue(b)
+                        for task in inflight.values():
+                            for b in task:
+                                pending.requeue(b)
                         return True
                     if self._stopping():
                         for fut in inflight:
@@ -517,20 +543,38 @@ class Exploration:
                 raise
         return False
 
-    def _collect(self, fut, batch, pending, attempts) -> bool:
-        """Record a finished batch, or queue it again; True when the executor is broken."""
+    def _take(self, pending, attempts, n: int) -> tuple:
+        """The next batch, and after it up to ``n - 1`` more that may go out now, for
+        one task (a batch that was out when a worker died goes alone)."""
+        task = [pending.pop()]
+        while (len(task) < n and pending and pending.peek() not in attempts
+               and self._may_start(pending.peek()[0]) and self._may_submit(pending.peek())):
+            task.append(pending.pop())
+        return tuple(task)
+
+    def _collect(self, fut, task, pending, attempts) -> bool:
+        """Record the finished batches of a task, or queue them again; True when the
+        executor is broken."""
         try:
             result = fut.result()
         except (ModelError, BadInput):
             raise
         except cf.CancelledError:
-            pending.requeue(batch)
+            for batch in task:
+                pending.requeue(batch)
             return False
         except Exception as e:
             if self._inline:
                 raise  # in this process nothing died: an error is an error, with its traceback
-            return self._retry(batch, e, pending, attempts)
-        self._finished(batch, result)
+            broken = False
+            for batch in task:
+                broken |= self._retry(batch, e, pending, attempts)
+            return broken
+        results = [result] if len(task) == 1 else result
+        for batch, one in zip(task, results):
+            self._finished(batch, one)
+        for batch in task[len(results):]:  # not run: --stop-on-first stopped the task
+            pending.requeue(batch)
         return False
 
     def _finished(self, batch, result: Batch) -> None:
@@ -766,6 +810,17 @@ class Exploration:
             n = runs_for_confidence(p, 0.99)
             self.report.pct.append({"depth": d, "n": self.ncpus, "k": k, "probability": p,
                                     "runs_for_99": n, "exploration_runs_for_99": n * share})
+
+
+def run_batches(plan: Plan, batches: list, stop_on_first: bool = False) -> list:
+    """``run_batch`` for each (start, stop, k) of ``batches`` (one Dask task); after a
+    failing run under ``stop_on_first``, the batches after its own are not run."""
+    out = []
+    for start, stop, k in batches:
+        out.append(run_batch(plan, start, stop, k, stop_on_first))
+        if stop_on_first and out[-1].failures:
+            break
+    return out
 
 
 class Batches:
