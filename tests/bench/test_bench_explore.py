@@ -177,5 +177,6 @@ def test_dask_local_against_the_process_pool(tmp_path, report_ratio):
     report_ratio("explore --dask local / 2-process pool",
                  f"{ratio:.2f}x ({max(rates['dask']):,.0f} against {max(rates['pool']):,.0f} "
                  f"runs/s, {DASK_RUNS:,} runs; rounds {rounds}; goal >= 0.9x)")
-    # The goal is 0.9x; the assertion guards what this build reaches on the 2-core machines.
-    assert ratio >= 0.85
+    # The goal is 0.9x, met on a quiet 2-core machine (0.92-0.94x); the assertion leaves
+    # room for another process on the cores, which costs the cluster's extra threads more.
+    assert ratio >= 0.88
