@@ -87,6 +87,22 @@ def test_same_outcomes_on_a_dask_local_cluster(tmp_path, dask_cluster):
     assert a.failing_runs == b.failing_runs > 0
 
 
+def test_batches_sent_ahead_of_their_k_on_dask_are_run_again_when_it_was_wrong(
+        tmp_path, dask_cluster, monkeypatch):
+    """On Dask, batches go out on a guess of their epoch's k and a wrong guess is run
+    again before it is recorded.  Guessing from the first epoch on, while the doomed
+    object's k still grows (14, then 17, then 19), makes some guesses wrong."""
+    target = os.path.join("models", "freebsd", "device_pager.py") + "::doomed_object"
+    monkeypatch.setattr(Exploration, "_may_start", lambda self, start: (
+        self._k_ready(start) or start < self.done_prefix + self._ahead))
+    x = Exploration(target, variant="fixed", runs=6000, seed=1, workers=2, dask=dask_cluster,
+                    out=tmp_path / "dask")
+    x.run()
+    assert x.reruns > 0, "every guess was right: the test proves nothing"
+    explore(target, variant="fixed", runs=6000, seed=1, workers=2, out=tmp_path / "pool")
+    assert (tmp_path / "pool" / "runs.csv").read_bytes() == (tmp_path / "dask" / "runs.csv").read_bytes()
+
+
 def test_a_lost_dask_worker_loses_no_runs(tmp_path, dask_cluster):
     marker = tmp_path / "killed-once"
     params = {"every": 37, "marker": str(marker)}

@@ -85,22 +85,29 @@ def make_executor(workers: int | None = None, dask: str | None = None):
         except ImportError:
             from ..violations import BadInput
             raise BadInput("--dask needs the dask extra: pip install 'smpvm[dask]'") from None
-        cluster = None
-        if dask == "local":
-            cluster = _local_cluster(LocalCluster, workers or default_workers())
-            client = Client(cluster)
-        else:
-            client = _connect(Client, dask)
-        try:
-            with _quiet_dask():  # smpvm says in one line what went wrong
-                ex = client.get_executor()
-                ex.check_alive = _Health(client, dask)
-                yield ex
-        finally:
-            with _quiet_dask():
-                client.close()
-                if cluster is not None:
-                    cluster.close()
+        import dask as dask_config
+        with contextlib.ExitStack() as stack:
+            cluster = None
+            if dask == "local":
+                # held while the cluster lives: a worker restarted after it died is
+                # started the same way
+                stack.enter_context(dask_config.config.set(LOCAL_CLUSTER_CONFIG))
+                cluster = _local_cluster(LocalCluster, workers or default_workers())
+                client = Client(cluster)
+            else:
+                client = _connect(Client, dask)
+            try:
+                with _quiet_dask():  # smpvm says in one line what went wrong
+                    # pure=False: a task's key is not a hash of its arguments (no
+                    # hashing of the plan per task; a batch sent again is a new task)
+                    ex = client.get_executor(pure=False)
+                    ex.check_alive = _Health(client, dask)
+                    yield ex
+            finally:
+                with _quiet_dask():
+                    client.close()
+                    if cluster is not None:
+                        cluster.close()
         return
     w = workers or default_workers()
     if w == 1:
@@ -182,6 +189,26 @@ class _Health:
                               f"{no_workers_s():g} s")
 
 
+#: Dask settings for a ``--dask local`` cluster.  Its workers are forked from this
+#: process, which has Dask, smpvm and the model loaded already: a spawned worker
+#: imports all of them again (a second of CPU each, on the cores the search needs),
+#: a forked one starts in a few milliseconds.  The workers run long tasks of pure
+#: Python, so they are spared what only a dashboard shows: the statistical profiler
+#: (a sample of every thread's stack each 10 ms), the event-loop health tick (each
+#: 20 ms) and the system monitor (each 0.5 s); together these took about 6% of a
+#: worker's CPU in a doomed-object search.  The worker's memory (against its spill,
+#: pause and terminate limits) is read each second rather than ten times a second,
+#: by the worker and by its nanny in this process: that halved the CPU that the
+#: cluster's event loops take while the runs go on.
+LOCAL_CLUSTER_CONFIG = {
+    "distributed.worker.multiprocessing-method": "fork",
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+
+
 def _local_cluster(LocalCluster, n: int):
     """A LocalCluster whose worker processes leave Ctrl-C to this one (no tracebacks)."""
     import signal
@@ -193,9 +220,10 @@ def _local_cluster(LocalCluster, n: int):
     saved = {k: os.environ.get(k) for k in quiet}
     os.environ.update(quiet)
     try:
-        # no dashboard: ":0" (any free port), not the default 8787 another cluster may hold
-        return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                            dashboard_address=":0")
+        # no dashboard (nor the default port 8787 that another cluster may hold)
+        with _quiet_dask():  # a forked worker keeps these quiet loggers
+            return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                dashboard_address=None)
     finally:
         for k, v in saved.items():
             if v is None:

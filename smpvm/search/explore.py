@@ -27,6 +27,14 @@ pilot runs and in every run of the epochs before e - 1.  The one-epoch lag
 lets epoch e start while epoch e - 1 is still running, and k depends only on
 which runs came earlier, never on when they finished.
 
+On a Dask cluster a task's round trip (a few to 15 ms through the scheduler)
+would leave a worker idle after each batch while the next epoch waits on
+the one before it, so there batches also go out ahead of their k, on a guess:
+the k that the runs finished so far give, once it has held for four epochs.
+A run is a pure function of its index and k, so such a batch is kept only when
+its guess proves to be the k its epoch gets; otherwise it is run again with
+that k before it is recorded.  Either way runs.csv reads the same.
+
 **Resuming.**  ``runs.csv`` is the record of what finished.  ``--resume``
 reads it (with the decisions column it rebuilds k), runs only the missing
 indices and appends; ``explore.json`` holds the exploration's arguments so a
@@ -45,13 +53,17 @@ from dataclasses import asdict, dataclass, field
 
 from ..scenario import check_cpus, load_target, split_target
 from ..violations import BadInput, ModelError
-from .executors import HEALTH_CHECK_S, max_workers, wait_first as _wait_first  # noqa: F401
+from . import executors as _executors
+from .executors import max_workers, wait_first as _wait_first  # noqa: F401
 from .manifest import write_manifest
 from .plan import (BATCH_ATTEMPTS, CSV_COLUMNS, DEFAULT_RUNS, EPOCH_RUNS, PILOT_RUNS,  # noqa: F401
                    SEARCHES, SYSTEMATIC, Batch, Outcome, Plan, check_resumable,
                    check_same_exploration, cut_short, manifest_of, outcome_of, read_runs_csv,
                    run_batch, run_one)
 
+
+#: Seconds between checks that a cluster is still there (``smpvm.studies.sweep`` reads it here).
+HEALTH_CHECK_S = _executors.HEALTH_CHECK_S
 
 # -- the exploration ----------------------------------------------------------------------------
 
@@ -191,8 +203,15 @@ class Exploration:
         self.pilot_k = 1
         self.ncpus = 0
         self.first_runs: dict[str, int] = {}
-        #: --stop-on-first with workers: finished batches waiting for earlier ones, by start.
-        self._held: dict[int, list] = {}
+        #: Finished batches waiting for earlier ones, by start: (batch, k it ran with, Batch).
+        self._held: dict[int, tuple] = {}
+        #: The k each batch out was sent with.
+        self._sent_k: dict[tuple, int] = {}
+        #: How far past the first run not settled a batch may start on a guessed k (Dask).
+        self._ahead = 0
+        #: Batches run again because their guessed k was not their epoch's.
+        self.reruns = 0
+        self._pending = None
         self._csv = None
         self._writer = None
         self._inline = False
@@ -320,6 +339,23 @@ class Exploration:
         e = start // EPOCH_RUNS
         return e < 2 or self.done_prefix >= (e - 1) * EPOCH_RUNS
 
+    def _may_start(self, start: int) -> bool:
+        """May the batch at ``start`` go out now?  When its k is known; or, within
+        ``_ahead`` runs of the first run not settled, on the k known so far (which
+        ``_flush_in_order`` checks), once the last four epochs settled have not raised
+        it: the most decisions per run have stopped growing, so the guess is good."""
+        if self._k_ready(start):
+            return True
+        if start >= self.done_prefix + self._ahead:
+            return False
+        oldest = self.done_prefix // EPOCH_RUNS  # the oldest epoch still out
+        return (oldest >= 4 and self._k_for_epoch(start // EPOCH_RUNS)
+                == self._k_for_epoch(oldest - 2))
+
+    def _k_right(self, start: int, k: int) -> bool:
+        """Did the batch at ``start`` run with its epoch's k (known only once ``_k_ready``)?"""
+        return self._k_ready(start) and k == self._k_for_epoch(start // EPOCH_RUNS)
+
     def _record(self, b: Batch) -> None:
         """Append a finished batch to runs.csv and count it."""
         if self.done.find(1, b.start, b.stop) >= 0:
@@ -372,8 +408,9 @@ class Exploration:
     def _batch_size(self, workers: int) -> int:
         """Runs per batch: small enough that two epochs keep every worker busy.
 
-        A Dask task pays a scheduler round trip, so Dask gets fewer, larger
-        batches (up to an epoch) than local processes.
+        A Dask task pays a scheduler round trip and a worker's hand-over from
+        one task to the next, so Dask gets fewer, larger batches (up to an epoch)
+        than local processes, and sends them ahead of their k (``_may_start``).
         """
         if workers == 1:
             return 64
@@ -381,18 +418,43 @@ class Exploration:
             return max(64, min(EPOCH_RUNS, self.runs // (workers * 4)))
         return max(16, min(EPOCH_RUNS // 4, self.runs // (workers * 8)))
 
+    def _batches_per_task(self, workers: int, size: int) -> int:
+        """Batches sent as one task.  A Dask task costs the scheduler, this process and
+        the worker about 9 ms of CPU between them, on the cores the runs need, so
+        Dask gets up to four batches (four epochs) a task, while that leaves at least
+        eight tasks a worker: a worker waits for the last task to end on another
+        for no more than a short one."""
+        if self.dask is None or self._inline:
+            return 1
+        return max(1, min(4, self.runs // (size * 8 * workers)))
+
+    def _window(self, workers: int) -> int:
+        """Batches out at once.  A Dask scheduler hands a worker its next task as the
+        last one ends only if it holds one: three per worker keep one running, one
+        waiting on the worker and one in the scheduler, so a task's round trip to
+        this process is never a worker's wait."""
+        if self._inline:
+            return 1
+        return 3 * workers if self.dask is not None else 2 * workers
+
     def _run_sampled(self) -> None:
         from .executors import default_workers
         inline = self._inline = self.dask is None and self.workers == 1
         workers = 1 if inline else (self.workers or default_workers())
-        pending = Batches(self.runs, self._batch_size(workers), self.done)
-        window = 1 if inline else 2 * workers
+        size = self._batch_size(workers)
+        pending = self._pending = Batches(self.runs, size, self.done)
+        window = self._window(workers)
+        per_task = self._batches_per_task(workers, size)
+        if self.dask is not None:
+            # bounds the finished batches held in memory
+            self._ahead = 2 * window * per_task * size
         attempts: dict[tuple, int] = {}
         t0 = time.perf_counter()
         from .executors import ClusterLost
         try:
             # a broken executor (a worker process died) is replaced and the search goes on
-            while pending and not self._stopping() and self._drive(pending, window, attempts):
+            while (pending and not self._stopping()
+                   and self._drive(pending, window, per_task, attempts)):
                 pass
         except KeyboardInterrupt:
             self.report.interrupted = True
@@ -411,35 +473,48 @@ class Exploration:
         held = self._held_failure()
         return held is None or batch[0] <= held
 
-    def _drive(self, pending: "Batches", window: int, attempts: dict) -> bool:
-        """Feed batches to one executor until done; True when it broke and must be replaced."""
+    def _drive(self, pending: "Batches", window: int, per_task: int, attempts: dict) -> bool:
+        """Feed batches to one executor, up to ``per_task`` in a task, until done; True when
+        it broke and must be replaced."""
         from .executors import ClusterLost, make_executor
         with make_executor(self.workers, self.dask) as ex:
             inflight: dict = {}
             try:
                 while pending or inflight:
                     while (pending and len(inflight) < window and not self._stopping()
-                           and self._k_ready(pending.peek()[0])
+                           and self._may_start(pending.peek()[0])
                            and self._may_submit(pending.peek())):
                         suspect = pending.peek() in attempts
                         if suspect and inflight:
                             break  # a batch that was out when a worker died runs alone
-                        b = pending.pop()
-                        k = self._k_for_epoch(b[0] // EPOCH_RUNS)
+                        # a batch whose k is known goes alone: only at the start, or run
+                        # again on the right k, and the runs after it wait for it
+                        alone = suspect or self._k_ready(pending.peek()[0])
+                        task = self._take(pending, attempts, 1 if alone else per_task)
+                        ks = [self._k_for_epoch(b[0] // EPOCH_RUNS) for b in task]
                         try:
-                            fut = ex.submit(run_batch, self.plan, b[0], b[1], k,
-                                            self.stop_on_first)
+                            if len(task) == 1:
+                                (b,), (k,) = task, ks
+                                fut = ex.submit(run_batch, self.plan, b[0], b[1], k,
+                                                self.stop_on_first)
+                            else:
+                                fut = ex.submit(run_batches, self.plan,
+                                                [(b[0], b[1], k) for b, k in zip(task, ks)],
+                                                self.stop_on_first)
                         except cf.BrokenExecutor:
                             # a worker died since the last look: settle what finished (the
                             # batch that killed it counts a try), queue the rest again
-                            pending.requeue(b)
+                            for b in task:
+                                pending.requeue(b)
                             for f in sorted(inflight, key=lambda f: inflight[f]):
                                 if f.done():
                                     self._collect(f, inflight[f], pending, attempts)
                                 else:
-                                    pending.requeue(inflight[f])
+                                    for b in inflight[f]:
+                                        pending.requeue(b)
                             return True
-                        inflight[fut] = b
+                        inflight[fut] = task
+                        self._sent_k.update(zip(task, ks))
                         if suspect:
                             break
                     if not inflight:
@@ -452,8 +527,9 @@ class Exploration:
                         # every batch still out went down with the executor: queue them again
                         for fut in inflight:
                             fut.cancel()
-                        for b in inflight.values():
-                            pending.requeue(b)
+                        for task in inflight.values():
+                            for b in task:
+                                pending.requeue(b)
                         return True
                     if self._stopping():
                         for fut in inflight:
@@ -467,40 +543,63 @@ class Exploration:
                 raise
         return False
 
-    def _collect(self, fut, batch, pending, attempts) -> bool:
-        """Record a finished batch, or queue it again; True when the executor is broken."""
+    def _take(self, pending, attempts, n: int) -> tuple:
+        """The next batch, and after it up to ``n - 1`` more that may go out now, for
+        one task (a batch that was out when a worker died goes alone)."""
+        task = [pending.pop()]
+        while (len(task) < n and pending and pending.peek() not in attempts
+               and self._may_start(pending.peek()[0]) and self._may_submit(pending.peek())):
+            task.append(pending.pop())
+        return tuple(task)
+
+    def _collect(self, fut, task, pending, attempts) -> bool:
+        """Record the finished batches of a task, or queue them again; True when the
+        executor is broken."""
         try:
             result = fut.result()
         except (ModelError, BadInput):
             raise
         except cf.CancelledError:
-            pending.requeue(batch)
+            for batch in task:
+                pending.requeue(batch)
             return False
         except Exception as e:
             if self._inline:
                 raise  # in this process nothing died: an error is an error, with its traceback
-            return self._retry(batch, e, pending, attempts)
-        self._finished(batch, result)
+            broken = False
+            for batch in task:
+                broken |= self._retry(batch, e, pending, attempts)
+            return broken
+        results = [result] if len(task) == 1 else result
+        for batch, one in zip(task, results):
+            self._finished(batch, one)
+        for batch in task[len(results):]:  # not run: --stop-on-first stopped the task
+            pending.requeue(batch)
         return False
 
     def _finished(self, batch, result: Batch) -> None:
         """Record a batch in run order (see ``_flush_in_order``): runs.csv reads the same
         whatever the workers or executor, and --stop-on-first counts exactly."""
+        k = self._sent_k.pop(batch)
         if self._inline:
             self._record(result)
             return
-        self._held[batch[0]] = result
+        self._held[batch[0]] = (batch, k, result)
         self._flush_in_order()
 
     def _record_held(self) -> None:
-        """An interrupted search keeps every finished run, in order as far as it goes."""
+        """An interrupted search keeps every finished run, in order as far as it goes
+        (a batch sent ahead of its k, only when that k proves right)."""
         if not self._stopping():
             for start in sorted(self._held):
-                self._record(self._held.pop(start))
+                _, k, result = self._held.pop(start)
+                if self._k_right(start, k):
+                    self._record(result)
+        self._held.clear()
 
     def _held_failure(self):
         """The earliest failing run among batches waiting for earlier ones (or None)."""
-        runs = [o.run for b in self._held.values() for o in b.failures]
+        runs = [o.run for _, _, b in self._held.values() for o in b.failures]
         return min(runs) if runs else None
 
     def _flush_in_order(self) -> None:
@@ -513,7 +612,13 @@ class Exploration:
             start = min(self._held)
             if start > self.done_prefix:
                 return  # an earlier batch is still out
-            self._record(self._held.pop(start))
+            batch, k, result = self._held.pop(start)
+            if not self._k_right(start, k):
+                # sent ahead on a k its epoch did not get: run it again with that k
+                self.reruns += 1
+                self._pending.requeue(batch)
+                return
+            self._record(result)
         if self._stopping():
             self._held.clear()
 
@@ -705,6 +810,17 @@ class Exploration:
             n = runs_for_confidence(p, 0.99)
             self.report.pct.append({"depth": d, "n": self.ncpus, "k": k, "probability": p,
                                     "runs_for_99": n, "exploration_runs_for_99": n * share})
+
+
+def run_batches(plan: Plan, batches: list, stop_on_first: bool = False) -> list:
+    """``run_batch`` for each (start, stop, k) of ``batches`` (one Dask task); after a
+    failing run under ``stop_on_first``, the batches after its own are not run."""
+    out = []
+    for start, stop, k in batches:
+        out.append(run_batch(plan, start, stop, k, stop_on_first))
+        if stop_on_first and out[-1].failures:
+            break
+    return out
 
 
 class Batches:
