@@ -831,9 +831,8 @@ def identical_threads(m, exclude=()) -> list[tuple[int, ...]]:
         if c.id in exclude or c.state != RUNNABLE or len(c.frames) != 1 or c.held \
                 or c.irqs or c.spl or c.op is not None:
             continue
-        gen = c.frames[0].gen
-        frame = getattr(gen, "gi_frame", None)
-        if frame is None or inspect.getgeneratorstate(gen) != inspect.GEN_CREATED:
+        gen, frame = _unstarted(c)
+        if frame is None:
             continue
         if unseen.reads_identity(gen.gi_code, frame.f_globals):
             continue  # its code may branch on which CPU it is on, or on the time
@@ -855,15 +854,23 @@ def _start_signature(m) -> tuple:
     """
     out = []
     for c in m.cpus:
-        gen = c.frames[0].gen if c.frames else None
-        frame = getattr(gen, "gi_frame", None)
-        if frame is None or inspect.getgeneratorstate(gen) != inspect.GEN_CREATED:
+        gen, frame = _unstarted(c)
+        if frame is None:
             out.append((c.id, c.name, getattr(gen, "__qualname__", None)))
             continue
         args = tuple((name, value) if type(value) in _VALUES else (name, type(value).__qualname__)
                      for name, value in frame.f_locals.items())
         out.append((c.id, c.name, gen.gi_code, args))
     return tuple(out)
+
+
+def _unstarted(c) -> tuple:
+    """(CPU ``c``'s outermost generator, its frame while it has not started; else None)."""
+    gen = c.frames[0].gen if c.frames else None
+    frame = getattr(gen, "gi_frame", None)
+    if frame is None or inspect.getgeneratorstate(gen) != inspect.GEN_CREATED:
+        return gen, None
+    return gen, frame
 
 
 def _joining_only_reads(lock, mode) -> bool:
