@@ -175,6 +175,33 @@ def test_identical_threads_are_searched_up_to_their_names_in_parts(small_first_p
     assert seq[0].runs < plain[0].runs
 
 
+def test_a_parts_passing_runs_do_not_keep_their_machines_alive():
+    """A part holds its runs until the driver takes them; a run's witness would hold
+    its whole machine (locks, threads, their frames) that long."""
+    import gc
+    import weakref
+    from smpvm.locks.sleep_mutex import SleepMutex
+    made = []
+    real_init = SleepMutex.__init__
+
+    def tracked(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        made.append(weakref.ref(self))
+    scn = load_target(DOOMED)
+    spec = RunSpec(DOOMED, variant="fixed", params={"allocators": 1}, seed=1)
+    part = pardfs.Part(0, (), pardfs.pickle.dumps([]), 8, fresh=True)
+    SleepMutex.__init__ = tracked
+    try:
+        res = pardfs.search_part(spec, part, None, True, scn=scn)
+    finally:
+        SleepMutex.__init__ = real_init
+    gc.collect()
+    assert len(res.runs) == 8 and made
+    assert not any(r.failed for r, _ in res.runs)
+    assert [ref for ref in made if ref() is not None] == []
+    assert all(r.witness_edges == [] and r.witness_classes == {} for r, _ in res.runs)
+
+
 # -- shipped models on worker processes ----------------------------------------------------------
 
 

@@ -138,10 +138,15 @@ _WITNESS_TABLES = ("witness_edges", "witness_usage", "witness_classes")
 
 
 def _light(result):
-    """A passing run without its witness tables, which nothing downstream of a search reads."""
+    """A passing run without its witness tables, which nothing downstream of a search reads.
+
+    The run's witness goes too: it holds the run's locks and threads, and so
+    the whole machine, alive until the part's results are taken.
+    """
+    witness = result.__dict__.pop("_witness", None)
     for name in _WITNESS_TABLES:
-        if hasattr(result, name):
-            setattr(result, name, type(getattr(result, name))())
+        if name in result.__dict__ or witness is not None:
+            setattr(result, name, [] if name != "witness_classes" else {})
     return result
 
 
