@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+import types
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -496,6 +498,29 @@ def test_threads_whose_code_reads_which_cpu_runs_them_are_not_taken_as_identical
                          on_run=lambda i, r: found.add(r.metrics["saw"]))
         assert report.exhausted and report.symmetric == []
     assert seen[True] == seen[False] == {0, 1}
+
+
+def test_threads_that_look_up_their_cpu_by_name_are_not_taken_as_identical(monkeypatch):
+    # The same as above through getattr, where the attribute's name is only a string.
+    # The model gets a module of its own: nothing else there reads ``m.current``.
+    source = (
+        "def setup(m, variant):\n"
+        "    box = m.shared('box', x=0)\n"
+        "    def thread():\n"
+        "        if getattr(m, 'current').name == 'T1':\n"
+        "            yield box.store('x', 1)\n"
+        "        else:\n"
+        "            m.metric('saw', (yield box.load('x')))\n"
+        "    m.spawn(thread(), name='T0')\n"
+        "    m.spawn(thread(), name='T1')\n")
+    module = types.ModuleType("by_name_model")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    exec(compile(source, "<model>", "exec"), module.__dict__)
+    scn = scenario()(module.setup).__smpvm_scenario__
+    seen = set()
+    report = exhaust(spec_of(scn, seed=0), scn=scn,
+                     on_run=lambda i, r: seen.add(r.metrics["saw"]))
+    assert report.exhausted and report.symmetric == [] and seen == {0, 1}
 
 
 def twins_scenario(body, twins, other):

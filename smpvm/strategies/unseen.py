@@ -74,13 +74,19 @@ _IDENTITY_OPS = frozenset({"LOAD_ATTR", "LOAD_METHOD", "LOAD_GLOBAL", "LOAD_NAME
 
 @functools.lru_cache(maxsize=4096)
 def _code_reads_identity(code) -> bool:
+    """Does ``code`` (or code nested in it) name ``current`` or ``now``?  An attribute
+    read, or the bare name as a string (``getattr(m, "now")``, ``attrgetter``)."""
     stack = [code]
     while stack:
         co = stack.pop()
         for ins in dis.get_instructions(co):
             if ins.opname in _IDENTITY_OPS and ins.argval in _IDENTITY:
                 return True
-        stack.extend(c for c in co.co_consts if isinstance(c, types.CodeType))
+        for c in co.co_consts:
+            if isinstance(c, types.CodeType):
+                stack.append(c)
+            elif type(c) is str and c in _IDENTITY:
+                return True
     return False
 
 
@@ -111,7 +117,7 @@ def _namespace_reads_identity(ns) -> bool:
     while todo and not found:
         for value in list(todo.pop().values()):
             for code, other in _model_code(value):
-                if _code_reads_identity(code):
+                if code is not None and _code_reads_identity(code):
                     found = True
                     break
                 if other is not None and id(other) not in seen:
@@ -124,11 +130,12 @@ def _namespace_reads_identity(ns) -> bool:
 
 
 def _model_code(value):
-    """(code, its module namespace) of the model functions ``value`` is or holds."""
+    """(code, its module namespace) of the model functions ``value`` is or holds; a
+    model module ``value`` gives (None, its namespace), read in its turn."""
     if isinstance(value, types.ModuleType):
         file = getattr(value, "__file__", None)
         if file and not _library_file(file):
-            yield _EMPTY_CODE, vars(value)
+            yield None, vars(value)
         return
     if isinstance(value, type):
         if value.__module__ in ("builtins",) or _api_module(value.__module__ or ""):
@@ -148,8 +155,6 @@ def _model_code(value):
     if isinstance(value, types.FunctionType) and not _library(value.__code__):
         yield value.__code__, value.__globals__
 
-
-_EMPTY_CODE = compile("", "<none>", "exec")
 
 
 def _is_api(obj) -> bool:
