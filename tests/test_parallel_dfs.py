@@ -175,6 +175,31 @@ def test_identical_threads_are_searched_up_to_their_names_in_parts(small_first_p
     assert seq[0].runs < plain[0].runs
 
 
+def test_continuations_searched_in_their_parts_task_change_nothing(monkeypatch):
+    """A worker that goes on below its cut part in the same task runs exactly the part
+    the driver would have made: the same runs, in the same order, the same report."""
+    adopted = []
+    real_adopt = pardfs._Driver._adopt
+
+    def adopt(self, part, result):
+        adopted.append(part.key)
+        return real_adopt(self, part, result)
+    monkeypatch.setattr(pardfs._Driver, "_adopt", adopt)
+    scn = load_target(DOOMED)
+    for variant in ("buggy", "fixed"):
+        spec = RunSpec(DOOMED, variant=variant, params={"allocators": 2}, seed=1)
+        searches = {}
+        for chain in (0, 1, 3):
+            adopted.clear()
+            report, results = searched(spec, scn, budget=8, chain=chain)
+            searches[chain] = ([r.choices for r in results], report.to_dict())
+            assert bool(adopted) == bool(chain), (variant, chain)
+        assert searches[1] == searches[3] == searches[0], variant
+    with make_executor(2) as pool:
+        report, results = searched(spec, executor=pool, budget=8, chain=3)
+    assert ([r.choices for r in results], report.to_dict()) == searches[0]
+
+
 def test_a_parts_passing_runs_do_not_keep_their_machines_alive():
     """A part holds its runs until the driver takes them; a run's witness would hold
     its whole machine (locks, threads, their frames) that long."""

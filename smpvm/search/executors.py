@@ -51,6 +51,10 @@ def no_workers_s() -> float:
 class InlineExecutor(cf.Executor):
     """Runs each submitted call at once, in the caller's process."""
 
+    def width(self) -> int:
+        """Calls that can run at once."""
+        return 1
+
     def submit(self, fn, /, *args, **kwargs):
         fut = cf.Future()
         try:
@@ -102,6 +106,7 @@ def make_executor(workers: int | None = None, dask: str | None = None):
                     # hashing of the plan per task; a batch sent again is a new task)
                     ex = client.get_executor(pure=False)
                     ex.check_alive = _Health(client, dask)
+                    ex.width = lambda: max(1, sum(client.nthreads().values()))
                     yield ex
             finally:
                 with _quiet_dask():
@@ -116,6 +121,7 @@ def make_executor(workers: int | None = None, dask: str | None = None):
     # Ctrl-C reaches the whole process group; it is this process's to handle: a worker
     # that died of it would break the pool (and print a traceback) on the way out
     pool = cf.ProcessPoolExecutor(max_workers=w, initializer=_leave_interrupts_to_parent)
+    pool.width = lambda: w
     try:
         yield pool
     finally:

@@ -19,6 +19,11 @@ based verification of threaded software", SPIN 2007):
 * A part that has made ``budget`` runs stops and sends its path back: the
   driver splits it into a part for the shallowest state with CPUs left to
   try and one that goes on below (a continuation of the same search).
+* A worker may go on with that continuation in the same task (``Part.chain``,
+  asked for once enough parts are out to keep every worker busy): it makes
+  the part the driver would make, from the same cut, and the driver takes
+  the result as that part's.  Only a round trip is saved (on Dask, through
+  the scheduler): the runs are the same with or without.
 * A state with CPUs to try and no part out gets a part; the search ends
   when no part is out.  Nothing is lost: every branch the one-process search
   would add is added by the same rule at the same state, and a state's
@@ -59,6 +64,9 @@ from .executors import wait_first
 #: Runs a part makes before it is cut (the first part: a few, to share out early).
 PART_RUNS = 32
 FIRST_PART_RUNS = 8
+#: Continuations a worker may search in the task of the part they continue, once
+#: enough parts are out to keep the workers busy (see ``Part.chain``).
+CHAIN = 3
 
 
 class Part(NamedTuple):
@@ -75,6 +83,10 @@ class Part(NamedTuple):
     budget: int
     #: The first part: nothing run yet (no branch to move to first).
     fresh: bool = False
+    #: Continuations to search in the same task when the part is cut: each is the part
+    #: the driver would make for it (``continuation``), so its runs are the same; what is
+    #: saved is a round trip per continuation (on Dask, a scheduler's).
+    chain: int = 0
 
 
 class PartResult(NamedTuple):
@@ -98,12 +110,56 @@ class PartResult(NamedTuple):
     symmetry_broken: bool = False
     #: Groups of identical threads searched up to their names (names, in CPU order).
     symmetric: tuple = ()
+    #: (part, result) of the continuation searched in the same task, if any.
+    then: tuple = ()
 
 
 def search_part(spec: RunSpec, part: Part, preemption_bound, reduction, counts=None,
                 stop_on_first=False, scn=None, symmetry=False) -> PartResult:
-    """Search ``part`` in this process (the unit of work sent to an executor)."""
+    """Search ``part`` in this process (the unit of work sent to an executor), and up to
+    ``part.chain`` continuations of it, each in ``then`` of the one before."""
     scn = scn or load_target(spec.target)  # imported once per process
+    links = [(part, _search(spec, part, preemption_bound, reduction, counts, stop_on_first,
+                            scn, symmetry))]
+    while len(links) <= part.chain:
+        nxt = continuation(*links[-1])
+        if nxt is None:
+            break
+        links.append((nxt, _search(spec, nxt, preemption_bound, reduction, counts,
+                                   stop_on_first, scn, symmetry)))
+    then = ()
+    for p, res in reversed(links[1:]):
+        then = (p, res._replace(then=then))
+    return links[0][1]._replace(then=then)
+
+
+def continuation(part: Part, res: PartResult) -> Part | None:
+    """The part the driver makes to go on below ``part`` when ``res`` is its cut (see
+    ``_Driver._cut``), numbered -1; None when there is none."""
+    if not res.cut:
+        return None
+    keys, todo = _states(part.key, res.nodes)
+    if len(todo) < 2:
+        return None
+    first, last, nodes = todo[0], todo[-1], res.nodes
+    above = pickle.loads(part.path)[:len(part.key)]  # ancestor copies: they copy as they are
+    path = [DFS.ancestor(node, node.chosen) for node in above + nodes[:first + 1]]
+    path.extend(nodes[first + 1:last + 1])
+    return Part(-1, keys[first + 1], pickle.dumps(path, pickle.HIGHEST_PROTOCOL), part.budget,
+                chain=part.chain - 1)
+
+
+def _states(key, nodes) -> tuple[list, list]:
+    """(the keys of a cut part's states, from its root down; the indices of those with
+    CPUs still to try)."""
+    keys = [key]
+    for node in nodes[:-1]:
+        keys.append(keys[-1] + (node.chosen,))
+    return keys, [j for j, node in enumerate(nodes) if DFS.todo(node)]
+
+
+def _search(spec, part, preemption_bound, reduction, counts, stop_on_first, scn,
+            symmetry) -> PartResult:
     dfs = DFS.below(pickle.loads(part.path), len(part.key), preemption_bound, reduction,
                     symmetry)
     runs, cut = [], False
@@ -162,8 +218,12 @@ class _Driver:
     """Makes parts, takes their results in order, applies requests; see the module docstring."""
 
     def __init__(self, spec, executor, preemption_bound, reduction, max_runs, stop_on_first,
-                 on_run, counts, budget, scn=None, symmetry=False):
+                 on_run, counts, budget, scn=None, symmetry=False, chain=CHAIN):
         self.spec = spec
+        self.chain = chain
+        #: Parts out before new ones may chain their continuations: two per worker keep
+        #: every worker busy while a chained continuation holds back its part's cut.
+        self.spread = 2 * max(1, getattr(executor, "width", lambda: 1)())
         self.symmetry = symmetry
         self.scn = scn
         self.ex = executor
@@ -183,8 +243,10 @@ class _Driver:
         self.owner: dict[tuple, int] = {}
         #: State -> requests waiting for its owner to come back.
         self.waiting: dict[tuple, list] = {}
-        #: Part number -> (part, future), for the parts out.
+        #: Part number -> (part, future), for the parts out (future None: chained).
         self.out: dict[int, tuple] = {}
+        #: Part number -> its result, for those that came before their turn.
+        self.early: dict[int, PartResult] = {}
         self.made = 0
         self.unseen: dict[str, str] = {}
         self.stopped = False
@@ -198,7 +260,9 @@ class _Driver:
             path.append(self.nodes[key])
         path.extend(nodes_below)
         budget = FIRST_PART_RUNS if fresh else self.budget
-        part = Part(self.made, key, pickle.dumps(path, pickle.HIGHEST_PROTOCOL), budget, fresh)
+        chain = self.chain if not fresh and len(self.out) >= self.spread else 0
+        part = Part(self.made, key, pickle.dumps(path, pickle.HIGHEST_PROTOCOL), budget, fresh,
+                    chain)
         self.made += 1
         self.owner[key] = part.number
         fut = self.ex.submit(search_part, self.spec, part, self.bound, self.reduction,
@@ -233,7 +297,7 @@ class _Driver:
         touched = [part.key] if res.nodes else []
         if res.nodes:
             self.nodes[part.key] = res.nodes[0]
-        continuation = self._cut(part.key, res.nodes) if res.cut else []
+        continuation = self._cut(part.key, res.nodes, res.then) if res.cut else []
         touched += continuation
         for i, able, p in res.above:
             touched.append(self._request(part.key[:i], able, p))
@@ -254,18 +318,16 @@ class _Driver:
                 self.stopped = True
                 return
 
-    def _cut(self, key, nodes) -> list:
+    def _cut(self, key, nodes, then=()) -> list:
         """Store the path of a part stopped at its budget; the keys of its states.
 
         The shallowest state with CPUs to try is shared like any other; the
         states below it with CPUs to try go on as one part (a continuation),
         rooted just below it; the states deeper than the deepest of them are
-        finished and counted now.
+        finished and counted now.  ``then``: the continuation's (part, result)
+        when the worker searched it in the same task.
         """
-        keys = [key]
-        for node in nodes[:-1]:
-            keys.append(keys[-1] + (node.chosen,))
-        todo = [j for j, node in enumerate(nodes) if DFS.todo(node)]
+        keys, todo = _states(key, nodes)
         last = todo[-1] if todo else -1
         for node in nodes[max(last + 1, 1):]:
             self.report.pruned += self._skipped(node)
@@ -274,11 +336,22 @@ class _Driver:
         if len(todo) >= 2:  # below the first: a continuation from the state under it
             first = todo[0]
             root = keys[first + 1]
-            self._send(root, nodes[first + 2:last + 1])
+            if then and then[0].key == root:
+                self._adopt(*then)
+            else:
+                self._send(root, nodes[first + 2:last + 1])
             for k in keys[first + 2:last + 1]:
                 del self.nodes[k]  # the continuation owns these, and counts their pruning
             return keys[:first + 2]
         return keys[:last + 1]
+
+    def _adopt(self, part, result) -> None:
+        """Take a continuation searched in its part's task as the part made here now."""
+        part = part._replace(number=self.made)
+        self.made += 1
+        self.owner[part.key] = part.number
+        self.out[part.number] = (part, None)
+        self.early[part.number] = result
 
     def _request(self, key, able, p):
         """Apply a reversal at state ``key`` now, or when its owner comes back."""
@@ -296,7 +369,7 @@ class _Driver:
     def run(self) -> DfsReport:
         self._send((), fresh=True)
         self.nodes[()] = None  # filled in by the first part
-        early: dict[int, PartResult] = {}  # results that came before their turn
+        early = self.early
         turn = 0
         try:
             while self.out and not self.stopped:
@@ -310,7 +383,8 @@ class _Driver:
                 turn += 1
         finally:
             for _, fut in self.out.values():
-                fut.cancel()
+                if fut is not None:
+                    fut.cancel()
         rep = self.report
         rep.exhausted = not self.out and not self.stopped
         if rep.exhausted:  # every state is finished: what each one skipped is final
@@ -321,18 +395,22 @@ class _Driver:
 
 def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs=None,
                      stop_on_first=False, on_run=None, reduction=True, counts=None,
-                     on_restart=None, budget=PART_RUNS, scn=None, symmetry=True) -> DfsReport:
+                     on_restart=None, budget=PART_RUNS, scn=None, symmetry=True,
+                     chain=CHAIN) -> DfsReport:
     """``exhaust`` with the tree shared out over ``executor``; see the module docstring.
 
     Takes the same options; ``counts`` must pickle (``FailOn.counts`` does)
     when the executor runs elsewhere, and ``scn`` (the scenario, already
-    loaded) is for an in-process executor only.  ``budget``: runs per part.
+    loaded) is for an in-process executor only.  ``budget``: runs per part;
+    ``chain``: continuations a task may search after its part (the runs are the
+    same whatever it is; ``executor.width()``, when there, says how many
+    workers it has).
     """
     reduction = bool(reduction) and preemption_bound is None
     symmetry = bool(symmetry) and reduction
     while True:
         driver = _Driver(spec, executor, preemption_bound, reduction, max_runs, stop_on_first,
-                         on_run, counts, budget, scn, symmetry)
+                         on_run, counts, budget, scn, symmetry, chain)
         try:
             return driver.run()
         except _Asymmetric:
