@@ -175,29 +175,56 @@ def test_identical_threads_are_searched_up_to_their_names_in_parts(small_first_p
     assert seq[0].runs < plain[0].runs
 
 
-def test_continuations_searched_in_their_parts_task_change_nothing(monkeypatch):
-    """A worker that goes on below its cut part in the same task runs exactly the part
-    the driver would have made: the same runs, in the same order, the same report."""
-    adopted = []
-    real_adopt = pardfs._Driver._adopt
+def test_parts_searched_ahead_in_a_task_change_nothing(monkeypatch):
+    """A worker that searches ahead the parts the driver will make from its cut runs
+    exactly those parts: the same runs, in the same order, the same report."""
+    taken = []
+    real_same_path = pardfs._same_path
 
-    def adopt(self, part, result):
-        adopted.append(part.key)
-        return real_adopt(self, part, result)
-    monkeypatch.setattr(pardfs._Driver, "_adopt", adopt)
+    def same_path(path, data):
+        taken.append(real_same_path(path, data))
+        return taken[-1]
+    monkeypatch.setattr(pardfs, "_same_path", same_path)
     scn = load_target(DOOMED)
     for variant in ("buggy", "fixed"):
         spec = RunSpec(DOOMED, variant=variant, params={"allocators": 2}, seed=1)
         searches = {}
-        for chain in (0, 1, 3):
-            adopted.clear()
+        for chain in (0, 1, 3, 9):
+            taken.clear()
             report, results = searched(spec, scn, budget=8, chain=chain)
             searches[chain] = ([r.choices for r in results], report.to_dict())
-            assert bool(adopted) == bool(chain), (variant, chain)
-        assert searches[1] == searches[3] == searches[0], variant
+            assert any(taken) == bool(chain), (variant, chain)
+        assert searches[1] == searches[3] == searches[9] == searches[0], variant
     with make_executor(2) as pool:
         report, results = searched(spec, executor=pool, budget=8, chain=3)
     assert ([r.choices for r in results], report.to_dict()) == searches[0]
+
+
+def test_a_part_searched_ahead_is_taken_only_when_it_is_the_part_the_driver_makes(
+        monkeypatch):
+    real_ahead, real_same_path = pardfs.ahead, pardfs._same_path
+    compared = []
+
+    def unlike(part, res):  # each with a node that differs from the driver's by one value
+        out = []
+        for p in real_ahead(part, res):
+            path = pardfs.pickle.loads(p.path)
+            path[len(p.key)].preemptions += 1
+            out.append(p._replace(path=pardfs.pickle.dumps(path)))
+        return out
+
+    def same_path(path, data):
+        compared.append(real_same_path(path, data))
+        return compared[-1]
+    monkeypatch.setattr(pardfs, "ahead", unlike)
+    monkeypatch.setattr(pardfs, "_same_path", same_path)
+    scn = load_target(DOOMED)
+    spec = RunSpec(DOOMED, variant="buggy", params={"allocators": 2}, seed=1)
+    plain = searched(spec, scn, budget=8, chain=0)
+    ahead = searched(spec, scn, budget=8, chain=3)
+    assert compared and not any(compared)
+    assert [r.choices for r in ahead[1]] == [r.choices for r in plain[1]]
+    assert ahead[0].to_dict() == plain[0].to_dict()
 
 
 def test_a_parts_passing_runs_do_not_keep_their_machines_alive():

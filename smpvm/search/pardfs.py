@@ -19,11 +19,13 @@ based verification of threaded software", SPIN 2007):
 * A part that has made ``budget`` runs stops and sends its path back: the
   driver splits it into a part for the shallowest state with CPUs left to
   try and one that goes on below (a continuation of the same search).
-* A worker may go on with that continuation in the same task (``Part.chain``,
-  asked for once enough parts are out to keep every worker busy): it makes
-  the part the driver would make, from the same cut, and the driver takes
-  the result as that part's.  Only a round trip is saved (on Dask, through
-  the scheduler): the runs are the same with or without.
+* Once enough parts are out to keep every worker busy, a part may be asked
+  to search ahead (``Part.chain``): in the same task, the worker makes from
+  its cut the parts the driver is likely to make (the continuation, the
+  shallowest state's part) and searches them too.  The driver takes such a
+  result only for a part it makes itself and finds identical (every node,
+  value for value); otherwise it sends its own.  Only round trips are saved
+  (on Dask, through the scheduler): the runs are the same with or without.
 * A state with CPUs to try and no part out gets a part; the search ends
   when no part is out.  Nothing is lost: every branch the one-process search
   would add is added by the same rule at the same state, and a state's
@@ -53,6 +55,7 @@ plain enumeration, as ``exhaust`` does.
 
 from __future__ import annotations
 
+import io
 import pickle
 from typing import NamedTuple
 
@@ -64,7 +67,7 @@ from .executors import wait_first
 #: Runs a part makes before it is cut (the first part: a few, to share out early).
 PART_RUNS = 32
 FIRST_PART_RUNS = 8
-#: Continuations a worker may search in the task of the part they continue, once
+#: Parts a worker may search ahead in the task of the part they are made from, once
 #: enough parts are out to keep the workers busy (see ``Part.chain``).
 CHAIN = 3
 
@@ -83,9 +86,10 @@ class Part(NamedTuple):
     budget: int
     #: The first part: nothing run yet (no branch to move to first).
     fresh: bool = False
-    #: Continuations to search in the same task when the part is cut: each is the part
-    #: the driver would make for it (``continuation``), so its runs are the same; what is
-    #: saved is a round trip per continuation (on Dask, a scheduler's).
+    #: Parts to search ahead in the same task when the part is cut (``ahead``): those the
+    #: driver will make from the cut.  It takes such a result only for the very part it
+    #: makes, so the runs are the same; what is saved is a round trip per part (on Dask,
+    #: the scheduler's).
     chain: int = 0
 
 
@@ -110,43 +114,72 @@ class PartResult(NamedTuple):
     symmetry_broken: bool = False
     #: Groups of identical threads searched up to their names (names, in CPU order).
     symmetric: tuple = ()
-    #: (part, result) of the continuation searched in the same task, if any.
+    #: (part, result) of each part searched ahead in the same task from this one's cut.
     then: tuple = ()
 
 
 def search_part(spec: RunSpec, part: Part, preemption_bound, reduction, counts=None,
                 stop_on_first=False, scn=None, symmetry=False) -> PartResult:
     """Search ``part`` in this process (the unit of work sent to an executor), and up to
-    ``part.chain`` continuations of it, each in ``then`` of the one before."""
+    ``part.chain`` of the parts the driver will make from its cut (``ahead``), each in
+    ``then`` of the result it was made from."""
     scn = scn or load_target(spec.target)  # imported once per process
-    links = [(part, _search(spec, part, preemption_bound, reduction, counts, stop_on_first,
+    order = [(part, _search(spec, part, preemption_bound, reduction, counts, stop_on_first,
                             scn, symmetry))]
-    while len(links) <= part.chain:
-        nxt = continuation(*links[-1])
-        if nxt is None:
-            break
-        links.append((nxt, _search(spec, nxt, preemption_bound, reduction, counts,
-                                   stop_on_first, scn, symmetry)))
-    then = ()
-    for p, res in reversed(links[1:]):
-        then = (p, res._replace(then=then))
-    return links[0][1]._replace(then=then)
+    made_from = [None]
+    i = 0
+    while i < len(order) and len(order) <= part.chain:
+        for nxt in ahead(*order[i]):
+            if len(order) > part.chain:
+                break
+            order.append((nxt, _search(spec, nxt, preemption_bound, reduction, counts,
+                                       stop_on_first, scn, symmetry)))
+            made_from.append(i)
+        i += 1
+    children: list[list] = [[] for _ in order]
+    for j in range(len(order) - 1, 0, -1):  # the results below a result go in its ``then``
+        p, res = order[j]
+        children[made_from[j]].insert(0, (p, res._replace(then=tuple(children[j]))))
+    return order[0][1]._replace(then=tuple(children[0]))
 
 
-def continuation(part: Part, res: PartResult) -> Part | None:
-    """The part the driver makes to go on below ``part`` when ``res`` is its cut (see
-    ``_Driver._cut``), numbered -1; None when there is none."""
-    if not res.cut:
-        return None
+def ahead(part: Part, res: PartResult) -> list[Part]:
+    """Parts the driver is likely to make when it takes ``res``, the cut of ``part``
+    (see ``_Driver._cut``): the continuation below the shallowest state with CPUs to
+    try, then that state's own part.  Numbered -1; the driver takes one's result only
+    if it would make the very same part (``_Driver._send``)."""
+    if not res.cut or part.fresh:
+        return []
     keys, todo = _states(part.key, res.nodes)
-    if len(todo) < 2:
-        return None
+    if not todo:
+        return []
     first, last, nodes = todo[0], todo[-1], res.nodes
     above = pickle.loads(part.path)[:len(part.key)]  # ancestor copies: they copy as they are
-    path = [DFS.ancestor(node, node.chosen) for node in above + nodes[:first + 1]]
-    path.extend(nodes[first + 1:last + 1])
-    return Part(-1, keys[first + 1], pickle.dumps(path, pickle.HIGHEST_PROTOCOL), part.budget,
-                chain=part.chain - 1)
+    path = [DFS.ancestor(node, node.chosen) for node in above + nodes[:first]]
+    out = []
+    if len(todo) >= 2:
+        below = path + [DFS.ancestor(nodes[first], nodes[first].chosen)]
+        out.append(_part(keys[first + 1], below + nodes[first + 1:last + 1], part.budget))
+    out.append(_part(keys[first], path + [nodes[first]], part.budget))
+    return out
+
+
+def _part(key, path, budget) -> Part:
+    return Part(-1, key, pickle.dumps(path, pickle.HIGHEST_PROTOCOL), budget)
+
+
+def _same_path(path: list, data: bytes) -> bool:
+    """Is ``path`` what ``data`` holds?  Compared pickled without the memo, so that only
+    values count, not which of them happen to be one object."""
+    return _flat(path) == _flat(pickle.loads(data))
+
+
+def _flat(obj) -> bytes:
+    out = io.BytesIO()
+    pickler = pickle.Pickler(out, pickle.HIGHEST_PROTOCOL)
+    pickler.fast = True  # no memo (a path holds no cycles)
+    pickler.dump(obj)
+    return out.getvalue()
 
 
 def _states(key, nodes) -> tuple[list, list]:
@@ -247,6 +280,8 @@ class _Driver:
         self.out: dict[int, tuple] = {}
         #: Part number -> its result, for those that came before their turn.
         self.early: dict[int, PartResult] = {}
+        #: While a result is taken: root -> (part, result) searched ahead from it.
+        self.ahead: dict[tuple, tuple] = {}
         self.made = 0
         self.unseen: dict[str, str] = {}
         self.stopped = False
@@ -260,6 +295,16 @@ class _Driver:
             path.append(self.nodes[key])
         path.extend(nodes_below)
         budget = FIRST_PART_RUNS if fresh else self.budget
+        ready = self.ahead.pop(key, None)
+        if ready is not None and not fresh and ready[0].budget == budget \
+                and _same_path(path, ready[0].path):
+            # searched ahead by the worker of the part it was cut from: take its result
+            part = ready[0]._replace(number=self.made)
+            self.made += 1
+            self.owner[key] = part.number
+            self.out[part.number] = (part, None)
+            self.early[part.number] = ready[1]
+            return
         chain = self.chain if not fresh and len(self.out) >= self.spread else 0
         part = Part(self.made, key, pickle.dumps(path, pickle.HIGHEST_PROTOCOL), budget, fresh,
                     chain)
@@ -297,7 +342,8 @@ class _Driver:
         touched = [part.key] if res.nodes else []
         if res.nodes:
             self.nodes[part.key] = res.nodes[0]
-        continuation = self._cut(part.key, res.nodes, res.then) if res.cut else []
+        self.ahead = {p.key: (p, r) for p, r in res.then}
+        continuation = self._cut(part.key, res.nodes) if res.cut else []
         touched += continuation
         for i, able, p in res.above:
             touched.append(self._request(part.key[:i], able, p))
@@ -305,6 +351,7 @@ class _Driver:
             for able, p in self.waiting.pop(key, ()):
                 DFS.reverse(self.nodes[key], able, p)
         self._share(touched)
+        self.ahead = {}  # what the driver made otherwise: searched for nothing
 
     def _count_runs(self, runs) -> None:
         rep = self.report
@@ -318,14 +365,13 @@ class _Driver:
                 self.stopped = True
                 return
 
-    def _cut(self, key, nodes, then=()) -> list:
+    def _cut(self, key, nodes) -> list:
         """Store the path of a part stopped at its budget; the keys of its states.
 
         The shallowest state with CPUs to try is shared like any other; the
         states below it with CPUs to try go on as one part (a continuation),
         rooted just below it; the states deeper than the deepest of them are
-        finished and counted now.  ``then``: the continuation's (part, result)
-        when the worker searched it in the same task.
+        finished and counted now.
         """
         keys, todo = _states(key, nodes)
         last = todo[-1] if todo else -1
@@ -336,22 +382,11 @@ class _Driver:
         if len(todo) >= 2:  # below the first: a continuation from the state under it
             first = todo[0]
             root = keys[first + 1]
-            if then and then[0].key == root:
-                self._adopt(*then)
-            else:
-                self._send(root, nodes[first + 2:last + 1])
+            self._send(root, nodes[first + 2:last + 1])
             for k in keys[first + 2:last + 1]:
                 del self.nodes[k]  # the continuation owns these, and counts their pruning
             return keys[:first + 2]
         return keys[:last + 1]
-
-    def _adopt(self, part, result) -> None:
-        """Take a continuation searched in its part's task as the part made here now."""
-        part = part._replace(number=self.made)
-        self.made += 1
-        self.owner[part.key] = part.number
-        self.out[part.number] = (part, None)
-        self.early[part.number] = result
 
     def _request(self, key, able, p):
         """Apply a reversal at state ``key`` now, or when its owner comes back."""
