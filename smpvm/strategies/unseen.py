@@ -364,6 +364,7 @@ def _short(module) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=1024)
 def _never_mutable(t) -> bool:
     """Is no value of type ``t`` mutable state to watch (``_mutable``'s rules by type alone)?"""
     return (issubclass(t, _ATOMS) or _api_module(getattr(t, "__module__", "") or "")
