@@ -171,13 +171,16 @@ def _part(key, path, budget) -> Part:
 def _same_path(path: list, data: bytes) -> bool:
     """Is ``path`` what ``data`` holds?  Compared pickled without the memo, so that only
     values count, not which of them happen to be one object."""
-    return _flat(path) == _flat(pickle.loads(data))
+    try:
+        return _flat(path) == _flat(pickle.loads(data))
+    except (ValueError, RecursionError):  # a cycle: not known to be the same
+        return False
 
 
 def _flat(obj) -> bytes:
     out = io.BytesIO()
     pickler = pickle.Pickler(out, pickle.HIGHEST_PROTOCOL)
-    pickler.fast = True  # no memo (a path holds no cycles)
+    pickler.fast = True  # no memo: a cycle raises ValueError rather than pickle
     pickler.dump(obj)
     return out.getvalue()
 
@@ -254,8 +257,8 @@ class _Driver:
                  on_run, counts, budget, scn=None, symmetry=False, chain=CHAIN):
         self.spec = spec
         self.chain = chain
-        #: Parts out before new ones may chain their continuations: two per worker keep
-        #: every worker busy while a chained continuation holds back its part's cut.
+        #: Parts out before new ones may search ahead: two per worker keep every worker
+        #: busy while a task searching ahead holds back its part's cut.
         self.spread = 2 * max(1, getattr(executor, "width", lambda: 1)())
         self.symmetry = symmetry
         self.scn = scn
@@ -276,7 +279,7 @@ class _Driver:
         self.owner: dict[tuple, int] = {}
         #: State -> requests waiting for its owner to come back.
         self.waiting: dict[tuple, list] = {}
-        #: Part number -> (part, future), for the parts out (future None: chained).
+        #: Part number -> (part, future), for the parts out (future None: searched ahead).
         self.out: dict[int, tuple] = {}
         #: Part number -> its result, for those that came before their turn.
         self.early: dict[int, PartResult] = {}
@@ -437,9 +440,8 @@ def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs
     Takes the same options; ``counts`` must pickle (``FailOn.counts`` does)
     when the executor runs elsewhere, and ``scn`` (the scenario, already
     loaded) is for an in-process executor only.  ``budget``: runs per part;
-    ``chain``: continuations a task may search after its part (the runs are the
-    same whatever it is; ``executor.width()``, when there, says how many
-    workers it has).
+    ``chain``: parts a task may search ahead (the runs are the same whatever it
+    is; ``executor.width()``, when there, says how many workers it has).
     """
     reduction = bool(reduction) and preemption_bound is None
     symmetry = bool(symmetry) and reduction
