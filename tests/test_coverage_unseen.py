@@ -64,6 +64,17 @@ def test_reduction_with_the_watch_gives_every_outcome_plain_enumeration_gives():
         assert reduced.runs <= plain.runs
 
 
+@pytest.mark.parametrize("variant", ["tuple", "callback"])
+def test_a_plain_list_held_through_a_zone_items_field_is_watched(variant):
+    # The field itself is the engine's (its writes are footprints), but what a tuple
+    # or a function there holds is not: appending to the list inside leaves none.
+    reduced, r1 = search("list_in_an_item", variant)
+    plain, r2 = search("list_in_an_item", variant, reduction=False)
+    assert reduced.exhausted and plain.exhausted and plain.failing_runs
+    assert outcomes(r1) == outcomes(r2)
+    assert reduced.unseen_shared and "list" in reduced.unseen_shared[0]
+
+
 def test_state_both_threads_only_read_costs_nothing():
     # Two independent threads: one schedule, whatever plain list they both hold.
     report, _ = search("read_only_list")

@@ -364,18 +364,25 @@ def _short(module) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-@functools.lru_cache(maxsize=1024)
 def _never_mutable(t) -> bool:
-    """Is no value of type ``t`` mutable state to watch (``_mutable``'s rules by type alone)?"""
-    return (issubclass(t, _ATOMS) or _api_module(getattr(t, "__module__", "") or "")
-            or issubclass(t, (tuple, frozenset, types.FunctionType, types.MethodType)))
+    """Is no value of type ``t`` mutable state, nor a way to some (``_mutable`` by type)?"""
+    return issubclass(t, _ATOMS) or _api_module(getattr(t, "__module__", "") or "")
 
 
 def _mutable(value) -> bool:
+    """Is ``value`` mutable state outside the model API, or a way to some?
+
+    A tuple or frozenset is when something in it is; a function of the model
+    is (its closure and globals), a bound method when its object is.
+    """
     if isinstance(value, _ATOMS) or _is_api(value):
         return False
-    if isinstance(value, (tuple, frozenset, types.FunctionType, types.MethodType)):
-        return False
+    if isinstance(value, (tuple, frozenset)):
+        return any(_mutable(v) for v in value)
+    if isinstance(value, types.FunctionType):
+        return not _library(value.__code__)
+    if isinstance(value, types.MethodType):
+        return _mutable(value.__self__) or _mutable(value.__func__)
     return isinstance(value, _CONTAINERS) or _attributes(value) is not None
 
 

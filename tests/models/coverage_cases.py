@@ -173,3 +173,30 @@ def slotted(m, variant):
 
     m.spawn(setter(), name="S")
     m.spawn(checker(), name="C")
+
+
+@scenario(variants={"tuple": "the list is in a tuple in a field of a zone item",
+                    "callback": "the list is in the closure of a function in a field"},
+          description="check-then-act on a plain list that a model API item holds")
+def list_in_an_item(m, variant):
+    log = []
+
+    def entries():
+        return log
+    holder = m.shared("holder", lists=(log,) if variant == "tuple" else entries)
+
+    def read():
+        return holder.lists[0] if variant == "tuple" else holder.lists()
+
+    def writer():
+        yield pause()
+        read().append(1)
+
+    def checker():
+        yield pause()
+        seen = len(read())
+        yield pause()
+        kassert(seen == len(read()), "the list grew between the check and the act")
+
+    m.spawn(writer(), name="W")
+    m.spawn(checker(), name="C")
