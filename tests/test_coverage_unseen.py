@@ -75,6 +75,16 @@ def test_a_plain_list_held_through_a_zone_items_field_is_watched(variant):
     assert reduced.unseen_shared and "list" in reduced.unseen_shared[0]
 
 
+@pytest.mark.parametrize("variant", ["deque", "array", "ndarray", "counter", "random",
+                                     "bound", "weakref"])
+def test_state_python_cannot_read_field_by_field_is_watched(variant):
+    reduced, r1 = search("opaque_state", variant)
+    plain, r2 = search("opaque_state", variant, reduction=False)
+    assert reduced.exhausted and plain.exhausted and plain.failing_runs
+    assert outcomes(r1) == outcomes(r2)
+    assert reduced.runs < plain.runs
+
+
 def test_state_both_threads_only_read_costs_nothing():
     # Two independent threads: one schedule, whatever plain list they both hold.
     report, _ = search("read_only_list")

@@ -13,8 +13,12 @@ This module finds that state and watches it:
 * ``find(m)`` walks what each CPU's thread can reach -- the locals,
   arguments and closure cells of its generators, the functions and bound
   methods they hold, the module globals their code names, and the contents
-  of lists, dicts, sets and plain objects -- and keeps the mutable objects
-  that two or more CPUs reach.  The walk stops at model-API objects (locks,
+  of lists, dicts, sets, deques and plain objects -- and keeps the mutable
+  objects that two or more CPUs reach.  An object whose state is kept where
+  Python cannot read it field by field (a numpy or ``array`` array, an
+  ``itertools`` counter, a ``random.Random``) is *opaque*: it is compared by
+  a snapshot of its bytes or its pickle, and one that cannot be pickled
+  counts as changed by every step (sound, if dear).  The walk stops at model-API objects (locks,
   zones, the machine, ``SharedList``...), whose every access the engine
   records; it looks inside a zone item only for mutable Python values kept
   in its fields.  Each object found is named by the first path that reaches
@@ -35,17 +39,33 @@ is not found.
 
 from __future__ import annotations
 
+import array
+import collections
 import dis
 import functools
+import pickle
+import random
 import types
+import weakref
 
 from ..memory import bookkept
 
-#: Values that cannot change (nothing to watch), compared by value.
+#: Values that cannot change (nothing to watch), compared by value.  A builtin method
+#: bound to an object (``log.append``) is a way to that object, though (``_bound``).
 _ATOMS = (type(None), bool, int, float, complex, str, bytes, range, type(Ellipsis),
           type, types.ModuleType, types.BuiltinFunctionType, types.CodeType,
           types.MethodWrapperType, types.WrapperDescriptorType)
-_CONTAINERS = (list, dict, set, bytearray)
+_CONTAINERS = (list, dict, set, bytearray, collections.deque)
+_BOUND_TYPES = (types.BuiltinFunctionType, types.MethodWrapperType)
+
+
+def _bound(value):
+    """The object a builtin method is bound to (``log`` for ``log.append``), else None."""
+    if type(value) in _BOUND_TYPES:
+        owner = getattr(value, "__self__", None)
+        if owner is not None and not isinstance(owner, types.ModuleType):
+            return owner
+    return None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -256,6 +276,9 @@ class _Walker:
     def visit(self, obj, path, via) -> None:
         shape = _shape(type(obj))
         if shape == _ATOM:
+            owner = _bound(obj)
+            if owner is not None:
+                self.visit(owner, path, _step(via, ("attr", "__self__")))
             return
         oid = id(obj)
         if oid in self._seen:
@@ -285,6 +308,11 @@ class _Walker:
             self.visit(obj.__self__, path, _step(via, ("attr", "__self__")))
             self.visit(obj.__func__, path, _step(via, ("attr", "__func__")))
             return
+        if isinstance(obj, weakref.ref):  # a way to its referent, while it lives
+            target = obj()
+            if target is not None:
+                self.visit(target, path, None)
+            return
         if isinstance(obj, functools.partial):
             self.visit(obj.func, path, _step(via, ("attr", "func")))
             self.visit(obj.args, path, _step(via, ("attr", "args")))
@@ -296,6 +324,12 @@ class _Walker:
             self._contents(obj, path, via)
             return
         attrs = _attributes(obj, self.books)
+        if shape == _OPAQUE:
+            self.found[oid] = (obj, path, type(obj).__name__)
+            self.via[oid] = via
+            for name, value in attrs or ():
+                self.visit(value, f"{path}.{name}", _step(via, ("attr", name)))
+            return
         if attrs is None:
             return  # something without state we can read (a C object, a cell-less callable)
         self.found[oid] = (obj, path, type(obj).__name__)
@@ -323,7 +357,7 @@ class _Walker:
             for k, v in obj.items():
                 plain = type(k) in (str, int, bool, type(None), bytes)
                 self.visit(v, f"{path}[{k!r}]", _step(via, ("key", k)) if plain else None)
-        elif isinstance(obj, list):
+        elif isinstance(obj, (list, collections.deque)):
             for i, x in enumerate(obj):
                 self.visit(x, f"{path}[{i}]", _step(via, ("index", i)))
         elif isinstance(obj, set):
@@ -366,7 +400,8 @@ def _short(module) -> str:
 @functools.lru_cache(maxsize=1024)
 def _never_mutable(t) -> bool:
     """Is no value of type ``t`` mutable state, nor a way to some (``_mutable`` by type)?"""
-    return issubclass(t, _ATOMS) or _api_module(getattr(t, "__module__", "") or "")
+    return (issubclass(t, _ATOMS) and t not in _BOUND_TYPES) \
+        or _api_module(getattr(t, "__module__", "") or "")
 
 
 def _mutable(value) -> bool:
@@ -376,14 +411,16 @@ def _mutable(value) -> bool:
     is (its closure and globals), a bound method when its object is.
     """
     if isinstance(value, _ATOMS) or _is_api(value):
-        return False
+        owner = _bound(value)
+        return owner is not None and _mutable(owner)
     if isinstance(value, (tuple, frozenset)):
         return any(_mutable(v) for v in value)
     if isinstance(value, types.FunctionType):
         return not _library(value.__code__)
     if isinstance(value, types.MethodType):
         return _mutable(value.__self__) or _mutable(value.__func__)
-    return isinstance(value, _CONTAINERS) or _attributes(value) is not None
+    return isinstance(value, _CONTAINERS) or _shape(type(value)) == _OPAQUE \
+        or _attributes(value) is not None
 
 
 def _attributes(obj, books=None):
@@ -555,7 +592,7 @@ class Watch:
 
 
 # How a copy treats each type (cached): what to append for it.
-_ATOM, _REF, _ITEM, _SEQ, _DICT, _SET, _BYTES, _OBJ = range(8)
+_ATOM, _REF, _ITEM, _SEQ, _DICT, _SET, _BYTES, _OBJ, _OPAQUE = range(9)
 _SHAPES: dict = {}
 
 
@@ -566,7 +603,7 @@ def _shape(t):
             shape = _ATOM
         elif _api_module(t.__module__ or ""):
             shape = _ITEM if hasattr(t, "_slot") else _REF
-        elif issubclass(t, (list, tuple)):
+        elif issubclass(t, (list, tuple, collections.deque)):
             shape = _SEQ
         elif issubclass(t, dict):
             shape = _DICT
@@ -575,8 +612,10 @@ def _shape(t):
         elif issubclass(t, bytearray):
             shape = _BYTES
         elif issubclass(t, (types.FunctionType, types.GeneratorType, types.MethodType,
-                            functools.partial)):
+                            functools.partial, weakref.ref)):
             shape = _REF
+        elif _opaque(t):
+            shape = _OPAQUE
         else:
             shape = _OBJ
         _SHAPES[t] = shape
@@ -614,6 +653,8 @@ def _flatten(node, out, seen, books) -> None:
         out.append(frozenset(node))
     elif shape == _BYTES:
         out.append(bytes(node))
+    elif shape == _OPAQUE:
+        out.append(_snapshot(node))
     elif shape == _OBJ and getattr(node, "__dict__", None) is None:
         # a slotted object: its watched slots read in one call (the common model object)
         names, read = _slot_reader(type(node), books.get(oid) if books else None)
@@ -626,6 +667,31 @@ def _flatten(node, out, seen, books) -> None:
         _values(values if len(names) > 1 else (values,), out, seen, books)
     else:
         _pairs_of(node, shape, out, seen, books)
+
+
+def _opaque(t) -> bool:
+    """Do objects of type ``t`` keep state that Python cannot read field by field?
+
+    Those with neither an instance dict nor slots of Python classes (numpy
+    and ``array`` arrays, ``itertools`` iterators, a bare ``object()``), and
+    ``random.Random``, whose generator's state is not in its dict.
+    """
+    if issubclass(t, random.Random):
+        return True
+    return not getattr(t, "__dictoffset__", 0) and not _slots_of(t)
+
+
+def _snapshot(obj):
+    """A copy of an opaque object's state: equal copies, equal states.  One that
+    cannot be copied never equals another, so the object counts as changed."""
+    if isinstance(obj, array.array):
+        return obj.typecode, obj.tobytes()
+    if type(obj).__module__ == "numpy" and hasattr(obj, "tobytes") and hasattr(obj, "dtype"):
+        return obj.shape, obj.dtype.str, obj.tobytes()
+    try:
+        return pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
+    except Exception:  # anything pickle refuses: no copy to compare
+        return object()
 
 
 def _pairs_of(node, shape, out, seen, books) -> None:

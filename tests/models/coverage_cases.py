@@ -200,3 +200,63 @@ def list_in_an_item(m, variant):
 
     m.spawn(writer(), name="W")
     m.spawn(checker(), name="C")
+
+
+@scenario(variants={"deque": "a collections.deque",
+                    "array": "an array.array",
+                    "ndarray": "a numpy array",
+                    "counter": "an itertools.count",
+                    "random": "a random.Random of the model's own",
+                    "bound": "a list the threads hold only as its bound append",
+                    "weakref": "a list the threads reach only through a weak reference"},
+          description="check-then-act on state kept where Python cannot read it field by field")
+def opaque_state(m, variant):
+    import array
+    import collections
+    import itertools
+    import random
+    import weakref
+
+    import numpy
+    if variant == "deque":
+        box = collections.deque()
+        grow, size = (lambda: box.append(1)), (lambda: len(box))
+    elif variant == "array":
+        box = array.array("i", [0])
+        grow, size = (lambda: box.__setitem__(0, box[0] + 1)), (lambda: box[0])
+    elif variant == "ndarray":
+        box = numpy.zeros(1)
+        grow, size = (lambda: box.__setitem__(0, box[0] + 1)), (lambda: box[0])
+    elif variant == "counter":
+        box = itertools.count()
+        grow, size = (lambda: next(box)), (lambda: repr(box))
+    elif variant == "random":
+        box = random.Random(1)
+        grow, size = (lambda: box.random()), (lambda: box.getstate()[1][:4])
+    elif variant == "bound":
+        log = []
+        push, peek = log.append, log.copy
+        grow, size = (lambda: push(1)), (lambda: len(peek()))
+    else:
+        holder = _Holder([])
+        m.keep_alive = holder  # alive for the run; the threads hold only the weak reference
+        ref = weakref.ref(holder)
+        grow, size = (lambda: ref().items.append(1)), (lambda: len(ref().items))
+
+    def writer():
+        yield pause()
+        grow()
+
+    def checker():
+        yield pause()
+        seen = size()
+        yield pause()
+        kassert(seen == size(), "the state changed between the check and the act")
+
+    m.spawn(writer(), name="W")
+    m.spawn(checker(), name="C")
+
+
+class _Holder:
+    def __init__(self, items):
+        self.items = items
