@@ -236,8 +236,9 @@ class Machine:
         "_owing", "_quiescence", "_raised", "_rng", "_root", "_simq", "_site_cache",
         "_spawned", "_started", "_static_zones", "_t0", "_threads", "_want_fp", "_zones",
         "arrival_windows", "books", "choices", "costs", "cpus", "current", "decisions",
-        "draws_by_index", "env", "footprint", "interrupt_sources", "lockstat", "max_steps",
-        "metrics", "ncpus", "params", "seed", "sim_events", "sink", "sites", "sleepq",
+        "draws_by_index", "env", "escaped", "footprint", "interrupt_sources",
+        "kernel_objects", "lockstat", "max_steps", "metrics", "ncpus", "params", "seed",
+        "sim_events", "sink", "sites", "sleepq",
         "spin_watch", "steps", "stop_at_first", "stopped", "strategy", "timed", "tracing",
         "variant", "violations", "witness", "__dict__", "__weakref__")
 
@@ -310,8 +311,13 @@ class Machine:
         #: The current step's footprint (key -> written), or None when no strategy wants it.
         self.footprint = None
         self._want_fp = footprints
+        #: Set when a step may have handed plain Python state to another CPU (a thread
+        #: started mid-run, a list stored in a field): ``dfs`` then looks for it again.
+        self.escaped = False
         self._locks: list = []
         self._zones: list = []
+        #: The kernel idioms' objects (callouts, tasks, ...), in the order made.
+        self.kernel_objects: list = []
         #: Interrupt sources in the order they were declared.
         self.interrupt_sources: list[InterruptSource] = []
         #: Interrupts declared or raised with a window (their placement is a decision).
@@ -368,6 +374,11 @@ class Machine:
         """``m.rng`` if the model has drawn from it in this run, else None (nothing to track)."""
         return self._rng
 
+    @property
+    def zones(self) -> tuple:
+        """Every zone of this run (those behind ``m.shared`` too), in the order made."""
+        return tuple(self._zones)
+
     def spawn(self, gen, name: str | None = None, cpu: int | None = None) -> CPU:
         """Run the generator ``gen`` as the kernel thread of the next free CPU (or ``cpu``)."""
         if type(gen) is not GeneratorType:  # what inspect.isgenerator() asks (no subclasses)
@@ -396,6 +407,7 @@ class Machine:
         self._spawned += 1
         self._alive += 1
         if running:  # runnable from the creator's time on, under every strategy
+            self.escaped = True  # what its arguments hold, the creator may hold too
             c.clock = max(c.clock, self.current.clock)
             c.state = BLOCKED
             self.make_runnable(c)
@@ -779,6 +791,7 @@ class Machine:
         self._locks.clear()
         self._zones.clear()
         self._static_zones.clear()
+        self.kernel_objects.clear()
         self._quiescence.clear()
         self._threads.clear()
         self._raised.clear()

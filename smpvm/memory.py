@@ -96,6 +96,8 @@ class Item:
         m = zone.m
         if m.footprint is not None:
             m.footprint[("field", zone.uid, slot.index, name)] = True
+            if type(value) not in _PLAIN and crosses(value):
+                m.escaped = True
         slot.fields[name] = value
 
     # -- separate-step access -------------------------------------------------------
@@ -290,6 +292,18 @@ class Zone:
         """Allocate outside any thread (scenario set-up); takes no simulated time."""
         return self._allocate(fields, _caller_token(self.m, sys._getframe(1)), -1, self.m.now)
 
+    def field_values(self):
+        """(slot, field, value) for every field of every live item, read without a
+        footprint: the exhaustive search's own look at the state, not the model's."""
+        for slot in self._slots:
+            if slot.live:
+                for name, value in slot.fields.items():
+                    yield slot.index, name, value
+
+    def field_value(self, index: int, name: str):
+        """The value of field ``name`` of the item in slot ``index`` (as ``field_values``)."""
+        return self._slots[index].fields[name]
+
     def live_items(self) -> list[Item]:
         """Pointers to every live item, in slot order."""
         self.m.footprint_touch(("zone", self.uid), write=False)
@@ -334,6 +348,8 @@ class Zone:
         if fp is not None:
             fp[("zone", self.uid)] = True
             self._touch_fields(slot)
+            if fields and any(crosses(v) for v in fields.values()):
+                self.m.escaped = True
         return Item(slot, gen)
 
     def _touch_fields(self, slot) -> None:
@@ -596,6 +612,23 @@ def kassert(condition, message) -> None:
 # makes the exhaustive search unsound for that model.
 
 
+#: Types whose values hold no state to share (what ``crosses`` asks first).
+_PLAIN = frozenset({type(None), bool, int, float, complex, str, bytes})
+
+
+def crosses(value) -> bool:
+    """Could ``value``, stored in a field or shared collection during a run, hand
+    plain Python state (a list, an object, a closure) to another CPU?  (Then
+    ``dfs`` looks again for state outside the model API: ``Machine.escaped``.)"""
+    t = type(value)
+    if t in _PLAIN:
+        return False
+    if t is tuple or t is frozenset:
+        return any(crosses(v) for v in value)
+    module = t.__module__ or ""
+    return not (module == "smpvm" or module.startswith("smpvm."))
+
+
 class _Tracked:
     """The part both share: the footprint key and the two kinds of access."""
 
@@ -616,6 +649,12 @@ class _Tracked:
         self.m.footprint_touch(self._key, write=True)
         return self._data
 
+    def _hand(self, values):
+        """Note values written in: state they hold may now reach other CPUs."""
+        m = self.m
+        if m.footprint is not None and any(crosses(v) for v in values):
+            m.escaped = True
+
     def __len__(self):
         return len(self._read())
 
@@ -629,6 +668,7 @@ class _Tracked:
         return self._read()[k]
 
     def __setitem__(self, k, v):
+        self._hand((v,))
         self._write()[k] = v
 
     def __delitem__(self, k):
@@ -670,14 +710,18 @@ class SharedList(_Tracked):
 
     def append(self, x):
         """Add ``x`` at the end (a write)."""
+        self._hand((x,))
         self._write().append(x)
 
     def extend(self, xs):
         """Add every item of ``xs`` at the end (a write)."""
+        xs = list(xs)
+        self._hand(xs)
         self._write().extend(xs)
 
     def insert(self, i, x):
         """Insert ``x`` before index ``i`` (a write)."""
+        self._hand((x,))
         self._write().insert(i, x)
 
     def remove(self, x):
@@ -734,12 +778,15 @@ class SharedDict(_Tracked):
         data = self._read()
         if k in data:
             return data[k]
+        self._hand((default,))
         self._write()[k] = default
         return default
 
     def update(self, *args, **kw):
         """Merge entries in, as ``dict.update`` (a write)."""
-        self._write().update(*args, **kw)
+        entries = dict(*args, **kw)
+        self._hand(entries.values())
+        self._write().update(entries)
 
 
 def bookkeeping(obj, *attrs):

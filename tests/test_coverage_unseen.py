@@ -85,6 +85,27 @@ def test_state_python_cannot_read_field_by_field_is_watched(variant):
     assert reduced.runs < plain.runs
 
 
+@pytest.mark.parametrize("variant", ["spawn", "field", "found", "list-entry", "dict-entry",
+                                     "appended"])
+def test_a_plain_list_handed_over_through_the_model_api_is_watched(variant):
+    # Shared from the start inside a SharedList or SharedDict, or handed over during
+    # the run: the search looks for shared state again after such a step.
+    reduced, r1 = search("handed_over", variant)
+    plain, r2 = search("handed_over", variant, reduction=False)
+    assert reduced.exhausted and plain.exhausted and plain.failing_runs
+    assert outcomes(r1) == outcomes(r2)
+    assert reduced.unseen_shared
+
+
+@pytest.mark.parametrize("variant", ["task", "work", "rcu", "callout"])
+def test_a_plain_list_that_deferred_work_reaches_is_watched(variant):
+    reduced, r1 = search("deferred_work", variant)
+    plain, r2 = search("deferred_work", variant, reduction=False)
+    assert reduced.exhausted and plain.exhausted and plain.failing_runs
+    assert outcomes(r1) == outcomes(r2)
+    assert reduced.unseen_shared
+
+
 def test_state_both_threads_only_read_costs_nothing():
     # Two independent threads: one schedule, whatever plain list they both hold.
     report, _ = search("read_only_list")

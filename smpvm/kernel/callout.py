@@ -65,6 +65,7 @@ class Callout(Kobj):
     """
 
     kind = "callout"
+    deferred = ("func", "args")
 
     def __init__(self, m, name: str, *, lock=None, owner=None, cpu: int | None = None,
                  return_unlocked: bool = False):
@@ -184,6 +185,9 @@ class Callout(Kobj):
             self.cpu = _softclock_cpu(m, c)
         self.pending = self.active = True
         self.gen += 1
+        if handler is not self.func or len(args) != len(self.args) \
+                or any(a is not b for a, b in zip(args, self.args)):
+            self.handed()
         self.func, self.args = handler, args
         self.armed_at = m.site(c) if m.sites else ""
         gen = self.gen

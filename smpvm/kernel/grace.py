@@ -45,6 +45,7 @@ class Section:
 class GracePeriods(Kobj):
     """A domain of read-side sections and grace periods (an RCU flavour, an epoch)."""
 
+    deferred = ("callbacks",)
     #: Words for reports, set by the subclasses.
     section_word = "read-side critical section"
     enter_word = "enter"
@@ -122,6 +123,7 @@ class GracePeriods(Kobj):
 
     def _call(self, m, c, fn, args):
         self.callbacks.append((self._open_sections(c), c.id, fn, args))
+        self.handed()
         self.touch()
         self._run_callbacks(m)
         return None

@@ -33,6 +33,7 @@ class Task(Kobj):
     """A FreeBSD ``struct task``: ``fn(*args, pending)``, a generator function."""
 
     kind = "task"
+    deferred = ("fn", "args")
 
     def __init__(self, m, name: str, fn, *args, owner=None):
         super().__init__(m, name)

@@ -46,6 +46,7 @@ class Timer(Kobj):
     """
 
     kind = "timer_list"
+    deferred = ("callback", "args")
 
     def __init__(self, m, name: str, callback, *args, owner=None, cpu: int | None = None):
         super().__init__(m, name)

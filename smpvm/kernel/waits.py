@@ -35,6 +35,9 @@ class Kobj:
 
     #: What the kernel calls this kind of object (``callout``, ``timer_list``...).
     kind = "kernel object"
+    #: Attributes that hold deferred work (a handler and its arguments): the CPU that
+    #: runs it reaches what they hold (``smpvm.strategies.unseen`` looks there).
+    deferred: tuple = ()
 
     def __init__(self, m, name: str):
         #: The machine the object lives in.
@@ -49,6 +52,14 @@ class Kobj:
         self._key = ("kobj", self.uid)
         #: CPUs blocked until this object's state changes.
         self.waiters = Waiters(self)
+        m.kernel_objects.append(self)
+        self.handed()
+
+    def handed(self) -> None:
+        """Deferred work was set (or the object made) by a step: what it holds may
+        reach another CPU, so ``dfs`` looks for shared state again."""
+        if self.m.footprint is not None:
+            self.m.escaped = True
 
     def touch(self, write: bool = True) -> None:
         """Note a read (or write) of this object's state in the current step's footprint."""

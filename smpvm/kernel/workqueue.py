@@ -32,6 +32,7 @@ class WorkItem(Kobj):
     """A Linux ``struct work_struct``: ``fn(*args)``, a generator function."""
 
     kind = "work_struct"
+    deferred = ("fn", "args")
 
     def __init__(self, m, name: str, fn, *args, owner=None):
         super().__init__(m, name)

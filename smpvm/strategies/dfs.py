@@ -362,6 +362,8 @@ class DFS(Strategy):
                                  f"schedule")
             if self._watch is None:
                 self._look_for_unseen(m)
+            if m.escaped:
+                self._look_again(m)
             if twins:
                 self._track_twins(cpu, self.trace[k].fp)
             return
@@ -391,6 +393,8 @@ class DFS(Strategy):
         step.books = self._books()
         self.trace.append(step)
         self._after = after
+        if m.escaped:
+            self._look_again(m)
         if self.blocked_at is not None:
             return  # off the tree: the steps only tell what each CPU did next
         node = self._node_stepped(k, cpu, enabled)
@@ -531,6 +535,15 @@ class DFS(Strategy):
                     self._lower[cpu] = g[:n]
                     self._count[cpu] = 0
                     self._pure.add(cpu)
+
+    def _look_again(self, m) -> None:
+        """After a step that may have handed plain Python state to another CPU (it
+        started a thread, or stored a list in a field): find the shared state anew,
+        and watch it from here on (what it held before, only one CPU could reach)."""
+        m.escaped = False
+        shared, books, _ = unseen.find(m)
+        self._watch = unseen.Watch(shared, books) if shared else False
+        self._unseen_keys = tuple(("unseen", s.name) for s in shared)
 
     def _track_twins(self, cpu, fp) -> None:
         """Symmetry's book-keeping after ``cpu`` stepped with footprint ``fp``."""

@@ -32,9 +32,17 @@ orders field accesses (see ``smpvm.strategies.dfs``).  The names go into
 the search's report, so a user learns which state to move into the model
 API (``m.shared`` fields, ``SharedList``, ``SharedDict``).
 
-Limits: state first shared *during* a run through a zone item's field, or
-reached through ``getattr``/``import`` inside model code rather than by name,
-is not found.
+What a zone item's fields, a ``SharedList`` or a ``SharedDict`` hold is
+looked into as well, and whatever a live item's field or a kernel object's
+deferred work (a callout's, task's, work item's, timer's or RCU callback's
+handler and arguments) leads to counts as reached by every CPU: any of them
+may read the field, or run the work, later.  A step that hands plain state
+over during the run -- starts a thread, stores a list in a field or a shared
+collection, makes or arms deferred work -- sets ``Machine.escaped``, and
+``dfs`` finds the shared state anew after it.
+
+Limits: state reached through ``getattr``/``import`` inside model code
+rather than by name is not found.
 """
 
 from __future__ import annotations
@@ -48,7 +56,7 @@ import random
 import types
 import weakref
 
-from ..memory import bookkept
+from ..memory import _Tracked, bookkept
 
 #: Values that cannot change (nothing to watch), compared by value.  A builtin method
 #: bound to an object (``log.append``) is a way to that object, though (``_bound``).
@@ -287,8 +295,14 @@ class _Walker:
         if oid in self.books and self.books[oid] is None:
             return
         if shape == _ITEM:
+            tracked = isinstance(obj, _Tracked)
             for name, value in _item_fields(obj):
-                self.visit(value, f"{path}.{name}", _step(via, ("field", name)))
+                if not tracked:
+                    self.visit(value, f"{path}.{name}", _step(via, ("field", name)))
+                elif type(name) in (str, int, bool, type(None), bytes):
+                    self.visit(value, f"{path}[{name!r}]", _step(via, ("entry", name)))
+                else:
+                    self.visit(value, f"{path}[{name!r}]", None)
             return
         if shape == _REF and _is_api(obj):
             return
@@ -461,7 +475,12 @@ def _slots_of(t) -> tuple:
 
 
 def _item_fields(obj):
-    """Fields of a zone item (the engine tracks the fields, not what mutable values hold)."""
+    """Fields of a zone item, entries of a ``SharedList``/``SharedDict``, that hold mutable
+    values (the engine tracks the fields and entries, not what such values hold)."""
+    if isinstance(obj, _Tracked):
+        data = obj._data
+        pairs = data.items() if isinstance(data, dict) else enumerate(data)
+        return [(k, v) for k, v in pairs if not _never_mutable(type(v)) and _mutable(v)]
     slot = getattr(type(obj), "_slot", None)
     if slot is None:
         return ()
@@ -495,6 +514,11 @@ def find(m) -> tuple[list[Shared], dict, tuple | None]:
                 by[key] = []
                 vias[key] = w.via[key]
             by[key].append(c.id)
+    everyone = [c.id for c in m.cpus]
+    for key, entry, via in _stored(m, books):  # any CPU may come to read the field
+        if key not in reach:
+            reach[key], vias[key] = entry, via
+        by[key] = everyone
     out, recipe = [], []
     for key, (node, path, kind) in reach.items():
         if len(by[key]) < 2:
@@ -502,6 +526,28 @@ def find(m) -> tuple[list[Shared], dict, tuple | None]:
         out.append(Shared(path, kind, tuple(by[key]), node))
         recipe.append((vias[key], path, kind, tuple(by[key])))
     return out, books, (None if any(r[0] is None for r in recipe) else tuple(recipe))
+
+
+def _stored(m, books):
+    """(key, (node, path, kind), recipe) of the mutable state that live zone items' fields
+    and kernel objects' deferred work (handlers, their arguments) lead to.
+
+    Any CPU may come to read such a field through the model API, or run such
+    work, and then hold what it leads to: so that counts as reached by every
+    CPU, wherever it came from.
+    """
+    w = _Walker("stored", books)
+    for zi, zone in enumerate(getattr(m, "zones", ())):
+        for index, name, value in zone.field_values():
+            if not _never_mutable(type(value)) and _mutable(value):
+                w.visit(value, f"{zone.type_name}#{index}.{name}", (("stored", zi, index, name),))
+    for ki, kobj in enumerate(getattr(m, "kernel_objects", ())):
+        for name in kobj.deferred:
+            value = getattr(kobj, name, None)
+            if not _never_mutable(type(value)) and _mutable(value):
+                w.visit(value, f"{kobj.label()}.{name}", (("deferred", ki, name),))
+    for key, entry in w.found.items():
+        yield key, entry, w.via[key]
 
 
 def refind(m, recipe) -> list[Shared] | None:
@@ -525,7 +571,14 @@ def refind(m, recipe) -> list[Shared] | None:
 
 def _follow(m, sources, via):
     root = via[0]
-    obj = m.cpus[root[1]].frames[root[2]].gen if root[0] == "cpu" else sources[root[1]].handler
+    if root[0] == "stored":
+        obj = m.zones[root[1]].field_value(root[2], root[3])
+    elif root[0] == "deferred":
+        obj = getattr(m.kernel_objects[root[1]], root[2])
+    elif root[0] == "cpu":
+        obj = m.cpus[root[1]].frames[root[2]].gen
+    else:
+        obj = sources[root[1]].handler
     for step in via[1:]:
         op = step[0]
         if op == "yf":
@@ -539,6 +592,8 @@ def _follow(m, sources, via):
             obj = obj[step[1]]
         elif op == "field":
             obj = object.__getattribute__(obj, "_slot").fields[step[1]]
+        elif op == "entry":
+            obj = obj._data[step[1]]
         elif op == "attr":
             d = getattr(obj, "__dict__", None)
             obj = d[step[1]] if isinstance(d, dict) and step[1] in d else getattr(obj, step[1])
@@ -602,7 +657,7 @@ def _shape(t):
         if issubclass(t, _ATOMS):
             shape = _ATOM
         elif _api_module(t.__module__ or ""):
-            shape = _ITEM if hasattr(t, "_slot") else _REF
+            shape = _ITEM if hasattr(t, "_slot") or issubclass(t, _Tracked) else _REF
         elif issubclass(t, (list, tuple, collections.deque)):
             shape = _SEQ
         elif issubclass(t, dict):

@@ -1,7 +1,7 @@
 """Models for the coverage tests: state outside the model API, spin-waits, livelocks."""
 
-from smpvm import (SharedList, bookkeeping, cpu_relax, kassert, pause, scenario, spin_until,
-                   work)
+from smpvm import (Callout, Rcu, SharedDict, SharedList, Task, Taskqueue, WorkItem, Workqueue,
+                   Zone, bookkeeping, cpu_relax, kassert, pause, scenario, spin_until, work)
 
 #: A module-level table that threads write: invisible to the engine.
 SEEN = {}
@@ -260,3 +260,92 @@ def opaque_state(m, variant):
 class _Holder:
     def __init__(self, items):
         self.items = items
+
+
+@scenario(variants={"spawn": "a thread starts another mid-run and hands it a list",
+                    "field": "a thread stores a list in a field the other reads later",
+                    "found": "a thread allocates an item holding a list; the other finds it "
+                             "among the zone's live items",
+                    "list-entry": "the list sits in a SharedList from the start",
+                    "dict-entry": "the list sits in a SharedDict from the start",
+                    "appended": "a thread appends a list to a SharedList mid-run"},
+          description="check-then-act on a plain list handed over through the model API")
+def handed_over(m, variant):
+    holder = m.shared("holder", box=None)
+    boxes = Zone(m, "boxes", {"box": None})
+    entries = SharedList(m, "entries", [[]] if variant == "list-entry" else [])
+    table = SharedDict(m, "table", {"k": []} if variant == "dict-entry" else {})
+
+    def checker(log):
+        seen = len(log)
+        yield pause()
+        kassert(seen == len(log), "the list grew between the check and the act")
+
+    def starter():
+        yield pause()
+        log = []
+        if variant == "spawn":
+            m.spawn(checker(log), name="C")
+        elif variant == "field":
+            holder.box = log
+        elif variant == "found":
+            yield boxes.alloc(box=log)
+        elif variant == "appended":
+            entries.append(log)
+        else:
+            log = entries[0] if variant == "list-entry" else table["k"]
+        yield pause()
+        log.append(1)
+
+    def reader():
+        yield pause()
+        yield pause()
+        if variant == "field":
+            log = holder.box
+        elif variant == "found":
+            live = boxes.live_items()
+            log = live[0].box if live else None
+        elif variant in ("appended", "list-entry"):
+            log = entries[0] if len(entries) else None
+        else:
+            log = table["k"]
+        if log is not None:
+            yield from checker(log)
+
+    m.spawn(starter(), name="S")
+    if variant != "spawn":
+        m.spawn(reader(), name="R")
+
+
+@scenario(cpus=2,
+          variants={"task": "a taskqueue task made mid-run, its handler closing over a list",
+                    "work": "a workqueue item made mid-run, its handler closing over a list",
+                    "rcu": "an RCU callback closing over a list",
+                    "callout": "a callout armed with a handler closing over a list"},
+          description="check-then-act on a plain list that deferred work appends to")
+def deferred_work(m, variant):
+    callout = Callout(m, "co", cpu=1) if variant == "callout" else None
+    taskq = Taskqueue(m, "tq") if variant == "task" else None
+    workq = Workqueue(m, "wq") if variant == "work" else None
+    rcu = Rcu(m) if variant == "rcu" else None
+
+    def starter():
+        log = []
+
+        def handler(*_):
+            yield work(5)
+            log.append(1)
+        if variant == "task":
+            yield taskq.enqueue(Task(m, "t", handler))
+        elif variant == "work":
+            yield workq.queue_work(WorkItem(m, "w", handler))
+        elif variant == "rcu":
+            yield rcu.call_rcu(handler)
+        else:
+            yield callout.reset(10, handler)
+        seen = len(log)
+        yield work(20)
+        yield pause()
+        kassert(seen == len(log), "the list grew between the check and the act")
+
+    m.spawn(starter(), name="S", cpu=0)
