@@ -106,6 +106,16 @@ def test_a_plain_list_that_deferred_work_reaches_is_watched(variant):
     assert reduced.unseen_shared
 
 
+@pytest.mark.parametrize("name", ["class_state", "machine_state"])
+@pytest.mark.parametrize("variant", ["counter", "list"])
+def test_attributes_of_a_model_class_or_of_the_machine_are_watched(name, variant):
+    reduced, r1 = search(name, variant)
+    plain, r2 = search(name, variant, reduction=False)
+    assert reduced.exhausted and plain.exhausted and plain.failing_runs
+    assert outcomes(r1) == outcomes(r2)
+    assert reduced.unseen_shared
+
+
 def test_state_both_threads_only_read_costs_nothing():
     # Two independent threads: one schedule, whatever plain list they both hold.
     report, _ = search("read_only_list")
@@ -150,8 +160,11 @@ RECIPE_CASES = [(path, scn.name, v)
 
 
 def _as_found(shared):
-    return [(s.name, s.kind, s.cpus,
-             (id(s.node.ns), s.node.name) if s.kind == "global" else id(s.node)) for s in shared]
+    def identity(s):  # globals, classes, the machine: found as wrappers made anew each time
+        if s.kind == "global":
+            return id(s.node.ns), s.node.name
+        return id(s.node.target) if s.kind in ("class", "machine") else id(s.node)
+    return [(s.name, s.kind, s.cpus, identity(s)) for s in shared]
 
 
 def followed_recipes(scn, variant, monkeypatch) -> list:

@@ -41,6 +41,10 @@ over during the run -- starts a thread, stores a list in a field or a shared
 collection, makes or arms deferred work -- sets ``Machine.escaped``, and
 ``dfs`` finds the shared state anew after it.
 
+A class of the model's own that its code names is state too: its
+attributes (``Box.count += 1``) are copied like an object's; so is what the
+model hangs on the machine (``m.log = []``).
+
 Limits: state reached through ``getattr``/``import`` inside model code
 rather than by name is not found.
 """
@@ -53,6 +57,7 @@ import dis
 import functools
 import pickle
 import random
+import sys
 import types
 import weakref
 
@@ -211,6 +216,56 @@ class _Global:
         return self.ns.get(self.name)
 
 
+class _Attrs:
+    """Attributes of an object the walk does not copy whole, as a node: a model's
+    class (``Box.count += 1``), or what the model hangs on the machine (``m.log``)."""
+
+    __slots__ = ("target",)
+
+    def __init__(self, target):
+        self.target = target
+
+
+class _ClassAttrs(_Attrs):
+    __slots__ = ()
+
+    def items(self) -> list:
+        """Its own attributes, less the class machinery (``__dunder__`` names)."""
+        return [(k, v) for k, v in vars(self.target).items() if not k.startswith("__")]
+
+
+#: What the engine itself hangs on a machine (beside its slots).
+_ENGINE_EXTRAS = frozenset({"placing", "issue_log"})
+
+
+class _MachineAttrs(_Attrs):
+    __slots__ = ()
+
+    def items(self) -> list:
+        """What the model hung on the machine (``m.log = []``)."""
+        return [(k, v) for k, v in vars(self.target).items()
+                if k not in _ENGINE_EXTRAS and not k.startswith("_")]
+
+
+def _model_class(obj) -> bool:
+    """Is ``obj`` a class of the model's own (not smpvm's, a library's or a builtin)?"""
+    if not isinstance(obj, type) or _api_module(obj.__module__ or ""):
+        return False
+    module = sys.modules.get(obj.__module__)
+    file = getattr(module, "__file__", None)
+    if module is None or obj.__module__ == "builtins":
+        return False
+    return not (file and _library_file(file))
+
+
+def _kind(node) -> str:
+    if isinstance(node, _Global):
+        return "global"
+    if isinstance(node, _Attrs):
+        return "class" if isinstance(node, _ClassAttrs) else "machine"
+    return type(node).__name__
+
+
 class Shared:
     """One object reachable from two or more CPUs and invisible to the engine."""
 
@@ -240,8 +295,10 @@ class _Walker:
     that is not a plain value, has no stable recipe (``None``).
     """
 
-    def __init__(self, root_path, books):
+    def __init__(self, root_path, books, machine=None):
         self.root = root_path
+        #: The run's machine: what the model hangs on it is state (``_machine``).
+        self.machine = machine
         #: Objects (or attributes) declared book-keeping: id -> None (all) or attribute names.
         self.books = books
         #: id -> (node, path, kind) in discovery order.
@@ -287,6 +344,8 @@ class _Walker:
             owner = _bound(obj)
             if owner is not None:
                 self.visit(owner, path, _step(via, ("attr", "__self__")))
+            elif _model_class(obj):
+                self._class(obj, via)
             return
         oid = id(obj)
         if oid in self._seen:
@@ -305,6 +364,8 @@ class _Walker:
                     self.visit(value, f"{path}[{name!r}]", None)
             return
         if shape == _REF and _is_api(obj):
+            if obj is self.machine:
+                self._machine(obj, via)
             return
         if isinstance(obj, (tuple, frozenset)):
             ordered = isinstance(obj, tuple)
@@ -350,6 +411,31 @@ class _Walker:
         self.via[oid] = via
         for name, value in attrs:
             self.visit(value, f"{path}.{name}", _step(via, ("attr", name)))
+
+    def _machine(self, m, via) -> None:
+        """What the model hung on the machine is state like an object's attributes."""
+        node = _MachineAttrs(m)
+        items = node.items()
+        if not items:
+            return
+        key = ("machine", id(m))
+        self.found[key] = (node, "m", "machine")
+        self.via[key] = _step(via, ("machine",))
+        for attr, value in items:
+            self.visit(value, f"m.{attr}", _step(via, ("attr", attr)))
+
+    def _class(self, cls, via) -> None:
+        """A model class: its attributes are state (``Box.count += 1``), its methods code."""
+        key = ("class", id(cls))
+        if key in self.found:
+            return
+        name = cls.__qualname__
+        self.found[key] = (_ClassAttrs(cls), f"class {name}", "class")
+        self.via[key] = _step(via, ("class",))
+        for attr, value in _ClassAttrs(cls).items():
+            if isinstance(value, (staticmethod, classmethod)):
+                value = value.__func__
+            self.visit(value, f"{name}.{attr}", _step(via, ("attr", attr)))
 
     def _function(self, fn, path, via) -> None:
         code = fn.__code__
@@ -502,7 +588,7 @@ def find(m) -> tuple[list[Shared], dict, tuple | None]:
     books = bookkept(m)
     sources = list(getattr(m, "interrupt_sources", ()))
     for c in m.cpus:
-        w = _Walker(c.name, books)
+        w = _Walker(c.name, books, m)
         for i, frame in enumerate(c.frames):
             w.thread(frame.gen, (("cpu", c.id, i),))
         for i, src in enumerate(sources):
@@ -536,7 +622,7 @@ def _stored(m, books):
     work, and then hold what it leads to: so that counts as reached by every
     CPU, wherever it came from.
     """
-    w = _Walker("stored", books)
+    w = _Walker("stored", books, m)
     for zi, zone in enumerate(getattr(m, "zones", ())):
         for index, name, value in zone.field_values():
             if not _never_mutable(type(value)) and _mutable(value):
@@ -561,7 +647,7 @@ def refind(m, recipe) -> list[Shared] | None:
     try:
         for via, path, kind, cpus in recipe:
             node = _follow(m, sources, via)
-            if kind != ("global" if isinstance(node, _Global) else type(node).__name__):
+            if kind != _kind(node):
                 return None
             out.append(Shared(path, kind, cpus, node))
     except (LookupError, AttributeError, TypeError, ValueError):
@@ -603,6 +689,10 @@ def _follow(m, sources, via):
             obj = tuple(obj.__kwdefaults__.values())
         elif op == "binding":
             obj = _Global(obj, step[1], True)
+        elif op == "class":
+            obj = _ClassAttrs(obj)
+        elif op == "machine":
+            obj = _MachineAttrs(obj)
         else:
             raise ValueError(op)
     return obj
@@ -686,6 +776,12 @@ def _flatten(node, out, seen, books) -> None:
     if isinstance(node, _Global):
         node = node.value()
         out.append(id(node))
+    elif isinstance(node, _Attrs):
+        items = node.items()
+        out.append(len(items))
+        out.extend(k for k, _ in items)
+        _values([v for _, v in items], out, seen, books)
+        return
     shape = _shape(type(node))
     if shape == _ATOM:
         out.append(node)

@@ -349,3 +349,57 @@ def deferred_work(m, variant):
         kassert(seen == len(log), "the list grew between the check and the act")
 
     m.spawn(starter(), name="S", cpu=0)
+
+
+@scenario(variants={"counter": "a class attribute counted up",
+                    "list": "a list that is a class attribute"},
+          description="check-then-act on a class attribute of the model's own")
+def class_state(m, variant):
+    class Box:  # made anew in each run
+        count = 0
+        items = []
+
+    def size():
+        return Box.count if variant == "counter" else len(Box.items)
+
+    def writer():
+        yield pause()
+        if variant == "counter":
+            Box.count += 1
+        else:
+            Box.items.append(1)
+
+    def checker():
+        yield pause()
+        seen = size()
+        yield pause()
+        kassert(seen == size(), "the class attribute changed between the check and the act")
+
+    m.spawn(writer(), name="W")
+    m.spawn(checker(), name="C")
+
+
+@scenario(variants={"counter": "a number the model hangs on the machine",
+                    "list": "a list the model hangs on the machine"},
+          description="check-then-act on state the model keeps on the machine object")
+def machine_state(m, variant):
+    m.count, m.items = 0, []
+
+    def size():
+        return m.count if variant == "counter" else len(m.items)
+
+    def writer():
+        yield pause()
+        if variant == "counter":
+            m.count += 1
+        else:
+            m.items.append(1)
+
+    def checker():
+        yield pause()
+        seen = size()
+        yield pause()
+        kassert(seen == size(), "the machine's attribute changed between the check and the act")
+
+    m.spawn(writer(), name="W")
+    m.spawn(checker(), name="C")
