@@ -64,25 +64,30 @@ def test_reduction_with_the_watch_gives_every_outcome_plain_enumeration_gives():
         assert reduced.runs <= plain.runs
 
 
+def found_as_plain_enumeration_finds(name, variant):
+    """A check-then-act race on state outside the model API: the reduced search must
+    see what plain enumeration sees (it fails without the watch, after one or two
+    schedules).  The reduced report."""
+    reduced, r1 = search(name, variant)
+    plain, r2 = search(name, variant, reduction=False)
+    assert reduced.exhausted and plain.exhausted and plain.failing_runs
+    assert outcomes(r1) == outcomes(r2)
+    assert reduced.runs <= plain.runs and reduced.unseen_shared
+    return reduced
+
+
 @pytest.mark.parametrize("variant", ["tuple", "callback"])
 def test_a_plain_list_held_through_a_zone_items_field_is_watched(variant):
     # The field itself is the engine's (its writes are footprints), but what a tuple
     # or a function there holds is not: appending to the list inside leaves none.
-    reduced, r1 = search("list_in_an_item", variant)
-    plain, r2 = search("list_in_an_item", variant, reduction=False)
-    assert reduced.exhausted and plain.exhausted and plain.failing_runs
-    assert outcomes(r1) == outcomes(r2)
-    assert reduced.unseen_shared and "list" in reduced.unseen_shared[0]
+    report = found_as_plain_enumeration_finds("list_in_an_item", variant)
+    assert "list" in report.unseen_shared[0]
 
 
 @pytest.mark.parametrize("variant", ["deque", "array", "ndarray", "counter", "random",
                                      "bound", "weakref"])
 def test_state_python_cannot_read_field_by_field_is_watched(variant):
-    reduced, r1 = search("opaque_state", variant)
-    plain, r2 = search("opaque_state", variant, reduction=False)
-    assert reduced.exhausted and plain.exhausted and plain.failing_runs
-    assert outcomes(r1) == outcomes(r2)
-    assert reduced.runs < plain.runs
+    found_as_plain_enumeration_finds("opaque_state", variant)
 
 
 @pytest.mark.parametrize("variant", ["spawn", "field", "found", "list-entry", "dict-entry",
@@ -90,30 +95,18 @@ def test_state_python_cannot_read_field_by_field_is_watched(variant):
 def test_a_plain_list_handed_over_through_the_model_api_is_watched(variant):
     # Shared from the start inside a SharedList or SharedDict, or handed over during
     # the run: the search looks for shared state again after such a step.
-    reduced, r1 = search("handed_over", variant)
-    plain, r2 = search("handed_over", variant, reduction=False)
-    assert reduced.exhausted and plain.exhausted and plain.failing_runs
-    assert outcomes(r1) == outcomes(r2)
-    assert reduced.unseen_shared
+    found_as_plain_enumeration_finds("handed_over", variant)
 
 
 @pytest.mark.parametrize("variant", ["task", "work", "rcu", "callout"])
 def test_a_plain_list_that_deferred_work_reaches_is_watched(variant):
-    reduced, r1 = search("deferred_work", variant)
-    plain, r2 = search("deferred_work", variant, reduction=False)
-    assert reduced.exhausted and plain.exhausted and plain.failing_runs
-    assert outcomes(r1) == outcomes(r2)
-    assert reduced.unseen_shared
+    found_as_plain_enumeration_finds("deferred_work", variant)
 
 
 @pytest.mark.parametrize("name", ["class_state", "machine_state"])
 @pytest.mark.parametrize("variant", ["counter", "list"])
 def test_attributes_of_a_model_class_or_of_the_machine_are_watched(name, variant):
-    reduced, r1 = search(name, variant)
-    plain, r2 = search(name, variant, reduction=False)
-    assert reduced.exhausted and plain.exhausted and plain.failing_runs
-    assert outcomes(r1) == outcomes(r2)
-    assert reduced.unseen_shared
+    found_as_plain_enumeration_finds(name, variant)
 
 
 def test_state_both_threads_only_read_costs_nothing():
