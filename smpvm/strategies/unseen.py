@@ -757,8 +757,9 @@ def _shape(t):
         elif issubclass(t, bytearray):
             shape = _BYTES
         elif issubclass(t, (types.FunctionType, types.GeneratorType, types.MethodType,
-                            functools.partial, weakref.ref)):
-            shape = _REF
+                            functools.partial, weakref.ref, property,
+                            types.MemberDescriptorType, types.GetSetDescriptorType)):
+            shape = _REF  # (a class's descriptors: fixed once the class is made)
         elif _opaque(t):
             shape = _OPAQUE
         else:
