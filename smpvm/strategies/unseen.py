@@ -18,11 +18,12 @@ This module finds that state and watches it:
   Python cannot read it field by field (a numpy or ``array`` array, an
   ``itertools`` counter, a ``random.Random``) is *opaque*: it is compared by
   a snapshot of its bytes or its pickle, and one that cannot be pickled
-  counts as changed by every step (sound, if dear).  The walk stops at model-API objects (locks,
-  zones, the machine, ``SharedList``...), whose every access the engine
-  records; it looks inside a zone item only for mutable Python values kept
-  in its fields.  Each object found is named by the first path that reaches
-  it (``log``, ``world.pending``, ``COUNTS (global of models/x.py)``).
+  counts as changed by every step (sound, if dear).  The walk stops at
+  model-API objects (locks, zones, the machine, ``SharedList``...), whose
+  every access the engine records; it looks inside a zone item or a shared
+  collection only for mutable Python values kept there.  Each object found
+  is named by the first path that reaches it (``log``, ``world.pending``,
+  ``COUNTS (global of models/x.py)``).
 * ``Watch`` keeps a copy of everything reachable from those objects and, after
   every step, says which of them the step changed.
 
