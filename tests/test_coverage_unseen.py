@@ -103,6 +103,11 @@ def test_a_plain_list_that_deferred_work_reaches_is_watched(variant):
     found_as_plain_enumeration_finds("deferred_work", variant)
 
 
+@pytest.mark.parametrize("variant", ["thread", "helper"])
+def test_a_closure_variable_that_nonlocal_code_rebinds_is_watched(variant):
+    found_as_plain_enumeration_finds("nonlocal_state", variant)
+
+
 @pytest.mark.parametrize("name", ["class_state", "machine_state"])
 @pytest.mark.parametrize("variant", ["counter", "list"])
 def test_attributes_of_a_model_class_or_of_the_machine_are_watched(name, variant):
@@ -153,9 +158,11 @@ RECIPE_CASES = [(path, scn.name, v)
 
 
 def _as_found(shared):
-    def identity(s):  # globals, classes, the machine: found as wrappers made anew each time
+    def identity(s):  # globals, cells, classes, the machine: wrappers made anew each time
         if s.kind == "global":
             return id(s.node.ns), s.node.name
+        if s.kind == "cell":
+            return id(s.node.cell)
         return id(s.node.target) if s.kind in ("class", "machine") else id(s.node)
     return [(s.name, s.kind, s.cpus, identity(s)) for s in shared]
 

@@ -44,7 +44,8 @@ collection, makes or arms deferred work -- sets ``Machine.escaped``, and
 
 A class of the model's own that its code names is state too: its
 attributes (``Box.count += 1``) are copied like an object's; so is what the
-model hangs on the machine (``m.log = []``).
+model hangs on the machine (``m.log = []``), and a closure cell that code the
+walk reaches rebinds (``nonlocal count; count += 1``).
 
 Limits: state reached through ``getattr``/``import`` inside model code
 rather than by name is not found.
@@ -56,6 +57,7 @@ import array
 import collections
 import dis
 import functools
+import gc
 import pickle
 import random
 import sys
@@ -259,7 +261,55 @@ def _model_class(obj) -> bool:
     return not (file and _library_file(file))
 
 
+class _CellRef:
+    """A closure cell as a node of the walk: code that says ``nonlocal`` rebinds it."""
+
+    __slots__ = ("cell", "name")
+
+    def __init__(self, cell, name):
+        self.cell = cell
+        self.name = name
+
+    def value(self):
+        try:
+            return self.cell.cell_contents
+        except ValueError:  # not bound yet (or deleted)
+            return _UNBOUND
+
+
+_UNBOUND = object()
+
+
+@functools.lru_cache(maxsize=4096)
+def _rebinds(code) -> frozenset:
+    """Names of closure cells that ``code`` (or code nested in it) rebinds or deletes."""
+    names, stack = set(), [code]
+    while stack:
+        co = stack.pop()
+        for ins in dis.get_instructions(co):
+            if ins.opname in ("STORE_DEREF", "DELETE_DEREF"):
+                names.add(ins.argval)
+        stack.extend(c for c in co.co_consts if isinstance(c, types.CodeType))
+    return frozenset(names)
+
+
+def _gen_cells(gen) -> list:
+    """(name, cell) of a suspended generator's cells and free variables, in order.
+
+    Python shows a frame's values, not its cells; the collector's view of the
+    generator lists the cells themselves (which two closures share).
+    """
+    cells = [x for x in gc.get_referents(gen) if type(x) is types.CellType]
+    code = gen.gi_code
+    names = code.co_cellvars + code.co_freevars
+    if len(names) != len(cells):
+        names = tuple(f"cell{i}" for i in range(len(cells)))
+    return list(zip(names, cells))
+
+
 def _kind(node) -> str:
+    if isinstance(node, _CellRef):
+        return "cell"
     if isinstance(node, _Global):
         return "global"
     if isinstance(node, _Attrs):
@@ -300,6 +350,8 @@ class _Walker:
         self.root = root_path
         #: The run's machine: what the model hangs on it is state (``_machine``).
         self.machine = machine
+        #: Keys of the cells found whose variable some code reached rebinds (``nonlocal``).
+        self.rebound: set = set()
         #: Objects (or attributes) declared book-keeping: id -> None (all) or attribute names.
         self.books = books
         #: id -> (node, path, kind) in discovery order.
@@ -320,6 +372,9 @@ class _Walker:
         if frame is not None:
             for name, value in frame.f_locals.items():
                 self.visit(value, _join(path, name), _step(via, ("local", name)))
+            rebinds = _rebinds(gen.gi_code)
+            for i, (name, cell) in enumerate(_gen_cells(gen)):
+                self._cell(cell, name, name in rebinds, _step(via, ("gcell", i)))
             if not _library(gen.gi_code):
                 self._code_globals(gen.gi_code, frame.f_globals, _step(via, ("gns",)))
 
@@ -413,6 +468,15 @@ class _Walker:
         for name, value in attrs:
             self.visit(value, f"{path}.{name}", _step(via, ("attr", name)))
 
+    def _cell(self, cell, name, rebound, via) -> None:
+        """A cell two closures may share: state when some code reached rebinds it."""
+        key = ("cell", id(cell))
+        if key not in self.found:
+            self.found[key] = (_CellRef(cell, name), name, "cell")
+            self.via[key] = via
+        if rebound:
+            self.rebound.add(key)
+
     def _machine(self, m, via) -> None:
         """What the model hung on the machine is state like an object's attributes."""
         node = _MachineAttrs(m)
@@ -441,7 +505,9 @@ class _Walker:
     def _function(self, fn, path, via) -> None:
         code = fn.__code__
         if fn.__closure__:
+            rebinds = _rebinds(code)
             for i, (name, cell) in enumerate(zip(code.co_freevars, fn.__closure__)):
+                self._cell(cell, name, name in rebinds, _step(via, ("fcell", i)))
                 try:
                     value = cell.cell_contents
                 except ValueError:
@@ -586,6 +652,7 @@ def find(m) -> tuple[list[Shared], dict, tuple | None]:
     reach = {}   # key -> (node, path, kind)
     by = {}      # key -> [cpu ids]
     vias = {}    # key -> recipe
+    rebound = set()  # keys of cells some code reached rebinds
     books = bookkept(m)
     sources = list(getattr(m, "interrupt_sources", ()))
     for c in m.cpus:
@@ -601,23 +668,26 @@ def find(m) -> tuple[list[Shared], dict, tuple | None]:
                 by[key] = []
                 vias[key] = w.via[key]
             by[key].append(c.id)
+        rebound |= w.rebound
     everyone = [c.id for c in m.cpus]
-    for key, entry, via in _stored(m, books):  # any CPU may come to read the field
+    stored = _stored(m, books)  # any CPU may come to read the field, or run the work
+    for key, entry in stored.found.items():
         if key not in reach:
-            reach[key], vias[key] = entry, via
+            reach[key], vias[key] = entry, stored.via[key]
         by[key] = everyone
+    rebound |= stored.rebound
     out, recipe = [], []
     for key, (node, path, kind) in reach.items():
-        if len(by[key]) < 2:
-            continue
+        if len(by[key]) < 2 or (kind == "cell" and key not in rebound):
+            continue  # one CPU's, or a cell nobody rebinds (its value is walked)
         out.append(Shared(path, kind, tuple(by[key]), node))
         recipe.append((vias[key], path, kind, tuple(by[key])))
     return out, books, (None if any(r[0] is None for r in recipe) else tuple(recipe))
 
 
-def _stored(m, books):
-    """(key, (node, path, kind), recipe) of the mutable state that live zone items' fields
-    and kernel objects' deferred work (handlers, their arguments) lead to.
+def _stored(m, books) -> "_Walker":
+    """A walk of the mutable state that live zone items' fields and kernel objects'
+    deferred work (handlers, their arguments) lead to.
 
     Any CPU may come to read such a field through the model API, or run such
     work, and then hold what it leads to: so that counts as reached by every
@@ -633,8 +703,7 @@ def _stored(m, books):
             value = getattr(kobj, name, None)
             if not _never_mutable(type(value)) and _mutable(value):
                 w.visit(value, f"{kobj.label()}.{name}", (("deferred", ki, name),))
-    for key, entry in w.found.items():
-        yield key, entry, w.via[key]
+    return w
 
 
 def refind(m, recipe) -> list[Shared] | None:
@@ -690,6 +759,10 @@ def _follow(m, sources, via):
             obj = tuple(obj.__kwdefaults__.values())
         elif op == "binding":
             obj = _Global(obj, step[1], True)
+        elif op == "gcell":
+            obj = _CellRef(*reversed(_gen_cells(obj)[step[1]]))
+        elif op == "fcell":
+            obj = _CellRef(obj.__closure__[step[1]], obj.__code__.co_freevars[step[1]])
         elif op == "class":
             obj = _ClassAttrs(obj)
         elif op == "machine":
@@ -775,7 +848,7 @@ def _flatten(node, out, seen, books) -> None:
     ``seen`` holds the ids already copied (and those watched on their own);
     ``books`` the book-keeping declared by the model, left out.
     """
-    if isinstance(node, _Global):
+    if isinstance(node, (_Global, _CellRef)):
         node = node.value()
         out.append(id(node))
     elif isinstance(node, _Attrs):

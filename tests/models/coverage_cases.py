@@ -403,3 +403,31 @@ def machine_state(m, variant):
 
     m.spawn(writer(), name="W")
     m.spawn(checker(), name="C")
+
+
+@scenario(variants={"thread": "a thread rebinds a variable of the enclosing set-up",
+                    "helper": "a helper function the thread calls rebinds it"},
+          description="check-then-act on a closure variable that nonlocal code rebinds")
+def nonlocal_state(m, variant):
+    count = 0
+
+    def bump():
+        nonlocal count
+        count += 1
+
+    def writer():
+        nonlocal count
+        yield pause()
+        if variant == "thread":
+            count += 1
+        else:
+            bump()
+
+    def checker():
+        yield pause()
+        seen = count
+        yield pause()
+        kassert(seen == count, "the variable changed between the check and the act")
+
+    m.spawn(writer(), name="W")
+    m.spawn(checker(), name="C")
