@@ -525,8 +525,7 @@ class DFS(Strategy):
                 self._recipe = (where, recipe)
         else:
             books = unseen.bookkept(m)
-        self._watch = unseen.Watch(shared, books) if shared else False
-        self._unseen_keys = tuple(("unseen", s.name) for s in shared)
+        self._watch_unseen(shared, books)
         if self.symmetry and not m.interrupt_sources and not m.arrival_windows:
             groups = identical_threads(m, exclude=self._started)
             self.symmetric = [tuple(m.cpus[c].name for c in g) for g in groups]
@@ -542,6 +541,10 @@ class DFS(Strategy):
         and watch it from here on (what it held before, only one CPU could reach)."""
         m.escaped = False
         shared, books, _ = unseen.find(m)
+        self._watch_unseen(shared, books)
+
+    def _watch_unseen(self, shared, books) -> None:
+        """Watch ``shared`` from here on; every step reads each of them (``_note_unseen``)."""
         self._watch = unseen.Watch(shared, books) if shared else False
         self._unseen_keys = tuple(("unseen", s.name) for s in shared)
 

@@ -255,9 +255,9 @@ def _model_class(obj) -> bool:
     if not isinstance(obj, type) or _api_module(obj.__module__ or ""):
         return False
     module = sys.modules.get(obj.__module__)
-    file = getattr(module, "__file__", None)
     if module is None or obj.__module__ == "builtins":
         return False
+    file = getattr(module, "__file__", None)
     return not (file and _library_file(file))
 
 

@@ -7,6 +7,23 @@ from smpvm import (Callout, Rcu, SharedDict, SharedList, Task, Taskqueue, WorkIt
 SEEN = {}
 
 
+def check_then_act(m, grow, size, what):
+    """Two threads: W grows some state once, C reads ``size()`` twice with a step
+    between; the assertion fails in the schedules where W's step falls between."""
+    def writer():
+        yield pause()
+        grow()
+
+    def checker():
+        yield pause()
+        seen = size()
+        yield pause()
+        kassert(seen == size(), f"{what} changed between the check and the act")
+
+    m.spawn(writer(), name="W")
+    m.spawn(checker(), name="C")
+
+
 @scenario(variants={"plain": "the log is a plain Python list",
                     "tracked": "the log is a SharedList"},
           description="B checks that A has not logged yet; a race only the log shows")
@@ -187,19 +204,7 @@ def list_in_an_item(m, variant):
 
     def read():
         return holder.lists[0] if variant == "tuple" else holder.lists()
-
-    def writer():
-        yield pause()
-        read().append(1)
-
-    def checker():
-        yield pause()
-        seen = len(read())
-        yield pause()
-        kassert(seen == len(read()), "the list grew between the check and the act")
-
-    m.spawn(writer(), name="W")
-    m.spawn(checker(), name="C")
+    check_then_act(m, lambda: read().append(1), lambda: len(read()), "the list")
 
 
 @scenario(variants={"deque": "a collections.deque",
@@ -242,19 +247,7 @@ def opaque_state(m, variant):
         m.keep_alive = holder  # alive for the run; the threads hold only the weak reference
         ref = weakref.ref(holder)
         grow, size = (lambda: ref().items.append(1)), (lambda: len(ref().items))
-
-    def writer():
-        yield pause()
-        grow()
-
-    def checker():
-        yield pause()
-        seen = size()
-        yield pause()
-        kassert(seen == size(), "the state changed between the check and the act")
-
-    m.spawn(writer(), name="W")
-    m.spawn(checker(), name="C")
+    check_then_act(m, grow, size, "the state")
 
 
 class _Holder:
@@ -359,24 +352,13 @@ def class_state(m, variant):
         count = 0
         items = []
 
-    def size():
-        return Box.count if variant == "counter" else len(Box.items)
-
-    def writer():
-        yield pause()
+    def grow():
         if variant == "counter":
             Box.count += 1
         else:
             Box.items.append(1)
-
-    def checker():
-        yield pause()
-        seen = size()
-        yield pause()
-        kassert(seen == size(), "the class attribute changed between the check and the act")
-
-    m.spawn(writer(), name="W")
-    m.spawn(checker(), name="C")
+    check_then_act(m, grow, lambda: Box.count if variant == "counter" else len(Box.items),
+                   "the class attribute")
 
 
 @scenario(variants={"counter": "a number the model hangs on the machine",
@@ -385,24 +367,13 @@ def class_state(m, variant):
 def machine_state(m, variant):
     m.count, m.items = 0, []
 
-    def size():
-        return m.count if variant == "counter" else len(m.items)
-
-    def writer():
-        yield pause()
+    def grow():
         if variant == "counter":
             m.count += 1
         else:
             m.items.append(1)
-
-    def checker():
-        yield pause()
-        seen = size()
-        yield pause()
-        kassert(seen == size(), "the machine's attribute changed between the check and the act")
-
-    m.spawn(writer(), name="W")
-    m.spawn(checker(), name="C")
+    check_then_act(m, grow, lambda: m.count if variant == "counter" else len(m.items),
+                   "the machine's attribute")
 
 
 @scenario(variants={"thread": "a thread rebinds a variable of the enclosing set-up",
