@@ -293,12 +293,13 @@ class Zone:
         return self._allocate(fields, _caller_token(self.m, sys._getframe(1)), -1, self.m.now)
 
     def field_values(self):
-        """(slot, field, value) for every field of every live item, read without a
-        footprint: the exhaustive search's own look at the state, not the model's."""
+        """(slot, field, value) for every field of every item, read without a
+        footprint: the exhaustive search's own look at the state, not the model's.
+        Freed items are included: a stale pointer may still read a type-stable one
+        (the others' fields were dropped when they were freed)."""
         for slot in self._slots:
-            if slot.live:
-                for name, value in slot.fields.items():
-                    yield slot.index, name, value
+            for name, value in slot.fields.items():
+                yield slot.index, name, value
 
     def field_value(self, index: int, name: str):
         """The value of field ``name`` of the item in slot ``index`` (as ``field_values``)."""

@@ -34,9 +34,9 @@ the search's report, so a user learns which state to move into the model
 API (``m.shared`` fields, ``SharedList``, ``SharedDict``).
 
 What a zone item's fields, a ``SharedList`` or a ``SharedDict`` hold is
-looked into as well, and whatever a live item's field or a kernel object's
-deferred work (a callout's, task's, work item's, timer's or RCU callback's
-handler and arguments) leads to counts as reached by every CPU: any of them
+looked into as well, and whatever an item's field (live or freed) or a kernel
+object's deferred work (a callout's, task's, work item's, timer's or RCU
+callback's handler and arguments) leads to counts as reached by every CPU: any of them
 may read the field, or run the work, later.  A step that hands plain state
 over during the run -- starts a thread, stores a list in a field or a shared
 collection, makes or arms deferred work -- sets ``Machine.escaped``, and
@@ -409,8 +409,8 @@ class _Walker:
         self._seen.add(oid)
         if oid in self.books and self.books[oid] is None:
             return
-        if shape == _ITEM:
-            tracked = isinstance(obj, _Tracked)
+        if shape == _ITEM or shape == _PTR:
+            tracked = shape == _ITEM
             for name, value in _item_fields(obj):
                 if not tracked:
                     self.visit(value, f"{path}.{name}", _step(via, ("field", name)))
@@ -686,8 +686,8 @@ def find(m) -> tuple[list[Shared], dict, tuple | None]:
 
 
 def _stored(m, books) -> "_Walker":
-    """A walk of the mutable state that live zone items' fields and kernel objects'
-    deferred work (handlers, their arguments) lead to.
+    """A walk of the mutable state that zone items' fields (freed ones too) and kernel
+    objects' deferred work (handlers, their arguments) lead to.
 
     Any CPU may come to read such a field through the model API, or run such
     work, and then hold what it leads to: so that counts as reached by every
@@ -810,8 +810,10 @@ class Watch:
         return out
 
 
-# How a copy treats each type (cached): what to append for it.
-_ATOM, _REF, _ITEM, _SEQ, _DICT, _SET, _BYTES, _OBJ, _OPAQUE = range(9)
+# How a copy treats each type (cached): what to append for it.  A zone item's pointer
+# (``_PTR``) is a reference to a copy: the engine tracks its fields, and what they hold
+# that is mutable ``find`` watches on its own (``_stored``: any CPU may read a field).
+_ATOM, _REF, _ITEM, _PTR, _SEQ, _DICT, _SET, _BYTES, _OBJ, _OPAQUE = range(10)
 _SHAPES: dict = {}
 
 
@@ -821,7 +823,7 @@ def _shape(t):
         if issubclass(t, _ATOMS):
             shape = _ATOM
         elif _api_module(t.__module__ or ""):
-            shape = _ITEM if hasattr(t, "_slot") or issubclass(t, _Tracked) else _REF
+            shape = _PTR if hasattr(t, "_slot") else _ITEM if issubclass(t, _Tracked) else _REF
         elif issubclass(t, (list, tuple, collections.deque)):
             shape = _SEQ
         elif issubclass(t, dict):
@@ -863,7 +865,7 @@ def _flatten(node, out, seen, books) -> None:
         return
     oid = id(node)
     out.append(oid)
-    if oid in seen or shape == _REF:
+    if oid in seen or shape == _REF or shape == _PTR:
         return
     seen.add(oid)
     if oid in books and books[oid] is None:
@@ -944,7 +946,7 @@ def _values(values, out, seen, books) -> None:
         shape = shapes.get(type(v))
         if shape == _ATOM:
             out.append(v)
-        elif shape == _REF:
+        elif shape == _REF or shape == _PTR:
             out.append(id(v))
         else:
             _flatten(v, out, seen, books)
