@@ -916,11 +916,13 @@ class _Run:
     """One run's steps, indexed for race finding: who touched what, and happens-before.
 
     Happens-before is program order plus the order of dependent steps, closed
-    transitively; it is kept as a vector clock per step, computed on demand.
-    A run shares its first steps with the run before it (the path down to the
-    state where it branched off), and what those steps are indexed by depends
-    on nothing after them: ``truncate`` keeps that part, ``extend`` adds the
-    new steps.
+    transitively; it is kept as a vector clock per step, made as the step is
+    added: the join of its CPU's previous step's clock, of the clock of the
+    last step that wrote a key it touches, and, when it writes the key, of
+    every step that read the key since.  A run shares its first steps with
+    the run before it (the path down to the state where it branched off), and
+    what those steps are indexed by depends on nothing after them:
+    ``truncate`` keeps that part, ``extend`` adds the new steps.
     """
 
     def __init__(self, ncpu):
@@ -928,64 +930,107 @@ class _Run:
         self.steps = []
         #: Key -> [(step, wrote)] in step order.
         self.touches = {}
+        #: Key -> the steps that wrote it, in order.
+        self.writes = {}
         #: Steps whose footprint is ANYTHING.
         self.anything = []
-        #: Each step's vector clock, and its number among its CPU's steps (from 1);
-        #: computed up to ``len(self.vc)``.
+        #: Each step's vector clock, and its number among its CPU's steps (from 1).
         self.vc, self.nth = [], []
-        #: The clocks' running state after step ``len(self.vc) - 1`` (None: to rebuild).
-        self._state = None
+        #: Each step's CPU's step before it (-1: none), and each CPU's latest step.
+        self._before = []
+        self._latest = [-1] * ncpu
 
     def truncate(self, n) -> None:
         """Keep only the first ``n`` steps."""
         if n >= len(self.steps):
             return
-        del self.steps[n:]
+        latest, before, steps = self._latest, self._before, self.steps
+        for i in range(len(steps) - 1, n - 1, -1):
+            latest[steps[i].cpu] = before[i]
+        del steps[n:]
         del self.vc[n:]
         del self.nth[n:]
-        touches = self.touches
+        del before[n:]
+        touches, writes = self.touches, self.writes
         for key in list(touches):
             entries = touches[key]
             while entries and entries[-1][0] >= n:
                 entries.pop()
             if not entries:
                 del touches[key]
+        for key in list(writes):
+            wrote = writes[key]
+            while wrote and wrote[-1] >= n:
+                wrote.pop()
+            if not wrote:
+                del writes[key]
         self.anything = [i for i in self.anything if i < n]
-        self._state = None
 
     def extend(self, steps) -> None:
         """Add the steps of ``steps`` past the ones kept (``steps`` starts with those)."""
-        touches = self.touches
+        touches, writes, vcs, latest = self.touches, self.writes, self.vc, self._latest
         for i in range(len(self.steps), len(steps)):
             step = steps[i]
+            cpu, fp = step.cpu, step.fp
             self.steps.append(step)
-            if step.fp is ANYTHING:
+            prev = latest[cpu]
+            vc = list(vcs[prev]) if prev >= 0 else [0] * self.ncpu
+            if fp is ANYTHING:
                 self.anything.append(i)
-                continue
-            for key, wrote in step.fp.items():
-                entries = touches.get(key)
-                if entries is None:
-                    touches[key] = [(i, wrote)]
-                else:
-                    entries.append((i, wrote))
+                for j in latest:
+                    if j >= 0:
+                        _join(vc, vcs[j])
+            else:
+                for key, w in fp.items():
+                    entries = touches.get(key)
+                    if entries is None:
+                        touches[key] = [(i, w)]
+                        if w:
+                            writes[key] = [i]
+                        continue
+                    wrote = writes.get(key)
+                    last_write = wrote[-1] if wrote else -1
+                    if w:  # after the last write and every read since
+                        for j, _ in reversed(entries):
+                            _join(vc, vcs[j])
+                            if j == last_write:
+                                break
+                        if wrote:
+                            wrote.append(i)
+                        else:
+                            writes[key] = [i]
+                    elif last_write >= 0:
+                        _join(vc, vcs[last_write])
+                    entries.append((i, w))
+            vc[cpu] += 1
+            vcs.append(vc)
+            self.nth.append(vc[cpu])
+            self._before.append(prev)
+            latest[cpu] = i
 
     def dependent_before(self, fp, top):
         """Steps before ``top`` that are dependent with a step of footprint ``fp``."""
         if fp is ANYTHING:
             return range(top)
         out = {i for i in self.anything if i < top}
+        touches, writes = self.touches, self.writes
         for key, w in fp.items():
-            for i, wi in self.touches.get(key, ()):
-                if i >= top:
-                    break
-                if w or wi:
+            if w:
+                for i, _ in touches.get(key, ()):
+                    if i >= top:
+                        break
+                    out.add(i)
+            else:  # a read depends on the writes only
+                for i in writes.get(key, ()):
+                    if i >= top:
+                        break
                     out.add(i)
         return out
 
     def initials(self, i, at, p) -> list:
         """CPUs whose first step in "the steps after ``i`` not depending on it, then ``at``" waits
         for none of the others (``at`` may be one past the last step: a pending one, after all)."""
-        vc, nth = self.clocks()
+        vc, nth = self.vc, self.nth
         steps = self.steps
         last = len(steps)
         cpu_i, nth_i = steps[i].cpu, nth[i]
@@ -1011,69 +1056,14 @@ class _Run:
         return found
 
     def clocks(self) -> tuple:
-        """(each step's vector clock, its number among its CPU's steps), up to date."""
-        if len(self.vc) < len(self.steps):
-            self._clocks()
+        """(each step's vector clock, its number among its CPU's steps)."""
         return self.vc, self.nth
-
-    def _rebuilt_state(self):
-        """The clocks' running state after the steps that have clocks (read back from them)."""
-        n = len(self.vc)
-        clock = [[0] * self.ncpu for _ in range(self.ncpu)]
-        for i in range(n):
-            clock[self.steps[i].cpu] = self.vc[i]
-        wrote, read = {}, {}
-        vc = self.vc
-        for key, entries in self.touches.items():
-            for i, w in entries:
-                if i >= n:
-                    break
-                if w:
-                    wrote[key] = vc[i]
-                    read.pop(key, None)
-                else:
-                    read[key] = _joined(read[key], vc[i]) if key in read else vc[i]
-        return clock, wrote, read
-
-    def _clocks(self) -> None:
-        if self._state is None:
-            self._state = self._rebuilt_state()
-        clock, wrote, read = self._state
-        for step in self.steps[len(self.vc):]:
-            cpu, fp = step.cpu, step.fp
-            vc = list(clock[cpu])
-            if fp is ANYTHING:
-                for other in clock:
-                    _join(vc, other)
-            else:
-                for key, w in fp.items():
-                    if key in wrote:
-                        _join(vc, wrote[key])
-                    if w and key in read:
-                        _join(vc, read[key])
-            vc[cpu] += 1
-            clock[cpu] = vc
-            if fp is not ANYTHING:
-                for key, w in fp.items():
-                    if w:
-                        wrote[key] = vc
-                        read.pop(key, None)
-                    else:
-                        read[key] = _joined(read[key], vc) if key in read else vc
-            self.vc.append(vc)
-            self.nth.append(vc[cpu])
 
 
 def _join(into, other) -> None:
     for k, v in enumerate(other):
         if v > into[k]:
             into[k] = v
-
-
-def _joined(a, b) -> list:
-    out = list(a)
-    _join(out, b)
-    return out
 
 
 _FRESH_RNG: dict = {}
