@@ -255,6 +255,9 @@ class DFS(Strategy):
         self._recipe = None
         #: The threads as the first run started them (``_start_signature``).
         self._start = None
+        #: Where the first run looked for identical threads, and the groups it found:
+        #: a run at the same state finds the same groups (as the recipe above).
+        self._groups = None
         self.begin(0)
 
     # -- one run -------------------------------------------------------------------------
@@ -525,9 +528,12 @@ class DFS(Strategy):
                 self._recipe = (where, recipe)
         else:
             books = unseen.bookkept(m)
-        self._watch_unseen(shared, books)
+        # On the replayed path nothing is compared before ``_take_over`` copies anew.
+        self._watch_unseen(shared, books, copy=self._k >= self.fresh_from)
         if self.symmetry and not m.interrupt_sources and not m.arrival_windows:
-            groups = identical_threads(m, exclude=self._started)
+            if self._groups is None or self._groups[0] != where:
+                self._groups = (where, identical_threads(m, exclude=self._started))
+            groups = self._groups[1]
             self.symmetric = [tuple(m.cpus[c].name for c in g) for g in groups]
             for g in groups:
                 for n, cpu in enumerate(g):
@@ -543,9 +549,10 @@ class DFS(Strategy):
         shared, books, _ = unseen.find(m)
         self._watch_unseen(shared, books)
 
-    def _watch_unseen(self, shared, books) -> None:
-        """Watch ``shared`` from here on; every step reads each of them (``_note_unseen``)."""
-        self._watch = unseen.Watch(shared, books) if shared else False
+    def _watch_unseen(self, shared, books, copy=True) -> None:
+        """Watch ``shared`` from here on; every step reads each of them (``_note_unseen``).
+        Without ``copy`` the comparisons start at the next ``Watch.rebase``."""
+        self._watch = unseen.Watch(shared, books, copy) if shared else False
         self._unseen_keys = tuple(("unseen", s.name) for s in shared)
 
     def _track_twins(self, cpu, fp) -> None:

@@ -783,12 +783,12 @@ class Watch:
     them.  (Identities are only ever compared for equality, never ordered.)
     """
 
-    def __init__(self, shared: list[Shared], books=None):
+    def __init__(self, shared: list[Shared], books=None, copy=True):
         self.shared = shared
         self.books = books or {}
         #: Objects watched on their own: a copy of another one stops at them.
         self._own = {id(s.node) for s in shared}
-        self._copies = [self._copy(s) for s in shared]
+        self._copies = [self._copy(s) for s in shared] if copy else None
 
     def _copy(self, s) -> list:
         out = []
