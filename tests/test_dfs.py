@@ -595,6 +595,35 @@ def test_the_doomed_object_model_keeps_its_outcomes_under_symmetry():
 # -- the strategy on its own ----------------------------------------------------------------------
 
 
+@pytest.mark.skipif(not os.path.isfile(DEVICE_PAGER), reason="no device pager model in this tree")
+def test_a_searchs_machines_are_freed_without_the_cycle_collector():
+    """Each schedule's machine is a web of cycles (CPUs, locks, threads, the witness);
+    once the run is analysed the search takes it apart, so that reference counting
+    frees it then.  The run's result stays whole."""
+    import gc
+    import weakref
+    from smpvm.machine import Machine
+    made, edges = [], []
+    real_init = Machine.__init__
+
+    def tracked(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        made.append(weakref.ref(self))
+    scn = load_target(f"{DEVICE_PAGER}::doomed_object")
+    gc.disable()
+    Machine.__init__ = tracked
+    try:
+        report = exhaust(spec_of(scn, variant="fixed", params={"allocators": 1}, seed=1),
+                         scn=scn, on_run=lambda i, r: edges.append(len(r.witness_edges)))
+        alive = [ref for ref in made if ref() is not None]
+    finally:
+        Machine.__init__ = real_init
+        gc.enable()
+    assert report.exhausted and not report.failing_runs
+    assert len(made) == report.runs == len(edges) and all(edges)
+    assert alive == []
+
+
 def test_make_strategy_dfs_runs_the_lowest_cpu_first():
     s = make_strategy("dfs")
     assert isinstance(s, DFS) and s.name == "dfs" and not s.timed

@@ -133,6 +133,7 @@ def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
             dfs = DFS(preemption_bound=preemption_bound, reduction=reduction)
             report = DfsReport(reduction=dfs.reduction, preemption_bound=preemption_bound)
             continue
+        dfs.let_go()
         report.arrival_windows = report.arrival_windows or dfs.saw_windows
         if redundant:
             report.sleep_blocked += 1

@@ -207,6 +207,7 @@ def _search(spec, part, preemption_bound, reduction, counts, stop_on_first, scn,
             redundant = not dfs.finish_run(result)
             if dfs.symmetry_broken:  # seen during the run or after it
                 return PartResult([], [], [], False, 0, 0, {}, False, symmetry_broken=True)
+            dfs.let_go()
             if result.failed:
                 result = _replayed(spec, scn, result)
             runs.append((result if result.failed else _light(result), redundant))

@@ -646,6 +646,16 @@ class DFS(Strategy):
             self._add_races(steps, self._pending(steps))
         return self.blocked_at is None
 
+    def let_go(self) -> None:
+        """The run is analysed: take its machine apart (``Machine.dismantle``), so that
+        reference counting frees it at once instead of the cycle collector, later.
+        Its result stays whole."""
+        m, self._m = self._m, None
+        self._watch = None
+        self.fair.begin()  # (it holds the machine too)
+        if m is not None:
+            m.dismantle()
+
     def _fatal_step(self, result) -> _Step:
         """The step that ended the run with a fatal violation (the engine does not report it)."""
         k = len(self.trace)
