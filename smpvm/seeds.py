@@ -9,10 +9,16 @@ from the run's seed and the stream's number, so that adding draws to one
 stream       used by                                         generator
 ===========  ==============================================  ===============
 MODEL (0)    the model's workload randomness (``m.rng``)      numpy Generator
-JITTER (1)   duration jitter of the cost model                random.Random
-STRATEGY (2) the strategy's own choices                       random.Random
+JITTER (1)   duration jitter of the cost model                SplitMix64
+STRATEGY (2) the search strategies' own choices               SplitMix64
+             a user's strategy's (``Strategy.random``)        random.Random
 SHRINK (3)   a strategy re-run on a salted stream             numpy words
 ===========  ==============================================  ===============
+
+SplitMix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number
+generators", OOPSLA 2014) keeps its whole state in one 64-bit number set from
+the seed, so a stream costs nothing to start; a Mersenne Twister takes
+microseconds to seed, which a search making thousands of runs a second feels.
 
 Explorations derive run i's seed from their master seed in blocks
 (``run_seed``).  The formulas are part of what makes a saved failure replay:
@@ -33,6 +39,36 @@ def model_rng(seed: int):
     """The numpy Generator behind ``m.rng`` (stream MODEL)."""
     import numpy as np
     return np.random.default_rng(np.random.SeedSequence([int(seed), MODEL]))
+
+
+_MASK = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+class SplitMix64:
+    """A uniform stream whose state is one 64-bit number (see the module docstring)."""
+
+    _state = 0
+
+    def start(self, seed: int) -> None:
+        """Set the state from ``seed``."""
+        self._state = int(seed) & _MASK
+
+    def random(self) -> float:
+        """A uniform number in [0, 1)."""
+        self._state = z = (self._state + _GOLDEN) & _MASK
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+        return ((z ^ (z >> 31)) >> 11) * (1.0 / (1 << 53))
+
+
+def jitter_stream(seed: int) -> SplitMix64:
+    """The cost model's jitter (stream JITTER), started from the seed mixed with the
+    stream's number: not the strategy's stream of the same seed, shifted."""
+    stream = SplitMix64()
+    stream.start(int(seed) * 4 + JITTER)
+    stream.start(int(stream.random() * (1 << 53)) << 11 | JITTER)
+    return stream
 
 
 def python_stream(seed: int, stream: int) -> random.Random:

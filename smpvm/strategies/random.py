@@ -24,20 +24,16 @@ so starting a run costs nothing, which matters at thousands of runs per
 second; the run seeds themselves come from numpy's SeedSequence.
 """
 
+from ..seeds import SplitMix64
 from .base import Strategy
 from .fair import Fairness
 
-_MASK = (1 << 64) - 1
-_GOLDEN = 0x9E3779B97F4A7C15
 
-
-class SeededStream(Strategy):
+class SeededStream(SplitMix64, Strategy):
     """A strategy whose ``random()`` is SplitMix64 seeded by the run's seed."""
 
-    _state = 0
-
     def begin(self, seed):
-        self._state = int(seed) & _MASK
+        self.start(seed)
         self._arrival_chance = None
         fair = self.__dict__.get("fair")
         if fair is None:
@@ -45,12 +41,6 @@ class SeededStream(Strategy):
             self.fair = Fairness()
         else:
             fair.begin()
-
-    def random(self) -> float:
-        self._state = z = (self._state + _GOLDEN) & _MASK
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
-        return ((z ^ (z >> 31)) >> 11) * (1.0 / (1 << 53))
 
 
 class Random(SeededStream):
