@@ -562,9 +562,8 @@ class Machine:
             return int(ns)
         r = self._jit_rand
         if r is None:
-            # A private Mersenne Twister seeded from the run's seed: a few microseconds
-            # to start, which matters at thousands of runs per second.
-            r = self._jit_rand = seeds.jitter_stream(self.seed)
+            # the run's own stream: nothing to start (``seeds.JitterStream``)
+            r = self._jit_rand = seeds.JitterStream(self.seed)
         d = int(ns * (1.0 + j * (2.0 * r.random() - 1.0)) + 0.5)
         return d if d > 0 else 0
 
@@ -1236,7 +1235,7 @@ class Machine:
                 if d and jitter:  # duration(), inline
                     r = self._jit_rand
                     if r is None:
-                        r = self._jit_rand = seeds.jitter_stream(self.seed)
+                        r = self._jit_rand = seeds.JitterStream(self.seed)
                     d = int(d * (1.0 + jitter * (2.0 * r.random() - 1.0)) + 0.5)
                     if d < 0:
                         d = 0

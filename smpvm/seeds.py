@@ -9,7 +9,8 @@ from the run's seed and the stream's number, so that adding draws to one
 stream       used by                                         generator
 ===========  ==============================================  ===============
 MODEL (0)    the model's workload randomness (``m.rng``)      numpy Generator
-JITTER (1)   duration jitter of the cost model                SplitMix64
+JITTER (1)   duration jitter of the cost model                SplitMix64, then
+                                                              random.Random
 STRATEGY (2) the search strategies' own choices               SplitMix64
              a user's strategy's (``Strategy.random``)        random.Random
 SHRINK (3)   a strategy re-run on a salted stream             numpy words
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import random
+import weakref
 
 MODEL, JITTER, STRATEGY, SHRINK = 0, 1, 2, 3
 #: Runs whose seeds are drawn from one SeedSequence.
@@ -62,13 +64,35 @@ class SplitMix64:
         return ((z ^ (z >> 31)) >> 11) * (1.0 / (1 << 53))
 
 
-def jitter_stream(seed: int) -> SplitMix64:
-    """The cost model's jitter (stream JITTER), started from the seed mixed with the
-    stream's number: not the strategy's stream of the same seed, shifted."""
-    stream = SplitMix64()
-    stream.start(int(seed) * 4 + JITTER)
-    stream.start(int(stream.random() * (1 << 53)) << 11 | JITTER)
-    return stream
+#: Jitter draws a run takes from SplitMix64 before it seeds a Mersenne Twister.
+JITTER_CHEAP_DRAWS = 64
+
+
+class JitterStream:
+    """The cost model's jitter (stream JITTER): a run's first draws from SplitMix64,
+    which costs nothing to start, and the rest from a Mersenne Twister seeded from
+    where those left off, whose draws cost a twentieth as much.  An exploration run
+    takes a handful of draws and never seeds the Twister; a timed run of a million
+    operations seeds it once.  ``random`` is rebound to the Twister's own method at
+    the switch, so later draws are one C call."""
+
+    __slots__ = ("random", "__weakref__")
+
+    def __init__(self, seed: int):
+        mix = SplitMix64()
+        # started from the seed mixed with the stream's number: not the strategy's
+        # stream of the same seed, shifted
+        mix.start(int(seed) * 4 + JITTER)
+        mix.start(int(mix.random() * (1 << 53)) << 11 | JITTER)
+        left = [JITTER_CHEAP_DRAWS]
+        me = weakref.ref(self)  # (a strong one would tie every run's stream into a cycle)
+
+        def cheap() -> float:
+            left[0] -= 1
+            if not left[0]:
+                me().random = random.Random(int(mix.random() * (1 << 53))).random
+            return mix.random()
+        self.random = cheap
 
 
 def python_stream(seed: int, stream: int) -> random.Random:
