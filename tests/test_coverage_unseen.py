@@ -76,7 +76,7 @@ def found_as_plain_enumeration_finds(name, variant):
     return reduced
 
 
-@pytest.mark.parametrize("variant", ["tuple", "callback"])
+@pytest.mark.parametrize("variant", ["tuple", "callback", "via-object"])
 def test_a_plain_list_held_through_a_zone_items_field_is_watched(variant):
     # The field itself is the engine's (its writes are footprints), but what a tuple
     # or a function there holds is not: appending to the list inside leaves none.

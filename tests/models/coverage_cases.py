@@ -1,5 +1,7 @@
 """Models for the coverage tests: state outside the model API, spin-waits, livelocks."""
 
+import types
+
 from smpvm import (Callout, Rcu, SharedDict, SharedList, Task, Taskqueue, WorkItem, Workqueue,
                    Zone, bookkeeping, cpu_relax, kassert, pause, scenario, spin_until, work)
 
@@ -193,16 +195,20 @@ def slotted(m, variant):
 
 
 @scenario(variants={"tuple": "the list is in a tuple in a field of a zone item",
-                    "callback": "the list is in the closure of a function in a field"},
+                    "callback": "the list is in the closure of a function in a field",
+                    "via-object": "the item is reached through a plain object both share"},
           description="check-then-act on a plain list that a model API item holds")
 def list_in_an_item(m, variant):
     log = []
 
     def entries():
         return log
-    holder = m.shared("holder", lists=(log,) if variant == "tuple" else entries)
+    holder = m.shared("holder", lists=entries if variant == "callback" else (log,))
+    shared = types.SimpleNamespace(holder=holder)
 
     def read():
+        if variant == "via-object":
+            return shared.holder.lists[0]
         return holder.lists[0] if variant == "tuple" else holder.lists()
     check_then_act(m, lambda: read().append(1), lambda: len(read()), "the list")
 
