@@ -96,7 +96,8 @@ class JitterStream:
 
 
 def python_stream(seed: int, stream: int) -> random.Random:
-    """A private Mersenne Twister for stream JITTER or STRATEGY: microseconds to start."""
+    """A private Mersenne Twister for a stream (STRATEGY, for a user's strategy):
+    microseconds to start."""
     return random.Random(int(seed) * 4 + stream)
 
 

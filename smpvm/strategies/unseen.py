@@ -36,11 +36,11 @@ API (``m.shared`` fields, ``SharedList``, ``SharedDict``).
 What a zone item's fields, a ``SharedList`` or a ``SharedDict`` hold is
 looked into as well, and whatever an item's field (live or freed) or a kernel
 object's deferred work (a callout's, task's, work item's, timer's or RCU
-callback's handler and arguments) leads to counts as reached by every CPU: any of them
-may read the field, or run the work, later.  A step that hands plain state
-over during the run -- starts a thread, stores a list in a field or a shared
-collection, makes or arms deferred work -- sets ``Machine.escaped``, and
-``dfs`` finds the shared state anew after it.
+callback's handler and arguments) leads to counts as reached by every CPU:
+any of them may read the field, or run the work, later.  A step that hands
+plain state over during the run -- starts a thread, stores a list in a field
+or a shared collection, makes or arms deferred work -- sets
+``Machine.escaped``, and ``dfs`` finds the shared state anew after it.
 
 A class of the model's own that its code names is state too: its
 attributes (``Box.count += 1``) are copied like an object's; so is what the
@@ -409,8 +409,8 @@ class _Walker:
         self._seen.add(oid)
         if oid in self.books and self.books[oid] is None:
             return
-        if shape == _ITEM or shape == _PTR:
-            tracked = shape == _ITEM
+        if shape == _TRACKED or shape == _PTR:  # its entries or fields
+            tracked = shape == _TRACKED
             for name, value in _item_fields(obj):
                 if not tracked:
                     self.visit(value, f"{path}.{name}", _step(via, ("field", name)))
@@ -813,7 +813,8 @@ class Watch:
 # How a copy treats each type (cached): what to append for it.  A zone item's pointer
 # (``_PTR``) is a reference to a copy: the engine tracks its fields, and what they hold
 # that is mutable ``find`` watches on its own (``_stored``: any CPU may read a field).
-_ATOM, _REF, _ITEM, _PTR, _SEQ, _DICT, _SET, _BYTES, _OBJ, _OPAQUE = range(10)
+# A ``SharedList``'s or ``SharedDict``'s entries (``_TRACKED``) are looked into.
+_ATOM, _REF, _TRACKED, _PTR, _SEQ, _DICT, _SET, _BYTES, _OBJ, _OPAQUE = range(10)
 _SHAPES: dict = {}
 
 
@@ -823,7 +824,7 @@ def _shape(t):
         if issubclass(t, _ATOMS):
             shape = _ATOM
         elif _api_module(t.__module__ or ""):
-            shape = _PTR if hasattr(t, "_slot") else _ITEM if issubclass(t, _Tracked) else _REF
+            shape = _PTR if hasattr(t, "_slot") else _TRACKED if issubclass(t, _Tracked) else _REF
         elif issubclass(t, (list, tuple, collections.deque)):
             shape = _SEQ
         elif issubclass(t, dict):
@@ -924,7 +925,7 @@ def _snapshot(obj):
 
 def _pairs_of(node, shape, out, seen, books) -> None:
     """``_flatten``'s general way for an item's fields or an object's attributes."""
-    pairs = _item_fields(node) if shape == _ITEM else _attributes(node, books)
+    pairs = _item_fields(node) if shape == _TRACKED else _attributes(node, books)
     if pairs:
         out.extend(k for k, _ in pairs)
         _values([v for _, v in pairs], out, seen, books)
