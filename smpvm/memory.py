@@ -96,7 +96,7 @@ class Item:
         m = zone.m
         if m.footprint is not None:
             m.footprint[("field", zone.uid, slot.index, name)] = True
-            if type(value) not in _PLAIN and crosses(value):
+            if type(value) not in PLAIN_TYPES and crosses(value):
                 m.escaped = True
         slot.fields[name] = value
 
@@ -614,7 +614,7 @@ def kassert(condition, message) -> None:
 
 
 #: Types whose values hold no state to share (what ``crosses`` asks first).
-_PLAIN = frozenset({type(None), bool, int, float, complex, str, bytes})
+PLAIN_TYPES = frozenset({type(None), bool, int, float, complex, str, bytes})
 
 
 def crosses(value) -> bool:
@@ -622,7 +622,7 @@ def crosses(value) -> bool:
     plain Python state (a list, an object, a closure) to another CPU?  (Then
     ``dfs`` looks again for state outside the model API: ``Machine.escaped``.)"""
     t = type(value)
-    if t in _PLAIN:
+    if t in PLAIN_TYPES:
         return False
     if t is tuple or t is frozenset:
         return any(crosses(v) for v in value)

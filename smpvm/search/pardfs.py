@@ -299,24 +299,21 @@ class _Driver:
             path.append(self.nodes[key])
         path.extend(nodes_below)
         budget = FIRST_PART_RUNS if fresh else self.budget
+        number = self.made
+        self.made += 1
+        self.owner[key] = number
         ready = self.ahead.pop(key, None)
         if ready is not None and not fresh and ready[0].budget == budget \
                 and _same_path(path, ready[0].path):
             # searched ahead by the worker of the part it was cut from: take its result
-            part = ready[0]._replace(number=self.made)
-            self.made += 1
-            self.owner[key] = part.number
-            self.out[part.number] = (part, None)
-            self.early[part.number] = ready[1]
+            self.out[number] = (ready[0]._replace(number=number), None)
+            self.early[number] = ready[1]
             return
         chain = self.chain if not fresh and len(self.out) >= self.spread else 0
-        part = Part(self.made, key, pickle.dumps(path, pickle.HIGHEST_PROTOCOL), budget, fresh,
-                    chain)
-        self.made += 1
-        self.owner[key] = part.number
+        part = Part(number, key, pickle.dumps(path, pickle.HIGHEST_PROTOCOL), budget, fresh, chain)
         fut = self.ex.submit(search_part, self.spec, part, self.bound, self.reduction,
                              self.counts, self.stop_on_first, self.scn, self.symmetry)
-        self.out[part.number] = (part, fut)
+        self.out[number] = (part, fut)
 
     def _share(self, keys) -> None:
         """A part for each of ``keys`` with CPUs to try and no owner, shallowest first."""

@@ -138,6 +138,7 @@ import inspect
 from ..cpu import BLOCKED, DONE, RUNNABLE
 from .. import seeds
 from ..current import current_machine
+from ..memory import PLAIN_TYPES
 from ..violations import ModelError
 from .base import Strategy
 from .fair import Fairness
@@ -727,7 +728,7 @@ class DFS(Strategy):
         are races too, as in source-DPOR.
         """
         steps = run.steps
-        vc, nth = run.clocks()  # step i happens before step j: vc[j][cpu of i] >= nth[i]
+        vc, nth = run.vc, run.nth  # step i happens before step j: vc[j][cpu of i] >= nth[i]
         waits = steps[prev].waits if prev >= 0 else None
         others = [i for i in sorted(run.dependent_before(fp, top)) if steps[i].cpu != p]
         before = []
@@ -846,9 +847,6 @@ class DFS(Strategy):
         copy.chosen = choice
         return copy
 
-_VALUES = (type(None), bool, int, float, complex, str, bytes)
-
-
 def identical_threads(m, exclude=()) -> list[tuple[int, ...]]:
     """Groups (two or more CPUs, ascending) of threads that are interchangeable at the start.
 
@@ -871,7 +869,7 @@ def identical_threads(m, exclude=()) -> list[tuple[int, ...]]:
             continue  # its code may branch on which CPU it is on, or on the time
         args = []
         for name, value in frame.f_locals.items():
-            if type(value) in _VALUES:
+            if type(value) in PLAIN_TYPES:
                 args.append((name, type(value), value))
             else:
                 args.append((name, None, id(value)))
@@ -891,7 +889,7 @@ def _start_signature(m) -> tuple:
         if frame is None:
             out.append((c.id, c.name, getattr(gen, "__qualname__", None)))
             continue
-        args = tuple((name, value) if type(value) in _VALUES else (name, type(value).__qualname__)
+        args = tuple((name, value) if type(value) in PLAIN_TYPES else (name, type(value).__qualname__)
                      for name, value in frame.f_locals.items())
         out.append((c.id, c.name, gen.gi_code, args))
     return tuple(out)
@@ -1001,10 +999,7 @@ class _Run:
                 for key, w in fp.items():
                     entries = touches.get(key)
                     if entries is None:
-                        touches[key] = [(i, w)]
-                        if w:
-                            writes[key] = [i]
-                        continue
+                        entries = touches[key] = []
                     wrote = writes.get(key)
                     last_write = wrote[-1] if wrote else -1
                     if w:  # after the last write and every read since
@@ -1012,10 +1007,9 @@ class _Run:
                             _join(vc, vcs[j])
                             if j == last_write:
                                 break
-                        if wrote:
-                            wrote.append(i)
-                        else:
-                            writes[key] = [i]
+                        if wrote is None:
+                            wrote = writes[key] = []
+                        wrote.append(i)
                     elif last_write >= 0:
                         _join(vc, vcs[last_write])
                     entries.append((i, w))
@@ -1071,10 +1065,6 @@ class _Run:
             if not waits:
                 found.append(cpu)
         return found
-
-    def clocks(self) -> tuple:
-        """(each step's vector clock, its number among its CPU's steps)."""
-        return self.vc, self.nth
 
 
 def _join(into, other) -> None:

@@ -72,6 +72,8 @@ _ATOMS = (type(None), bool, int, float, complex, str, bytes, range, type(Ellipsi
           type, types.ModuleType, types.BuiltinFunctionType, types.CodeType,
           types.MethodWrapperType, types.WrapperDescriptorType)
 _CONTAINERS = (list, dict, set, bytearray, collections.deque)
+#: Keys a recipe can name a dict's or shared collection's entry by (``refind``).
+_RECIPE_KEYS = (str, int, bool, type(None), bytes)
 _BOUND_TYPES = (types.BuiltinFunctionType, types.MethodWrapperType)
 
 
@@ -414,7 +416,7 @@ class _Walker:
             for name, value in _item_fields(obj):
                 if not tracked:
                     self.visit(value, f"{path}.{name}", _step(via, ("field", name)))
-                elif type(name) in (str, int, bool, type(None), bytes):
+                elif type(name) in _RECIPE_KEYS:
                     self.visit(value, f"{path}[{name!r}]", _step(via, ("entry", name)))
                 else:
                     self.visit(value, f"{path}[{name!r}]", None)
@@ -522,7 +524,7 @@ class _Walker:
     def _contents(self, obj, path, via) -> None:
         if isinstance(obj, dict):
             for k, v in obj.items():
-                plain = type(k) in (str, int, bool, type(None), bytes)
+                plain = type(k) in _RECIPE_KEYS
                 self.visit(v, f"{path}[{k!r}]", _step(via, ("key", k)) if plain else None)
         elif isinstance(obj, (list, collections.deque)):
             for i, x in enumerate(obj):
@@ -590,6 +592,11 @@ def _mutable(value) -> bool:
         or _attributes(value) is not None
 
 
+def _holds_state(value) -> bool:
+    """``_mutable``, asked only of values whose type does not already say no."""
+    return not _never_mutable(type(value)) and _mutable(value)
+
+
 def _attributes(obj, books=None):
     """(name, value) pairs of a plain object's state, or None when it has none to read.
 
@@ -633,7 +640,7 @@ def _item_fields(obj):
     if isinstance(obj, _Tracked):
         data = obj._data
         pairs = data.items() if isinstance(data, dict) else enumerate(data)
-        return [(k, v) for k, v in pairs if not _never_mutable(type(v)) and _mutable(v)]
+        return [(k, v) for k, v in pairs if _holds_state(v)]
     slot = getattr(type(obj), "_slot", None)
     if slot is None:
         return ()
@@ -641,7 +648,7 @@ def _item_fields(obj):
         fields = object.__getattribute__(obj, "_slot").fields
     except AttributeError:
         return ()
-    return [(k, v) for k, v in fields.items() if not _never_mutable(type(v)) and _mutable(v)]
+    return [(k, v) for k, v in fields.items() if _holds_state(v)]
 
 
 def find(m) -> tuple[list[Shared], dict, tuple | None]:
@@ -696,12 +703,12 @@ def _stored(m, books) -> "_Walker":
     w = _Walker("stored", books, m)
     for zi, zone in enumerate(getattr(m, "zones", ())):
         for index, name, value in zone.field_values():
-            if not _never_mutable(type(value)) and _mutable(value):
+            if _holds_state(value):
                 w.visit(value, f"{zone.type_name}#{index}.{name}", (("stored", zi, index, name),))
     for ki, kobj in enumerate(getattr(m, "kernel_objects", ())):
         for name in kobj.deferred:
             value = getattr(kobj, name, None)
-            if not _never_mutable(type(value)) and _mutable(value):
+            if _holds_state(value):
                 w.visit(value, f"{kobj.label()}.{name}", (("deferred", ki, name),))
     return w
 
