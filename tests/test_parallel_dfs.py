@@ -114,6 +114,33 @@ def test_plain_enumeration_runs_exactly_the_same_schedules(small_first_part):
             (srep.runs, srep.failing_runs, srep.beyond_bound, srep.exhausted)
 
 
+@pytest.mark.parametrize("budget", [1, 2])
+def test_a_part_takes_over_the_steps_of_its_path(small_first_part, monkeypatch, budget):
+    # Each part's first run starts on a path that runs in other parts recorded;
+    # it takes their steps over, so the parts record (and analyse) each step
+    # once, as the one-walk search does.
+    from smpvm.strategies.dfs import DFS
+    recorded = [0]
+    record = DFS._record
+
+    def counting(self, *args):
+        recorded[0] += 1
+        return record(self, *args)
+
+    monkeypatch.setattr(DFS, "_record", counting)
+    for name, variant in ALL_CASES + [("locked_counter", None)]:
+        scn = case(name)
+        params = {"threads": 3} if name == "locked_counter" else {}
+        spec = spec_of(scn, variant=variant, params=params, seed=0)
+        recorded[0] = 0
+        seq = sequential(spec, scn)
+        one_walk = recorded[0]
+        recorded[0] = 0
+        par = searched(spec, scn, budget=budget)
+        assert recorded[0] == one_walk, name
+        assert_same_search(seq, par)
+
+
 def test_a_window_interrupt_starts_the_shared_search_again_without_reduction(small_first_part):
     scn = load_target(LATE)
     spec = RunSpec(LATE, variant=scn.check_variant(None), seed=1)

@@ -36,11 +36,20 @@ based verification of threaded software", SPIN 2007):
 numbered as they are made, and the driver takes their results strictly in
 that order (holding early ones), making the next parts from them.  So the
 runs, their order and every count are the same whatever the number of
-workers or their speed.  They may differ from the one-process search: a
-request applied later than that search would have, against a state that has
-meanwhile gained other branches, can pick another CPU, so a few schedules
-differ (equivalent ones: each still covers its class).  Run ``i`` is the
-``i``-th run in the order the parts were made.
+workers or their speed, one in this process included (``smpvm explore -s dfs
+-w 1`` shares the tree out to an inline executor for that reason).  They may
+differ from ``exhaust``'s single tree walk: a request applied later than that
+search would have, against a state that has meanwhile gained other branches,
+can pick another CPU, so a few schedules differ (equivalent ones: each still
+covers its class).  Run ``i`` is the ``i``-th run in the order the parts were
+made.
+
+**Shared paths.**  A part carries the steps of the path to its root as the
+runs that went down it recorded them (``Part.steps``; the driver keeps the
+step into each state it stores), so its first run takes that path over as
+any later run takes over the path it shares with the run before: no step is
+recorded or analysed twice, and the parts together do the work of one
+search.
 
 **Symmetry.**  Identical threads are searched up to their names, as
 ``exhaust`` does: whether a state holds a CPU back depends only on the path
@@ -91,6 +100,10 @@ class Part(NamedTuple):
     #: makes, so the runs are the same; what is saved is a round trip per part (on Dask,
     #: the scheduler's).
     chain: int = 0
+    #: Pickled steps of the path, one into each of its states after the first, as the
+    #: runs that went down it recorded them (``DFS.below``); empty: the first run records
+    #: and analyses the path itself.
+    steps: bytes = b""
 
 
 class PartResult(NamedTuple):
@@ -116,6 +129,8 @@ class PartResult(NamedTuple):
     symmetric: tuple = ()
     #: (part, result) of each part searched ahead in the same task from this one's cut.
     then: tuple = ()
+    #: When cut: the last run's steps into the states of ``nodes`` after the first.
+    steps: tuple = ()
 
 
 def search_part(spec: RunSpec, part: Part, preemption_bound, reduction, counts=None,
@@ -156,16 +171,31 @@ def ahead(part: Part, res: PartResult) -> list[Part]:
     first, last, nodes = todo[0], todo[-1], res.nodes
     above = pickle.loads(part.path)[:len(part.key)]  # ancestor copies: they copy as they are
     path = [DFS.ancestor(node, node.chosen) for node in above + nodes[:first]]
+    walked = None  # the steps into each state from the first below the root of the tree
+    if part.steps and res.steps:
+        walked = pickle.loads(part.steps)[:len(part.key)] + list(res.steps)
     out = []
     if len(todo) >= 2:
         below = path + [DFS.ancestor(nodes[first], nodes[first].chosen)]
-        out.append(_part(keys[first + 1], below + nodes[first + 1:last + 1], part.budget))
-    out.append(_part(keys[first], path + [nodes[first]], part.budget))
+        out.append(_part(keys[first + 1], below + nodes[first + 1:last + 1], part.budget,
+                         walked))
+    out.append(_part(keys[first], path + [nodes[first]], part.budget, walked))
     return out
 
 
-def _part(key, path, budget) -> Part:
-    return Part(-1, key, pickle.dumps(path, pickle.HIGHEST_PROTOCOL), budget)
+def _part(key, path, budget, walked) -> Part:
+    return Part(-1, key, pickle.dumps(path, pickle.HIGHEST_PROTOCOL), budget,
+                steps=_carried(walked, path, len(key)))
+
+
+def _carried(walked, path, root) -> bytes:
+    """``Part.steps`` for ``path`` (its root at index ``root``), from ``walked``, the steps
+    into the states from the first below the tree's root on (None: not known); only
+    those from ``root - 1`` on keep their book-keeping, as no run branches off above."""
+    if walked is None or len(walked) < len(path) - 1 or not path:
+        return b""
+    steps = [s.bare() if i < root - 1 else s for i, s in enumerate(walked[:len(path) - 1])]
+    return pickle.dumps(steps, pickle.HIGHEST_PROTOCOL)
 
 
 def _same_path(path: list, data: bytes) -> bool:
@@ -196,8 +226,9 @@ def _states(key, nodes) -> tuple[list, list]:
 
 def _search(spec, part, preemption_bound, reduction, counts, stop_on_first, scn,
             symmetry) -> PartResult:
+    steps = pickle.loads(part.steps) if part.steps else ()
     dfs = DFS.below(pickle.loads(part.path), len(part.key), preemption_bound, reduction,
-                    symmetry)
+                    symmetry, steps)
     runs, cut = [], False
     if part.fresh or dfs.advance_within():
         while True:
@@ -219,8 +250,12 @@ def _search(spec, part, preemption_bound, reduction, counts, stop_on_first, scn,
             if not dfs.advance_within():
                 break
     nodes = dfs.tree[dfs.floor:] if cut else dfs.tree[dfs.floor:dfs.floor + 1]
+    walked = ()
+    if cut and reduction and len(dfs.trace) >= dfs.floor + len(nodes) - 1:
+        walked = tuple(dfs.trace[dfs.floor:dfs.floor + len(nodes) - 1])
     return PartResult(runs, sorted(dfs.above), nodes, cut, dfs.pruned, dfs.beyond_bound,
-                      dict(dfs.unseen), dfs.saw_windows, symmetric=tuple(dfs.symmetric))
+                      dict(dfs.unseen), dfs.saw_windows, symmetric=tuple(dfs.symmetric),
+                      steps=walked)
 
 
 def _fails(result, counts) -> bool:
@@ -276,6 +311,9 @@ class _Driver:
         #: Choices to a state -> its node (whole), for every state a part was rooted at
         #: or stopped above.
         self.nodes: dict[tuple, object] = {}
+        #: Choices to a state -> the step into it, as a cut part's last run recorded it,
+        #: for the states a part may be rooted at or below (``Part.steps``).
+        self.walked: dict[tuple, object] = {}
         #: State -> number of the part that owns it now.
         self.owner: dict[tuple, int] = {}
         #: State -> requests waiting for its owner to come back.
@@ -299,6 +337,7 @@ class _Driver:
             path.append(self.nodes[key])
         path.extend(nodes_below)
         budget = FIRST_PART_RUNS if fresh else self.budget
+        steps = b"" if fresh else _carried(self._walked_to(key, nodes_below), path, len(key))
         number = self.made
         self.made += 1
         self.owner[key] = number
@@ -310,10 +349,23 @@ class _Driver:
             self.early[number] = ready[1]
             return
         chain = self.chain if not fresh and len(self.out) >= self.spread else 0
-        part = Part(number, key, pickle.dumps(path, pickle.HIGHEST_PROTOCOL), budget, fresh, chain)
+        part = Part(number, key, pickle.dumps(path, pickle.HIGHEST_PROTOCOL), budget, fresh, chain,
+                    steps)
         fut = self.ex.submit(search_part, self.spec, part, self.bound, self.reduction,
                              self.counts, self.stop_on_first, self.scn, self.symmetry)
         self.out[number] = (part, fut)
+
+    def _walked_to(self, key, nodes_below):
+        """The steps into each state of the path to ``key`` and ``nodes_below`` (but the
+        last), or None where one is not known."""
+        chain = [key[:i] for i in range(1, len(key) + 1)]
+        if nodes_below:
+            at = key
+            for node in [self.nodes[key], *nodes_below[:-1]]:
+                at = at + (node.chosen,)
+                chain.append(at)
+        steps = [self.walked.get(k) for k in chain]
+        return None if None in steps else steps
 
     def _share(self, keys) -> None:
         """A part for each of ``keys`` with CPUs to try and no owner, shallowest first."""
@@ -344,7 +396,7 @@ class _Driver:
         if res.nodes:
             self.nodes[part.key] = res.nodes[0]
         self.ahead = {p.key: (p, r) for p, r in res.then}
-        continuation = self._cut(part.key, res.nodes) if res.cut else []
+        continuation = self._cut(part.key, res.nodes, res.steps) if res.cut else []
         touched += continuation
         for i, able, p in res.above:
             touched.append(self._request(part.key[:i], able, p))
@@ -366,7 +418,7 @@ class _Driver:
                 self.stopped = True
                 return
 
-    def _cut(self, key, nodes) -> list:
+    def _cut(self, key, nodes, steps=()) -> list:
         """Store the path of a part stopped at its budget; the keys of its states.
 
         The shallowest state with CPUs to try is shared like any other; the
@@ -380,6 +432,8 @@ class _Driver:
             self.report.pruned += self._skipped(node)
         for j in range(1, last + 1):
             self.nodes[keys[j]] = nodes[j]
+            if j <= len(steps):
+                self.walked[keys[j]] = steps[j - 1]
         if len(todo) >= 2:  # below the first: a continuation from the state under it
             first = todo[0]
             root = keys[first + 1]

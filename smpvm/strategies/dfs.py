@@ -182,6 +182,11 @@ class _Step:
         #: later run that replays this step takes over.
         self.books = books
 
+    def bare(self) -> "_Step":
+        """The step as the race analysis needs it, without the book-keeping: for a path
+        on which no run will branch off right after it."""
+        return _Step(self.cpu, self.fp, self.enabled, self.held, self.waits)
+
 
 class _Node:
     """One state on the current path of the search tree (the state before a step)."""
@@ -785,9 +790,15 @@ class DFS(Strategy):
 
     @classmethod
     def below(cls, path, floor=None, preemption_bound=None, reduction=True,
-              symmetry=False) -> "DFS":
+              symmetry=False, steps=()) -> "DFS":
         """A search of the subtree below node ``floor`` of ``path`` (default: its last;
         nodes above it from ``ancestor``), which chooses only at that node and deeper.
+
+        ``steps``, when given, are the steps of the run that made ``path`` (one
+        into each of its states after the first; book-keeping from ``floor - 1``
+        on): the first run takes them over as any run takes over the path it
+        shares with the one before, instead of recording and analysing them
+        again.  A run that first took them analysed their races already.
 
         The reversals it finds for the states above are not applied: they are
         collected in ``above`` as ``(state index, initials, cpu)`` for the
@@ -799,6 +810,8 @@ class DFS(Strategy):
         dfs.tree = list(path)
         dfs.floor = max(len(path) - 1, 0) if floor is None else floor
         dfs.above = set()
+        if reduction and len(steps) == len(path) - 1:
+            dfs.trace = list(steps)
         dfs.begin(0)
         return dfs
 
