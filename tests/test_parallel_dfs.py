@@ -327,6 +327,19 @@ def test_explore_dfs_with_workers_shares_the_tree(tmp_path):
         [r["schedule"] for r in two[1]]  # run i is the same run whatever the workers
 
 
+def test_explore_dfs_writes_the_same_runs_csv_whatever_the_workers(tmp_path):
+    # One process walks the parts in the order the driver makes them, as the
+    # pool does; the two-allocator tree is large enough to be cut many times.
+    files = []
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        rep = explore(DOOMED, variant="fixed", params={"allocators": 2}, strategy="dfs",
+                      seed=1, workers=workers, out=str(out), shrink=False)
+        assert rep.exhausted and not rep.failing_runs
+        files.append((out / "runs.csv").read_bytes())
+    assert files[0] == files[1] and files[0].count(b"\n") == rep.runs + 1
+
+
 def test_the_command_line_shares_dfs_with_workers(capsys, tmp_path):
     code, out, _ = cli(capsys, "explore", DOOMED, "--variant", "buggy", "--strategy", "dfs",
                        "--set", "allocators=1", "--workers", "2", "--out", tmp_path, "--json")

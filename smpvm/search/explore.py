@@ -7,9 +7,10 @@ and the estimate k of decision points per run that PCT and idb need from
 earlier runs in a way that does not depend on timing (below).  So the runs
 can be cut into batches and farmed out to any ``concurrent.futures`` executor
 -- this process, a process pool, a Dask cluster -- and every run comes out
-the same.  The systematic searches (dfs, ipb) walk one tree of schedules in
-this process; dfs with ``--workers`` 2 or more or ``--dask`` shares its tree
-out over the same executors instead (:mod:`smpvm.search.pardfs`).
+the same.  ipb walks its tree of schedules in this process; dfs cuts its tree
+into parts and hands them to the same executors (:mod:`smpvm.search.pardfs`),
+in this process too with ``--workers 1``, so that its runs come out in the
+same order whatever runs them.
 
 A batch is a contiguous range of run indices; a worker runs it and sends
 back one compact row per run (seed, strategy, violation kinds, first
@@ -712,20 +713,24 @@ class Exploration:
                 self._adopt_dfs_report(rep)
 
     def _shares_dfs(self) -> bool:
-        """dfs over workers: with ``--workers`` 2 or more, or ``--dask``."""
-        return self.plan.strategy == "dfs" and (self.dask is not None or
-                                                (self.workers or 1) > 1)
+        """dfs, cut into parts for the executor (in this process with ``--workers 1``):
+        the parts' order is the runs' order, whatever executes them."""
+        return self.plan.strategy == "dfs"
 
     def _exhaust_shared(self, on_run, failon):
         """The dfs tree shared out over the executor (``smpvm.search.pardfs``)."""
         from .executors import make_executor
-        from .pardfs import exhaust_parallel
+        from .pardfs import CHAIN, exhaust_parallel
         plan = self.plan
+        inline = self.dask is None and self.workers == 1
         with make_executor(self.workers, self.dask) as ex:
+            # in this process no round trip is saved by searching parts ahead
             return exhaust_parallel(plan.spec(plan.seed), ex,
                                     preemption_bound=plan.preemption_bound, max_runs=self.runs,
                                     stop_on_first=self.stop_on_first, on_run=on_run,
-                                    counts=failon.counts, on_restart=self._start_record_over)
+                                    counts=failon.counts, on_restart=self._start_record_over,
+                                    scn=self.scn if inline else None,
+                                    chain=0 if inline else CHAIN)
 
     def _remove_failure_files(self) -> None:
         for old in glob.glob(os.path.join(self.out, "failure-*.json")):
