@@ -302,11 +302,11 @@ def test_a_model_under_a_non_utf8_directory_is_bad_input_not_a_crash(capsys, tmp
 
 def test_an_interrupted_dfs_says_it_starts_over_rather_than_resumes(capsys, tmp_path,
                                                                     monkeypatch):
-    import smpvm.search.exhaust as exhaust_module
+    import smpvm.search.pardfs as pardfs
 
     def interrupted(*args, **kw):
         raise KeyboardInterrupt
-    monkeypatch.setattr(exhaust_module, "exhaust", interrupted)
+    monkeypatch.setattr(pardfs, "exhaust_parallel", interrupted)
     code, _, err = cli(capsys, "explore", f"{TINY}::abba", "--variant", "fixed", "--strategy",
                        "dfs", "--out", tmp_path)
     assert code == 3
