@@ -334,3 +334,19 @@ def test_a_race_study_counts_only_the_kinds_it_names(elsewhere):
     only.write_text(text.replace('fixed = []\n', 'fixed = []\nignore = ["no-such-kind"]\n'))
     with pytest.raises(BadInput, match="unknown violation kind no-such-kind"):
         load_study(str(only), "races")
+
+
+def test_the_worker_scaling_script_measures_each_worker_count(capsys):
+    import importlib.util
+    path = os.path.join(ROOT, "experiments", "worker_scaling.py")
+    spec = importlib.util.spec_from_file_location("worker_scaling", path)
+    scaling = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scaling)
+    assert scaling.worker_counts(16) == [1, 2, 4, 8, 16]
+    assert scaling.worker_counts(6) == [1, 2, 4, 6]
+    assert scaling.worker_counts(1) == [1]
+    assert scaling.main(["--runs", "300", "--max-workers", "2", "--rounds", "1"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [row[0] for row in rows] == ["1", "2"]
+    assert all(float(row[1].replace(",", "")) > 0 for row in rows)
+    assert rows[0][2] == "1.00x"
