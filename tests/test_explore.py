@@ -103,6 +103,51 @@ def test_batches_sent_ahead_of_their_k_on_dask_are_run_again_when_it_was_wrong(
     assert (tmp_path / "pool" / "runs.csv").read_bytes() == (tmp_path / "dask" / "runs.csv").read_bytes()
 
 
+def test_many_local_workers_are_kept_busy_past_the_epochs_whose_k_is_known(
+        tmp_path, monkeypatch):
+    """Two epochs, whose k is known, hold eight batches of 128 runs: with more workers
+    than that, later batches go out on a guessed k, so every worker has work (two
+    batches each in flight), and runs.csv is still the file one process writes."""
+    import smpvm.search.explore as explore_module
+    in_flight = []
+    real_wait = explore_module._wait_first
+
+    def wait(ex, inflight):
+        in_flight.append(len(inflight))
+        return real_wait(ex, inflight)
+
+    monkeypatch.setattr(explore_module, "_wait_first", wait)
+    target = os.path.join("models", "freebsd", "device_pager.py") + "::doomed_object"
+    runs = 16 * EPOCH_RUNS
+    explore(target, variant="fixed", runs=runs, seed=1, workers=6, out=tmp_path / "six")
+    assert max(in_flight) == 2 * 6 > 2 * EPOCH_RUNS // 128
+    monkeypatch.setattr(explore_module, "_wait_first", real_wait)
+    explore(target, variant="fixed", runs=runs, seed=1, workers=1, out=tmp_path / "one")
+    assert (tmp_path / "one" / "runs.csv").read_bytes() == (tmp_path / "six" / "runs.csv").read_bytes()
+
+
+def test_the_k_of_an_epoch_is_the_most_decisions_before_the_epoch_before_it(tmp_path):
+    """PCT's k for epoch e: the pilot's and every recorded epoch's before e - 1, asked
+    and raised in any order (a long exploration asks it for thousands of epochs)."""
+    import random
+    from smpvm.search.plan import Batch
+    x = Exploration(DEPTH2, variant="buggy", runs=10, seed=1, workers=1, out=tmp_path / "x")
+    x.pilot_k = 5
+    rng = random.Random(7)
+    recorded: dict[int, int] = {}
+    for _ in range(400):
+        e = rng.randrange(40)
+        if rng.random() < 0.4:
+            d = rng.randrange(30)
+            x._add(Batch(e * EPOCH_RUNS, e * EPOCH_RUNS + 1, "", (), {e: d}, {}, []),
+                   restored=True)
+            recorded[e] = max(recorded.get(e, 0), d)
+        want = max([5] + [d for ep, d in recorded.items() if ep < e - 1])
+        assert x._k_for_epoch(e) == want
+    x.pilot_k = 40
+    assert x._k_for_epoch(rng.randrange(40)) == 40
+
+
 def test_a_lost_dask_worker_loses_no_runs(tmp_path, dask_cluster):
     marker = tmp_path / "killed-once"
     params = {"every": 37, "marker": str(marker)}

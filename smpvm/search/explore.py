@@ -201,14 +201,17 @@ class Exploration:
         self.done_prefix = 0
         self.schedules: set[int] = set()
         self.epoch_decisions: dict[int, int] = {}
-        self.pilot_k = 1
+        self._pilot_k = 1
+        #: ``_k_below[i]``: the k of epoch ``i + 1`` (the pilot's and epochs ``< i``), as
+        #: far as asked for; cut back where a recorded epoch raises it.
+        self._k_below: list[int] = []
         self.ncpus = 0
         self.first_runs: dict[str, int] = {}
         #: Finished batches waiting for earlier ones, by start: (batch, k it ran with, Batch).
         self._held: dict[int, tuple] = {}
         #: The k each batch out was sent with.
         self._sent_k: dict[tuple, int] = {}
-        #: How far past the first run not settled a batch may start on a guessed k (Dask).
+        #: How far past the first run not settled a batch may start on a guessed k.
         self._ahead = 0
         #: Batches run again because their guessed k was not their epoch's.
         self.reruns = 0
@@ -314,6 +317,7 @@ class Exploration:
         for e, d in b.decisions.items():
             if d > self.epoch_decisions.get(e, 0):
                 self.epoch_decisions[e] = d
+                del self._k_below[e + 1:]
         for kind, count in b.not_counted.items():
             rep.not_counted[kind] = rep.not_counted.get(kind, 0) + count
         return [(kind, o) for o in b.failures for kind in self._count_failure(o)]
@@ -332,8 +336,26 @@ class Exploration:
                 new.append(kind)
         return new
 
+    @property
+    def pilot_k(self) -> int:
+        return self._pilot_k
+
+    @pilot_k.setter
+    def pilot_k(self, k: int) -> None:
+        self._pilot_k = k
+        self._k_below.clear()
+
     def _k_for_epoch(self, e: int) -> int:
-        return max([self.pilot_k] + [d for ep, d in self.epoch_decisions.items() if ep < e - 1])
+        """PCT's k for the runs of epoch ``e``: the most decisions of a run in the pilot
+        or in an epoch before ``e - 1``.  Kept as running maxima, so that asking costs
+        the same however many epochs a long exploration has had."""
+        below = self._k_below
+        upto = max(e - 1, 0)
+        while len(below) <= upto:
+            i = len(below)
+            below.append(self._pilot_k if i == 0
+                         else max(below[-1], self.epoch_decisions.get(i - 1, 0)))
+        return below[upto]
 
     def _k_ready(self, start: int) -> bool:
         """Is every run that the k of ``start``'s epoch depends on finished?"""
@@ -407,11 +429,13 @@ class Exploration:
         self.pilot_k = k
 
     def _batch_size(self, workers: int) -> int:
-        """Runs per batch: small enough that two epochs keep every worker busy.
+        """Runs per batch: large enough that the driver's work per run stays small.
 
         A Dask task pays a scheduler round trip and a worker's hand-over from
         one task to the next, so Dask gets fewer, larger batches (up to an epoch)
-        than local processes, and sends them ahead of their k (``_may_start``).
+        than local processes.  Two epochs (whose k is known) hold only a few
+        batches, so beyond them batches go out ahead of their k (``_may_start``)
+        to keep every worker busy.
         """
         if workers == 1:
             return 64
@@ -446,8 +470,9 @@ class Exploration:
         pending = self._pending = Batches(self.runs, size, self.done)
         window = self._window(workers)
         per_task = self._batches_per_task(workers, size)
-        if self.dask is not None:
-            # bounds the finished batches held in memory
+        if not inline:
+            # two epochs hold only 1,024 runs, too few batches to keep many workers busy:
+            # later batches go out on a guessed k; this bounds the finished ones held
             self._ahead = 2 * window * per_task * size
         attempts: dict[tuple, int] = {}
         t0 = time.perf_counter()
