@@ -65,6 +65,10 @@ from .plan import (BATCH_ATTEMPTS, CSV_COLUMNS, DEFAULT_RUNS, EPOCH_RUNS, PILOT_
 
 #: Seconds between checks that a cluster is still there (``smpvm.studies.sweep`` reads it here).
 HEALTH_CHECK_S = _executors.HEALTH_CHECK_S
+#: Epochs settled before a batch may go out on a guessed k (``Exploration._may_start``).
+GUESS_AFTER_EPOCHS = 4
+#: The runs made before any k may be guessed: the epochs up to the one after those.
+WARM_UP_RUNS = (GUESS_AFTER_EPOCHS + 1) * EPOCH_RUNS
 
 # -- the exploration ----------------------------------------------------------------------------
 
@@ -372,7 +376,7 @@ class Exploration:
         if start >= self.done_prefix + self._ahead:
             return False
         oldest = self.done_prefix // EPOCH_RUNS  # the oldest epoch still out
-        return (oldest >= 4 and self._k_for_epoch(start // EPOCH_RUNS)
+        return (oldest >= GUESS_AFTER_EPOCHS and self._k_for_epoch(start // EPOCH_RUNS)
                 == self._k_for_epoch(oldest - 2))
 
     def _k_right(self, start: int, k: int) -> bool:
@@ -441,7 +445,14 @@ class Exploration:
             return 64
         if self.dask is not None:
             return max(64, min(EPOCH_RUNS, self.runs // (workers * 4)))
-        return max(16, min(EPOCH_RUNS // 4, self.runs // (workers * 8)))
+        return max(16, min(EPOCH_RUNS, self.runs // (workers * 8)))
+
+    def _warm_up_batch_size(self, workers: int, size: int) -> int:
+        """Runs per batch in the first epochs, before any k may be guessed: then only two
+        epochs can be out at once, which should hold two batches a worker."""
+        if workers == 1:
+            return size
+        return min(size, max(64 if self.dask is not None else 16, EPOCH_RUNS // workers))
 
     def _batches_per_task(self, workers: int, size: int) -> int:
         """Batches sent as one task.  A Dask task costs the scheduler, this process and
@@ -467,7 +478,8 @@ class Exploration:
         inline = self._inline = self.dask is None and self.workers == 1
         workers = 1 if inline else (self.workers or default_workers())
         size = self._batch_size(workers)
-        pending = self._pending = Batches(self.runs, size, self.done)
+        pending = self._pending = Batches(self.runs, size, self.done,
+                                          self._warm_up_batch_size(workers, size))
         window = self._window(workers)
         per_task = self._batches_per_task(workers, size)
         if not inline:
@@ -861,9 +873,11 @@ class Batches:
     memory does not grow with ``--runs``.
     """
 
-    def __init__(self, runs: int, size: int, done: bytearray):
+    def __init__(self, runs: int, size: int, done: bytearray, warm_up_size: int | None = None):
         self.runs = runs
         self.size = size
+        #: The size in the epochs before a k may be guessed (``WARM_UP_RUNS``).
+        self.warm_up_size = warm_up_size or size
         #: Finished runs by index (shared with the exploration, which marks them).
         self.done = done
         #: Where the next fresh batch starts looking.
@@ -878,7 +892,8 @@ class Batches:
             i += 1
         if i >= self.runs:
             return None
-        end = min(self.runs, (i // EPOCH_RUNS + 1) * EPOCH_RUNS, i + self.size)
+        size = self.warm_up_size if i < WARM_UP_RUNS else self.size
+        end = min(self.runs, (i // EPOCH_RUNS + 1) * EPOCH_RUNS, i + size)
         j = i
         while j < end and not (j < len(done) and done[j]):
             j += 1
