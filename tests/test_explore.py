@@ -147,6 +147,8 @@ def test_the_k_of_an_epoch_is_the_most_decisions_before_the_epoch_before_it(tmp_
             recorded[e] = max(recorded.get(e, 0), d)
         want = max([5] + [d for ep, d in recorded.items() if ep < e - 1])
         assert x._k_for_epoch(e) == want
+    assert x._k_for_epoch(10**12) == max([5, *recorded.values()])  # a trillion runs' last
+    assert len(x._k_below) <= 42
     x.pilot_k = 40
     assert x._k_for_epoch(rng.randrange(40)) == 40
 

@@ -209,6 +209,8 @@ class Exploration:
         #: ``_k_below[i]``: the k of epoch ``i + 1`` (the pilot's and epochs ``< i``), as
         #: far as asked for; cut back where a recorded epoch raises it.
         self._k_below: list[int] = []
+        #: The latest epoch with a recorded run (past it, the k stays the same).
+        self._last_epoch = -1
         self.ncpus = 0
         self.first_runs: dict[str, int] = {}
         #: Finished batches waiting for earlier ones, by start: (batch, k it ran with, Batch).
@@ -322,6 +324,7 @@ class Exploration:
             if d > self.epoch_decisions.get(e, 0):
                 self.epoch_decisions[e] = d
                 del self._k_below[e + 1:]
+                self._last_epoch = max(self._last_epoch, e)
         for kind, count in b.not_counted.items():
             rep.not_counted[kind] = rep.not_counted.get(kind, 0) + count
         return [(kind, o) for o in b.failures for kind in self._count_failure(o)]
@@ -354,7 +357,7 @@ class Exploration:
         or in an epoch before ``e - 1``.  Kept as running maxima, so that asking costs
         the same however many epochs a long exploration has had."""
         below = self._k_below
-        upto = max(e - 1, 0)
+        upto = min(max(e - 1, 0), self._last_epoch + 1)
         while len(below) <= upto:
             i = len(below)
             below.append(self._pilot_k if i == 0
