@@ -28,13 +28,16 @@ pilot runs and in every run of the epochs before e - 1.  The one-epoch lag
 lets epoch e start while epoch e - 1 is still running, and k depends only on
 which runs came earlier, never on when they finished.
 
-On a Dask cluster a task's round trip (a few to 15 ms through the scheduler)
-would leave a worker idle after each batch while the next epoch waits on
-the one before it, so there batches also go out ahead of their k, on a guess:
-the k that the runs finished so far give, once it has held for four epochs.
-A run is a pure function of its index and k, so such a batch is kept only when
-its guess proves to be the k its epoch gets; otherwise it is run again with
-that k before it is recorded.  Either way runs.csv reads the same.
+Only two epochs at a time have a known k: too few batches for many workers,
+and on a Dask cluster a task's round trip (a few to 15 ms through the
+scheduler) would leave a worker idle after each batch while the next epoch
+waits on the one before it.  So batches also go out ahead of their k, on a
+guess: the k that the runs finished so far give, once it has held for four
+epochs (the epochs before that come in smaller batches, so that two of them
+keep every worker busy).  A run is a pure function of its index and k, so
+such a batch is kept only when its guess proves to be the k its epoch gets;
+otherwise it is run again with that k before it is recorded.  Either way
+runs.csv reads the same.
 
 **Resuming.**  ``runs.csv`` is the record of what finished.  ``--resume``
 reads it (with the decisions column it rebuilds k), runs only the missing
