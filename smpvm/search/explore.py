@@ -59,6 +59,7 @@ from ..scenario import check_cpus, load_target, split_target
 from ..violations import BadInput, ModelError
 from . import executors as _executors
 from .executors import max_workers, wait_first as _wait_first  # noqa: F401
+from .distinct import Distinct
 from .manifest import write_manifest
 from .plan import (BATCH_ATTEMPTS, CSV_COLUMNS, DEFAULT_RUNS, EPOCH_RUNS, PILOT_RUNS,  # noqa: F401
                    SEARCHES, SYSTEMATIC, Batch, Outcome, Plan, check_resumable,
@@ -206,7 +207,7 @@ class Exploration:
         # progress of the search
         self.done = bytearray()
         self.done_prefix = 0
-        self.schedules: set[int] = set()
+        self.schedules = Distinct()
         self.epoch_decisions: dict[int, int] = {}
         self._pilot_k = 1
         #: ``_k_below[i]``: the k of epoch ``i + 1`` (the pilot's and epochs ``< i``), as
@@ -321,7 +322,7 @@ class Exploration:
         rep.runs += b.stop - b.start
         if not restored:
             rep.runs_this_session += b.stop - b.start
-        self.schedules.update(b.schedules)
+        self.schedules.add(b.schedules)
         rep.distinct_schedules = len(self.schedules)
         for e, d in b.decisions.items():
             if d > self.epoch_decisions.get(e, 0):
@@ -789,7 +790,7 @@ class Exploration:
         rep.runs = rep.runs_this_session = rep.failing_runs = rep.distinct_schedules = 0
         rep.first_failure_run = None
         rep.violations, rep.not_counted, rep.first = {}, {}, {}
-        self.schedules, self.first_runs = set(), {}
+        self.schedules, self.first_runs = Distinct(), {}
         self.done, self.done_prefix = bytearray(), 0
 
     def _adopt_dfs_report(self, rep) -> None:

@@ -1,0 +1,53 @@
+"""How many distinct schedules an exploration has run, counted exactly in little memory.
+
+Each run's schedule is a 64-bit fingerprint.  A Python set of them costs
+about 70 bytes a fingerprint, and a long exploration on many workers (10^5
+runs a second, most of them distinct on a large model) turns that into
+gigabytes within minutes.  ``Distinct`` keeps them in a sorted numpy array,
+8 bytes each, and the newest in a small set that is merged into the array
+when it has grown by an eighth of it: adding a batch costs a binary search
+per fingerprint, and the merges, each linear, add up to a few passes over
+the array.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: The set of new fingerprints is merged into the sorted array once it holds this
+#: many, or an eighth of the array, whichever is more.
+MERGE_AT_LEAST = 4096
+
+
+class Distinct:
+    """The number of distinct 64-bit fingerprints added so far (``len``), exactly."""
+
+    def __init__(self):
+        self._sorted = np.empty(0, dtype=np.uint64)
+        #: Fingerprints added since the last merge and not in ``_sorted``.
+        self._recent: set[int] = set()
+
+    def add(self, fingerprints) -> None:
+        """Count ``fingerprints`` (ints in [0, 2**64)) that were not seen before."""
+        if not len(fingerprints):
+            return
+        new = np.sort(np.asarray(fingerprints, dtype=np.uint64))  # sorted: faster searches
+        known = self._sorted
+        if len(known):
+            at = np.searchsorted(known, new)
+            np.minimum(at, len(known) - 1, out=at)
+            new = new[known[at] != new]
+        if len(new):
+            self._recent.update(new.tolist())
+            if len(self._recent) >= max(MERGE_AT_LEAST, len(known) >> 3):
+                self._merge()
+
+    def _merge(self) -> None:
+        recent = np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))
+        recent.sort()
+        # two sorted runs: the stable sort (timsort) merges them in one pass
+        self._sorted = np.sort(np.concatenate((self._sorted, recent)), kind="stable")
+        self._recent = set()
+
+    def __len__(self) -> int:
+        return len(self._sorted) + len(self._recent)
