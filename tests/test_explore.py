@@ -93,7 +93,7 @@ def test_batches_sent_ahead_of_their_k_on_dask_are_run_again_when_it_was_wrong(
     again before it is recorded.  Guessing from the first epoch on, while the doomed
     object's k still grows (14, then 17, then 19), makes some guesses wrong."""
     target = os.path.join("models", "freebsd", "device_pager.py") + "::doomed_object"
-    monkeypatch.setattr(Exploration, "_may_start", lambda self, start: (
+    monkeypatch.setattr(Exploration, "_may_start", lambda self, start, guess=True: (
         self._k_ready(start) or start < self.done_prefix + self._ahead))
     x = Exploration(target, variant="fixed", runs=6000, seed=1, workers=2, dask=dask_cluster,
                     out=tmp_path / "dask")
@@ -103,12 +103,8 @@ def test_batches_sent_ahead_of_their_k_on_dask_are_run_again_when_it_was_wrong(
     assert (tmp_path / "pool" / "runs.csv").read_bytes() == (tmp_path / "dask" / "runs.csv").read_bytes()
 
 
-def test_many_local_workers_are_kept_busy_past_the_epochs_whose_k_is_known(
-        tmp_path, monkeypatch):
-    """Only two epochs at a time have a known k: the first epochs, before a k may be
-    guessed, come in batches small enough that two epochs keep every worker busy
-    (two batches each in flight), later batches go out on a guessed k, and
-    runs.csv is still the file one process writes."""
+def _watch_sends(monkeypatch) -> tuple[list, list]:
+    """(batches in flight at each wait, starts of the batches sent on a guessed k)."""
     import smpvm.search.explore as explore_module
     in_flight, guessed = [], []
     real_wait, real_may_start = explore_module._wait_first, Exploration._may_start
@@ -117,25 +113,44 @@ def test_many_local_workers_are_kept_busy_past_the_epochs_whose_k_is_known(
         in_flight.append(len(inflight))
         return real_wait(ex, inflight)
 
-    def may_start(self, start):
-        ok = real_may_start(self, start)
+    def may_start(self, start, guess=True):
+        ok = real_may_start(self, start, guess)
         if ok and not self._k_ready(start):
             guessed.append(start)
         return ok
 
     monkeypatch.setattr(explore_module, "_wait_first", wait)
     monkeypatch.setattr(Exploration, "_may_start", may_start)
-    target = os.path.join("models", "freebsd", "device_pager.py") + "::doomed_object"
+    return in_flight, guessed
+
+
+DOOMED = os.path.join("models", "freebsd", "device_pager.py") + "::doomed_object"
+
+
+def test_many_local_workers_are_kept_busy_past_the_epochs_whose_k_is_known(tmp_path):
+    """Only two epochs at a time have a known k: the first epochs, before a k may be
+    guessed, come in batches small enough that two epochs keep every worker busy
+    (two batches each in flight), later batches go out on a guessed k, and
+    runs.csv is still the file one process writes."""
     runs = 16 * EPOCH_RUNS
-    explore(target, variant="fixed", runs=runs, seed=1, workers=6, out=tmp_path / "six")
+    with pytest.MonkeyPatch.context() as mp:
+        in_flight, guessed = _watch_sends(mp)
+        explore(DOOMED, variant="fixed", runs=runs, seed=1, workers=6, out=tmp_path / "six")
     assert in_flight[0] == 2 * 6  # the first wait: nothing settled, no k to guess from
-    # past the first epochs, two epochs hold about six of these batches, not twelve:
+    # past the first epochs, two epochs hold about eight of these batches, not twelve:
     # the rest of the window is filled on guesses
     assert len(set(guessed)) >= 10
-    monkeypatch.setattr(explore_module, "_wait_first", real_wait)
-    monkeypatch.setattr(Exploration, "_may_start", real_may_start)
-    explore(target, variant="fixed", runs=runs, seed=1, workers=1, out=tmp_path / "one")
+    explore(DOOMED, variant="fixed", runs=runs, seed=1, workers=1, out=tmp_path / "one")
     assert (tmp_path / "one" / "runs.csv").read_bytes() == (tmp_path / "six" / "runs.csv").read_bytes()
+
+
+def test_two_local_workers_never_run_a_batch_on_a_guess(tmp_path, monkeypatch):
+    """A wrong guess is a batch run twice; with few workers two epochs hold enough
+    batches to keep them busy, so none is sent on a guess."""
+    in_flight, guessed = _watch_sends(monkeypatch)
+    explore(DOOMED, variant="fixed", runs=16 * EPOCH_RUNS, seed=1, workers=2,
+            out=tmp_path / "two")
+    assert max(in_flight) == 2 * 2 and guessed == []
 
 
 def test_the_k_of_an_epoch_is_the_most_decisions_before_the_epoch_before_it(tmp_path):

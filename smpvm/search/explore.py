@@ -223,6 +223,8 @@ class Exploration:
         self._sent_k: dict[tuple, int] = {}
         #: How far past the first run not settled a batch may start on a guessed k.
         self._ahead = 0
+        #: Batches out below which one more may go out on a guessed k (``_guess_below``).
+        self._guessing_below = 0
         #: Batches run again because their guessed k was not their epoch's.
         self.reruns = 0
         self._pending = None
@@ -373,14 +375,15 @@ class Exploration:
         e = start // EPOCH_RUNS
         return e < 2 or self.done_prefix >= (e - 1) * EPOCH_RUNS
 
-    def _may_start(self, start: int) -> bool:
-        """May the batch at ``start`` go out now?  When its k is known; or, within
-        ``_ahead`` runs of the first run not settled, on the k known so far (which
-        ``_flush_in_order`` checks), once the last four epochs settled have not raised
-        it: the most decisions per run have stopped growing, so the guess is good."""
+    def _may_start(self, start: int, guess: bool = True) -> bool:
+        """May the batch at ``start`` go out now?  When its k is known; or, where
+        ``guess`` allows and within ``_ahead`` runs of the first run not settled,
+        on the k known so far (which ``_flush_in_order`` checks), once the last
+        four epochs settled have not raised it: the most decisions per run have
+        stopped growing, so the guess is good."""
         if self._k_ready(start):
             return True
-        if start >= self.done_prefix + self._ahead:
+        if not guess or start >= self.done_prefix + self._ahead:
             return False
         oldest = self.done_prefix // EPOCH_RUNS  # the oldest epoch still out
         return (oldest >= GUESS_AFTER_EPOCHS and self._k_for_epoch(start // EPOCH_RUNS)
@@ -442,17 +445,25 @@ class Exploration:
     def _batch_size(self, workers: int) -> int:
         """Runs per batch: large enough that the driver's work per run stays small.
 
-        A Dask task pays a scheduler round trip and a worker's hand-over from
-        one task to the next, so Dask gets fewer, larger batches (up to an epoch)
-        than local processes.  Two epochs (whose k is known) hold only a few
-        batches, so beyond them batches go out ahead of their k (``_may_start``)
-        to keep every worker busy.
+        The driver spends about a millisecond of CPU on a batch whatever its size,
+        so a batch should be long.  Only two epochs (whose k is known) can be out
+        at once, though, and a batch beyond them goes out on a guessed k
+        (``_may_start``), run again when the guess was wrong, which happens
+        whenever a later epoch raises k (often, on a model whose runs' lengths
+        have a long tail).  So the pool's batches are as long as keeps two
+        batches a worker within two epochs (256 runs with 2 workers, 128 with
+        4), where nothing waits on a guess, and no shorter than 128 runs, with
+        which more workers run on guesses (half an epoch wasted 2,300 of 20,000
+        runs on ``cma`` with 6 workers; 128, 512).  A Dask task pays a scheduler
+        round trip and a worker's hand-over from one task to the next, so Dask
+        gets fewer, larger batches (up to an epoch), and guesses more.
         """
         if workers == 1:
             return 64
         if self.dask is not None:
             return max(64, min(EPOCH_RUNS, self.runs // (workers * 4)))
-        return max(16, min(EPOCH_RUNS, self.runs // (workers * 8)))
+        fits = max(EPOCH_RUNS // 4, EPOCH_RUNS // workers)
+        return max(16, min(self.runs // (workers * 8), fits))
 
     def _warm_up_batch_size(self, workers: int, size: int) -> int:
         """Runs per batch in the first epochs, before any k may be guessed: then only two
@@ -480,6 +491,16 @@ class Exploration:
             return 1
         return 3 * workers if self.dask is not None else 2 * workers
 
+    def _guess_below(self, workers: int, window: int) -> int:
+        """Batches out below which one more may go out on a guessed k.  Dask fills its
+        window so (a round trip through the scheduler is long); up to four local
+        workers, whose batches two epochs fill the window with, a guess is made only
+        when a worker would otherwise have nothing to run; more workers need the
+        guesses to be busy at all."""
+        if self.dask is not None or workers > 4:
+            return window
+        return workers
+
     def _run_sampled(self) -> None:
         from .executors import default_workers
         inline = self._inline = self.dask is None and self.workers == 1
@@ -488,6 +509,7 @@ class Exploration:
         pending = self._pending = Batches(self.runs, size, self.done,
                                           self._warm_up_batch_size(workers, size))
         window = self._window(workers)
+        self._guessing_below = self._guess_below(workers, window)
         per_task = self._batches_per_task(workers, size)
         if not inline:
             # two epochs hold only 1,024 runs, too few batches to keep many workers busy:
@@ -526,16 +548,18 @@ class Exploration:
             inflight: dict = {}
             try:
                 while pending or inflight:
-                    while (pending and len(inflight) < window and not self._stopping()
-                           and self._may_start(pending.peek()[0])
-                           and self._may_submit(pending.peek())):
+                    while pending and len(inflight) < window and not self._stopping():
+                        guess = len(inflight) < self._guessing_below
+                        if not (self._may_start(pending.peek()[0], guess)
+                                and self._may_submit(pending.peek())):
+                            break
                         suspect = pending.peek() in attempts
                         if suspect and inflight:
                             break  # a batch that was out when a worker died runs alone
                         # a batch whose k is known goes alone: only at the start, or run
                         # again on the right k, and the runs after it wait for it
                         alone = suspect or self._k_ready(pending.peek()[0])
-                        task = self._take(pending, attempts, 1 if alone else per_task)
+                        task = self._take(pending, attempts, 1 if alone else per_task, guess)
                         ks = [self._k_for_epoch(b[0] // EPOCH_RUNS) for b in task]
                         try:
                             if len(task) == 1:
@@ -588,12 +612,13 @@ class Exploration:
                 raise
         return False
 
-    def _take(self, pending, attempts, n: int) -> tuple:
+    def _take(self, pending, attempts, n: int, guess: bool) -> tuple:
         """The next batch, and after it up to ``n - 1`` more that may go out now, for
         one task (a batch that was out when a worker died goes alone)."""
         task = [pending.pop()]
         while (len(task) < n and pending and pending.peek() not in attempts
-               and self._may_start(pending.peek()[0]) and self._may_submit(pending.peek())):
+               and self._may_start(pending.peek()[0], guess)
+               and self._may_submit(pending.peek())):
             task.append(pending.pop())
         return tuple(task)
 
