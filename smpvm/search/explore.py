@@ -453,10 +453,11 @@ class Exploration:
         have a long tail).  So the pool's batches are as long as keeps two
         batches a worker within two epochs (256 runs with 2 workers, 128 with
         4), where nothing waits on a guess, and no shorter than 128 runs, with
-        which more workers run on guesses (half an epoch wasted 2,300 of 20,000
-        runs on ``cma`` with 6 workers; 128, 512).  A Dask task pays a scheduler
-        round trip and a worker's hand-over from one task to the next, so Dask
-        gets fewer, larger batches (up to an epoch), and guesses more.
+        which more workers run on guesses (on ``cma`` with 6 workers, batches of
+        half an epoch ran 2,300 of 20,000 runs twice, batches of 128 runs 640).
+        A Dask task pays a scheduler round trip and a worker's hand-over from one
+        task to the next, so Dask gets fewer, larger batches (up to an epoch), and
+        guesses more.
         """
         if workers == 1:
             return 64
