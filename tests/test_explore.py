@@ -28,6 +28,7 @@ from smpvm.studies.theory import pct_probability, runs_for_confidence
 TINY = os.path.join("tests", "models", "tiny.py")
 CRASH = os.path.join("tests", "models", "crash.py")
 DEPTH2 = f"{TINY}::check_then_use"
+DOOMED = os.path.join("models", "freebsd", "device_pager.py") + "::doomed_object"
 
 
 @pytest.fixture(autouse=True)
@@ -92,7 +93,7 @@ def test_batches_sent_ahead_of_their_k_on_dask_are_run_again_when_it_was_wrong(
     """On Dask, batches go out on a guess of their epoch's k and a wrong guess is run
     again before it is recorded.  Guessing from the first epoch on, while the doomed
     object's k still grows (14, then 17, then 19), makes some guesses wrong."""
-    target = os.path.join("models", "freebsd", "device_pager.py") + "::doomed_object"
+    target = DOOMED
     monkeypatch.setattr(Exploration, "_may_start", lambda self, start, guess=True: (
         self._k_ready(start) or start < self.done_prefix + self._ahead))
     x = Exploration(target, variant="fixed", runs=6000, seed=1, workers=2, dask=dask_cluster,
@@ -122,9 +123,6 @@ def _watch_sends(monkeypatch) -> tuple[list, list]:
     monkeypatch.setattr(explore_module, "_wait_first", wait)
     monkeypatch.setattr(Exploration, "_may_start", may_start)
     return in_flight, guessed
-
-
-DOOMED = os.path.join("models", "freebsd", "device_pager.py") + "::doomed_object"
 
 
 def test_many_local_workers_are_kept_busy_past_the_epochs_whose_k_is_known(tmp_path):

@@ -223,8 +223,6 @@ class Exploration:
         self._sent_k: dict[tuple, int] = {}
         #: How far past the first run not settled a batch may start on a guessed k.
         self._ahead = 0
-        #: Batches out below which one more may go out on a guessed k (``_guess_below``).
-        self._guessing_below = 0
         #: Batches run again because their guessed k was not their epoch's.
         self.reruns = 0
         self._pending = None
@@ -510,7 +508,7 @@ class Exploration:
         pending = self._pending = Batches(self.runs, size, self.done,
                                           self._warm_up_batch_size(workers, size))
         window = self._window(workers)
-        self._guessing_below = self._guess_below(workers, window)
+        guess_below = self._guess_below(workers, window)
         per_task = self._batches_per_task(workers, size)
         if not inline:
             # two epochs hold only 1,024 runs, too few batches to keep many workers busy:
@@ -522,7 +520,7 @@ class Exploration:
         try:
             # a broken executor (a worker process died) is replaced and the search goes on
             while (pending and not self._stopping()
-                   and self._drive(pending, window, per_task, attempts)):
+                   and self._drive(pending, window, guess_below, per_task, attempts)):
                 pass
         except KeyboardInterrupt:
             self.report.interrupted = True
@@ -541,16 +539,18 @@ class Exploration:
         held = self._held_failure()
         return held is None or batch[0] <= held
 
-    def _drive(self, pending: "Batches", window: int, per_task: int, attempts: dict) -> bool:
-        """Feed batches to one executor, up to ``per_task`` in a task, until done; True when
-        it broke and must be replaced."""
+    def _drive(self, pending: "Batches", window: int, guess_below: int, per_task: int,
+               attempts: dict) -> bool:
+        """Feed batches to one executor, up to ``window`` out and ``per_task`` in a task (on a
+        guessed k only while fewer than ``guess_below`` are out), until done; True when it
+        broke and must be replaced."""
         from .executors import ClusterLost, make_executor
         with make_executor(self.workers, self.dask) as ex:
             inflight: dict = {}
             try:
                 while pending or inflight:
                     while pending and len(inflight) < window and not self._stopping():
-                        guess = len(inflight) < self._guessing_below
+                        guess = len(inflight) < guess_below
                         if not (self._may_start(pending.peek()[0], guess)
                                 and self._may_submit(pending.peek())):
                             break
