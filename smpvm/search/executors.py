@@ -4,7 +4,8 @@ Exploration and sweeps hand work to a ``concurrent.futures.Executor`` and
 know nothing else about where it runs:
 
 * ``workers=1``: in this process, in order (deterministic, debuggable);
-* ``workers=N`` (default: one per core): a ``ProcessPoolExecutor``;
+* ``workers=N`` (default: one per core): local worker processes
+  (``pool.ProcessPool``, fed through pipes with no threads here);
 * ``dask="tcp://host:8786"``: an existing Dask cluster, through
   ``Client(address).get_executor()``; ``dask="local"`` starts a
   ``LocalCluster`` on this machine.
@@ -122,8 +123,8 @@ def make_executor(workers: int | None = None, dask: str | None = None):
         return
     # Ctrl-C reaches the whole process group; it is this process's to handle: a worker
     # that died of it would break the pool (and print a traceback) on the way out
-    pool = cf.ProcessPoolExecutor(max_workers=w, initializer=_leave_interrupts_to_parent)
-    pool.width = lambda: w
+    from .pool import ProcessPool
+    pool = ProcessPool(w, initializer=_leave_interrupts_to_parent)
     try:
         with frozen_heap():  # the workers are forked as work comes
             yield pool
@@ -161,6 +162,9 @@ HEALTH_CHECK_S = 2.0
 def wait_first(ex, inflight) -> set:
     """The futures of ``inflight`` that finished first; asks a cluster executor whether
     it still lives while none does (``ClusterLost`` when it is gone)."""
+    own = getattr(ex, "wait_first", None)
+    if own is not None:
+        return own(inflight)
     check = getattr(ex, "check_alive", None)
     while True:
         finished, _ = cf.wait(list(inflight), timeout=HEALTH_CHECK_S if check else None,

@@ -443,8 +443,9 @@ class Exploration:
     def _batch_size(self, workers: int) -> int:
         """Runs per batch: large enough that the driver's work per run stays small.
 
-        The driver spends about a millisecond of CPU on a batch whatever its size,
-        so a batch should be long.  Only two epochs (whose k is known) can be out
+        The driver spends a third of a millisecond of CPU or more on a batch
+        whatever its size (a millisecond through ``ProcessPoolExecutor``), so a
+        batch should be long.  Only two epochs (whose k is known) can be out
         at once, though, and a batch beyond them goes out on a guessed k
         (``_may_start``), run again when the guess was wrong, which happens
         whenever a later epoch raises k (often, on a model whose runs' lengths

@@ -727,7 +727,15 @@ class Runner:
                     spec = self._next(specs, again)
                     if spec is None:
                         break
-                    inflight.append((spec, ex.submit(run_one, spec)))
+                    try:
+                        inflight.append((spec, ex.submit(run_one, spec)))
+                    except cf.BrokenExecutor:
+                        # a worker died since the last look: this run was not sent; the
+                        # runs out learn it from their futures, below
+                        again.appendleft(spec)
+                        if not inflight:
+                            return True
+                        break
                     if spec["run"] in self.suspects:
                         break
                 if not inflight:
