@@ -97,6 +97,18 @@ def _woken(signum, frame):
     raise KeyboardInterrupt  # turned into the one-line error by raise_if_stuck()
 
 
+def _forked() -> None:
+    """In a forked child (a pool worker): the watchdog thread did not come along, so the
+    child's first run starts its own; the signal handler did, so ``_wake`` stays."""
+    global _started, _lock
+    _started = False
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
 def ensure_started() -> None:
     """Start the watchdog thread of this process (once)."""
     global _started, _wake

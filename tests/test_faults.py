@@ -248,6 +248,28 @@ def test_a_model_blocked_in_a_system_call_is_stopped_by_the_watchdog(tmp_path, h
     assert "faulty.py:" in line
 
 
+@pytest.mark.parametrize("search", [["--runs", 40], ["--strategy", "dfs"]], ids=["sampled", "dfs"])
+def test_a_model_stuck_in_a_worker_process_is_stopped_there(tmp_path, search):
+    """The watchdog thread does not survive the fork of a worker, which the driver starts
+    after runs of its own (PCT's pilot, dfs's first part): each worker starts its own."""
+    r = smpvm_process("explore", FAULTY, "--set", "how=worker_loop", *search, "--workers", 2,
+                      "--out", tmp_path, env={"SMPVM_STEP_TIMEOUT": "0.3"})
+    assert r.returncode == 2
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("smpvm: error: the model ran") and "faulty.py:" in line
+
+
+def test_a_sweep_whose_model_is_stuck_in_a_worker_stops_with_one_line(tmp_path):
+    study = tmp_path / "stuck.toml"
+    study.write_text(f'seeds = 2\n[model]\ntarget = "{os.path.join(ROOT, FAULTY)}"\n'
+                     f'[run]\nhow = "worker_loop"\n[sweep]\ncpus = [2, 3]\n')
+    r = smpvm_process("sweep", study, "--workers", 2, "--out", tmp_path / "out",
+                      env={"SMPVM_STEP_TIMEOUT": "0.3"})
+    assert r.returncode == 2
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("smpvm: error: the model ran") and "faulty.py:" in line
+
+
 # -- a reader that goes away ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("variant, status", [("fixed", 0), ("buggy", 1)])

@@ -9,6 +9,7 @@
 * ``sleep``: blocks in a system call (``time.sleep(seconds)``);
 * ``deaf``: the same with every signal the watchdog could wake it with ignored;
 * ``loop``: loops forever between two yields;
+* ``worker_loop``: the same, only in a worker process;
 * ``none``: a plain two-thread counter, no fault.
 """
 
@@ -37,7 +38,8 @@ def fault(how, seconds):
             signal.signal(sig, signal.SIG_IGN)
     if how in ("sleep", "deaf"):
         time.sleep(seconds)
-    while how == "loop":
+    while how == "loop" or (how == "worker_loop"
+                             and multiprocessing.parent_process() is not None):
         pass
 
 
