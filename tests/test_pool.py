@@ -172,3 +172,10 @@ def test_workers_end_when_the_process_that_feeds_them_is_killed(tmp_path):
     for p in left:
         os.kill(p, 9)
     assert not left, "workers outlived the process that fed them"
+
+
+def test_an_error_in_a_worker_carries_the_workers_traceback(pool):
+    with pytest.raises(ValueError) as info:
+        pool.submit(fail, "no such page").result()
+    cause = info.value.__cause__
+    assert "in fail" in str(cause) and "raise ValueError(message)" in str(cause)

@@ -26,6 +26,7 @@ import pickle
 import selectors
 import signal
 import time
+import traceback
 from collections import deque
 from concurrent.futures.process import BrokenProcessPool
 
@@ -200,13 +201,15 @@ class ProcessPool(cf.Executor):
             return
         fut = worker.held.popleft()
         try:
-            ok, value = pickle.loads(data)
+            ok, value, where = pickle.loads(data)
         except Exception as e:  # e.g. an exception class that does not unpickle
-            ok, value = False, RuntimeError(f"a task's result could not be read: "
-                                            f"{type(e).__name__}: {e}")
+            ok, value, where = False, RuntimeError(f"a task's result could not be read: "
+                                                   f"{type(e).__name__}: {e}"), None
         if ok:
             fut.set_result(value)
         else:
+            if where:  # shown under the exception's own traceback, as the standard pool does
+                value.__cause__ = RemoteTraceback(where)
             fut.set_exception(value)
         if self._answered is not None:
             self._answered.append(fut)
@@ -237,6 +240,13 @@ class ProcessPool(cf.Executor):
                 fut.set_exception(BrokenProcessPool(why))
         if isinstance(futures, deque):
             futures.clear()
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker (its ``__cause__`` here)."""
+
+    def __str__(self) -> str:
+        return f"\n\"\"\"\n{self.args[0]}\"\"\""
 
 
 class _Future(cf.Future):
@@ -273,12 +283,12 @@ def _serve(conn, initializer, inherited=()) -> None:
             return
         try:
             _, fn, args, kwargs = pickle.loads(task)
-            reply = (True, fn(*args, **kwargs))
+            reply = (True, fn(*args, **kwargs), None)
         except BaseException as e:  # delivered through the future, like any executor
-            reply = (False, e)
+            reply = (False, e, traceback.format_exc())
         try:
             data = pickle.dumps(reply, pickle.HIGHEST_PROTOCOL)
         except Exception as e:  # a result or an exception that does not pickle
-            data = pickle.dumps((False, RuntimeError(f"{type(e).__name__}: {e}")),
+            data = pickle.dumps((False, RuntimeError(f"{type(e).__name__}: {e}"), reply[2]),
                                 pickle.HIGHEST_PROTOCOL)
         conn.send_bytes(data)
