@@ -21,10 +21,12 @@ that a caller's ``gc.freeze`` before it reaches them.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing as mp
 import pickle
 import selectors
 import signal
+import threading
 import time
 import traceback
 from collections import deque
@@ -134,6 +136,10 @@ class ProcessPool(cf.Executor):
         ctx = mp.get_context()
         self._selector = selectors.DefaultSelector()
         forked = ctx.get_start_method() == "fork"
+        with _interrupts_held():
+            self._fork(ctx, forked)
+
+    def _fork(self, ctx, forked: bool) -> None:
         for _ in range(self._n):
             here, there = ctx.Pipe()
             # a forked worker inherits this process's ends of the pipes so far, its own
@@ -265,6 +271,24 @@ class _Future(cf.Future):
         return super().exception(0 if timeout is not None else None)
 
 
+_HOLDS_SIGNALS = hasattr(signal, "pthread_sigmask")
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """Ctrl-C held back while workers start: each inherits the mask and lets it through
+    only after its initializer (which may ignore it) has run, so a Ctrl-C in between
+    cannot end a worker with a traceback."""
+    if not _HOLDS_SIGNALS or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _serve(conn, initializer, inherited=()) -> None:
     """A worker: run each task read from ``conn``, write back (ok, result or exception);
     ``inherited``: the pool's ends of pipes, to close."""
@@ -274,6 +298,8 @@ def _serve(conn, initializer, inherited=()) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if initializer is not None:
         initializer()
+    if _HOLDS_SIGNALS:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     while True:
         try:
             task = conn.recv_bytes()
