@@ -151,6 +151,40 @@ def test_two_local_workers_never_run_a_batch_on_a_guess(tmp_path, monkeypatch):
     assert max(in_flight) == 2 * 2 and guessed == []
 
 
+@pytest.mark.parametrize("runs, size, workers", [(16_000, 256, 2), (160_000, 128, 16),
+                                                 (40_000, 512, 2), (3_000, 64, 4)])
+def test_the_last_batches_shrink_so_that_the_workers_finish_together(runs, size, workers):
+    """No batch holds more than half a worker's share of the runs from its start on (down
+    to a floor), so no worker is left with a long batch while the others have none."""
+    from smpvm.search.explore import TAIL_BATCH_RUNS, Batches
+    pending = Batches(runs, size, bytearray(), None, workers)
+    batches = []
+    while pending:
+        batches.append(pending.pop())
+    assert [b[0] for b in batches] == [0] + [b[1] for b in batches[:-1]]
+    assert batches[-1][1] == runs
+    for start, stop in batches:
+        share = -(-(runs - start) // (2 * workers))
+        assert stop - start <= max(share, TAIL_BATCH_RUNS)
+    assert max(b - a for a, b in batches) == size  # full size until the end is near
+
+
+def test_a_task_of_several_batches_holds_no_more_than_a_share_of_the_runs_left(tmp_path):
+    """On Dask several batches go as one task; near the end, fewer."""
+    x = Exploration(DOOMED, variant="fixed", runs=40_000, seed=1, workers=2, dask="local",
+                    out=tmp_path / "x")
+    x.done_prefix = 40_000  # as if every k were known: only the share limits a task
+    from smpvm.search.explore import Batches
+    pending = Batches(40_000, 512, bytearray(), None, 2)
+    tasks = []
+    while pending:
+        tasks.append(x._take(pending, {}, 4, guess=False))
+    sizes = [t[-1][1] - t[0][0] for t in tasks]
+    assert sizes[0] == 4 * 512 and sizes[-1] < 512
+    for t, n in zip(tasks, sizes):
+        assert n <= max(pending.share(t[0][0]), t[0][1] - t[0][0])
+
+
 def test_the_k_of_an_epoch_is_the_most_decisions_before_the_epoch_before_it(tmp_path):
     """PCT's k for epoch e: the pilot's and every recorded epoch's before e - 1, asked
     and raised in any order (a long exploration asks it for thousands of epochs)."""

@@ -507,7 +507,7 @@ class Exploration:
         workers = 1 if inline else (self.workers or default_workers())
         size = self._batch_size(workers)
         pending = self._pending = Batches(self.runs, size, self.done,
-                                          self._warm_up_batch_size(workers, size))
+                                          self._warm_up_batch_size(workers, size), workers)
         window = self._window(workers)
         guess_below = self._guess_below(workers, window)
         per_task = self._batches_per_task(workers, size)
@@ -618,10 +618,14 @@ class Exploration:
         """The next batch, and after it up to ``n - 1`` more that may go out now, for
         one task (a batch that was out when a worker died goes alone)."""
         task = [pending.pop()]
+        room = pending.share(task[0][0]) - (task[0][1] - task[0][0])
         while (len(task) < n and pending and pending.peek() not in attempts
+               and pending.peek()[1] - pending.peek()[0] <= room
                and self._may_start(pending.peek()[0], guess)
                and self._may_submit(pending.peek())):
-            task.append(pending.pop())
+            b = pending.pop()
+            room -= b[1] - b[0]
+            task.append(b)
         return tuple(task)
 
     def _collect(self, fut, task, pending, attempts) -> bool:
@@ -903,13 +907,17 @@ class Batches:
     """The batches still to run, made one at a time as they are asked for.
 
     A batch is a range of missing run indices inside one epoch, at most ``size``
-    long.  Only the next fresh batch and the ones to run again are held, so
+    long, and near the end at most half a worker's share of the runs left
+    (``share``).  Only the next fresh batch and the ones to run again are held, so
     memory does not grow with ``--runs``.
     """
 
-    def __init__(self, runs: int, size: int, done: bytearray, warm_up_size: int | None = None):
+    def __init__(self, runs: int, size: int, done: bytearray, warm_up_size: int | None = None,
+                 workers: int = 1):
         self.runs = runs
         self.size = size
+        #: Near the end, batches shrink to a share of the runs left (``share``).
+        self.workers = workers
         #: The size in the epochs before a k may be guessed (``WARM_UP_RUNS``).
         self.warm_up_size = warm_up_size or size
         #: Finished runs by index (shared with the exploration, which marks them).
@@ -927,11 +935,19 @@ class Batches:
         if i >= self.runs:
             return None
         size = self.warm_up_size if i < WARM_UP_RUNS else self.size
+        size = max(min(size, TAIL_BATCH_RUNS), min(size, self.share(i)))
         end = min(self.runs, (i // EPOCH_RUNS + 1) * EPOCH_RUNS, i + size)
         j = i
         while j < end and not (j < len(done) and done[j]):
             j += 1
         return (i, j)
+
+    def share(self, start: int) -> int:
+        """The most runs one task starting at run ``start`` should hold: half a worker's
+        share of the runs from there on, so that the last tasks are short and the
+        workers finish together (guided self-scheduling) rather than all but one
+        waiting on the last long task."""
+        return -(-(self.runs - start) // (2 * self.workers))
 
     def __bool__(self) -> bool:
         return bool(self.again) or self._fresh is not None
@@ -956,6 +972,9 @@ class Batches:
 def out_label(path: str) -> str:
     return path.rstrip(os.sep) or path
 
+
+#: The shortest batch that the last runs are cut into (``Batches.share``).
+TAIL_BATCH_RUNS = 16
 
 #: The deepest PCT search (``--depth``); the portfolio holds one member per depth.
 MAX_DEPTH = 32
