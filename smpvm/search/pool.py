@@ -3,19 +3,20 @@
 ``concurrent.futures.ProcessPoolExecutor`` hands every task through three
 threads of the caller (the caller's, a queue-management thread and a queue
 feeder), each hand-over a wake-up and a pass of the GIL.  A search sends
-hundreds of batches a second to its workers, and on a busy machine that
-cost about half a millisecond of the driver's CPU a batch: at 16 workers
-two thirds of a core, beside the workers.  Here the caller writes each task
-straight into a worker's pipe and reads the results itself, when it waits
-on a future (``wait_first``, ``Future.result``): about a third of that.
+hundreds of batches a second to its workers, and that took most of the
+driver's CPU: about 0.8 ms a batch with 16 workers, most of a core beside
+them.  Here the caller writes each task straight into a worker's pipe and
+reads the results itself, when it waits on a future (``wait_first``,
+``Future.result``): about a third of that.
 
-What the searches rely on is kept: a task runs in whichever worker frees up
-first (each worker holds at most one waiting task beside the one it runs,
-so a long task holds up at most one other); an exception in a task is
-delivered through its future; a worker that dies breaks the pool
-(``BrokenProcessPool`` for every task not finished, as the standard pool
-does), and the search replaces it.  Workers start at the first task, so
-that a caller's ``gc.freeze`` before it reaches them.
+What the searches rely on is kept: a task goes to the worker with the least
+in hand, and each holds at most one waiting task beside the one it runs, so
+a long task holds up at most one other; an exception in a task is delivered
+through its future, with the worker's traceback; a worker that dies breaks
+the pool (``BrokenProcessPool`` for every task not finished, as the standard
+pool does), and the search replaces it.  Workers start at the first task,
+so that a caller's ``gc.freeze`` before it reaches them, and they end when
+this process does, however it ends.
 """
 
 from __future__ import annotations
