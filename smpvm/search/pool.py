@@ -318,4 +318,7 @@ def _serve(conn, initializer, inherited=()) -> None:
         except Exception as e:  # a result or an exception that does not pickle
             data = pickle.dumps((False, RuntimeError(f"{type(e).__name__}: {e}"), reply[2]),
                                 pickle.HIGHEST_PROTOCOL)
-        conn.send_bytes(data)
+        try:
+            conn.send_bytes(data)
+        except OSError:  # the pool's process is gone: nobody is left to tell
+            return
