@@ -179,3 +179,14 @@ def test_an_error_in_a_worker_carries_the_workers_traceback(pool):
         pool.submit(fail, "no such page").result()
     cause = info.value.__cause__
     assert "in fail" in str(cause) and "raise ValueError(message)" in str(cause)
+
+
+def test_a_result_asked_with_a_timeout_is_waited_for_that_long_only(pool, tmp_path):
+    import concurrent.futures as cf
+    gate = str(tmp_path / "gate")
+    fut = pool.submit(wait_for, gate, "late")
+    with pytest.raises(cf.TimeoutError):
+        fut.result(timeout=0.05)
+    assert wait_first(pool, []) == set()
+    open(gate, "w").close()
+    assert fut.result(timeout=120) == "late"

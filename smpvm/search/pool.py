@@ -52,7 +52,8 @@ class _Worker:
 
 
 class ProcessPool(cf.Executor):
-    """``workers`` local processes, each running ``initializer()`` first."""
+    """``workers`` local processes, each running ``initializer()`` first; used from one
+    thread (the one that submits reads the results)."""
 
     def __init__(self, workers: int, initializer=None):
         self._n = workers
@@ -93,16 +94,15 @@ class ProcessPool(cf.Executor):
         """The futures of ``futures`` that are done, once at least one is."""
         futures = set(futures)
         done = {f for f in futures if f.done()}
-        if done:
+        if done or not futures:
             return done
         answered = self._answered = []
         try:
             self._pump(lambda: any(f in futures for f in answered))
         finally:
             self._answered = None
-        if self._broken:
-            return {f for f in futures if f.done()}
-        return {f for f in answered if f in futures}
+        finished = {f for f in answered if f in futures}
+        return finished or {f for f in futures if f.done()}  # a broken pool failed them
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         if self._shut:
@@ -186,9 +186,7 @@ class ProcessPool(cf.Executor):
         while not until():
             if self._broken or not self._workers:
                 return
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
             for key, _ in self._selector.select(left):
                 worker, ended = key.data
                 if not ended:
@@ -199,6 +197,8 @@ class ProcessPool(cf.Executor):
                 if self._broken:
                     return
             self._dispatch()
+            if left == 0.0:
+                return
 
     def _receive(self, worker: _Worker) -> None:
         try:
