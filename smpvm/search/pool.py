@@ -90,15 +90,16 @@ class ProcessPool(cf.Executor):
             raise BrokenProcessPool(self._broken)
         return fut
 
-    def wait_first(self, futures) -> set:
-        """The futures of ``futures`` that are done, once at least one is."""
+    def wait_first(self, futures, timeout: float | None = None) -> set:
+        """The futures of ``futures`` that are done, once at least one is (or none, after
+        ``timeout`` seconds)."""
         futures = set(futures)
         done = {f for f in futures if f.done()}
         if done or not futures:
             return done
         answered = self._answered = []
         try:
-            self._pump(lambda: any(f in futures for f in answered))
+            self._pump(lambda: any(f in futures for f in answered), timeout)
         finally:
             self._answered = None
         finished = {f for f in answered if f in futures}
