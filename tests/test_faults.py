@@ -250,8 +250,8 @@ def test_a_model_blocked_in_a_system_call_is_stopped_by_the_watchdog(tmp_path, h
 
 @pytest.mark.parametrize("search", [["--runs", 40], ["--strategy", "dfs"]], ids=["sampled", "dfs"])
 def test_a_model_stuck_in_a_worker_process_is_stopped_there(tmp_path, search):
-    """The watchdog thread does not survive the fork of a worker, which the driver starts
-    after runs of its own (PCT's pilot, dfs's first part): each worker starts its own."""
+    """The watchdog thread does not survive the fork of a worker, and a driver that made
+    runs of its own first (PCT's pilot) has one: each worker starts its own."""
     r = smpvm_process("explore", FAULTY, "--set", "how=worker_loop", *search, "--workers", 2,
                       "--out", tmp_path, env={"SMPVM_STEP_TIMEOUT": "0.3"})
     assert r.returncode == 2

@@ -73,6 +73,8 @@ HEALTH_CHECK_S = _executors.HEALTH_CHECK_S
 GUESS_AFTER_EPOCHS = 4
 #: The runs made before any k may be guessed: the epochs up to the one after those.
 WARM_UP_RUNS = (GUESS_AFTER_EPOCHS + 1) * EPOCH_RUNS
+#: The shortest batch that the last runs are cut into (``Batches.share``).
+TAIL_BATCH_RUNS = 16
 
 # -- the exploration ----------------------------------------------------------------------------
 
@@ -972,9 +974,6 @@ class Batches:
 def out_label(path: str) -> str:
     return path.rstrip(os.sep) or path
 
-
-#: The shortest batch that the last runs are cut into (``Batches.share``).
-TAIL_BATCH_RUNS = 16
 
 #: The deepest PCT search (``--depth``); the portfolio holds one member per depth.
 MAX_DEPTH = 32

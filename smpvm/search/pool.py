@@ -64,7 +64,6 @@ class ProcessPool(cf.Executor):
         self._queue: deque = deque()  # (future, pickled task) not yet given to a worker
         #: Futures answered during the current ``wait_first`` (None outside one).
         self._answered: list | None = None
-        self._ids = 0
         self._broken: str | None = None
         self._shut = False
 
@@ -82,9 +81,8 @@ class ProcessPool(cf.Executor):
         if not self._workers:
             self._start()
         fut = _Future(self)
-        self._ids += 1
-        self._queue.append((fut, pickle.dumps((self._ids, fn, args, kwargs),
-                                              pickle.HIGHEST_PROTOCOL)))
+        # results come back in the order each worker was given its tasks: no ids
+        self._queue.append((fut, pickle.dumps((fn, args, kwargs), pickle.HIGHEST_PROTOCOL)))
         self._dispatch()
         if self._broken:
             raise BrokenProcessPool(self._broken)
@@ -126,7 +124,7 @@ class ProcessPool(cf.Executor):
             w.process.join()
             w.conn.close()
             self._fail(w.held, "the pool was shut down before the task finished")
-        self._fail([fut for fut, _ in self._queue], "the pool was shut down before the task ran")
+        self._fail((fut for fut, _ in self._queue), "the pool was shut down before the task ran")
         self._queue.clear()
         self._workers = []
         if self._selector is not None:
@@ -235,19 +233,19 @@ class ProcessPool(cf.Executor):
                         "future was running or pending.")
         for w in self._workers:
             self._fail(w.held, self._broken)
+            w.held.clear()
             w.process.kill()
-        self._fail([fut for fut, _ in self._queue], self._broken)
+        self._fail((fut for fut, _ in self._queue), self._broken)
         self._queue.clear()
 
     @staticmethod
     def _fail(futures, why: str) -> None:
-        for fut in list(futures):
+        """Fail each of ``futures`` not done (a cancelled one stays cancelled)."""
+        for fut in futures:
             if fut.done():
                 continue
             if fut.running() or fut.set_running_or_notify_cancel():
                 fut.set_exception(BrokenProcessPool(why))
-        if isinstance(futures, deque):
-            futures.clear()
 
 
 class RemoteTraceback(Exception):
@@ -310,7 +308,7 @@ def _serve(conn, initializer, inherited=()) -> None:
         if not task:
             return
         try:
-            _, fn, args, kwargs = pickle.loads(task)
+            fn, args, kwargs = pickle.loads(task)
             reply = (True, fn(*args, **kwargs), None)
         except BaseException as e:  # delivered through the future, like any executor
             reply = (False, e, traceback.format_exc())
