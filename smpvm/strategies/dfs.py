@@ -967,32 +967,40 @@ class _Run:
         #: Each step's CPU's step before it (-1: none), and each CPU's latest step.
         self._before = []
         self._latest = [-1] * ncpu
+        #: The keys each step touched, as indexed (what ``truncate`` undoes).
+        self._keys = []
 
     def truncate(self, n) -> None:
-        """Keep only the first ``n`` steps."""
+        """Keep only the first ``n`` steps (undoing the later ones key by key: a run
+        drops a few steps, the index holds many keys)."""
         if n >= len(self.steps):
             return
-        latest, before, steps = self._latest, self._before, self.steps
+        latest, before, steps, keys = self._latest, self._before, self.steps, self._keys
+        touches, writes = self.touches, self.writes
         for i in range(len(steps) - 1, n - 1, -1):
             latest[steps[i].cpu] = before[i]
+            for key in keys[i]:
+                entries = touches.get(key)
+                if entries is None:
+                    continue  # (a key of two steps: undone at the later one)
+                while entries and entries[-1][0] >= n:
+                    entries.pop()
+                if not entries:
+                    del touches[key]
+                wrote = writes.get(key)
+                if wrote is not None:
+                    while wrote and wrote[-1] >= n:
+                        wrote.pop()
+                    if not wrote:
+                        del writes[key]
         del steps[n:]
         del self.vc[n:]
         del self.nth[n:]
         del before[n:]
-        touches, writes = self.touches, self.writes
-        for key in list(touches):
-            entries = touches[key]
-            while entries and entries[-1][0] >= n:
-                entries.pop()
-            if not entries:
-                del touches[key]
-        for key in list(writes):
-            wrote = writes[key]
-            while wrote and wrote[-1] >= n:
-                wrote.pop()
-            if not wrote:
-                del writes[key]
-        self.anything = [i for i in self.anything if i < n]
+        del keys[n:]
+        anything = self.anything
+        while anything and anything[-1] >= n:
+            anything.pop()
 
     def extend(self, steps) -> None:
         """Add the steps of ``steps`` past the ones kept (``steps`` starts with those)."""
@@ -1005,6 +1013,7 @@ class _Run:
             vc = list(vcs[prev]) if prev >= 0 else [0] * self.ncpu
             if fp is ANYTHING:
                 self.anything.append(i)
+                self._keys.append(())
                 for j in latest:
                     if j >= 0:
                         _join(vc, vcs[j])
@@ -1026,6 +1035,7 @@ class _Run:
                     elif last_write >= 0:
                         _join(vc, vcs[last_write])
                     entries.append((i, w))
+                self._keys.append(tuple(fp))
             vc[cpu] += 1
             vcs.append(vc)
             self.nth.append(vc[cpu])

@@ -58,6 +58,7 @@ import collections
 import dis
 import functools
 import gc
+import operator
 import pickle
 import random
 import sys
@@ -795,7 +796,24 @@ class Watch:
         self.books = books or {}
         #: Objects watched on their own: a copy of another one stops at them.
         self._own = {id(s.node) for s in shared}
+        #: Per shared object, a reader of its slots when it is a plain slotted object
+        #: (``_slot_reader``), else None; and the values it read last time when every
+        #: one of them was copied as itself (an atom) or by identity (a reference).
+        self._readers = [self._reader(s.node) for s in shared]
+        self._last = [None] * len(shared)
         self._copies = [self._copy(s) for s in shared] if copy else None
+
+    def _reader(self, node):
+        if isinstance(node, (_Global, _CellRef, _Attrs)) or _shape(type(node)) != _OBJ \
+                or getattr(node, "__dict__", None) is not None:
+            return None
+        oid = id(node)
+        if oid in self.books and self.books[oid] is None:
+            return None
+        names, read = _slot_reader(type(node), self.books.get(oid) if self.books else None)
+        if not names:
+            return None
+        return read if len(names) > 1 else lambda obj: (read(obj),)
 
     def _copy(self, s) -> list:
         out = []
@@ -804,17 +822,41 @@ class Watch:
 
     def rebase(self) -> None:
         """Take the copies anew: ``changed()`` compares against the state now."""
+        self._last = [None] * len(self.shared)
         self._copies = [self._copy(s) for s in self.shared]
 
     def changed(self) -> list[Shared]:
         out = []
-        copies = self._copies
+        copies, readers, last = self._copies, self._readers, self._last
         for i, s in enumerate(self.shared):
+            if last[i] is not None:
+                try:
+                    if all(map(operator.is_, readers[i](s.node), last[i])):
+                        continue  # the same objects in every slot: the copy is the same
+                except AttributeError:  # a slot no longer set
+                    pass
             now = self._copy(s)
             if now != copies[i]:
                 out.append(s)
                 copies[i] = now
+            last[i] = _flat_values(readers[i], s.node)
         return out
+
+
+def _flat_values(read, node):
+    """The values in ``node``'s watched slots when each copies as itself or by its
+    identity, so that the same objects again make the same copy; else None."""
+    if read is None:
+        return None
+    try:
+        values = read(node)
+    except AttributeError:  # a slot not set
+        return None
+    for v in values:
+        shape = _SHAPES.get(type(v))
+        if shape != _ATOM and shape != _REF and shape != _PTR:
+            return None
+    return values
 
 
 # How a copy treats each type (cached): what to append for it.  A zone item's pointer
