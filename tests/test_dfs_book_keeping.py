@@ -3,8 +3,9 @@
 A run shares its first steps with the run before it, so the race index is
 cut back to them and extended (``_Run.truncate``, ``_Run.extend``) instead of
 built anew; the watch of plain shared state skips the copy of an object
-whose slots hold the same objects as last time (``unseen.Watch.changed``).
-Each must be exactly the long way.
+whose slots hold the same objects as last time (``unseen.Watch.changed``);
+and the parts of a shared search in one process follow the recipe the first
+part found for that state (``DFS.looks``).  Each must be exactly the long way.
 """
 
 from __future__ import annotations
@@ -12,8 +13,15 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from smpvm import RunSpec, load_target
+from smpvm.search import pardfs
+from smpvm.search.executors import make_executor
 from smpvm.strategies import unseen
 from smpvm.strategies.dfs import ANYTHING, _Run, _Step
+
+from conftest import ROOT
+
+DOOMED = f"{ROOT}/models/freebsd/device_pager.py"
 
 KEYS = [("lock", 1), ("lock", 2), ("field", 7, "x"), ("zone", 3), ("sched", 0)]
 
@@ -70,3 +78,18 @@ def test_the_watch_sees_a_slot_rebound_and_a_list_changed_in_place_but_not_an_eq
     obj.items.append(1)
     assert [s.name for s in watch.changed()] == ["obj"]
     assert watch.changed() == []
+
+
+def test_parts_in_one_process_find_the_unseen_state_once(monkeypatch):
+    """Every part's runs look at the same first state; only the first part walks it."""
+    target = f"{DOOMED}::doomed_object"
+    scn = load_target(target)
+    spec = RunSpec(target, variant="fixed", params={"allocators": 1}, seed=0)
+    walks = []
+    find = unseen.find
+    monkeypatch.setattr(unseen, "find", lambda m: walks.append(1) or find(m))
+    pardfs._LOOKS.clear()
+    with make_executor(1) as ex:
+        report = pardfs.exhaust_parallel(spec, ex, scn=scn, budget=2, chain=0)
+    assert report.exhausted and report.runs == 24
+    assert len(walks) == 1

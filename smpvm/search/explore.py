@@ -797,9 +797,11 @@ class Exploration:
     def _exhaust_shared(self, on_run, failon):
         """The dfs tree shared out over the executor (``smpvm.search.pardfs``)."""
         from .executors import make_executor
-        from .pardfs import CHAIN, exhaust_parallel
+        from .pardfs import CHAIN, exhaust_parallel, warm_up
         plan = self.plan
         inline = self.dask is None and self.workers == 1
+        if not inline:
+            warm_up(plan.spec(plan.seed), self.scn)
         with make_executor(self.workers, self.dask) as ex:
             # in this process no round trip is saved by searching parts ahead
             return exhaust_parallel(plan.spec(plan.seed), ex,

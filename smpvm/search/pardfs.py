@@ -224,11 +224,19 @@ def _states(key, nodes) -> tuple[list, list]:
     return keys, [j for j, node in enumerate(nodes) if DFS.todo(node)]
 
 
+#: Per search in this process (its spec and options): the scenario, and what its
+#: parts' runs saw at their first look (``DFS.looks``), so that a later part follows
+#: the same recipe instead of walking every thread's state again.
+_LOOKS: dict = {}
+
+
 def _search(spec, part, preemption_bound, reduction, counts, stop_on_first, scn,
             symmetry) -> PartResult:
     steps = pickle.loads(part.steps) if part.steps else ()
+    search = (repr(spec), reduction, symmetry)
+    seen = _LOOKS.get(search)
     dfs = DFS.below(pickle.loads(part.path), len(part.key), preemption_bound, reduction,
-                    symmetry, steps)
+                    symmetry, steps, looks=seen[1] if seen and seen[0] is scn else None)
     runs, cut = [], False
     if part.fresh or dfs.advance_within():
         while True:
@@ -249,6 +257,9 @@ def _search(spec, part, preemption_bound, reduction, counts, stop_on_first, scn,
                 break
             if not dfs.advance_within():
                 break
+    if len(_LOOKS) >= 8 and search not in _LOOKS:
+        _LOOKS.clear()
+    _LOOKS[search] = (scn, dfs.looks())
     nodes = dfs.tree[dfs.floor:] if cut else dfs.tree[dfs.floor:dfs.floor + 1]
     walked = ()
     if cut and reduction and len(dfs.trace) >= dfs.floor + len(nodes) - 1:
@@ -256,6 +267,16 @@ def _search(spec, part, preemption_bound, reduction, counts, stop_on_first, scn,
     return PartResult(runs, sorted(dfs.above), nodes, cut, dfs.pruned, dfs.beyond_bound,
                       dict(dfs.unseen), dfs.saw_windows, symmetric=tuple(dfs.symmetric),
                       steps=walked)
+
+
+def warm_up(spec: RunSpec, scn) -> None:
+    """One run of the model here, not counted, before workers are forked from this
+    process: what a search learns once per process (the threads' code read for the
+    state it reaches, the model's call sites) is then learnt once, not in each worker
+    while the others wait for its first part."""
+    dfs = DFS(symmetry=True)
+    run_spec(spec, dfs, scn=scn, lockstat=False)
+    dfs.let_go()
 
 
 def _fails(result, counts) -> bool:

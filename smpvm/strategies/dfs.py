@@ -790,7 +790,7 @@ class DFS(Strategy):
 
     @classmethod
     def below(cls, path, floor=None, preemption_bound=None, reduction=True,
-              symmetry=False, steps=()) -> "DFS":
+              symmetry=False, steps=(), looks=None) -> "DFS":
         """A search of the subtree below node ``floor`` of ``path`` (default: its last;
         nodes above it from ``ancestor``), which chooses only at that node and deeper.
 
@@ -805,8 +805,12 @@ class DFS(Strategy):
         owner of those states to apply with ``reverse``.  With ``symmetry``,
         the path must come from searches that used it too: which CPUs a state
         holds back is a function of the path to it, the same in every part.
+        ``looks``: what another part of the same search saw at its runs' first
+        look (``looks()``), which every run of the model sees alike.
         """
         dfs = cls(preemption_bound, reduction, symmetry)
+        if looks is not None:
+            dfs._start, dfs._recipe, dfs._groups = looks
         dfs.tree = list(path)
         dfs.floor = max(len(path) - 1, 0) if floor is None else floor
         dfs.above = set()
@@ -814,6 +818,13 @@ class DFS(Strategy):
             dfs.trace = list(steps)
         dfs.begin(0)
         return dfs
+
+    def looks(self) -> tuple:
+        """What the runs' first look found (``_look_for_unseen``): how the threads
+        started, the recipe that finds the unseen state, the identical threads.
+        It is the same in every run of a deterministic model, whatever the
+        schedule, so another part of the same search may start from it."""
+        return (self._start, self._recipe, self._groups)
 
     def advance_within(self) -> bool:
         """``advance`` that leaves the states above ``floor`` alone, and the node at
