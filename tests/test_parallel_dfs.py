@@ -227,6 +227,26 @@ def test_parts_searched_ahead_in_a_task_change_nothing(monkeypatch):
     assert ([r.choices for r in results], report.to_dict()) == searches[0]
 
 
+def test_only_executors_behind_a_scheduler_search_ahead_by_default(monkeypatch):
+    """Searching ahead saves round trips through a scheduler; on the local pool (a
+    pipe's write) it would only hold back the parts made after the part it holds."""
+    compared = []
+    real_same_path = pardfs._same_path
+    monkeypatch.setattr(pardfs, "_same_path",
+                        lambda path, data: compared.append(1) or real_same_path(path, data))
+    scn = load_target(DOOMED)
+    spec = RunSpec(DOOMED, variant="fixed", params={"allocators": 2}, seed=1)
+    local = InlineExecutor()
+    local.width = lambda: 2  # as many parts out as two workers would have
+    plain = searched(spec, scn, executor=local, budget=8)
+    assert not compared
+    remote = InlineExecutor()
+    remote.width, remote.through_scheduler = local.width, True
+    ahead = searched(spec, scn, executor=remote, budget=8)
+    assert compared
+    assert [r.choices for r in ahead[1]] == [r.choices for r in plain[1]]
+
+
 def test_a_part_searched_ahead_is_taken_only_when_it_is_the_part_the_driver_makes(
         monkeypatch):
     real_ahead, real_same_path = pardfs.ahead, pardfs._same_path

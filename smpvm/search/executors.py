@@ -109,6 +109,7 @@ def make_executor(workers: int | None = None, dask: str | None = None):
                     # hashing of the plan per task; a batch sent again is a new task)
                     ex = client.get_executor(pure=False)
                     ex.check_alive = _Health(client, dask)
+                    ex.through_scheduler = True  # a round trip costs ms: tasks do more
                     ex.width = lambda: max(1, sum(client.nthreads().values()))
                     yield ex
             finally:

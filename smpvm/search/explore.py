@@ -797,19 +797,17 @@ class Exploration:
     def _exhaust_shared(self, on_run, failon):
         """The dfs tree shared out over the executor (``smpvm.search.pardfs``)."""
         from .executors import make_executor
-        from .pardfs import CHAIN, exhaust_parallel, warm_up
+        from .pardfs import exhaust_parallel, warm_up
         plan = self.plan
         inline = self.dask is None and self.workers == 1
         if not inline:
             warm_up(plan.spec(plan.seed), self.scn)
         with make_executor(self.workers, self.dask) as ex:
-            # in this process no round trip is saved by searching parts ahead
             return exhaust_parallel(plan.spec(plan.seed), ex,
                                     preemption_bound=plan.preemption_bound, max_runs=self.runs,
                                     stop_on_first=self.stop_on_first, on_run=on_run,
                                     counts=failon.counts, on_restart=self._start_record_over,
-                                    scn=self.scn if inline else None,
-                                    chain=0 if inline else CHAIN)
+                                    scn=self.scn if inline else None)
 
     def _remove_failure_files(self) -> None:
         for old in glob.glob(os.path.join(self.out, "failure-*.json")):

@@ -24,8 +24,11 @@ based verification of threaded software", SPIN 2007):
   its cut the parts the driver is likely to make (the continuation, the
   shallowest state's part) and searches them too.  The driver takes such a
   result only for a part it makes itself and finds identical (every node,
-  value for value); otherwise it sends its own.  Only round trips are saved
-  (on Dask, through the scheduler): the runs are the same with or without.
+  value for value); otherwise it sends its own.  Only round trips are saved,
+  so only executors whose round trip passes a scheduler (Dask) search ahead:
+  the local pool's is a write to a pipe, and a task searching ahead holds
+  back the parts to be made from its first one.  The runs are the same with
+  or without.
 * A state with CPUs to try and no part out gets a part; the search ends
   when no part is out.  Nothing is lost: every branch the one-process search
   would add is added by the same rule at the same state, and a state's
@@ -77,7 +80,8 @@ from .executors import wait_first
 PART_RUNS = 32
 FIRST_PART_RUNS = 8
 #: Parts a worker may search ahead in the task of the part they are made from, once
-#: enough parts are out to keep the workers busy (see ``Part.chain``).
+#: enough parts are out to keep the workers busy (see ``Part.chain``), on executors
+#: whose round trip passes a scheduler.
 CHAIN = 3
 
 
@@ -507,15 +511,18 @@ class _Driver:
 def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs=None,
                      stop_on_first=False, on_run=None, reduction=True, counts=None,
                      on_restart=None, budget=PART_RUNS, scn=None, symmetry=True,
-                     chain=CHAIN) -> DfsReport:
+                     chain=None) -> DfsReport:
     """``exhaust`` with the tree shared out over ``executor``; see the module docstring.
 
     Takes the same options; ``counts`` must pickle (``FailOn.counts`` does)
     when the executor runs elsewhere, and ``scn`` (the scenario, already
     loaded) is for an in-process executor only.  ``budget``: runs per part;
     ``chain``: parts a task may search ahead (the runs are the same whatever it
-    is; ``executor.width()``, when there, says how many workers it has).
+    is; default: ``CHAIN`` where ``executor.through_scheduler`` is true, else
+    none); ``executor.width()``, when there, says how many workers it has.
     """
+    if chain is None:
+        chain = CHAIN if getattr(executor, "through_scheduler", False) else 0
     reduction = bool(reduction) and preemption_bound is None
     symmetry = bool(symmetry) and reduction
     while True:
