@@ -800,7 +800,7 @@ class Exploration:
         from .pardfs import exhaust_parallel, warm_up
         plan = self.plan
         inline = self.dask is None and self.workers == 1
-        if not inline:
+        if not inline and self.dask in (None, "local"):  # workers forked from here
             warm_up(plan.spec(plan.seed), self.scn)
         with make_executor(self.workers, self.dask) as ex:
             return exhaust_parallel(plan.spec(plan.seed), ex,
