@@ -261,9 +261,11 @@ def _search(spec, part, preemption_bound, reduction, counts, stop_on_first, scn,
                 break
             if not dfs.advance_within():
                 break
-    if len(_LOOKS) >= 8 and search not in _LOOKS:
-        _LOOKS.clear()
-    _LOOKS[search] = (scn, dfs.looks())
+    looks = dfs.looks()
+    if looks[0] is not None:  # a run was made: it looked
+        if len(_LOOKS) >= 8 and search not in _LOOKS:
+            _LOOKS.clear()
+        _LOOKS[search] = (scn, looks)
     nodes = dfs.tree[dfs.floor:] if cut else dfs.tree[dfs.floor:dfs.floor + 1]
     walked = ()
     if cut and reduction and len(dfs.trace) >= dfs.floor + len(nodes) - 1:
