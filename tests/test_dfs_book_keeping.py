@@ -93,3 +93,21 @@ def test_parts_in_one_process_find_the_unseen_state_once(monkeypatch):
         report = pardfs.exhaust_parallel(spec, ex, scn=scn, budget=2, chain=0)
     assert report.exhausted and report.runs == 24
     assert len(walks) == 1
+
+
+def test_the_warm_up_run_before_workers_fork_leaves_them_its_first_look(monkeypatch):
+    """The driver's warm-up run (``pardfs.warm_up``) looks once; what forked workers
+    inherit lets their parts follow its recipe without walking the threads' state."""
+    target = f"{DOOMED}::doomed_object"
+    scn = load_target(target)
+    spec = RunSpec(target, variant="fixed", params={"allocators": 1}, seed=0)
+    walks = []
+    find = unseen.find
+    monkeypatch.setattr(unseen, "find", lambda m: walks.append(1) or find(m))
+    pardfs._LOOKS.clear()
+    pardfs.warm_up(spec, scn)
+    assert len(walks) == 1
+    with make_executor(1) as ex:
+        report = pardfs.exhaust_parallel(spec, ex, scn=scn, budget=2)
+    assert report.exhausted and report.runs == 24
+    assert len(walks) == 1

@@ -229,15 +229,28 @@ def _states(key, nodes) -> tuple[list, list]:
 
 
 #: Per search in this process (its spec and options): the scenario, and what its
-#: parts' runs saw at their first look (``DFS.looks``), so that a later part follows
-#: the same recipe instead of walking every thread's state again.
+#: parts' runs (or the driver's ``warm_up`` run, before forking) saw at their first
+#: look (``DFS.looks``), so that a later part follows the same recipe instead of
+#: walking every thread's state again.
 _LOOKS: dict = {}
+
+
+def _search_key(spec, reduction, symmetry) -> tuple:
+    return (repr(spec), reduction, symmetry)
+
+
+def _keep_looks(search, scn, dfs) -> None:
+    looks = dfs.looks()
+    if looks[0] is not None:  # a run was made: it looked
+        if len(_LOOKS) >= 8 and search not in _LOOKS:
+            _LOOKS.clear()
+        _LOOKS[search] = (scn, looks)
 
 
 def _search(spec, part, preemption_bound, reduction, counts, stop_on_first, scn,
             symmetry) -> PartResult:
     steps = pickle.loads(part.steps) if part.steps else ()
-    search = (repr(spec), reduction, symmetry)
+    search = _search_key(spec, reduction, symmetry)
     seen = _LOOKS.get(search)
     dfs = DFS.below(pickle.loads(part.path), len(part.key), preemption_bound, reduction,
                     symmetry, steps, looks=seen[1] if seen and seen[0] is scn else None)
@@ -261,11 +274,7 @@ def _search(spec, part, preemption_bound, reduction, counts, stop_on_first, scn,
                 break
             if not dfs.advance_within():
                 break
-    looks = dfs.looks()
-    if looks[0] is not None:  # a run was made: it looked
-        if len(_LOOKS) >= 8 and search not in _LOOKS:
-            _LOOKS.clear()
-        _LOOKS[search] = (scn, looks)
+    _keep_looks(search, scn, dfs)
     nodes = dfs.tree[dfs.floor:] if cut else dfs.tree[dfs.floor:dfs.floor + 1]
     walked = ()
     if cut and reduction and len(dfs.trace) >= dfs.floor + len(nodes) - 1:
@@ -275,14 +284,20 @@ def _search(spec, part, preemption_bound, reduction, counts, stop_on_first, scn,
                       steps=walked)
 
 
+#: Steps of the warm-up run at most (a long model's run is cut short: what it is for
+#: is learnt at its first steps).
+WARM_UP_STEPS = 256
+
+
 def warm_up(spec: RunSpec, scn) -> None:
     """One run of the model here, not counted, before workers are forked from this
     process: what a search learns once per process (the threads' code read for the
-    state it reaches, the model's call sites) is then learnt once, not in each worker
-    while the others wait for its first part."""
+    state it reaches, the model's call sites, the recipe of its runs' first look) is
+    then learnt once, not in each worker while the others wait for its first part."""
     dfs = DFS(symmetry=True)
-    run_spec(spec, dfs, scn=scn, lockstat=False)
+    run_spec(spec.replace(max_steps=WARM_UP_STEPS), dfs, scn=scn, lockstat=False)
     dfs.let_go()
+    _keep_looks(_search_key(spec, True, True), scn, dfs)
 
 
 def _fails(result, counts) -> bool:
