@@ -80,15 +80,20 @@ def test_the_watch_sees_a_slot_rebound_and_a_list_changed_in_place_but_not_an_eq
     assert watch.changed() == []
 
 
-def test_parts_in_one_process_find_the_unseen_state_once(monkeypatch):
-    """Every part's runs look at the same first state; only the first part walks it."""
+def _counting_walks(monkeypatch):
+    """(spec, scenario, the list ``unseen.find`` appends to per walk) of a small search."""
     target = f"{DOOMED}::doomed_object"
-    scn = load_target(target)
-    spec = RunSpec(target, variant="fixed", params={"allocators": 1}, seed=0)
     walks = []
     find = unseen.find
     monkeypatch.setattr(unseen, "find", lambda m: walks.append(1) or find(m))
     pardfs._LOOKS.clear()
+    return (RunSpec(target, variant="fixed", params={"allocators": 1}, seed=0),
+            load_target(target), walks)
+
+
+def test_parts_in_one_process_find_the_unseen_state_once(monkeypatch):
+    """Every part's runs look at the same first state; only the first part walks it."""
+    spec, scn, walks = _counting_walks(monkeypatch)
     with make_executor(1) as ex:
         report = pardfs.exhaust_parallel(spec, ex, scn=scn, budget=2, chain=0)
     assert report.exhausted and report.runs == 24
@@ -98,13 +103,7 @@ def test_parts_in_one_process_find_the_unseen_state_once(monkeypatch):
 def test_the_warm_up_run_before_workers_fork_leaves_them_its_first_look(monkeypatch):
     """The driver's warm-up run (``pardfs.warm_up``) looks once; what forked workers
     inherit lets their parts follow its recipe without walking the threads' state."""
-    target = f"{DOOMED}::doomed_object"
-    scn = load_target(target)
-    spec = RunSpec(target, variant="fixed", params={"allocators": 1}, seed=0)
-    walks = []
-    find = unseen.find
-    monkeypatch.setattr(unseen, "find", lambda m: walks.append(1) or find(m))
-    pardfs._LOOKS.clear()
+    spec, scn, walks = _counting_walks(monkeypatch)
     pardfs.warm_up(spec, scn)
     assert len(walks) == 1
     with make_executor(1) as ex:
