@@ -75,6 +75,8 @@ GUESS_AFTER_EPOCHS = 4
 WARM_UP_RUNS = (GUESS_AFTER_EPOCHS + 1) * EPOCH_RUNS
 #: The shortest batch that the last runs are cut into (``Batches.share``).
 TAIL_BATCH_RUNS = 16
+#: Runs of a systematic search counted and written at once (as the progress shows them).
+DFS_ROWS_AT_ONCE = 64
 
 # -- the exploration ----------------------------------------------------------------------------
 
@@ -730,16 +732,13 @@ class Exploration:
 
         def on_run(index, r):
             o = outcome_of(index, name, r.seed, "", r, failon)
-            for kind, _ in self._add(Batch.of([o])):
-                v = next(v for v in r.violations if v.kind == kind)
-                self._save(kind, o.run, r.seed, list(r.choices), v, {"name": name})
+            self._dfs_pending.append((o, r if o.failed else None))
             self.ncpus = max(self.ncpus, r.ncpus)
-            if self.report.runs % 64 == 0:
-                self._csv.flush()
-                if self.progress is not None:
-                    self.progress(self.report)
+            if len(self._dfs_pending) >= DFS_ROWS_AT_ONCE:
+                self._add_dfs_pending(name)
 
         t0 = time.perf_counter()
+        self._dfs_pending = []
         try:
             if name == "ipb":  # iterative preemption bounding, up to --preemption-bound
                 from .iterative import iterate
@@ -766,6 +765,7 @@ class Exploration:
                                      f"there, run it again")
             rep = None
         finally:
+            self._add_dfs_pending(name)
             self.report.elapsed_s = time.perf_counter() - t0
             self._csv.flush()
         if rep is not None:
@@ -788,6 +788,22 @@ class Exploration:
                                          f"renamings")
             if self.report.runs == 0 and rep.runs:
                 self._adopt_dfs_report(rep)
+
+    def _add_dfs_pending(self, name: str) -> None:
+        """Count and write the searched runs not added yet (one batch: the schedules'
+        count and runs.csv take them the way they take a sampled batch)."""
+        pending = self._dfs_pending
+        if not pending:
+            return
+        failed = {o.run: r for o, r in pending if r is not None}
+        for kind, o in self._add(Batch.of([o for o, _ in pending])):
+            r = failed[o.run]
+            v = next(v for v in r.violations if v.kind == kind)
+            self._save(kind, o.run, r.seed, list(r.choices), v, {"name": name})
+        pending.clear()
+        self._csv.flush()
+        if self.progress is not None:
+            self.progress(self.report)
 
     def _shares_dfs(self) -> bool:
         """dfs, cut into parts for the executor (in this process with ``--workers 1``):
@@ -819,6 +835,7 @@ class Exploration:
         self._csv.truncate()
         self._writer.writerow(CSV_COLUMNS)
         self._remove_failure_files()
+        self._dfs_pending = []  # runs of the search given up, not added
         rep = self.report
         rep.runs = rep.runs_this_session = rep.failing_runs = rep.distinct_schedules = 0
         rep.first_failure_run = None

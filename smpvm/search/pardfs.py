@@ -362,7 +362,8 @@ class _Driver:
         self.waiting: dict[tuple, list] = {}
         #: Part number -> (part, future), for the parts out (future None: searched ahead).
         self.out: dict[int, tuple] = {}
-        #: Part number -> its result, for those that came before their turn.
+        #: Part number -> its result, for those at hand before their turn (searched ahead;
+        #: the others' results wait in their futures: the loop waits for its turn's only).
         self.early: dict[int, PartResult] = {}
         #: While a result is taken: root -> (part, result) searched ahead from it.
         self.ahead: dict[tuple, tuple] = {}
@@ -505,10 +506,10 @@ class _Driver:
         turn = 0
         try:
             while self.out and not self.stopped:
-                if turn not in early:
-                    futs = {fut: n for n, (_, fut) in self.out.items() if n not in early}
-                    for fut in wait_first(self.ex, futs):
-                        early[futs[fut]] = fut.result()
+                if turn not in early:  # (results after it wait in their futures)
+                    fut = self.out[turn][1]
+                    if wait_first(self.ex, [fut]):
+                        early[turn] = fut.result()
                     continue
                 part, _ = self.out.pop(turn)
                 self.take(part, early.pop(turn))
