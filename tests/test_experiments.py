@@ -350,3 +350,20 @@ def test_the_worker_scaling_script_measures_each_worker_count(capsys):
     assert [row[0] for row in rows] == ["1", "2"]
     assert all(float(row[1].replace(",", "")) > 0 for row in rows)
     assert rows[0][2] == "1.00x"
+
+
+def test_the_dfs_parts_scaling_script_replays_the_same_parts_for_each_worker_count(capsys):
+    import importlib.util
+    path = os.path.join(ROOT, "experiments", "dfs_parts_scaling.py")
+    spec = importlib.util.spec_from_file_location("dfs_parts_scaling", path)
+    scaling = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scaling)
+    assert scaling.main(["--allocators", "1", "--max-workers", "4", "--budget", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("doomed object, fixed, 1 allocator(s): 24 schedules in ")
+    rows = [line.split() for line in out[2:]]
+    assert [row[0] for row in rows] == ["1", "2", "4"]
+    assert rows[0][2] == "1.00x"  # (each pass checks it drives the first pass's parts)
+    assert all(float(row[2].rstrip("x")) > 0 and int(row[3].rstrip("%")) <= 100 for row in rows)
+    with pytest.raises(SystemExit):
+        scaling.main(["--max-workers", "0"])
