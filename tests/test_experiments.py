@@ -352,18 +352,37 @@ def test_the_worker_scaling_script_measures_each_worker_count(capsys):
     assert rows[0][2] == "1.00x"
 
 
-def test_the_dfs_parts_scaling_script_replays_the_same_parts_for_each_worker_count(capsys):
+def _virtual_workers():
     import importlib.util
-    path = os.path.join(ROOT, "experiments", "dfs_parts_scaling.py")
-    spec = importlib.util.spec_from_file_location("dfs_parts_scaling", path)
-    scaling = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(scaling)
-    assert scaling.main(["--allocators", "1", "--max-workers", "4", "--budget", "2"]) == 0
+    path = os.path.join(ROOT, "experiments", "virtual_workers.py")
+    spec = importlib.util.spec_from_file_location("virtual_workers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _table(capsys) -> tuple[str, list]:
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("doomed object, fixed, 1 allocator(s): 24 schedules in ")
-    rows = [line.split() for line in out[2:]]
+    return out[0], [line.split() for line in out[2:]]
+
+
+def test_the_virtual_workers_script_replays_the_same_dfs_parts_for_each_worker_count(capsys):
+    virtual = _virtual_workers()
+    assert virtual.main(["dfs", "--allocators", "1", "--max-workers", "4", "--budget", "2"]) == 0
+    title, rows = _table(capsys)
+    assert title.startswith("doomed object, fixed, 1 allocator(s): 24 schedules in ")
     assert [row[0] for row in rows] == ["1", "2", "4"]
     assert rows[0][2] == "1.00x"  # (each pass checks it drives the first pass's parts)
     assert all(float(row[2].rstrip("x")) > 0 and int(row[3].rstrip("%")) <= 100 for row in rows)
     with pytest.raises(SystemExit):
-        scaling.main(["--max-workers", "0"])
+        virtual.main(["dfs", "--max-workers", "0"])
+
+
+def test_the_virtual_workers_script_drives_a_sampled_exploration_for_each_worker_count(capsys):
+    virtual = _virtual_workers()
+    assert virtual.main(["explore", "--runs", "600", "--max-workers", "2"]) == 0
+    title, rows = _table(capsys)
+    assert title == "doomed object, fixed, 600 runs, default portfolio"
+    assert [row[0] for row in rows] == ["1", "2"]  # (and the same runs.csv, checked)
+    assert rows[0][2] == "1.00x"
+    assert all(int(row[3].rstrip("%")) <= 100 for row in rows)
