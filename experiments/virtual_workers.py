@@ -39,6 +39,8 @@ import time
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOOMED = os.path.join(HERE, "models", "freebsd", "device_pager.py") + "::doomed_object"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from worker_scaling import worker_counts  # noqa: E402  (the worker counts, as measured there)
 
 
 class _Pickled(cf.Future):
@@ -114,15 +116,6 @@ class VirtualWorkers:
         up to there)."""
         end = self.now
         return sum(max(0.0, min(b, end) - a) for a, b in self.spans if a < end)
-
-
-def worker_counts(most: int) -> list[int]:
-    """1, 2, 4, ... below ``most``, then ``most`` itself."""
-    counts, w = [], 1
-    while w < most:
-        counts.append(w)
-        w *= 2
-    return counts + [most]
 
 
 def explore_rows(runs: int, counts: list[int]) -> tuple[str, list]:
