@@ -212,6 +212,8 @@ class Exploration:
         self.done = bytearray()
         self.done_prefix = 0
         self.schedules = Distinct()
+        #: A systematic search's runs (outcome, RunResult when it failed) not added yet.
+        self._dfs_pending: list = []
         self.epoch_decisions: dict[int, int] = {}
         self._pilot_k = 1
         #: ``_k_below[i]``: the k of epoch ``i + 1`` (the pilot's and epochs ``< i``), as
@@ -738,7 +740,6 @@ class Exploration:
                 self._add_dfs_pending(name)
 
         t0 = time.perf_counter()
-        self._dfs_pending = []
         try:
             if name == "ipb":  # iterative preemption bounding, up to --preemption-bound
                 from .iterative import iterate
