@@ -27,7 +27,6 @@ keep up; a small dfs tree levels off when its parts run out.
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures as cf
 import contextlib
 import filecmp
@@ -40,7 +39,7 @@ import time
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOOMED = os.path.join(HERE, "models", "freebsd", "device_pager.py") + "::doomed_object"
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from worker_scaling import worker_counts  # noqa: E402  (the worker counts, as measured there)
+from worker_scaling import Parser, worker_counts  # noqa: E402  (as there)
 
 
 class _Pickled(cf.Future):
@@ -175,7 +174,7 @@ def dfs_rows(allocators: int, max_runs, budget, counts: list[int]) -> tuple[str,
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = Parser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
     ex = sub.add_parser("explore", help="sampled exploration (the default portfolio)")
     ex.add_argument("--runs", type=int, default=160_000)
@@ -191,10 +190,14 @@ def main(argv=None) -> int:
     numbers = [v for v in vars(a).values() if isinstance(v, int)]
     if any(v < 1 for v in numbers):
         ap.error("every number given must be at least 1")
+    from smpvm.search.executors import max_workers
     from smpvm.violations import BadInput
+    if a.what == "explore" and a.max_workers > max_workers():
+        ap.error(f"--max-workers: explore takes at most {max_workers()} workers here "
+                 f"(eight per core), got {a.max_workers}")
     counts = worker_counts(a.max_workers)
     try:
-        if a.what == "explore":  # (--workers is limited to eight per core here too)
+        if a.what == "explore":
             title, rows = explore_rows(a.runs, counts)
         else:
             title, rows = dfs_rows(a.allocators, a.max_runs, a.budget, counts)

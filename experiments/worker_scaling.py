@@ -29,6 +29,13 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOOMED = "models/freebsd/device_pager.py::doomed_object"
 
 
+class Parser(argparse.ArgumentParser):
+    """Bad arguments are one line and exit 2 (no usage block above it)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def worker_counts(most: int) -> list[int]:
     """1, 2, 4, ... below ``most``, then ``most`` itself."""
     counts, w = [], 1
@@ -64,7 +71,7 @@ def measure(counts, rounds, figure, **kw) -> dict[int, float]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=160_000)
     ap.add_argument("--max-workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--rounds", type=int, default=2)
