@@ -8,8 +8,9 @@ this machine, for W = 1, 2, 4, ... up to the number of cores, and how does a
 ``--dask local`` cluster of as many workers compare with the pool?  Each
 point is a whole ``smpvm explore ... --json`` process on the doomed-object
 model (fixed variant, default portfolio), the figure it reports
-(``runs_per_second``: start-up, the pool's or cluster's start and the
-writing of runs.csv included); the best of ``--rounds``, the worker counts
+(``runs_per_second``: the runs and the writing of runs.csv, the pool's
+workers forked at its first batch included; a Dask cluster's start, Dask's
+import and its processes, is ``executor_start_s``, printed apart); the best of ``--rounds``, the worker counts
 alternating within a round so that load on the machine hits them alike.
 ``--dfs`` adds the exhaustive search with two allocators (``-s dfs``), timed
 by its ``elapsed_s``.  On a machine with fewer cores than workers the
@@ -90,10 +91,11 @@ def main(argv=None) -> int:
         print(f"{w:>8} {rate[w]:>10,.0f} {rate[w] / rate[1]:>8.2f}x")
     if a.dask:
         most = a.max_workers
-        on_dask = measure([most], a.rounds, lambda r: r["runs_per_second"], runs=a.runs,
-                          dask=True, dfs=False)[most]
-        print(f"--dask local, {most} workers: {on_dask:,.0f} runs/s, "
-              f"{on_dask / rate[most]:.2f}x the pool's {rate[most]:,.0f}")
+        on_dask, start = measure([most], a.rounds,
+                                 lambda r: (r["runs_per_second"], r["executor_start_s"]),
+                                 runs=a.runs, dask=True, dfs=False)[most]
+        print(f"--dask local, {most} workers: {on_dask:,.0f} runs/s after {start:.2f} s "
+              f"starting the cluster, {on_dask / rate[most]:.2f}x the pool's {rate[most]:,.0f}")
     if a.dfs:
         speed = measure(counts, a.rounds, lambda r: 1.0 / r["elapsed_s"], runs=a.runs,
                         dask=False, dfs=True)

@@ -149,6 +149,8 @@ def _failures(report):
 
 def _print_text(report, narrative) -> None:
     rate = f"{report.runs_per_second:,.0f} runs/s"
+    if report.executor_start_s >= 0.05:  # a Dask cluster's start: said apart from the rate
+        rate += f" after {report.executor_start_s:.2f} s starting the executor"
     click.echo(f"{report.target} variant={report.variant} strategy={report.strategy} "
                f"seed={report.seed} ({report.executor})")
     resumed = f", {report.resumed_runs} from the earlier session" if report.resumed_runs else ""

@@ -48,6 +48,7 @@ resume with different ones is refused.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import csv
 import glob
 import json
@@ -117,6 +118,9 @@ class Report:
     #: dfs: names of the state outside the model API that steps changed (watched by the search).
     unseen_shared: list = field(default_factory=list)
     elapsed_s: float = 0.0
+    #: Of ``elapsed_s``: bringing the executor up (Dask's import and a local cluster's
+    #: processes; a remote scheduler's connection), paid once whatever the runs.
+    executor_start_s: float = 0.0
     lost_runs: list = field(default_factory=list)
     first: dict = field(default_factory=dict)
     pct: list = field(default_factory=list)
@@ -131,7 +135,10 @@ class Report:
 
     @property
     def runs_per_second(self) -> float:
-        return self.runs_this_session / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        """Runs of this session per second of running them: ``elapsed_s`` less the
+        executor's start, which a longer search does not pay again."""
+        running = self.elapsed_s - self.executor_start_s
+        return self.runs_this_session / running if running > 0 else 0.0
 
     @property
     def bug_depth(self):
@@ -154,7 +161,8 @@ class Report:
             "distinct_schedules": self.distinct_schedules, "pruned": self.pruned,
             "unseen_shared": list(self.unseen_shared),
             "lost_runs": self.lost_runs, "interrupted": self.interrupted,
-            "elapsed_s": round(self.elapsed_s, 3), "executor": self.executor,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "executor_start_s": round(self.executor_start_s, 3), "executor": self.executor,
             "resumed_runs": self.resumed_runs, "pct_guarantee": self.pct,
             "replay_mismatches": self.mismatches, "notes": self.notes, "out": self.out,
             "not_counted": dict(sorted(self.not_counted.items())),
@@ -538,6 +546,15 @@ class Exploration:
             self._record_held()
             self.report.elapsed_s = time.perf_counter() - t0
 
+    @contextlib.contextmanager
+    def _executor(self):
+        """The executor of this exploration, the time it took to start added to
+        ``executor_start_s`` (once per executor: a broken one is replaced)."""
+        t0 = time.perf_counter()
+        with _executors.make_executor(self.workers, self.dask) as ex:
+            self.report.executor_start_s += time.perf_counter() - t0
+            yield ex
+
     def _stopping(self) -> bool:
         return self.stop_on_first and self.report.failing_runs > 0
 
@@ -551,8 +568,8 @@ class Exploration:
         """Feed batches to one executor, up to ``window`` out and ``per_task`` in a task (on a
         guessed k only while fewer than ``guess_below`` are out), until done; True when it
         broke and must be replaced."""
-        from .executors import ClusterLost, make_executor
-        with make_executor(self.workers, self.dask) as ex:
+        from .executors import ClusterLost
+        with self._executor() as ex:
             inflight: dict = {}
             try:
                 while pending or inflight:
@@ -813,13 +830,12 @@ class Exploration:
 
     def _exhaust_shared(self, on_run, failon):
         """The dfs tree shared out over the executor (``smpvm.search.pardfs``)."""
-        from .executors import make_executor
         from .pardfs import exhaust_parallel, warm_up
         plan = self.plan
         inline = self.dask is None and self.workers == 1
         if not inline and self.dask in (None, "local"):  # workers forked from here
             warm_up(plan.spec(plan.seed), self.scn)
-        with make_executor(self.workers, self.dask) as ex:
+        with self._executor() as ex:
             return exhaust_parallel(plan.spec(plan.seed), ex,
                                     preemption_bound=plan.preemption_bound, max_runs=self.runs,
                                     stop_on_first=self.stop_on_first, on_run=on_run,

@@ -6,8 +6,9 @@ and a ``--dask local`` cluster of 16 workers at least 0.9x the pool's
 runs/s.  Here the worker count is the machine's cores, and the pool must
 reach three quarters of it (12 of 16; 1.5x on two cores, whose own
 benchmark asks for 1.85x).  Each figure is what a whole
-``smpvm explore ... --json`` process reports (``runs_per_second``: start-up,
-the pool's or the cluster's start, runs.csv included) on the doomed-object
+``smpvm explore ... --json`` process reports (``runs_per_second``: the runs
+and runs.csv, the pool's workers forked at its first batch included; a Dask
+cluster's start is ``executor_start_s``, printed apart) on the doomed-object
 model, fixed variant, ``SMPVM_BENCH_SCALING_RUNS`` runs (default 160,000, the
 figure the targets were set with); the best of two rounds, the worker counts
 alternating within a round.  The runs.csv files must be byte-identical.
