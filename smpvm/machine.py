@@ -905,97 +905,135 @@ class Machine:
         plain = self.plain_hot_path or self._want_fp
         issued = ISSUED
         last = -1
-        while not self.stopped:
-            if simq and simq[0][0] <= self._now:
-                self._run_devices(self._now)  # what the devices do by now comes first
-                continue
-            opts = [c.id for c in cpus if c.state == RUNNABLE]
-            n = len(opts)
-            if n == 0:
-                if simq and self._alive > 0:  # every thread waits: the devices go on
-                    self._run_devices(simq[0][0])
+        # The path the strategy gives to take again (``Strategy.follow``): from step 1 on,
+        # its steps are taken here, inline, without asking (footprints are still made:
+        # what a step hands to another CPU is noticed through them).
+        follow = getattr(strategy, "follow", None) \
+            if self._want_fp and not self.plain_hot_path else None
+        follow_to = strategy.follow_to if follow is not None else 0
+        following = follow_to > 1
+        fast = False  # the last step was taken so
+        try:
+            while not self.stopped:
+                if fast:
+                    fast = False
+                    self.footprint = None
+                    if self.escaped:
+                        strategy.escaped_on_path()
+                if simq and simq[0][0] <= self._now:
+                    self._run_devices(self._now)  # what the devices do by now comes first
                     continue
-                return
-            if n == 1:
-                cid = opts[0]
-            elif plain:
-                cid = self.pick("cpu", opts, last)
-            else:  # pick(), inline
-                cid = strategy.pick("cpu", opts, last)
-                if cid not in opts:
-                    raise ModelError(f"strategy {strategy.name} chose CPU{cid}, "
-                                     f"not one of {opts}")
-                choices.append(cid)
-                self.decisions += 1
-            c = cpus[cid]
-            if simq and simq[0][0] <= self._step_time(c):
-                # device steps due before the chosen CPU's step happen first, in time order
-                self._run_devices(self._step_time(c))
-            last = cid
-            if plain:
-                if self._want_fp:
-                    self.footprint = {}
-                    try:
-                        self._step(c)
-                    finally:  # also the step that ends the run with a violation
-                        strategy.stepped(cid, self.footprint, opts)
-                        self.footprint = None
+                opts = [c.id for c in cpus if c.state == RUNNABLE]
+                n = len(opts)
+                if n == 0:
+                    if simq and self._alive > 0:  # every thread waits: the devices go on
+                        self._run_devices(simq[0][0])
+                        continue
+                    return
+                k = self.steps
+                if following and k:
+                    step = follow[k] if k < follow_to else None
+                    sw = self.spin_watch
+                    if step is None or step.opts != opts or simq or (sw is not None and sw.spins):
+                        # the path ends (or this state differs: the strategy, asked, says
+                        # why), or devices or spins need the strategy's own book-keeping
+                        following = False
+                        strategy.followed(k)
+                    else:
+                        cid = step.cpu
+                        if n > 1:
+                            choices.append(cid)
+                            self.decisions += 1
+                        c = cpus[cid]
+                        last = cid
+                        self.footprint = {}
+                        fast = True
+                if not fast:
+                    if n == 1:
+                        cid = opts[0]
+                    elif plain:
+                        cid = self.pick("cpu", opts, last)
+                    else:  # pick(), inline
+                        cid = strategy.pick("cpu", opts, last)
+                        if cid not in opts:
+                            raise ModelError(f"strategy {strategy.name} chose CPU{cid}, "
+                                             f"not one of {opts}")
+                        choices.append(cid)
+                        self.decisions += 1
+                    c = cpus[cid]
+                    if simq and simq[0][0] <= self._step_time(c):
+                        # device steps due before the chosen CPU's step happen first, in
+                        # time order
+                        self._run_devices(self._step_time(c))
+                    last = cid
+                    if plain:
+                        if self._want_fp:
+                            self.footprint = {}
+                            try:
+                                self._step(c)
+                            finally:  # also the step that ends the run with a violation
+                                strategy.stepped(cid, self.footprint, opts)
+                                self.footprint = None
+                        else:
+                            self._step(c)
+                        continue
+                # _step(), inline: _enter() first
+                self.steps += 1
+                if self.steps > self.max_steps:
+                    self._too_many_steps(c)
+                clk = c.clock
+                if clk > self._now:
+                    self._now = clk
                 else:
-                    self._step(c)
-                continue
-            # _step(), inline: _enter() first
-            self.steps += 1
-            if self.steps > self.max_steps:
-                self._too_many_steps(c)
-            clk = c.clock
-            if clk > self._now:
-                self._now = clk
-            else:
-                c.clock = clk = self._now
-            self._t0 = clk
-            self.current = c
-            if c.granted is not None:
-                if self.tracing:
-                    self.record(c, "acquire", c.granted, c.wait_mode)
-                c.granted = None
-            if c.irqs and (self._deliver_irq(c) if c.wait_lock is None
-                           else self._irq_to_waiter(c)):
-                op = None
-            elif c.sleep_chan is not None and not c.irq_depth:  # asleep, no handler running
-                self.idle_until_interrupt(c)
-                continue
-            else:
-                op = c.op
-            if op is not None:
-                kind = type(op)
-                if kind is Acquire:  # the lock operations, dispatched without execute()
-                    res = op.lock._acquire(self, c, op.mode, op.trylock)
-                elif kind is Release:
-                    res = op.lock._release(self, c, op.mode)
-                else:
-                    res = op.execute(self, c)
-                if res is OP_BLOCKED:
+                    c.clock = clk = self._now
+                self._t0 = clk
+                self.current = c
+                if c.granted is not None:
+                    if self.tracing:
+                        self.record(c, "acquire", c.granted, c.wait_mode)
+                    c.granted = None
+                if c.irqs and (self._deliver_irq(c) if c.wait_lock is None
+                               else self._irq_to_waiter(c)):
+                    op = None
+                elif c.sleep_chan is not None and not c.irq_depth:  # asleep, no handler running
+                    self.idle_until_interrupt(c)
                     continue
-                c.op = None
-            else:
-                res = c.value
-                c.value = None
-            # _resume(), inline
-            issued[0] = 0
-            try:
-                op = c.frames[-1].gen.send(res)
-            except StopIteration:
-                if issued[0] or self._owing:
-                    self._settle(c, None)
-                self._pop_frame(c)
-                continue
-            except (RunStopped, ModelError):
-                raise
-            except Exception as e:  # the model raised: bad input, reported on one line
-                raise model_raised(e) from None
-            if issued[0] != 1:  # not one operation made for the one yielded
-                self._settle(c, op)
-            c.op = op if isinstance(op, Op) else self._check_op(c, op)
+                else:
+                    op = c.op
+                if op is not None:
+                    kind = type(op)
+                    if kind is Acquire:  # the lock operations, dispatched without execute()
+                        res = op.lock._acquire(self, c, op.mode, op.trylock)
+                    elif kind is Release:
+                        res = op.lock._release(self, c, op.mode)
+                    else:
+                        res = op.execute(self, c)
+                    if res is OP_BLOCKED:
+                        continue
+                    c.op = None
+                else:
+                    res = c.value
+                    c.value = None
+                # _resume(), inline
+                issued[0] = 0
+                try:
+                    op = c.frames[-1].gen.send(res)
+                except StopIteration:
+                    if issued[0] or self._owing:
+                        self._settle(c, None)
+                    self._pop_frame(c)
+                    continue
+                except (RunStopped, ModelError):
+                    raise
+                except Exception as e:  # the model raised: bad input, reported on one line
+                    raise model_raised(e) from None
+                if issued[0] != 1:  # not one operation made for the one yielded
+                    self._settle(c, op)
+                c.op = op if isinstance(op, Op) else self._check_op(c, op)
+        finally:
+            if following:
+                self.footprint = None
+                strategy.followed(self.steps)
 
     def _step_time(self, c) -> int:
         """When ``c``'s next step happens in the exploration view (for the devices' order)."""

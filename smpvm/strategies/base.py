@@ -20,6 +20,9 @@ delays count it as one without knowing the kind.
 due earliest are options (durations decide); False, every CPU that is not
 blocked is.  A strategy that sets ``wants_footprints`` is also told, after
 every step, what the step touched (the basis of partial-order reduction).
+Such a strategy may also give a path to take again first (``follow``): the
+engine then takes those steps without asking it, as long as each state
+offers the CPUs it offered before.
 """
 
 from __future__ import annotations
@@ -78,6 +81,20 @@ class Strategy:
 
     def stepped(self, cpu: int, footprint: dict, enabled: list[int]) -> None:
         """After each step (only when ``wants_footprints``): what it read and wrote."""
+
+    #: With ``wants_footprints``: steps this run takes again, each with ``cpu`` (who
+    #: stepped) and ``opts`` (the CPUs that could, as ``stepped`` was told); the engine
+    #: takes steps 1 to ``follow_to - 1`` of it without ``pick`` or ``stepped`` while
+    #: each state offers the same ``opts`` (step 0 always asks: a run looks around
+    #: first), then calls ``followed``.
+    follow = None
+    follow_to = 0
+
+    def followed(self, n: int) -> None:
+        """The engine took the steps of ``follow`` up to step ``n`` (excluded) unasked."""
+
+    def escaped_on_path(self) -> None:
+        """A step taken unasked set ``Machine.escaped`` (see ``stepped``)."""
 
     def describe(self) -> dict:
         """Parameters that, with the seed, recreate this strategy (for saved failures)."""

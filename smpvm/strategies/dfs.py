@@ -165,9 +165,9 @@ def dependent(a, b) -> bool:
 class _Step:
     """One step of a run, as the race analysis needs it."""
 
-    __slots__ = ("cpu", "fp", "enabled", "held", "waits", "books")
+    __slots__ = ("cpu", "fp", "enabled", "held", "waits", "books", "opts")
 
-    def __init__(self, cpu, fp, enabled, held, waits, books=None):
+    def __init__(self, cpu, fp, enabled, held, waits, books=None, opts=None):
         #: The CPU that stepped.
         self.cpu = cpu
         #: Footprint (key -> written), or ANYTHING.
@@ -181,11 +181,14 @@ class _Step:
         #: The search's own book-keeping after the step (``DFS._books``), from which a
         #: later run that replays this step takes over.
         self.books = books
+        #: The CPUs the engine offered before it (``stepped``'s ``enabled``), by which
+        #: the engine follows the step again (``Strategy.follow``); None: it may not.
+        self.opts = opts
 
     def bare(self) -> "_Step":
         """The step as the race analysis needs it, without the book-keeping: for a path
         on which no run will branch off right after it."""
-        return _Step(self.cpu, self.fp, self.enabled, self.held, self.waits)
+        return _Step(self.cpu, self.fp, self.enabled, self.held, self.waits, opts=self.opts)
 
 
 class _Node:
@@ -280,6 +283,10 @@ class DFS(Strategy):
         #: the model is deterministic for a given schedule, so they are the previous
         #: run's steps, kept with their footprints instead of being recorded again.
         self.trace: list[_Step] = previous[:self.fresh_from]
+        #: The engine takes the replayed steps without asking (``Strategy.follow``) and
+        #: tells ``followed`` where it stopped: nothing about them is learnt anew.
+        self.follow = self.trace if self.reduction else None
+        self.follow_to = self.fresh_from
         #: Steps taken in this run so far.
         self._k = 0
         self._m = None
@@ -352,11 +359,27 @@ class DFS(Strategy):
         self._picked = (k, node.chosen)
         return node.chosen
 
+    def followed(self, n) -> None:
+        """The engine took the replayed steps from ``_k`` to ``n`` (excluded) unasked:
+        the book-keeping ``stepped`` does for a replayed step, from the recorded ones.
+        (Whether a twin was held back there, the run that first took the step saw.)"""
+        trace, started = self.trace, self._started
+        for k in range(self._k, n):
+            step = trace[k]
+            started.add(step.cpu)
+            if len(self._pure) > 1:
+                self._track_twins(step.cpu, step.fp)
+        self._k = n
+
+    def escaped_on_path(self) -> None:
+        self._look_again(self._m if self._m is not None else current_machine())
+
     def stepped(self, cpu, footprint, enabled):
         m = self._m
         if m is None:
             m = self._m = current_machine()
         k = self._k
+        opts = enabled
         self._k = k + 1
         twins = len(self._pure) > 1  # CPUs only ever leave the pure set
         if twins:
@@ -392,6 +415,7 @@ class DFS(Strategy):
         # The engine makes a fresh footprint per step and drops it after this
         # call, so it is completed in place and kept.
         step = self._record(m, cpu, footprint, enabled)
+        step.opts = opts
         if self._watch:
             self._note_unseen(footprint, changed)
         if twins:
