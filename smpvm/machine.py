@@ -896,7 +896,11 @@ class Machine:
         The step (``_step``), the resumption of the model (``_resume``) and the
         strategy's question (``pick``) are written out inline: this loop runs
         every step of every run of a search.  ``plain_hot_path`` takes the
-        plain methods instead; a test compares the two, trace for trace.
+        plain methods instead; a test compares the two, trace for trace.  Under
+        a strategy that gives a path to take again (``Strategy.follow``: dfs,
+        the steps a run shares with the one before), those steps are taken
+        inline too, the strategy not asked; a test compares its runs with the
+        plain code's.
         """
         cpus = self.cpus
         strategy = self.strategy
@@ -912,7 +916,7 @@ class Machine:
             if self._want_fp and not self.plain_hot_path else None
         follow_to = strategy.follow_to if follow is not None else 0
         following = follow_to > 1
-        fast = False  # the last step was taken so
+        fast = False  # the last step was one of the path, taken unasked
         try:
             while not self.stopped:
                 if fast:
@@ -930,8 +934,8 @@ class Machine:
                         self._run_devices(simq[0][0])
                         continue
                     return
-                k = self.steps
-                if following and k:
+                if following and self.steps:
+                    k = self.steps
                     step = follow[k] if k < follow_to else None
                     sw = self.spin_watch
                     if step is None or step.opts != opts or simq or (sw is not None and sw.spins):
