@@ -62,6 +62,7 @@ import io
 import itertools
 import json
 import os
+import time
 import tomllib
 from dataclasses import dataclass, field
 
@@ -563,7 +564,6 @@ def run_sweep(cfg: SweepConfig, out_dir: str, *, workers: int | None = None,
     called as runs finish.
     """
     import datetime
-    import time
 
     from .. import __version__
     from ..search.executors import describe
@@ -610,8 +610,11 @@ def run_sweep(cfg: SweepConfig, out_dir: str, *, workers: int | None = None,
         if progress:
             progress(len(table.rows), max(counter["total"], len(table.rows)))
 
+    start_s = 0.0  # bringing the executors up: paid once, not by the runs
     while True:
-        Runner(workers, dask, on_row, lost).run(specs)
+        runner = Runner(workers, dask, on_row, lost)
+        runner.run(specs)
+        start_s += runner.start_s
         # a point short of its precision gets more seeds (twice as many, up to the bound)
         more = [s for s in (_more_seeds(cfg, table) if cfg.precision else [])
                 if s["run"] not in table.rows]
@@ -639,7 +642,8 @@ def run_sweep(cfg: SweepConfig, out_dir: str, *, workers: int | None = None,
     violations = sum(int(float(r.get("violations", 0) or 0)) for r in table.rows.values())
     limited = sum(1 for r in table.rows.values() if r.get("limit.max_steps") not in (None, ""))
     return {"out": out_dir, "points": len(points), "runs": total, "ran": ran, "lost_runs": lost,
-            "runs_per_second": ran / elapsed if elapsed > 0 else None,
+            "runs_per_second": ran / (elapsed - start_s) if elapsed > start_s else None,
+            "elapsed_s": round(elapsed, 3), "executor_start_s": round(start_s, 3),
             "violations": violations - limited, "limited_runs": limited,
             "unplotted_metrics": missing, "limits": [{"point": r["point"], "limit": r["limit"]} for r in summary
                        if r.get("limit")],
@@ -692,6 +696,8 @@ class Runner:
         self.workers = workers
         self.dask = dask
         self.on_row = on_row
+        #: Seconds spent bringing executors up (Dask's import, a local cluster's processes).
+        self.start_s = 0.0
         #: Lost runs: {"run": n, "error": "..."}.
         self.lost = lost
         self.inline = (workers or 0) == 1 and not dask
@@ -718,7 +724,9 @@ class Runner:
 
         from ..search.executors import make_executor
         from ..violations import ModelError
+        t0 = time.perf_counter()
         with make_executor(self.workers, self.dask) as ex:
+            self.start_s += time.perf_counter() - t0
             inflight = deque()
             while True:
                 while len(inflight) < self.window:
