@@ -729,20 +729,19 @@ class DFS(Strategy):
         run.extend(steps)
         end = len(steps)
         limit = end if self.blocked_at is None else self.blocked_at
-        by_cpu = {}
-        for i, step in enumerate(steps):
-            by_cpu.setdefault(step.cpu, []).append(i)
-        for p in sorted(set(by_cpu) | set(pending)):
-            targets = [(i, steps[i].fp) for i in by_cpu.get(p, [])]
-            if p in pending:
-                targets.append((end, pending[p]))
-            prev = -1
-            for at, fp in targets:
+        new_by_cpu = {}  # older steps were analysed by earlier runs
+        for i in range(self.fresh_from, end):
+            new_by_cpu.setdefault(steps[i].cpu, []).append(i)
+        for p in sorted(set(new_by_cpu) | set(pending)):
+            for at in new_by_cpu.get(p, ()):
+                prev = run.previous(at)
                 if prev >= limit:
                     break  # states past a sleep-blocked one are not searched
-                if at >= self.fresh_from:  # older steps were analysed by earlier runs
-                    self._races_of(run, p, prev, at, min(at, limit), fp)
-                prev = at
+                self._races_of(run, p, prev, at, min(at, limit), steps[at].fp)
+            else:
+                prev = run.latest(p)
+                if p in pending and prev < limit:
+                    self._races_of(run, p, prev, end, min(end, limit), pending[p])
 
     def _races_of(self, run, p, prev, at, top, fp) -> None:
         """Backtrack points for the races of CPU ``p``'s step ``at`` (footprint ``fp``).
@@ -1076,6 +1075,14 @@ class _Run:
             self.nth.append(vc[cpu])
             self._before.append(prev)
             latest[cpu] = i
+
+    def previous(self, i) -> int:
+        """The step before step ``i`` of the same CPU (-1: none)."""
+        return self._before[i]
+
+    def latest(self, cpu) -> int:
+        """The last step of ``cpu`` (-1: none)."""
+        return self._latest[cpu]
 
     def dependent_before(self, fp, top):
         """Steps before ``top`` that are dependent with a step of footprint ``fp``."""
