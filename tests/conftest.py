@@ -111,3 +111,27 @@ def spec_of(scn, **kw):
     """A RunSpec for an already-loaded scenario (the scenario itself goes as ``scn=``)."""
     from smpvm import RunSpec
     return RunSpec(f"{scn.file}::{scn.name}", **kw)
+
+
+#: How long ``slow_executor_start`` makes an executor take to start.
+SLOW_START_S = 0.5
+
+
+@pytest.fixture
+def slow_executor_start(monkeypatch):
+    """Every executor takes ``SLOW_START_S`` longer to start, as a Dask cluster's import
+    and processes take: what a search says of its start can be checked without Dask."""
+    import contextlib
+    import time
+
+    from smpvm.search import executors
+    real = executors.make_executor
+
+    @contextlib.contextmanager
+    def slow_to_start(*args, **kwargs):
+        time.sleep(SLOW_START_S)
+        with real(*args, **kwargs) as ex:
+            yield ex
+
+    monkeypatch.setattr(executors, "make_executor", slow_to_start)
+    return SLOW_START_S
