@@ -61,6 +61,9 @@ class VirtualWorkers:
     CPU seconds), each scheduled on the first free of ``width`` virtual workers for
     its CPU time; the caller's own CPU time between calls moves the clock too."""
 
+    #: Nothing to start: its workers are virtual.
+    start_s = 0.0
+
     def __init__(self, width: int, run=run_here):
         self._width = width
         self._run = run

@@ -113,25 +113,22 @@ def spec_of(scn, **kw):
     return RunSpec(f"{scn.file}::{scn.name}", **kw)
 
 
-#: How long ``slow_executor_start`` makes an executor take to start.
+#: How long ``slow_executor_start`` makes the local pool take to start.
 SLOW_START_S = 0.5
 
 
 @pytest.fixture
 def slow_executor_start(monkeypatch):
-    """Every executor takes ``SLOW_START_S`` longer to start, as a Dask cluster's import
+    """The local pool takes ``SLOW_START_S`` longer to start, as a Dask cluster's import
     and processes take: what a search says of its start can be checked without Dask."""
-    import contextlib
     import time
 
-    from smpvm.search import executors
-    real = executors.make_executor
+    from smpvm.search import pool
 
-    @contextlib.contextmanager
-    def slow_to_start(*args, **kwargs):
-        time.sleep(SLOW_START_S)
-        with real(*args, **kwargs) as ex:
-            yield ex
+    class SlowToStart(pool.ProcessPool):
+        def __init__(self, *args, **kwargs):
+            time.sleep(SLOW_START_S)
+            super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(executors, "make_executor", slow_to_start)
+    monkeypatch.setattr(pool, "ProcessPool", SlowToStart)
     return SLOW_START_S

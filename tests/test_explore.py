@@ -264,8 +264,8 @@ def test_the_executors_start_is_timed_apart_from_the_runs(capsys, tmp_path, stra
     d = json.loads(out)
     assert code == 0
     assert slow_executor_start <= d["executor_start_s"] < d["elapsed_s"]
-    running = d["elapsed_s"] - d["executor_start_s"]
-    assert d["runs_per_second"] == pytest.approx(d["runs"] / running, rel=0.02)
+    running = d["elapsed_s"] - d["executor_start_s"]  # each rounded to 1 ms
+    assert d["runs"] / (running + 0.002) <= d["runs_per_second"] <= d["runs"] / (running - 0.002)
     code, out, _ = cli(capsys, "explore", DEPTH2, "--variant", "fixed", "--runs", 300,
                        "--strategy", strategy, "--workers", 2, "--out", tmp_path / "text")
     assert "s starting the executor" in out

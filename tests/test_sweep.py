@@ -374,8 +374,8 @@ def test_the_executors_start_is_timed_apart_from_the_runs(capsys, tmp_path, refe
     assert rc == 0, err
     doc = json.loads(stdout)
     assert slow_executor_start <= doc["executor_start_s"] < doc["elapsed_s"]
-    running = doc["elapsed_s"] - doc["executor_start_s"]
-    assert doc["runs_per_second"] == pytest.approx(doc["ran"] / running, rel=0.05)
+    running = doc["elapsed_s"] - doc["executor_start_s"]  # each rounded to 1 ms
+    assert doc["ran"] / (running + 0.002) <= doc["runs_per_second"] <= doc["ran"] / (running - 0.002)
 
 
 # -- resume -----------------------------------------------------------------------------

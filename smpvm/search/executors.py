@@ -84,7 +84,13 @@ def describe(workers: int | None, dask: str | None) -> str:
 
 @contextlib.contextmanager
 def make_executor(workers: int | None = None, dask: str | None = None):
-    """Yield an executor for the requested place; shut it down afterwards."""
+    """Yield an executor for the requested place; shut it down afterwards.
+
+    Its ``start_s`` says how long it took to bring up (Dask's import and a local
+    cluster's processes, or a scheduler's connection; the pool forks its workers
+    later, at the first task), which a search reports apart from its runs' time.
+    """
+    t0 = time.perf_counter()
     if dask:
         try:
             from dask.distributed import Client, LocalCluster
@@ -111,6 +117,7 @@ def make_executor(workers: int | None = None, dask: str | None = None):
                     ex.check_alive = _Health(client, dask)
                     ex.through_scheduler = True  # a round trip costs ms: tasks do more
                     ex.width = lambda: max(1, sum(client.nthreads().values()))
+                    ex.start_s = time.perf_counter() - t0
                     yield ex
             finally:
                 with _quiet_dask():
@@ -120,7 +127,9 @@ def make_executor(workers: int | None = None, dask: str | None = None):
         return
     w = workers or default_workers()
     if w == 1:
-        yield InlineExecutor()
+        inline = InlineExecutor()
+        inline.start_s = time.perf_counter() - t0
+        yield inline
         return
     # Ctrl-C reaches the whole process group; it is this process's to handle: a worker
     # that died of it would break the pool (and print a traceback) on the way out
@@ -128,6 +137,7 @@ def make_executor(workers: int | None = None, dask: str | None = None):
     pool = ProcessPool(w, initializer=_leave_interrupts_to_parent)
     try:
         with frozen_heap():  # the workers are forked as work comes
+            pool.start_s = time.perf_counter() - t0
             yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -548,11 +548,10 @@ class Exploration:
 
     @contextlib.contextmanager
     def _executor(self):
-        """The executor of this exploration, the time it took to start added to
-        ``executor_start_s`` (once per executor: a broken one is replaced)."""
-        t0 = time.perf_counter()
+        """The executor of this exploration, its start added to ``executor_start_s``
+        (once per executor: a broken one is replaced)."""
         with _executors.make_executor(self.workers, self.dask) as ex:
-            self.report.executor_start_s += time.perf_counter() - t0
+            self.report.executor_start_s += ex.start_s
             yield ex
 
     def _stopping(self) -> bool:

@@ -724,9 +724,8 @@ class Runner:
 
         from ..search.executors import make_executor
         from ..violations import ModelError
-        t0 = time.perf_counter()
         with make_executor(self.workers, self.dask) as ex:
-            self.start_s += time.perf_counter() - t0
+            self.start_s += ex.start_s
             inflight = deque()
             while True:
                 while len(inflight) < self.window:
