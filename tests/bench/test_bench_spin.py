@@ -7,7 +7,8 @@ included, as a user would run it.  smpvm's ``dfs`` exhausts the Python model.
 Both are timed in the same session, best of a few rounds, and the ratio
 (smpvm's time over SPIN's) goes in the session's summary with SPIN's states
 and smpvm's schedules.  With two allocators the goal is a ratio of 1 or
-less.  With three, ``dfs`` gets a budget of schedules
+less; the tree shared out over every core of the machine (``--workers``) is
+timed against SPIN too.  With three, ``dfs`` gets a budget of schedules
 (``SMPVM_BENCH_SPIN3_RUNS``, default 20,000) and reports how far it got: its
 space runs to millions of schedules where SPIN stores tens of thousands of
 states.
@@ -27,7 +28,9 @@ import time
 import pytest
 
 from smpvm import RunSpec, load_target
+from smpvm.search.executors import make_executor
 from smpvm.search.exhaust import exhaust
+from smpvm.search.pardfs import exhaust_parallel, warm_up
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -40,6 +43,7 @@ pytestmark = pytest.mark.skipif(
 
 #: dfs schedules allowed with three allocators (its space is far larger than SPIN's).
 RUNS_3 = int(os.environ.get("SMPVM_BENCH_SPIN3_RUNS", "20000"))
+CORES = os.cpu_count() or 1
 
 
 def spin(workdir, *defines):
@@ -65,6 +69,19 @@ def smpvm_dfs(allocators, max_runs=None):
                    params={"allocators": allocators}, seed=1)
     t0 = time.perf_counter()
     report = exhaust(spec, scn=scn, max_runs=max_runs)
+    return time.perf_counter() - t0, report
+
+
+def smpvm_dfs_shared(allocators, workers):
+    """Exhaust the fixed model with the tree shared out over ``workers`` local processes,
+    as ``smpvm explore -s dfs -w N`` does, the pool's start included; (seconds, report)."""
+    scn = load_target(f"{DOOMED}::doomed_object")
+    spec = RunSpec(f"{DOOMED}::doomed_object", variant="fixed",
+                   params={"allocators": allocators}, seed=1)
+    t0 = time.perf_counter()
+    warm_up(spec, scn)
+    with make_executor(workers) as pool:
+        report = exhaust_parallel(spec, pool)
     return time.perf_counter() - t0, report
 
 
@@ -108,3 +125,19 @@ def test_dfs_against_spin(benchmark, report_ratio, tmp_path, allocators):
                  f"SPIN {spin_s:.2f} s (spin -a, gcc, pan), {states} states")
     if allocators == 2:
         assert report.exhausted
+
+
+@pytest.mark.skipif(CORES < 2, reason="one core: nothing to share the tree with")
+def test_dfs_on_every_core_against_spin(report_ratio, tmp_path):
+    # SPIN's figure is one core's; the search shares its tree over every core here.
+    spin_runs = [spin(tmp_path, "-DNALLOC=2") for _ in range(3)]
+    spin_s = min(s for s, _, _, _ in spin_runs)
+    rounds = [smpvm_dfs_shared(2, CORES) for _ in range(3)]
+    dfs_s = min(s for s, _ in rounds)
+    report = rounds[-1][1]
+    assert report.exhausted and report.failing_runs == 0
+    assert all(r.runs == report.runs for _, r in rounds)  # the same runs whatever the timing
+    report_ratio(f"dfs on {CORES} workers / SPIN, doomed_object fixed, 2 allocators",
+                 f"{dfs_s / spin_s:.2f}x: dfs {dfs_s:.2f} s on {CORES} local worker processes "
+                 f"(their start included), {report.runs} schedules exhausted; SPIN "
+                 f"{spin_s:.2f} s on one core (spin -a, gcc, pan), {spin_runs[0][1]} states")
