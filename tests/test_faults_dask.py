@@ -220,3 +220,29 @@ def test_a_sweep_against_a_cluster_equals_the_sweep_in_process(tmp_path, two_wor
     with open(tmp_path / "cluster" / "runs.csv", "rb") as a, \
             open(tmp_path / "here" / "runs.csv", "rb") as b:
         assert a.read() == b.read()
+
+
+def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(tmp_path, two_workers):
+    # As for a search: the other worker makes the lost runs again, and runs.csv is byte
+    # for byte the file of the same sweep made in this process.
+    address, workers = two_workers
+    study = os.path.join(ROOT, "experiments", "spin_collapse.toml")
+    small = ["--set", "cpus=2,4,8", "--set", "acquisitions=1500", "--seeds", "8"]
+    runs = 2 * 3 * 8
+    out = tmp_path / "cluster"
+    proc = subprocess.Popen([sys.executable, "-m", "smpvm", "sweep", study, *small,
+                             "--dask", address, "--out", str(out)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "SMPVM_DASK_CONNECT_S": "60",
+                                 "SMPVM_DASK_NO_WORKERS_S": "60"})
+    wait_for_rows(out, proc)
+    workers[0].send_signal(signal.SIGKILL)
+    assert len(rows_on_disk(out)) < runs  # killed mid-sweep
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    done = subprocess.run([sys.executable, "-m", "smpvm", "sweep", study, *small,
+                           "--workers", "1", "--out", str(tmp_path / "here")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    with open(out / "runs.csv", "rb") as a, open(tmp_path / "here" / "runs.csv", "rb") as b:
+        assert a.read() == b.read()
