@@ -246,3 +246,30 @@ def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(tmp_path, two_wo
     assert done.returncode == 0, done.stderr
     with open(out / "runs.csv", "rb") as a, open(tmp_path / "here" / "runs.csv", "rb") as b:
         assert a.read() == b.read()
+
+
+def test_a_worker_killed_mid_exhaustive_search_leaves_the_proof_whole(tmp_path, two_workers):
+    # The parts the dead worker had are searched again elsewhere: "all N schedules
+    # explored" still covers every schedule, and runs.csv is the in-process search's.
+    address, workers = two_workers
+    doomed = os.path.join(ROOT, "models", "freebsd", "device_pager.py") + "::doomed_object"
+    args = [doomed, "--variant", "fixed", "--set", "allocators=2", "--strategy", "dfs",
+            "--seed", "1"]
+    out = tmp_path / "cluster"
+    proc = subprocess.Popen([sys.executable, "-m", "smpvm", "explore", *args, "--dask", address,
+                             "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "SMPVM_DASK_CONNECT_S": "60",
+                                 "SMPVM_DASK_NO_WORKERS_S": "60"})
+    wait_for_rows(out, proc)
+    workers[0].send_signal(signal.SIGKILL)
+    assert len(rows_on_disk(out)) < 3336  # killed mid-search
+    said, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    assert "all 3336 schedules explored, none failed" in said
+    done = subprocess.run([sys.executable, "-m", "smpvm", "explore", *args, "--workers", "1",
+                           "--out", str(tmp_path / "here")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    with open(out / "runs.csv", "rb") as a, open(tmp_path / "here" / "runs.csv", "rb") as b:
+        assert a.read() == b.read()
