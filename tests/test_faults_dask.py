@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, assert_one_error_line, cli
 from smpvm.search.explore import explore
 
 pytest.importorskip("dask.distributed")
@@ -273,3 +273,23 @@ def test_a_worker_killed_mid_exhaustive_search_leaves_the_proof_whole(tmp_path, 
     assert done.returncode == 0, done.stderr
     with open(out / "runs.csv", "rb") as a, open(tmp_path / "here" / "runs.csv", "rb") as b:
         assert a.read() == b.read()
+
+
+@pytest.mark.parametrize("address, said", [
+    ("tcp://foo:bar", "not a scheduler's address"),
+    ("127.0.0.1", "missing port"),
+    ("http://127.0.0.1:1", "unknown address scheme 'http'"),
+    ("inproc://x", "inside this process"),
+    ("tcp://127.0.0.1:99999", "port 99999 is out of range"),
+    ("tls://127.0.0.1:1", "TLS is not set up"),
+    ("", "needs a Dask scheduler's address"),
+])
+def test_an_address_no_client_could_use_is_refused_at_once(capsys, tmp_path, address, said):
+    # Refused before a Dask client is made: one that fails in its constructor would wait
+    # out its timeout a second time as it is freed, and print a traceback.
+    study = os.path.join(ROOT, "experiments", "spin_collapse.toml")
+    for command in (["explore", os.path.join(ROOT, TARGET), "--runs", 10, "--out", tmp_path / "e"],
+                    ["sweep", study, "--out", tmp_path / "s"]):
+        code, _, err = cli(capsys, *command, "--dask", address)
+        assert code == 2
+        assert_one_error_line(err, said)

@@ -91,6 +91,9 @@ def make_executor(workers: int | None = None, dask: str | None = None):
     later, at the first task), which a search reports apart from its runs' time.
     """
     t0 = time.perf_counter()
+    if dask is not None and not dask.strip():
+        from ..violations import BadInput
+        raise BadInput("--dask needs a Dask scheduler's address (tcp://HOST:PORT) or 'local'")
     if dask:
         try:
             from dask.distributed import Client, LocalCluster
@@ -198,6 +201,7 @@ def _connect(Client, address: str):
     a thread that is abandoned when it does not finish in time.
     """
     from ..violations import BadInput
+    _check_address(address)
     limit = connect_s()
     box: dict = {}
 
@@ -214,6 +218,53 @@ def _connect(Client, address: str):
     why = f": {box['error']}" if "error" in box else f" within {limit:g} s"
     raise BadInput(f"no Dask scheduler answered at {address}{why} (is it a Dask "
                    f"scheduler's address, tcp://HOST:PORT?)")
+
+
+def _check_address(address: str) -> None:
+    """Bad input for an address no client could connect to (no port, a port out of
+    range, an unknown scheme, a transport not set up here), found with Dask's own
+    parser before a client is made: a client whose constructor fails waits out its
+    timeout again as it is freed, then prints a traceback."""
+    from distributed.comm.addressing import parse_address
+    from distributed.comm.registry import get_backend
+    from ..violations import BadInput
+    why = None
+    try:
+        scheme, location = parse_address(address, strict=False)
+        backend = get_backend(scheme)  # ValueError: a scheme Dask does not know
+        if scheme == "inproc":
+            why = "an inproc address reaches only a scheduler inside this process"
+        elif not _usable(backend):
+            why = f"Dask's {scheme} transport is not installed here"
+        elif scheme in ("tls", "wss") and not _tls_set_up():
+            why = "TLS is not set up for Dask here (see distributed.comm.tls in its configuration)"
+        else:
+            try:
+                port = backend.get_address_host_port(location)[1]
+            except NotImplementedError:  # (a backend that does not say)
+                port = None
+            if port is not None and not 0 < port < 65536:
+                why = f"port {port} is out of range"
+    except ValueError as e:  # Dask's parser: no port, not a number, an unknown scheme
+        why = f"not a scheduler's address ({e})"
+    if why is not None:
+        raise BadInput(f"--dask {address}: {why}; give tcp://HOST:PORT, or 'local' for a "
+                       f"cluster on this machine")
+
+
+def _tls_set_up() -> bool:
+    """Does Dask's configuration give a client what a TLS connection needs?"""
+    from distributed.security import Security
+    return Security().get_connection_args("client").get("ssl_context") is not None
+
+
+def _usable(backend) -> bool:
+    """Can the transport make a connection here (UCX needs a package of its own)?"""
+    try:
+        backend.get_connector()
+    except (TypeError, ImportError, NotImplementedError):
+        return False
+    return True
 
 
 class _Health:
