@@ -52,10 +52,14 @@ from .select import label, select, selection_options, summary
                    "others are still reported.")
 @click.option("--ignore", "ignore", default=None, metavar="KINDS",
               help="These violation kinds (comma-separated) never make a run fail.")
+@click.option("--max-steps", type=int, default=None,
+              help="Steps a run may take before it counts as never ending (default: the "
+                   "scenario's, a million unless it says otherwise).")
 @click.option("--resume", is_flag=True, help="Continue the exploration saved in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def command(targets, variants, keyword, strategy, runs, depth, preemption_bound, seed, cpus,
-            sets, workers, dask, out, stop_on_first, fail_on, ignore, resume, as_json):
+            sets, workers, dask, out, stop_on_first, fail_on, ignore, max_steps, resume,
+            as_json):
     """Search the schedules of TARGET (path/to/model.py::scenario) for violations.
 
     TARGET may also be path.py::glob* or a model file alone (all its
@@ -70,8 +74,8 @@ def command(targets, variants, keyword, strategy, runs, depth, preemption_bound,
     picked = select(targets, keyword, variants)
     args = dict(strategy=strategy, runs=runs, depth=depth, preemption_bound=preemption_bound,
                 seed=seed, cpus=cpus, sets=sets, workers=workers, dask=dask,
-                stop_on_first=stop_on_first, fail_on=fail_on, ignore=ignore, resume=resume,
-                as_json=as_json)
+                stop_on_first=stop_on_first, fail_on=fail_on, ignore=ignore,
+                max_steps=max_steps, resume=resume, as_json=as_json)
     if len(picked) == 1:
         target, _, _ = picked[0]
         return _one(target, variants[0] if variants else None, out=out, **args)[0]
@@ -93,7 +97,7 @@ def command(targets, variants, keyword, strategy, runs, depth, preemption_bound,
 
 def _one(target, variant, *, strategy, runs, depth, preemption_bound, seed, cpus, sets,
          workers, dask, out, stop_on_first, resume, as_json, fail_on=None, ignore=None,
-         docs=None):
+         max_steps=None, docs=None):
     """One exploration of one target and variant, printed; (exit status, interrupted)."""
     from ..search.explore import Exploration
 
@@ -101,7 +105,7 @@ def _one(target, variant, *, strategy, runs, depth, preemption_bound, seed, cpus
         target, variant=variant, params=parse_sets(sets), cpus=cpus, strategy=strategy,
         runs=runs, depth=depth, preemption_bound=preemption_bound, seed=seed,
         workers=workers, dask=dask, out=out, stop_on_first=stop_on_first, resume=resume,
-        fail_on=fail_on, ignore=ignore)
+        fail_on=fail_on, ignore=ignore, max_steps=max_steps)
     progress = ExploreProgress.make(exploration.runs)
     exploration.progress = progress.update if progress else None
     try:

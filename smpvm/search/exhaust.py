@@ -51,6 +51,9 @@ class DfsReport:
     #: Groups of identical threads (names) searched up to their names (``dfs``'s
     #: symmetry): each schedule run stands also for its renamings within a group.
     symmetric: list = field(default_factory=list)
+    #: Index of the schedule that ran into the step bound, where the search stopped
+    #: (``cut_at_bound``), or None.
+    cut_at: int | None = None
 
     def summary(self) -> str:
         """One line: what was explored, and whether that is a proof."""
@@ -68,6 +71,8 @@ class DfsReport:
             what = f"{self.runs} schedules{within} explored (not exhausted)"
         found = ("none failed" if not self.failing_runs
                  else f"{self.failing_runs} failed (first: schedule {self.first_failure_run})")
+        if self.cut_at is not None:
+            found += f"; stopped at schedule {self.cut_at}, which ran into the step bound"
         saved = f"; the reduction saved at least {self.pruned}" if self.reduction else ""
         unseen = ""
         if self.symmetric:
@@ -89,7 +94,7 @@ class DfsReport:
                 "beyond_bound": self.beyond_bound, "devices": self.devices,
                 "unseen_shared": list(self.unseen_shared),
                 "arrival_windows": self.arrival_windows,
-                "symmetric": [list(g) for g in self.symmetric]}
+                "symmetric": [list(g) for g in self.symmetric], "cut_at": self.cut_at}
 
 
 def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
@@ -102,8 +107,9 @@ def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
     schedule raised an interrupt with a window after some were counted (what
     ``on_run`` was told so far no longer stands); ``max_runs``
     and ``stop_on_first`` end the search early (``exhausted`` is then False
-    unless nothing was left).  ``counts(kind)``: which violation kinds make a
-    schedule fail (default: all).  ``symmetry``: identical threads are
+    unless nothing was left), and so does a schedule that runs into the step
+    bound (``cut_at_bound``; it is counted).  ``counts(kind)``: which violation
+    kinds make a schedule fail (default: all).  ``symmetry``: identical threads are
     taken in the order they first step (see ``smpvm.strategies.dfs``); a
     model that turns out not to treat them alike is searched again without.
     Schedules run without lock statistics, which
@@ -124,6 +130,12 @@ def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
             dfs = DFS(preemption_bound=preemption_bound, reduction=False)
             report = DfsReport(reduction=False, preemption_bound=preemption_bound)
             continue
+        if cut_at_bound(result):  # no search below it: count it and stop
+            dfs.let_go()
+            report.cut_at = report.runs
+            _count(report, _replayed(spec, scn, result) if result.failed else result, on_run,
+                   counts)
+            break
         redundant = not dfs.finish_run(result)
         if dfs.symmetry_broken:
             # the threads taken as identical were not treated alike (seen during the
@@ -151,6 +163,14 @@ def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
     report.unseen_shared = [dfs.unseen[k] for k in sorted(dfs.unseen)]
     report.symmetric = list(dfs.symmetric)
     return report
+
+
+def cut_at_bound(result) -> bool:
+    """Did the run stop at the step bound (``max-steps``)?  A systematic search stops
+    there: the schedules that branch off it may never end either, each would cost the
+    whole bound, and the race analysis of so long a run grows with its square.  So a
+    model that loops forever ends the search with that run, not hours later."""
+    return any(v.kind == "max-steps" for v in result.violations)
 
 
 def _replayed(spec, scn, result):

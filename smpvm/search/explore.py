@@ -70,6 +70,8 @@ from .plan import (BATCH_ATTEMPTS, CSV_COLUMNS, DEFAULT_RUNS, EPOCH_RUNS, PILOT_
 
 #: Seconds between checks that a cluster is still there (``smpvm.studies.sweep`` reads it here).
 HEALTH_CHECK_S = _executors.HEALTH_CHECK_S
+#: Pilot runs that, all running into the step bound, make a model one that loops forever.
+ENDLESS_PILOT_RUNS = 4
 #: Epochs settled before a batch may go out on a guessed k (``Exploration._may_start``).
 GUESS_AFTER_EPOCHS = 4
 #: The runs made before any k may be guessed: the epochs up to the one after those.
@@ -175,7 +177,8 @@ class Exploration:
     def __init__(self, target: str, *, variant=None, params=None, cpus=None,
                  strategy="portfolio", runs=None, depth=None, preemption_bound=None,
                  seed=0, workers=None, dask=None, out=None, stop_on_first=False,
-                 resume=False, progress=None, shrink=True, fail_on=None, ignore=None):
+                 resume=False, progress=None, shrink=True, fail_on=None, ignore=None,
+                 max_steps=None):
         from .failon import fail_on as parse_fail_on
         from .failures import model_fingerprint
         if strategy not in SEARCHES:
@@ -188,6 +191,7 @@ class Exploration:
         _check_at_least("--preemption-bound", preemption_bound, 0)
         _check_at_least("--seed", seed, 0)
         _check_at_least("--workers", workers, 1)
+        _check_at_least("--max-steps", max_steps, 1)
         check_cpus(cpus)
         kinds = parse_fail_on(fail_on, ignore)
         self.scn = load_target(target)
@@ -200,7 +204,7 @@ class Exploration:
         self.plan = Plan(target=f"{self.model_file}::{name}", variant=variant,
                          params=self.params, cpus=cpus, seed=int(seed), strategy=strategy,
                          depth=int(depth) if depth is not None else 3,
-                         preemption_bound=preemption_bound, max_steps=None,
+                         preemption_bound=preemption_bound, max_steps=max_steps,
                          source_root=os.getcwd(),
                          fail_on=",".join(kinds.only) if kinds.only else None,
                          ignore=",".join(kinds.ignore) if kinds.ignore else None)
@@ -434,8 +438,7 @@ class Exploration:
             else:
                 self._restore(previous)
                 self.report.executor = describe(self.workers, self.dask)
-                if self.plan.strategy != "random":
-                    self._pilot()
+                self._pilot()  # (random search needs no k, but a model may loop forever)
                 self._run_sampled()
         finally:
             self._csv.close()
@@ -443,16 +446,37 @@ class Exploration:
         return self.report
 
     def _pilot(self) -> None:
-        """A few random runs to estimate k before the first epoch (PCT needs it up front)."""
+        """A few random runs to estimate k before the first epoch (PCT needs it up front).
+
+        They also catch a model that loops forever: when the first
+        ``ENDLESS_PILOT_RUNS`` of them all run into the step bound, so would
+        every run of the exploration, each costing the whole bound (a million
+        steps by default): that is bad input, said at once.
+        """
         pilot = Plan(**{**asdict(self.plan), "strategy": "random", "preemption_bound": None})
         rotation = pilot.strategies()
         k = 1
+        endless = 0  # the runs so far, all of which ran into the step bound
         for i in range(PILOT_RUNS):
             _, _, r = run_one(pilot, self.scn, rotation, i, 1)
-            if not cut_short(r.kinds()):
+            kinds = r.kinds()
+            if not cut_short(kinds):
                 k = max(k, r.decisions)
+            if endless == i and "max-steps" in kinds:
+                endless += 1
+                if endless == ENDLESS_PILOT_RUNS:
+                    where = next(v.location for v in r.violations if v.kind == "max-steps")
+                    raise BadInput(
+                        f"each of the first {endless} runs ran into the step bound "
+                        f"({self._step_bound():,} steps; the last at {where or '?'}): the model "
+                        f"seems to loop forever; if its runs are only that long, raise "
+                        f"--max-steps")
             self.ncpus = max(self.ncpus, r.ncpus)
         self.pilot_k = k
+
+    def _step_bound(self) -> int:
+        """Steps a run may take (``--max-steps``, else the scenario's)."""
+        return self.plan.max_steps or self.scn.max_steps
 
     def _batch_size(self, workers: int) -> int:
         """Runs per batch: large enough that the driver's work per run stays small.
@@ -793,6 +817,12 @@ class Exploration:
                                          "ran only at the times these schedules gave them; "
                                          "their timing was not enumerated")
             self.report.pruned = getattr(rep, "pruned", None)
+            if rep.cut_at is not None:
+                self.report.notes.append(
+                    f"{name}: schedule {rep.cut_at} ran into the step bound "
+                    f"({self._step_bound():,} steps), so the search stopped there: its branches "
+                    f"may never end either (a model that loops forever?); if its runs are "
+                    f"only that long, raise --max-steps")
             if getattr(rep, "arrival_windows", False):
                 self.report.pruned = None  # no reduction: every decision enumerated
                 self.report.notes.append("dfs: interrupts given a window were tried at every "

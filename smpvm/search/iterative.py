@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ..scenario import RunSpec, run_spec
 from ..strategies.bounding import PREEMPTION, BoundedTree
+from .exhaust import cut_at_bound
 
 
 @dataclass
@@ -42,6 +43,9 @@ class BoundReport:
     devices: bool = False
     #: Always empty: without a reduction, state the engine cannot see takes nothing away.
     unseen_shared: list = field(default_factory=list)
+    #: Index of the schedule that ran into the step bound, where the search stopped
+    #: (``exhaust.cut_at_bound``), or None.
+    cut_at: int | None = None
 
     @property
     def schedules(self) -> int:
@@ -55,6 +59,8 @@ class BoundReport:
             what = f"{self.schedules} schedules explored, all with at most {self.bound_done} {unit}s"
         else:
             what = f"{self.schedules} schedules explored (bound 0 not finished)"
+        if self.cut_at is not None:
+            what += f", stopped at schedule {self.cut_at}, which ran into the step bound"
         if not self.failing_runs:
             return f"{what}, none failed"
         return (f"{what}, {self.failing_runs} failed (first: schedule {self.first_failure_run}, "
@@ -87,6 +93,9 @@ def iterate(spec: RunSpec, *, scn=None, measure: str = PREEMPTION, max_bound: in
                 _count(report, r, bound, counts or _only(kind), on_run)
                 if stop_on_first and report.failing_runs:
                     return report
+            if cut_at_bound(r):
+                report.cut_at = report.schedules - 1
+                return report
             if not tree.advance():
                 break
         report.bound_done = bound

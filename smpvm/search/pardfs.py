@@ -73,7 +73,7 @@ from typing import NamedTuple
 
 from ..scenario import RunSpec, load_target, run_spec
 from ..strategies.dfs import DFS
-from .exhaust import DfsReport, _count, _replayed
+from .exhaust import DfsReport, _count, _replayed, cut_at_bound
 from .executors import wait_first
 
 #: Runs a part makes before it is cut (the first part: a few, to share out early).
@@ -135,6 +135,8 @@ class PartResult(NamedTuple):
     then: tuple = ()
     #: When cut: the last run's steps into the states of ``nodes`` after the first.
     steps: tuple = ()
+    #: The last run ran into the step bound: the whole search stops there (``cut_at_bound``).
+    at_bound: bool = False
 
 
 def search_part(spec: RunSpec, part: Part, preemption_bound, reduction, counts=None,
@@ -260,6 +262,11 @@ def _search(spec, part, preemption_bound, reduction, counts, stop_on_first, scn,
             result = run_spec(spec, dfs, scn=scn, lockstat=False)
             if dfs.needs_plain():
                 return PartResult([], [], [], False, 0, 0, {}, True, needs_plain=True)
+            if cut_at_bound(result):  # (not analysed: the search stops at it)
+                dfs.let_go()
+                runs.append((_replayed(spec, scn, result) if result.failed else _light(result),
+                             False))
+                return PartResult(runs, [], [], False, 0, 0, {}, False, at_bound=True)
             redundant = not dfs.finish_run(result)
             if dfs.symmetry_broken:  # seen during the run or after it
                 return PartResult([], [], [], False, 0, 0, {}, False, symmetry_broken=True)
@@ -427,6 +434,9 @@ class _Driver:
         if res.symmetric and not self.report.symmetric:
             self.report.symmetric = [tuple(g) for g in res.symmetric]
         self._count_runs(res.runs)
+        if res.at_bound and not self.stopped:
+            self.report.cut_at = self.report.runs - 1
+            self.stopped = True
         if self.stopped:
             return
         rep = self.report

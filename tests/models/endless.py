@@ -1,0 +1,35 @@
+"""Models whose runs may never end: what explorations do with a model that loops forever.
+
+``spins`` loops forever in every schedule (a thread that yields and never
+returns); ``second_first`` only where its second thread steps first, so an
+exhaustive search meets the loop at its second schedule.  The step bound is
+small, so that the tests are quick.
+"""
+
+from smpvm import scenario, work
+
+
+def forever():
+    while True:
+        yield work(1)
+
+
+@scenario(description="a thread that never returns", max_steps=2000)
+def spins(m, variant):
+    m.spawn(forever(), name="A")
+
+
+def claim(box, me, loops_if_first):
+    if box.first is None:
+        box.first = me
+    yield work(1)
+    if box.first == me and loops_if_first:
+        while True:
+            yield work(1)
+
+
+@scenario(description="the run never ends where B steps first", max_steps=2000)
+def second_first(m, variant):
+    box = m.shared("box", first=None)
+    m.spawn(claim(box, "A", False), name="A")
+    m.spawn(claim(box, "B", True), name="B")

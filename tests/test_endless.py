@@ -1,0 +1,98 @@
+"""A model whose runs may never end: an exploration says so, instead of grinding for hours.
+
+A sampled exploration (``portfolio``, ``random``, ...) whose first pilot
+runs all run into the step bound is bad input: one line, exit 2, before any
+batch goes out.  A systematic search (``dfs``, ``ipb``) stops at the first
+schedule that runs into it, counts that schedule as the failure it is, says
+why in a note and claims no proof: what branches off such a run may never
+end either.  Before, ``dfs`` analysed the cut run's races, which grows with
+the square of its length: hours for a million steps of two threads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from conftest import ROOT, assert_one_error_line, cli
+from smpvm import RunSpec
+from smpvm.search.exhaust import exhaust
+from smpvm.search.executors import make_executor
+from smpvm.search.iterative import iterate
+from smpvm.search.pardfs import exhaust_parallel
+
+MODEL = os.path.join(ROOT, "tests", "models", "endless.py")
+SPINS = f"{MODEL}::spins"
+SECOND_FIRST = f"{MODEL}::second_first"
+
+
+@pytest.mark.parametrize("strategy", ["portfolio", "random", "pct"])
+def test_a_sampled_exploration_of_a_model_that_loops_forever_is_one_line(
+        capsys, tmp_path, strategy):
+    code, out, err = cli(capsys, "explore", SPINS, "--strategy", strategy, "--workers", 2,
+                         "--out", tmp_path)
+    assert code == 2 and out == ""
+    assert_one_error_line(err, "each of the first 4 runs ran into the step bound (2,000 steps",
+                          "endless.py:14", "loop forever", "--max-steps")
+
+
+def test_max_steps_sets_the_bound_and_is_checked(capsys, tmp_path):
+    code, _, err = cli(capsys, "explore", SPINS, "--max-steps", 300, "--out", tmp_path / "a")
+    assert code == 2
+    assert_one_error_line(err, "(300 steps")
+    code, _, err = cli(capsys, "explore", SPINS, "--max-steps", 0, "--out", tmp_path / "b")
+    assert code == 2
+    assert_one_error_line(err, "--max-steps must be at least 1")
+
+
+def test_a_model_that_ends_in_the_pilot_runs_is_explored_as_ever(capsys, tmp_path):
+    # second_first ends wherever A steps first: some pilot runs end, so no verdict; its
+    # runs that do not end are failures like any other.
+    code, out, _ = cli(capsys, "explore", SECOND_FIRST, "--runs", 40, "--workers", 1,
+                       "--out", tmp_path, "--json")
+    doc = json.loads(out)
+    assert code == 1 and doc["runs"] == 40
+    assert 0 < doc["violations"]["max-steps"] < 40
+
+
+def test_dfs_stops_at_the_first_schedule_that_runs_into_the_bound():
+    report = exhaust(RunSpec(SECOND_FIRST, seed=1))
+    # schedule 0 steps A first and ends; schedule 1 steps B first and never would
+    assert (report.runs, report.cut_at, report.first_failure_run) == (2, 1, 1)
+    assert not report.exhausted
+    assert [v.kind for v in report.failures[0].violations] == ["max-steps"]
+    assert "stopped at schedule 1, which ran into the step bound" in report.summary()
+    assert report.to_dict()["cut_at"] == 1
+
+
+def test_dfs_finishes_a_model_whose_runs_end_with_no_cut():
+    report = exhaust(RunSpec(f"{ROOT}/tests/models/tiny.py::check_then_use", variant="fixed"))
+    assert report.exhausted and report.cut_at is None
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_dfs_shared_out_stops_at_the_same_schedule(workers):
+    with make_executor(workers) as ex:
+        report = exhaust_parallel(RunSpec(SECOND_FIRST, seed=1), ex)
+    assert (report.runs, report.cut_at, report.exhausted) == (2, 1, False)
+
+
+def test_iterative_bounding_stops_at_the_first_schedule_that_runs_into_the_bound():
+    report = iterate(RunSpec(SECOND_FIRST, seed=1), max_bound=3)
+    assert report.cut_at is not None and report.cut_at == report.schedules - 1
+    assert not report.exhausted
+    assert "ran into the step bound" in report.summary()
+
+
+@pytest.mark.parametrize("strategy", ["dfs", "ipb"])
+def test_a_systematic_search_says_why_it_stopped(capsys, tmp_path, strategy):
+    code, out, _ = cli(capsys, "explore", SPINS, "--strategy", strategy, "--workers", 1,
+                       "--out", tmp_path, "--json")
+    doc = json.loads(out)
+    assert code == 1 and doc["runs"] == 1 and doc["exhausted"] is False
+    assert doc["violations"] == {"max-steps": 1}
+    (note,) = [n for n in doc["notes"] if "step bound" in n]
+    assert note.startswith(f"{strategy}: schedule 0 ran into the step bound (2,000 steps)")
+    assert "--max-steps" in note
