@@ -6,7 +6,10 @@ batch goes out.  A systematic search (``dfs``, ``ipb``) stops at the first
 schedule that runs into it, counts that schedule as the failure it is, says
 why in a note and claims no proof: what branches off such a run may never
 end either.  Before, ``dfs`` analysed the cut run's races, which grows with
-the square of its length: hours for a million steps of two threads.
+the square of its length: hours for a million steps of two threads.  A
+sweep's timed runs get twenty million steps (where they grew tenfold up to
+ten billion before: hours per run of a model that loops); a sweep none of
+whose runs ended is one error line, exit 2, its rows kept.
 """
 
 from __future__ import annotations
@@ -96,3 +99,26 @@ def test_a_systematic_search_says_why_it_stopped(capsys, tmp_path, strategy):
     (note,) = [n for n in doc["notes"] if "step bound" in n]
     assert note.startswith(f"{strategy}: schedule 0 ran into the step bound (2,000 steps)")
     assert "--max-steps" in note
+
+
+def test_a_sweep_whose_every_run_stops_at_the_step_bound_is_one_error(capsys, tmp_path):
+    study = tmp_path / "loops.toml"
+    study.write_text(f'seeds = 2\nmax_steps = 500\n[model]\ntarget = "{SPINS}"\n'
+                     f'[sweep]\ncpus = [1, 2]\n')
+    code, out, err = cli(capsys, "sweep", study, "--workers", 1, "--out", tmp_path / "o")
+    assert code == 2
+    assert_one_error_line(err, "every run stopped at its step bound", "loop forever",
+                          "max_steps")
+    assert "4 run(s) stopped at their step bound" in out  # measured all the same, and kept
+    with open(tmp_path / "o" / "runs.csv") as fp:
+        assert len(fp.read().splitlines()) == 1 + 4
+
+
+def test_a_timed_run_gets_the_larger_of_the_timed_bound_and_the_scenarios(monkeypatch):
+    # spins's own bound is 2,000 steps; a study's max_steps overrides both
+    from smpvm.studies import sweep
+    spec = {"run": 0, "point": 0, "seed": 0, "target": SPINS, "params": {}, "costs": {}}
+    for timed, bound in ((5000, 5000), (1000, 2000)):
+        monkeypatch.setattr(sweep, "TIMED_STEP_BOUND", timed)
+        assert sweep.run_one(spec)["metrics"]["limit.max_steps"] == bound
+    assert sweep.run_one({**spec, "max_steps": 700})["metrics"]["limit.max_steps"] == 700

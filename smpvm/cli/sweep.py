@@ -7,7 +7,7 @@ import os
 import click
 
 from .common import echo_json
-from .exits import EXIT_INCOMPLETE, verdict
+from .exits import EXIT_BAD_INPUT, EXIT_INCOMPLETE, verdict
 
 
 @click.command("sweep")
@@ -100,6 +100,12 @@ def command(file, workers, dask, out_dir, resume, as_json, sets, seeds, runs):
     if result["lost_runs"]:
         click.echo(f"incomplete: {len(result['lost_runs'])} run(s) were lost with their "
                    f"workers; the summary leaves them out", err=True)
+    if result["runs"] and result["limited_runs"] == result["runs"]:
+        # no run ended: nothing was measured (what did run is on disk all the same)
+        click.echo("smpvm: error: every run stopped at its step bound (the limit column of "
+                   "summary.csv): the model seems to loop forever; if its runs are that long, "
+                   "set max_steps in the study", err=True)
+        return EXIT_BAD_INPUT
     return verdict(bool(result["violations"]), bool(result["lost_runs"]))
 
 
