@@ -2,7 +2,7 @@
 
 A sampled exploration (``portfolio``, ``random``, ...) whose first pilot
 runs all run into the step bound is bad input: one line, exit 2, before any
-batch goes out.  A systematic search (``dfs``, ``ipb``) stops at the first
+batch goes out; so is ``lor`` whose first runs do.  A systematic search (``dfs``, ``ipb``) stops at the first
 schedule that runs into it, counts that schedule as the failure it is, says
 why in a note and claims no proof: what branches off such a run may never
 end either.  Before, ``dfs`` analysed the cut run's races, which grows with
@@ -122,3 +122,17 @@ def test_a_timed_run_gets_the_larger_of_the_timed_bound_and_the_scenarios(monkey
         monkeypatch.setattr(sweep, "TIMED_STEP_BOUND", timed)
         assert sweep.run_one(spec)["metrics"]["limit.max_steps"] == bound
     assert sweep.run_one({**spec, "max_steps": 700})["metrics"]["limit.max_steps"] == 700
+
+
+def test_lor_of_a_model_that_loops_forever_is_one_line(capsys):
+    code, out, err = cli(capsys, "lor", SPINS, "--runs", 20)
+    assert code == 2 and out == ""
+    assert_one_error_line(err, "each of the first 4 runs ran into the step bound (2,000 steps")
+    code, _, err = cli(capsys, "lor", SPINS, "--max-steps", 300)
+    assert code == 2
+    assert_one_error_line(err, "(300 steps")
+
+
+def test_lor_of_a_model_whose_runs_end_only_sometimes_goes_on(capsys):
+    code, out, _ = cli(capsys, "lor", SECOND_FIRST, "--runs", 12, "--json")
+    assert code == 0 and json.loads(out)["runs"] == 12

@@ -31,9 +31,12 @@ from .select import select, selection_options, summary
               help="Draw the merged graph (graphviz 'dot' when installed, else matplotlib).")
 @click.option("--stop-at-first", is_flag=True,
               help="End each run at its first finding instead of going on (WITNESS goes on).")
+@click.option("--max-steps", type=int, default=None,
+              help="Steps a run may take before it counts as never ending (default: the "
+                   "scenario's, a million unless it says otherwise).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def command(targets, variants, keyword, runs, seed, strategy, sets, cpus, dot_path, png_path,
-            stop_at_first, as_json):
+            stop_at_first, max_steps, as_json):
     """Run each TARGET (path/to/model.py::scenario) and report its lock-order graph.
 
     A TARGET may be path.py::glob* or a model file alone (all its
@@ -51,6 +54,7 @@ def command(targets, variants, keyword, runs, seed, strategy, sets, cpus, dot_pa
 
     check_positive("--runs", runs)
     check_positive("--cpus", cpus)
+    check_positive("--max-steps", max_steps)
     params = parse_sets(sets)
     picked = select(targets, keyword, variants)
     for _, scn, v in picked:
@@ -63,7 +67,8 @@ def command(targets, variants, keyword, runs, seed, strategy, sets, cpus, dot_pa
     lg = LorGraph()
     rows = []
     for target, scn, v in picked:
-        spec = RunSpec(target, variant=v, params=params, cpus=cpus, seed=seed)
+        spec = RunSpec(target, variant=v, params=params, cpus=cpus, seed=seed,
+                       max_steps=max_steps)
         kinds = merge_runs([lg], spec, runs, strat, scn=scn, stop_at_first=stop_at_first)
         rows.append((target, v, int(any(LOCK_KINDS.intersection(k) for k in kinds))))
     lg.search()

@@ -63,15 +63,13 @@ from .executors import max_workers, wait_first as _wait_first  # noqa: F401
 from .distinct import Distinct
 from .manifest import write_manifest
 from .plan import (BATCH_ATTEMPTS, CSV_COLUMNS, DEFAULT_RUNS, EPOCH_RUNS, PILOT_RUNS,  # noqa: F401
-                   SEARCHES, SYSTEMATIC, Batch, Outcome, Plan, check_resumable,
+                   SEARCHES, SYSTEMATIC, Batch, LoopWatch, Outcome, Plan, check_resumable,
                    check_same_exploration, cut_short, manifest_of, outcome_of, read_runs_csv,
                    run_batch, run_one)
 
 
 #: Seconds between checks that a cluster is still there (``smpvm.studies.sweep`` reads it here).
 HEALTH_CHECK_S = _executors.HEALTH_CHECK_S
-#: Pilot runs that, all running into the step bound, make a model one that loops forever.
-ENDLESS_PILOT_RUNS = 4
 #: Epochs settled before a batch may go out on a guessed k (``Exploration._may_start``).
 GUESS_AFTER_EPOCHS = 4
 #: The runs made before any k may be guessed: the epochs up to the one after those.
@@ -448,29 +446,18 @@ class Exploration:
     def _pilot(self) -> None:
         """A few random runs to estimate k before the first epoch (PCT needs it up front).
 
-        They also catch a model that loops forever: when the first
-        ``ENDLESS_PILOT_RUNS`` of them all run into the step bound, so would
-        every run of the exploration, each costing the whole bound (a million
-        steps by default): that is bad input, said at once.
+        They also catch a model that loops forever (``LoopWatch``) before any
+        batch goes out.
         """
         pilot = Plan(**{**asdict(self.plan), "strategy": "random", "preemption_bound": None})
         rotation = pilot.strategies()
         k = 1
-        endless = 0  # the runs so far, all of which ran into the step bound
+        loops = LoopWatch(self._step_bound())
         for i in range(PILOT_RUNS):
             _, _, r = run_one(pilot, self.scn, rotation, i, 1)
-            kinds = r.kinds()
-            if not cut_short(kinds):
+            loops.saw(r)
+            if not cut_short(r.kinds()):
                 k = max(k, r.decisions)
-            if endless == i and "max-steps" in kinds:
-                endless += 1
-                if endless == ENDLESS_PILOT_RUNS:
-                    where = next(v.location for v in r.violations if v.kind == "max-steps")
-                    raise BadInput(
-                        f"each of the first {endless} runs ran into the step bound "
-                        f"({self._step_bound():,} steps; the last at {where or '?'}): the model "
-                        f"seems to loop forever; if its runs are only that long, raise "
-                        f"--max-steps")
             self.ncpus = max(self.ncpus, r.ncpus)
         self.pilot_k = k
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..scenario import RunSpec, run_spec
 from ..witness import observe
+from .plan import LoopWatch
 
 
 def merge_runs(graphs, spec: RunSpec, runs: int, strategy, *, scn=None,
@@ -21,12 +22,14 @@ def merge_runs(graphs, spec: RunSpec, runs: int, strategy, *, scn=None,
     Returns the violation kinds of each run, in run order.
     """
     scn = scn or spec.scenario()
+    loops = LoopWatch(spec.max_steps or scn.max_steps)
     kinds = []
     for i in range(runs):
         seed = spec.seed + i
         where = {"target": spec.target, "run": i, "seed": seed, **(origin or {})}
         with observe() as seen:
             r = run_spec(spec.replace(seed=seed), strategy, scn=scn, stop_at_first=stop_at_first)
+        loops.saw(r)  # truncated runs, every one: no graph worth the wait
         for lg in graphs:
             if seen:
                 lg.add_witness(seen[-1], where, r.violations)

@@ -186,6 +186,35 @@ def schedule_fingerprint(choices) -> int:
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
 
 
+#: Leading runs that, all running into the step bound, make a model one that loops forever.
+ENDLESS_RUNS = 4
+
+
+class LoopWatch:
+    """Says when the first ``ENDLESS_RUNS`` runs of a model all ran into the step bound:
+    so would every later one, each costing the whole bound (a million steps by default),
+    which makes hours of a search's minutes.  That is bad input, said at once."""
+
+    def __init__(self, bound: int):
+        self.bound = bound
+        self.runs = 0  # the runs so far, while every one of them ran into the bound
+
+    def saw(self, r) -> None:
+        """Note the next run; ``BadInput`` at the last of ``ENDLESS_RUNS`` endless ones."""
+        if self.runs < 0:
+            return  # a run ended: the model does not loop forever
+        hit = [v for v in r.violations if v.kind == "max-steps"]
+        if not hit:
+            self.runs = -1
+            return
+        self.runs += 1
+        if self.runs == ENDLESS_RUNS:
+            raise BadInput(f"each of the first {ENDLESS_RUNS} runs ran into the step bound "
+                           f"({self.bound:,} steps; the last at {hit[0].location or '?'}): the "
+                           f"model seems to loop forever; if its runs are only that long, raise "
+                           f"--max-steps")
+
+
 def cut_short(kinds) -> bool:
     """Did a run end by a step limit or a livelock?  Its decisions then say nothing of
     a run's length, and would make PCT's k (and its guarantee) as long as the limit."""
