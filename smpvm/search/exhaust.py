@@ -10,6 +10,8 @@ proof for that model, its parameters and its seed.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from dataclasses import dataclass, field
 
 from ..scenario import RunSpec, run_spec
@@ -120,7 +122,8 @@ def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
     dfs = DFS(preemption_bound=preemption_bound, reduction=reduction, symmetry=symmetry)
     report = DfsReport(reduction=dfs.reduction, preemption_bound=preemption_bound)
     while True:
-        result = run_spec(spec, dfs, scn=scn, lockstat=False)
+        with young_collections_only():
+            result = run_spec(spec, dfs, scn=scn, lockstat=False)
         if dfs.needs_plain():
             # where a window interrupt lands is a decision the reduction's tree has no
             # node for: start again, enumerating every decision (the runs so far were
@@ -136,7 +139,8 @@ def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
             _count(report, _replayed(spec, scn, result) if result.failed else result, on_run,
                    counts)
             break
-        redundant = not dfs.finish_run(result)
+        with young_collections_only():
+            redundant = not dfs.finish_run(result)
         if dfs.symmetry_broken:
             # the threads taken as identical were not treated alike (seen during the
             # run or, for devices and interrupts, after it): start again without
@@ -163,6 +167,24 @@ def exhaust(spec: RunSpec, *, scn=None, preemption_bound=None, max_runs=None,
     report.unseen_shared = [dfs.unseen[k] for k in sorted(dfs.unseen)]
     report.symmetric = list(dfs.symmetric)
     return report
+
+
+@contextlib.contextmanager
+def young_collections_only():
+    """No full pass of Python's cycle collector meanwhile: a run and its analysis.
+
+    A run's steps and tree nodes live as long as the search needs them, so the
+    collector's full passes, each over every object, find nothing in them; on
+    a long run (a model cut at a million steps) they took two thirds of the
+    time.  Young objects are still collected as ever, so cycles a model makes
+    and drops step by step do not pile up; the full passes resume between runs.
+    """
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(young, middle, 1 << 30)  # (passes over the oldest: never, meanwhile)
+    try:
+        yield
+    finally:
+        gc.set_threshold(young, middle, old)
 
 
 def cut_at_bound(result) -> bool:

@@ -73,7 +73,7 @@ from typing import NamedTuple
 
 from ..scenario import RunSpec, load_target, run_spec
 from ..strategies.dfs import DFS
-from .exhaust import DfsReport, _count, _replayed, cut_at_bound
+from .exhaust import DfsReport, _count, _replayed, cut_at_bound, young_collections_only
 from .executors import wait_first
 
 #: Runs a part makes before it is cut (the first part: a few, to share out early).
@@ -259,7 +259,8 @@ def _search(spec, part, preemption_bound, reduction, counts, stop_on_first, scn,
     runs, cut = [], False
     if part.fresh or dfs.advance_within():
         while True:
-            result = run_spec(spec, dfs, scn=scn, lockstat=False)
+            with young_collections_only():
+                result = run_spec(spec, dfs, scn=scn, lockstat=False)
             if dfs.needs_plain():
                 return PartResult([], [], [], False, 0, 0, {}, True, needs_plain=True)
             if cut_at_bound(result):  # (not analysed: the search stops at it)
@@ -267,7 +268,8 @@ def _search(spec, part, preemption_bound, reduction, counts, stop_on_first, scn,
                 runs.append((_replayed(spec, scn, result) if result.failed else _light(result),
                              False))
                 return PartResult(runs, [], [], False, 0, 0, {}, False, at_bound=True)
-            redundant = not dfs.finish_run(result)
+            with young_collections_only():
+                redundant = not dfs.finish_run(result)
             if dfs.symmetry_broken:  # seen during the run or after it
                 return PartResult([], [], [], False, 0, 0, {}, False, symmetry_broken=True)
             dfs.let_go()
