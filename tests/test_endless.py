@@ -107,7 +107,7 @@ def test_a_sweep_whose_every_run_stops_at_the_step_bound_is_one_error(capsys, tm
                      f'[sweep]\ncpus = [1, 2]\n')
     code, out, err = cli(capsys, "sweep", study, "--workers", 1, "--out", tmp_path / "o")
     assert code == 2
-    assert_one_error_line(err, "every run stopped at its step bound", "loop forever",
+    assert_one_error_line(err, "every run stopped at its step bound", "loops forever",
                           "max_steps")
     assert "4 run(s) stopped at their step bound" in out  # measured all the same, and kept
     with open(tmp_path / "o" / "runs.csv") as fp:

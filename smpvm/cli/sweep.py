@@ -103,8 +103,8 @@ def command(file, workers, dask, out_dir, resume, as_json, sets, seeds, runs):
     if result["runs"] and result["limited_runs"] == result["runs"]:
         # no run ended: nothing was measured (what did run is on disk all the same)
         click.echo("smpvm: error: every run stopped at its step bound (the limit column of "
-                   "summary.csv): the model seems to loop forever; if its runs are that long, "
-                   "set max_steps in the study", err=True)
+                   "summary.csv), so none ran to its end: the model loops forever, or its "
+                   "runs need a larger max_steps in the study", err=True)
         return EXIT_BAD_INPUT
     return verdict(bool(result["violations"]), bool(result["lost_runs"]))
 

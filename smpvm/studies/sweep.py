@@ -35,7 +35,7 @@ Top-level keys that set how long each point runs and what it is compared with::
 
     precision = 0.01          # run more seeds per point until every plotted metric's
     max_seeds = 40            # 95% interval is within 1% of its mean (at most 40 runs)
-    max_steps = 50_000_000    # a fixed step bound (default: grows with the run, below)
+    max_steps = 50_000_000    # the step bound of every run (default: TIMED_STEP_BOUND, below)
     baseline = "queue mutex"  # a [[case]] label (or a [plot].lines value): ratios to it
 
 Timed runs are not cut at the exploration step bound (a million steps): a
