@@ -10,8 +10,9 @@ point is a whole ``smpvm explore ... --json`` process on the doomed-object
 model (fixed variant, default portfolio), the figure it reports
 (``runs_per_second``: the runs and the writing of runs.csv, the pool's
 workers forked at its first batch included; a Dask cluster's start, Dask's
-import and its processes, is ``executor_start_s``, printed apart); the best of ``--rounds``, the worker counts
-alternating within a round so that load on the machine hits them alike.
+import and its processes, is ``executor_start_s``, printed apart); the best
+of ``--rounds``, the worker counts alternating within a round so that load
+on the machine hits them alike.
 ``--dfs`` adds the exhaustive search with two allocators (``-s dfs``), timed
 by its ``elapsed_s``.  On a machine with fewer cores than workers the
 figures say only how the extra processes share the cores.

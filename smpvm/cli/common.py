@@ -19,6 +19,12 @@ def variant_option(f):
                         help="Scenario variant (default: the scenario's first).")(f)
 
 
+def max_steps_option(f):
+    return click.option("--max-steps", type=int, default=None,
+                        help="Steps a run may take before it counts as never ending (default: "
+                             "the scenario's, a million unless it says otherwise).")(f)
+
+
 def seed_option(f):
     return click.option("--seed", type=int, default=0, show_default=True,
                         help="Seed of the run (of the exploration's run 0).")(f)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import click
 
-from .common import echo_json, parse_sets, seed_option, set_option
+from .common import echo_json, max_steps_option, parse_sets, seed_option, set_option
 from .select import select, selection_options, summary
 
 
@@ -31,9 +31,7 @@ from .select import select, selection_options, summary
               help="Draw the merged graph (graphviz 'dot' when installed, else matplotlib).")
 @click.option("--stop-at-first", is_flag=True,
               help="End each run at its first finding instead of going on (WITNESS goes on).")
-@click.option("--max-steps", type=int, default=None,
-              help="Steps a run may take before it counts as never ending (default: the "
-                   "scenario's, a million unless it says otherwise).")
+@max_steps_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def command(targets, variants, keyword, runs, seed, strategy, sets, cpus, dot_path, png_path,
             stop_at_first, max_steps, as_json):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import echo_json, parse_sets, seed_option, set_option
+from .common import echo_json, max_steps_option, parse_sets, seed_option, set_option
 from .select import label, select, selection_options, summary
 
 
@@ -22,7 +22,7 @@ from .select import label, select, selection_options, summary
 @click.option("--narrate", is_flag=True, help="Print the interleaving, one column per CPU.")
 @click.option("--timeline", "timeline_path", type=click.Path(dir_okay=False, writable=True),
               default=None, help="Plot who held what, and when, on every CPU (PNG).")
-@click.option("--max-steps", type=int, default=None, help="Stop the run after this many steps.")
+@max_steps_option
 @click.option("--lockstat-csv", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the lock statistics as CSV.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")

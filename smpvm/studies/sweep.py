@@ -429,6 +429,7 @@ def run_one(spec: dict) -> dict:
     """
     from ..scenario import run_scenario
     from ..scenario import load_target
+    from ..search.exhaust import cut_at_bound
     scn = load_target(spec["target"])
     params = dict(spec["params"])
     params.pop("case", None)
@@ -440,7 +441,7 @@ def run_one(spec: dict) -> dict:
     bound = spec.get("max_steps") or max(scn.max_steps, TIMED_STEP_BOUND)
     r = run_scenario(scn, variant=variant, params=params, cpus=cpus, seed=spec["seed"],
                      witness=False, max_steps=bound)
-    hit = any(v.kind == "max-steps" for v in r.violations)
+    hit = cut_at_bound(r)
     metrics = flat_metrics(r)
     if hit:
         metrics["limit.max_steps"] = bound
