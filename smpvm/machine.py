@@ -1175,7 +1175,7 @@ class Machine:
         what = "steps (a livelock" if c is not None else \
             "device events (devices running on while every thread waits"
         self.fail("max-steps", f"the run exceeded {self.max_steps} {what}, or "
-                  f"raise --max-steps)", c)
+                  f"raise --max-steps, a study's max_steps)", c)
 
     def _step(self, c) -> None:
         """One step in the exploration view: do the pending operation, then run the

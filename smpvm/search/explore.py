@@ -809,7 +809,7 @@ class Exploration:
                     f"{name}: schedule {rep.cut_at} ran into the step bound "
                     f"({self._step_bound():,} steps), so the search stopped there: its branches "
                     f"may never end either (a model that loops forever?); if its runs are "
-                    f"only that long, raise --max-steps")
+                    f"only that long, raise --max-steps (max_steps in a study file)")
             if getattr(rep, "arrival_windows", False):
                 self.report.pruned = None  # no reduction: every decision enumerated
                 self.report.notes.append("dfs: interrupts given a window were tried at every "

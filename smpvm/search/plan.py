@@ -212,7 +212,7 @@ class LoopWatch:
             raise BadInput(f"each of the first {ENDLESS_RUNS} runs ran into the step bound "
                            f"({self.bound:,} steps; the last at {hit[0].location or '?'}): the "
                            f"model seems to loop forever; if its runs are only that long, raise "
-                           f"--max-steps")
+                           f"--max-steps (max_steps in a study file)")
 
 
 def cut_short(kinds) -> bool:

@@ -9,7 +9,9 @@ runs", and whether the exhaustive search covered its whole space.
 ``fail_on`` / ``ignore`` (lists of violation kinds, for the study or per
 race) choose which findings make a run fail, as ``explore --fail-on`` does:
 a race searched for its deadlock is not cut short by the reversal witness
-reports on the way.
+reports on the way.  ``max_steps`` (for the study, or per race or model)
+bounds every run's steps, as ``--max-steps`` does, for models whose runs are
+long but finite.
 
 ``kind = "lor"`` lists models (``[[model]]``: a target, its old variants, its
 fixed ones); every variant runs ``runs`` times under random schedules, the
@@ -58,7 +60,7 @@ def load_study(path: str, kind: str, runs_override: int | None = None) -> dict:
     """Validate a races/lor study; returns its resolved configuration."""
     data = _read(path)
     table = "race" if kind == "races" else "model"
-    allowed = {"study", table, "runs", "dfs_runs", "seed", "strategies", "params"}
+    allowed = {"study", table, "runs", "dfs_runs", "seed", "strategies", "params", "max_steps"}
     kinds_keys = ("fail_on", "ignore") if kind == "races" else ()
     allowed |= set(kinds_keys)
     unknown = sorted(set(data) - allowed)
@@ -67,6 +69,7 @@ def load_study(path: str, kind: str, runs_override: int | None = None) -> dict:
                        f"known: {', '.join(sorted(allowed))}")
     runs = runs_override or data.get("runs", 500)
     seed = data.get("seed", 1)
+    _max_steps_option(path, "max_steps", data.get("max_steps"))
     for name, v in (("runs", runs), ("seed", seed)):
         if not isinstance(v, int) or isinstance(v, bool) or v < (1 if name == "runs" else 0):
             raise BadInput(f"{path}: {name} must be a whole number{' >= 1' if name == 'runs' else ''}, got {v!r}")
@@ -78,9 +81,9 @@ def load_study(path: str, kind: str, runs_override: int | None = None) -> dict:
     from ..scenario import load_target
     resolved = []
     for i, e in enumerate(entries, 1):
-        stray = sorted(set(e) - {"target", "params", *groups, *kinds_keys})
+        stray = sorted(set(e) - {"target", "params", "max_steps", *groups, *kinds_keys})
         if stray:
-            known = ", ".join(["target", *groups, "params", *kinds_keys])
+            known = ", ".join(["target", *groups, "params", "max_steps", *kinds_keys])
             raise BadInput(f"{path}: [[{table}]] number {i} has unknown key(s) "
                            f"{', '.join(stray)}; known: {known}")
         target = e.get("target")
@@ -93,6 +96,8 @@ def load_study(path: str, kind: str, runs_override: int | None = None) -> dict:
         entry = {"target": _near(target, path), "params": dict(e.get("params", {}))}
         for key in kinds_keys:  # which violation kinds count, per race or for the study
             entry[key] = _kinds_option(path, key, e.get(key, data.get(key)))
+        entry["max_steps"] = _max_steps_option(
+            f"{path}: [[{table}]] number {i}", "max_steps", e.get("max_steps", data.get("max_steps")))
         for g in groups:
             vs = e.get(g, [])
             if not isinstance(vs, list) or not all(isinstance(v, str) for v in vs):
@@ -249,6 +254,15 @@ def _kinds_option(path, key, value) -> str | None:
         raise BadInput(f"{path}: {err}") from None
 
 
+def _max_steps_option(where, key, value) -> int | None:
+    """A study's (or one entry's) ``max_steps``: a whole number >= 1, or absent."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise BadInput(f"{where}: {key} must be a whole number >= 1, got {value!r}")
+    return value
+
+
 def _race_row(explore, wilson, cfg, e, variant, label, role, out_dir, workers, dask,
               resume=False) -> dict:
     args = dict(STRATEGIES.get(label, {"strategy": label}))
@@ -260,7 +274,7 @@ def _race_row(explore, wilson, cfg, e, variant, label, role, out_dir, workers, d
                   runs=cfg["dfs_runs"] if is_dfs else cfg["runs"],
                   workers=1 if is_dfs else workers, dask=None if is_dfs else dask,
                   stop_on_first=is_dfs and role == "buggy", resume=resume and not is_dfs,
-                  fail_on=e.get("fail_on"), ignore=e.get("ignore"),
+                  fail_on=e.get("fail_on"), ignore=e.get("ignore"), max_steps=e.get("max_steps"),
                   out=os.path.join(out_dir, "runs", f"{name}-{variant}-{label}"), **args)
     lo, hi = wilson(rep.failing_runs, rep.runs) if rep.runs else (0.0, 1.0)
     if role == "fixed":
@@ -330,7 +344,8 @@ def run_lor_survey(cfg: dict, out_dir: str) -> dict:
         for group in ("old", "fixed"):
             for variant in e[group]:
                 lg = LorGraph()
-                spec = RunSpec(e["target"], variant=variant, params=e["params"], seed=cfg["seed"])
+                spec = RunSpec(e["target"], variant=variant, params=e["params"], seed=cfg["seed"],
+                               max_steps=e.get("max_steps"))
                 merge_runs([lg, graphs[group]], spec, cfg["runs"], make_strategy("random"),
                            scn=scn, origin={"variant": variant})
                 for f in lg.reversals():

@@ -2,8 +2,9 @@
 
 ``spins`` loops forever in every schedule (a thread that yields and never
 returns); ``second_first`` only where its second thread steps first, so an
-exhaustive search meets the loop at its second schedule.  The step bound is
-small, so that the tests are quick.
+exhaustive search meets the loop at its second schedule; ``long_but_finite``
+ends, but only after more steps than its own bound allows.  The step bound
+is small, so that the tests are quick.
 """
 
 from smpvm import scenario, work
@@ -33,3 +34,15 @@ def second_first(m, variant):
     box = m.shared("box", first=None)
     m.spawn(claim(box, "A", False), name="A")
     m.spawn(claim(box, "B", True), name="B")
+
+
+def count_to(n):
+    for _ in range(n):
+        yield work(1)
+
+
+@scenario(description="runs that end, but past the scenario's own step bound",
+          params={"steps": 3000}, max_steps=2000)
+def long_but_finite(m, variant, steps):
+    m.spawn(count_to(steps), name="A")
+    m.spawn(count_to(10), name="B")
