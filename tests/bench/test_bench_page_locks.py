@@ -1,5 +1,6 @@
 """One page-locks sweep point at 64 CPUs with about a million lock acquisitions,
-and 256 CPUs against 64 with the same work per CPU.
+and 256 CPUs against 64: with the same work per CPU (four times the
+acquisitions) and with the same work in all (a quarter of it per CPU).
 
 Reports wall time and peak memory of the run (the study's heaviest point),
 and checks that tracing to a file keeps memory flat: four times the run
@@ -74,21 +75,25 @@ def test_256_cpus_cost_what_their_acquisitions_cost(report_ratio):
     # at most four times the 64-CPU time if nothing grows with CPU count.  The model's
     # contention does grow (the same pages and queue lock for four times the CPUs: more
     # contended acquisitions, hand-offs and retried trylocks), so each acquisition takes
-    # more steps; what the engine must keep flat is the cost of a step.  Each point is
-    # the best of ROUNDS rounds, the two alternating, in CPU seconds (one process, one
+    # more steps; what the engine must keep flat is the cost of a step.  The same work
+    # in all (a quarter of it per CPU) at 256 CPUs must cost about the 64-CPU time, and
+    # no more than four times it (an engine whose steps cost in proportion to the CPUs
+    # would take four times as long).  Each point is
+    # the best of ROUNDS rounds, the three alternating, in CPU seconds (one process, one
     # thread: on a quiet machine its wall time; on a busy one, less of the noise).
-    def point(cpus):
+    def point(cpus, ops=1150):
         scn = load_target(TARGET)
         t0 = time.process_time()
-        r = run_scenario(scn, variant="hashed", params=dict(POINT, cpus=cpus, ops_per_thread=1150),
+        r = run_scenario(scn, variant="hashed", params=dict(POINT, cpus=cpus, ops_per_thread=ops),
                          seed=1, witness=False)
         acquisitions = sum(s.acquisitions for s in r.lockstat)
         contended = sum(s.contended for s in r.lockstat) / acquisitions
         return time.process_time() - t0, acquisitions, r.steps, contended
     point(64)  # imports and caches, paid once
-    rounds = [(point(64), point(256)) for _ in range(ROUNDS)]
+    rounds = [(point(64), point(256), point(256, 1150 // 4)) for _ in range(ROUNDS)]
     (t64, a64, s64, c64) = min((r[0] for r in rounds), key=lambda p: p[0])
     (t256, a256, s256, c256) = min((r[1] for r in rounds), key=lambda p: p[0])
+    (tq, aq, _, cq) = min((r[2] for r in rounds), key=lambda p: p[0])
     per_acquisition = (t256 / a256) / (t64 / a64)
     per_step = (t256 / s256) / (t64 / s64)
     report_ratio("page locks, 256 CPUs / 64 CPUs",
@@ -97,5 +102,9 @@ def test_256_cpus_cost_what_their_acquisitions_cost(report_ratio):
                  f"{per_acquisition:.2f}x per acquisition, {per_step:.2f}x per step "
                  f"({s256 / a256:.2f} steps per acquisition against {s64 / a64:.2f}; "
                  f"contended {c64:.0%} -> {c256:.0%})")
+    report_ratio("page locks, 256 CPUs / 64 CPUs, the same work in all",
+                 f"{tq / t64:.2f}x the time for {aq / a64:.2f}x the acquisitions "
+                 f"({aq:,} in {tq:.1f} CPU s; target <= 4x; contended {c64:.0%} -> {cq:.0%})")
     # what may grow is the CPU heap's depth (log of the CPUs): a tenth at most
     assert per_step <= 1.1
+    assert tq / t64 <= 4
