@@ -293,3 +293,20 @@ def test_an_address_no_client_could_use_is_refused_at_once(capsys, tmp_path, add
         code, _, err = cli(capsys, *command, "--dask", address)
         assert code == 2
         assert_one_error_line(err, said)
+
+
+def test_a_local_cluster_says_nothing_when_the_dashboard_port_is_taken(tmp_path):
+    # 8787, Dask's default HTTP port, is often held (another cluster, a notebook's
+    # dashboard): Dask would warn on stderr and take another port
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 8787))
+        holder.listen()
+    except OSError:
+        pass  # taken already, as the test wants
+    try:
+        proc = explore_process(tmp_path, "--runs", 500, "--dask", "local", "--workers", 2)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        holder.close()
+    assert proc.returncode == 0 and err == "" and "500 runs" in out

@@ -318,10 +318,14 @@ def _local_cluster(LocalCluster, n: int):
     saved = {k: os.environ.get(k) for k in quiet}
     os.environ.update(quiet)
     try:
-        # no dashboard (nor the default port 8787 that another cluster may hold)
+        # no dashboard; the scheduler's HTTP server (metrics) on any free port, not on
+        # 8787, which another cluster or a notebook's dashboard may hold (Dask would
+        # then warn on stderr and take another)
         with _quiet_dask():  # a forked worker keeps these quiet loggers
             return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                dashboard_address=None)
+                                dashboard_address=None,
+                                scheduler_kwargs={"dashboard": False,
+                                                  "dashboard_address": ":0"})
     finally:
         for k, v in saved.items():
             if v is None:
