@@ -133,7 +133,7 @@ def explore_rows(runs: int, counts: list[int]) -> tuple[str, list]:
             ex = VirtualWorkers(w)
 
             @contextlib.contextmanager
-            def virtual(workers=None, dask=None):
+            def virtual(workers=None, dask=None, models=()):
                 yield ex
             real, executors.make_executor = executors.make_executor, virtual
             try:

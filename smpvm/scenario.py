@@ -22,7 +22,6 @@ ever imported from site-packages.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import sys
 from dataclasses import dataclass, field
@@ -175,15 +174,24 @@ def parse_set(pairs) -> dict:
 
 # -- loading -------------------------------------------------------------------------------
 
+#: Absolute path -> (sha256 of the source, module): each model file is executed once per
+#: process, so a file edited while a search runs does not change the search's model.
 _loaded: dict = {}
+#: Absolute path -> {sha256: source}: model sources handed to this process by a search's
+#: driver (a Dask worker's, see ``use_model_versions``), for files missing here or edited.
+_given: dict = {}
 
 
-def load_module(path: str):
-    """Import a model file by path (once per process) under a private name."""
+def load_module(path: str, fresh: bool = False):
+    """Import a model file by path (once per process) under a private name.
+
+    ``fresh``: as the file reads now, if it was edited since it was loaded (a
+    search's start does this; its runs then load what the search loaded).
+    """
     ab = os.path.abspath(path)
-    mod = _loaded.get(ab)
-    if mod is not None:
-        return mod
+    got = _loaded.get(ab)
+    if got is not None and not (fresh and _edited(ab, got[0])):
+        return got[1]
     if not os.path.isfile(ab):
         raise BadInput(f"no model file {path!r} (give path/to/model.py::scenario)")
     try:
@@ -191,14 +199,32 @@ def load_module(path: str):
     except UnicodeEncodeError:  # every report, trace and CSV names the model in UTF-8
         raise BadInput(f"the model file's path {ab!r} is not valid UTF-8; rename the "
                        f"file or its directory") from None
-    name = "smpvm_model_" + hashlib.sha1(os.fsencode(ab)).hexdigest()[:12]
-    spec = importlib.util.spec_from_file_location(name, ab)
-    if spec is None or spec.loader is None:
-        raise BadInput(f"{path!r} is not a Python model file")
-    mod = importlib.util.module_from_spec(spec)
+    try:
+        with open(ab, "rb") as fp:
+            source = fp.read()
+    except OSError as e:
+        raise BadInput(f"cannot read model file {path!r}: {e.strerror}") from None
+    return _execute(path, ab, source)
+
+
+def _edited(ab: str, sha: str) -> bool:
+    try:
+        with open(ab, "rb") as fp:
+            return hashlib.sha256(fp.read()).hexdigest() != sha
+    except OSError:
+        return False  # gone or unreadable: what was loaded stays
+
+
+def _execute(path: str, ab: str, source: bytes):
+    import linecache
+    import types
+    sha = hashlib.sha256(source).hexdigest()
+    name = f"smpvm_model_{hashlib.sha1(os.fsencode(ab)).hexdigest()[:12]}_{sha[:8]}"
+    mod = types.ModuleType(name)
+    mod.__file__ = ab
     sys.modules[name] = mod
     try:
-        spec.loader.exec_module(mod)
+        exec(compile(source, ab, "exec", dont_inherit=True), mod.__dict__)
     except KeyboardInterrupt:
         del sys.modules[name]
         raise
@@ -207,12 +233,54 @@ def load_module(path: str):
         what = (f"it called sys.exit({e.code!r})" if isinstance(e, SystemExit)
                 else f"{type(e).__name__}: {e}")
         raise ModelError(f"loading {path} failed: {what}") from None
-    _loaded[ab] = mod
+    # tracebacks and inspect show the source that ran, whatever the file holds now
+    text = source.decode("utf-8", "replace")
+    linecache.cache[ab] = (len(source), None, text.splitlines(True), ab)
+    _loaded[ab] = (sha, mod, source)
     return mod
 
 
-def scenarios_in(path: str) -> list[Scenario]:
-    mod = load_module(path)
+def model_versions(paths) -> dict:
+    """``{absolute path: (sha256, source)}`` of the model files ``paths`` as this process
+    runs them (loading each once): what a search's remote workers must run too."""
+    out = {}
+    for path in paths:
+        load_module(path)
+        sha, _, source = _loaded[os.path.abspath(path)]
+        out[os.path.abspath(path)] = (sha, source)
+    return out
+
+
+def give_model_sources(versions: dict) -> None:
+    """Keep ``model_versions``' sources in this process, for ``use_model_versions``."""
+    for ab, (sha, source) in versions.items():
+        _given.setdefault(ab, {})[sha] = source
+
+
+def use_model_versions(shas: dict) -> None:
+    """Make this process run the given version (``{absolute path: sha256}``) of each
+    model file: a long-lived worker may hold another, loaded for an earlier search
+    before the file was edited, or have no such file at all."""
+    for ab, sha in shas.items():
+        got = _loaded.get(ab)
+        if got is not None and got[0] == sha:
+            continue
+        source = _given.get(ab, {}).get(sha)
+        if source is None:
+            try:
+                with open(ab, "rb") as fp:
+                    source = fp.read()
+            except OSError:
+                source = b""
+            if hashlib.sha256(source).hexdigest() != sha:
+                raise BadInput(f"this worker has no copy of the model file {ab} that the "
+                               f"search runs (sha256 {sha[:12]}...)")
+        _loaded.pop(ab, None)
+        _execute(ab, ab, source)
+
+
+def scenarios_in(path: str, fresh: bool = False) -> list[Scenario]:
+    mod = load_module(path, fresh)
     out = []
     for obj in list(vars(mod).values()):
         s = getattr(obj, "__smpvm_scenario__", None)
@@ -230,10 +298,10 @@ def split_target(target: str) -> tuple[str, str]:
     return path, name
 
 
-def load_target(target: str) -> Scenario:
-    """The scenario named by ``path/to/model.py::scenario``."""
+def load_target(target: str, fresh: bool = False) -> Scenario:
+    """The scenario named by ``path/to/model.py::scenario`` (``fresh``: see ``load_module``)."""
     path, name = split_target(target)
-    found = scenarios_in(path)
+    found = scenarios_in(path, fresh)
     for s in found:
         if s.name == name:
             return s

@@ -192,7 +192,7 @@ class Exploration:
         _check_at_least("--max-steps", max_steps, 1)
         check_cpus(cpus)
         kinds = parse_fail_on(fail_on, ignore)
-        self.scn = load_target(target)
+        self.scn = load_target(target, fresh=True)
         variant = self.scn.check_variant(variant)
         self.scn.resolve_params(params)  # bad parameters are bad input before any run
         path, name = split_target(target)
@@ -561,7 +561,7 @@ class Exploration:
     def _executor(self):
         """The executor of this exploration, its start added to ``executor_start_s``
         (once per executor: a broken one is replaced)."""
-        with _executors.make_executor(self.workers, self.dask) as ex:
+        with _executors.make_executor(self.workers, self.dask, [self.model_file]) as ex:
             self.report.executor_start_s += ex.start_s
             yield ex
 

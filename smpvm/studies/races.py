@@ -90,7 +90,7 @@ def load_study(path: str, kind: str, runs_override: int | None = None) -> dict:
         if not isinstance(target, str):
             raise BadInput(f"{path}: [[{table}]] number {i} needs target = \"path.py::scenario\"")
         try:
-            scn = load_target(_near(target, path))
+            scn = load_target(_near(target, path), fresh=True)
         except BadInput as err:
             raise BadInput(f"{path}: [[{table}]] number {i}: {err}") from None
         entry = {"target": _near(target, path), "params": dict(e.get("params", {}))}

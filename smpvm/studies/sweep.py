@@ -189,7 +189,7 @@ def load_config(path: str, overrides: dict | None = None, *, sets=(),
     from ..scenario import load_target, resolve_target
     target = resolve_target(target, path)
     try:
-        scn = load_target(target)
+        scn = load_target(target, fresh=True)
     except BadInput as e:
         raise BadInput(f"{path}: [model].target: {e}") from None
     fixed = dict(_table(data, "run", path))
@@ -611,7 +611,7 @@ def run_sweep(cfg: SweepConfig, out_dir: str, *, workers: int | None = None,
 
     start_s = 0.0  # bringing the executors up: paid once, not by the runs
     while True:
-        runner = Runner(workers, dask, on_row, lost)
+        runner = Runner(workers, dask, on_row, lost, models=[cfg.target.rsplit("::", 1)[0]])
         runner.run(specs)
         start_s += runner.start_s
         # a point short of its precision gets more seeds (twice as many, up to the bound)
@@ -691,9 +691,11 @@ class Runner:
     times and reported as lost -- never dropped, never the sweep's end.
     """
 
-    def __init__(self, workers, dask, on_row, lost: list):
+    def __init__(self, workers, dask, on_row, lost: list, models=()):
         self.workers = workers
         self.dask = dask
+        #: The model files the runs load (a Dask cluster's workers are given them).
+        self.models = list(models)
         self.on_row = on_row
         #: Seconds spent bringing executors up (Dask's import, a local cluster's processes).
         self.start_s = 0.0
@@ -723,7 +725,7 @@ class Runner:
 
         from ..search.executors import make_executor
         from ..violations import ModelError
-        with make_executor(self.workers, self.dask) as ex:
+        with make_executor(self.workers, self.dask, self.models) as ex:
             self.start_s += ex.start_s
             inflight = deque()
             while True:

@@ -1,0 +1,128 @@
+"""The model a search runs is the file as the search found it, in every process.
+
+A Dask worker outlives searches and may sit on another machine, without the
+model file or with another version of it; a long-lived process (a notebook, a
+test session) explores the same file before and after an edit.  Each must run
+the version the search started with: the driver hands its workers the source,
+and a search's start loads the file anew when it was edited.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import pytest
+
+from conftest import cli
+from smpvm.scenario import (give_model_sources, load_target, model_versions,
+                            use_model_versions)
+from smpvm.search.explore import explore
+
+MODEL = '''
+from smpvm import kassert, scenario, work
+
+LIMIT = {limit}
+
+
+def check(box):
+    yield work(1)
+    v = yield box.load("value")
+    kassert(v < LIMIT, f"value {{v}} is not below {{LIMIT}}")
+
+
+@scenario(description="two threads check one value against a limit")
+def limited(m, variant):
+    box = m.shared("box", value=50)
+    m.spawn(check(box), name="A")
+    m.spawn(check(box), name="B")
+'''
+
+
+def write_model(path, limit):
+    path.write_text(MODEL.format(limit=limit))
+    return f"{path}::limited"
+
+
+def failing_runs(out):
+    with open(os.path.join(out, "runs.csv"), newline="") as fp:
+        return sum(1 for r in csv.DictReader(fp) if r["kinds"])
+
+
+def test_a_search_started_after_an_edit_runs_the_edited_model(tmp_path):
+    target = write_model(tmp_path / "limit.py", 100)
+    assert explore(target, runs=20, workers=1, out=tmp_path / "a").failing_runs == 0
+    write_model(tmp_path / "limit.py", 10)
+    assert explore(target, runs=20, workers=1, out=tmp_path / "b").failing_runs == 20
+    # within a search the model stays as it was loaded: a plain load is the same module
+    assert load_target(target).func.__globals__["LIMIT"] == 10
+
+
+def test_a_process_without_the_file_runs_the_source_it_was_given(tmp_path):
+    target = write_model(tmp_path / "given.py", 10)
+    versions = model_versions([str(tmp_path / "given.py")])
+    (path, (sha, source)), = versions.items()
+    assert source == (tmp_path / "given.py").read_bytes()
+    # as on a worker that ran another version and has lost the file since
+    write_model(tmp_path / "given.py", 100)
+    assert load_target(target, fresh=True).func.__globals__["LIMIT"] == 100
+    os.remove(path)
+    give_model_sources(versions)
+    use_model_versions({path: sha})
+    from smpvm import RunSpec
+    from smpvm.scenario import run_spec
+    from smpvm.strategies import make_strategy
+    scn = load_target(target)
+    assert scn.func.__globals__["LIMIT"] == 10
+    r = run_spec(RunSpec(target, seed=1), make_strategy("random"), scn=scn)
+    assert r.kinds() == ["assertion"]
+    assert "given.py:" in r.first().location  # sites name the file the driver ran
+
+
+def test_a_worker_without_the_version_says_so(tmp_path):
+    path = str(tmp_path / "absent.py")
+    from smpvm.violations import BadInput
+    with pytest.raises(BadInput, match="no copy of the model file .*absent.py"):
+        use_model_versions({path: "0" * 64})
+
+
+# -- on a real cluster --------------------------------------------------------------------
+
+pytest.importorskip("dask.distributed")
+
+
+@pytest.fixture
+def one_worker():
+    from test_faults_dask import dask_cluster
+    for address, _, _ in dask_cluster(1):
+        yield address
+
+
+def test_a_long_lived_worker_runs_the_model_as_edited_since_its_last_search(
+        tmp_path, capsys, one_worker):
+    target = write_model(tmp_path / "edited.py", 100)
+    code, _, err = cli(capsys, "explore", target, "--runs", 40, "--dask", one_worker,
+                       "--out", tmp_path / "before")
+    assert code == 0, err
+    write_model(tmp_path / "edited.py", 10)
+    # the worker loaded the file once; it must not go on running what it loaded
+    code, _, err = cli(capsys, "explore", target, "--runs", 40, "--dask", one_worker,
+                       "--out", tmp_path / "after")
+    assert code == 1
+    assert failing_runs(tmp_path / "before") == 0 and failing_runs(tmp_path / "after") == 40
+
+
+def test_a_worker_that_cannot_see_the_model_file_runs_the_drivers_source(
+        tmp_path, one_worker):
+    from smpvm.search.executors import make_executor
+    from smpvm.search.plan import Plan, run_batch
+    target = write_model(tmp_path / "private.py", 10)
+    plan = Plan(target=target, variant="default", params={}, cpus=None, seed=1,
+                strategy="random", depth=3, preemption_bound=None, max_steps=None,
+                source_root=str(tmp_path))
+    here = run_batch(plan, 0, 30, 4)
+    os.remove(tmp_path / "private.py")  # the worker never saw it; now nobody can
+    with make_executor(dask=one_worker, models=[target.split("::")[0]]) as ex:
+        there = ex.submit(run_batch, plan, 0, 30, 4).result(timeout=60)
+    assert there.outcomes() == here.outcomes()
+    assert sum(1 for o in there.outcomes() if o.kinds) == 30
