@@ -195,6 +195,14 @@ def test_a_missing_study_file_is_one_line_and_exit_2(capsys, tmp_path):
     assert_one_error_line(err, "nowhere.toml")
 
 
+def test_a_study_file_that_is_not_text_is_one_line_and_exit_2(capsys, tmp_path):
+    binary = tmp_path / "study.toml"
+    binary.write_bytes(b"\xff\xfe[model]\n")
+    rc, _, err = cli(capsys, "sweep", binary, "--out", str(tmp_path / "out"))
+    assert rc == 2
+    assert_one_error_line(err, "study.toml", "not UTF-8")
+
+
 def test_bad_executor_options_are_one_line(capsys, tmp_path):
     path = queue_study(tmp_path)
     rc, _, err = cli(capsys, "sweep", path, "--workers", "0", "--out", str(tmp_path / "o"))

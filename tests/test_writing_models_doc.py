@@ -41,11 +41,15 @@ def test_new_refuses_to_overwrite_and_bad_names(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         main(["new", "refs"])
     assert e.value.code in (0, None)
-    for args in (["new", "refs"], ["new", "not-an-identifier"], ["new", "nowhere/refs"]):
+    (tmp_path / "ro").mkdir(mode=0o500)
+    unwritable = [] if os.access(tmp_path / "ro", os.W_OK) else [["new", "ro/refs"]]  # root
+    for args in (["new", "refs"], ["new", "not-an-identifier"], ["new", "nowhere/refs"],
+                 ["new", "."], ["new", str(tmp_path)], ["new", "/proc/refs"], *unwritable):
         with pytest.raises(SystemExit) as e:
             main(args)
         assert e.value.code == 2
-        assert capsys.readouterr().err.count("\n") == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("smpvm: error: "), err
 
 
 def test_the_template_declares_what_its_variants_show(tmp_path, monkeypatch):

@@ -29,18 +29,26 @@ def render(name: str) -> str:
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Overwrite NAME.py if it exists.")
 def command(name, force):
+    if not os.path.basename(name.rstrip(".")) or os.path.isdir(name):
+        raise BadInput(f"give the new model file's NAME (e.g. {os.path.join(name, 'my_race')}), "
+                       f"not a directory")
     path = name if name.endswith(".py") else name + ".py"
     scenario = os.path.splitext(os.path.basename(path))[0]
     if not scenario.isidentifier() or scenario.startswith("_"):
+        fixed = scenario.replace("-", "_").replace(".", "_").lstrip("_")
+        hint = f" (try {fixed!r})" if fixed.isidentifier() else ""
         raise BadInput(f"{scenario!r} is not a Python identifier; the scenario is named after "
-                       f"the file (try {scenario.replace('-', '_')!r})")
+                       f"the file{hint}")
     if os.path.exists(path) and not force:
         raise BadInput(f"{path} exists; give another NAME or --force")
     folder = os.path.dirname(path)
     if folder and not os.path.isdir(folder):
         raise BadInput(f"no directory {folder!r}")
-    with open(path, "w", encoding="utf-8") as fp:
-        fp.write(render(scenario))
+    try:
+        with open(path, "w", encoding="utf-8") as fp:
+            fp.write(render(scenario))
+    except OSError as e:
+        raise BadInput(f"cannot write {path}: {e.strerror}") from None
     click.echo(f"wrote {path}: scenario {scenario} (variants buggy, fixed)")
     click.echo(f"  {prog()} explore {path}::{scenario} --variant buggy")
     click.echo(f"  {prog()} explore {path}::{scenario} --variant fixed")

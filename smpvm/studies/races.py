@@ -39,26 +39,31 @@ STRATEGIES = {"random": {"strategy": "random"},
 
 def study_kind(path: str) -> str:
     """``[study].kind`` of a study file ("sweep" when absent)."""
-    data = _read(path)
+    data = read_study(path)
     kind = data.get("study", {}).get("kind", "sweep") if isinstance(data.get("study"), dict) else "sweep"
     if kind not in ("sweep", "races", "lor"):
         raise BadInput(f"{path}: [study].kind must be \"sweep\", \"races\" or \"lor\", got {kind!r}")
     return kind
 
 
-def _read(path: str) -> dict:
+def read_study(path: str) -> dict:
+    """A study file's TOML, parsed; bad input for a file that is missing or not TOML."""
     try:
         with open(path, "rb") as fp:
             return tomllib.load(fp)
     except FileNotFoundError:
         raise BadInput(f"no study file {path!r}") from None
+    except OSError as e:
+        raise BadInput(f"cannot read study file {path!r}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{path}: not a TOML study file (not UTF-8 text)") from None
     except tomllib.TOMLDecodeError as e:
         raise BadInput(f"{path}: malformed TOML: {e}") from None
 
 
 def load_study(path: str, kind: str, runs_override: int | None = None) -> dict:
     """Validate a races/lor study; returns its resolved configuration."""
-    data = _read(path)
+    data = read_study(path)
     table = "race" if kind == "races" else "model"
     allowed = {"study", table, "runs", "dfs_runs", "seed", "strategies", "params", "max_steps"}
     kinds_keys = ("fail_on", "ignore") if kind == "races" else ()

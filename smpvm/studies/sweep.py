@@ -65,7 +65,6 @@ import itertools
 import json
 import os
 import time
-import tomllib
 from dataclasses import dataclass, field
 
 from ..violations import BadInput
@@ -156,13 +155,8 @@ def load_config(path: str, overrides: dict | None = None, *, sets=(),
 
     ``sets`` and ``seeds`` are the command line's edits (``smpvm.studies.edits``).
     """
-    try:
-        with open(path, "rb") as fp:
-            data = tomllib.load(fp)
-    except FileNotFoundError:
-        raise BadInput(f"no sweep file {path!r}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise BadInput(f"{path}: malformed TOML: {e}") from None
+    from .races import read_study
+    data = read_study(path)
     if sets or seeds is not None:
         from .edits import apply_sets
         data = apply_sets(data, sets, seeds)
