@@ -173,12 +173,12 @@ def test_malformed_failure_files_are_one_line_exit_2(capsys, tmp_path, content, 
 
 def test_wrongly_typed_fields_are_named(capsys, tmp_path):
     (line,) = explore_and_get_replay_line(capsys, f"{TINY}::publish", tmp_path / "o")
-    d = json.load(open(shlex.split(line)[2]))
-    d["choices"] = ["a"]
-    p = tmp_path / "bad.json"
-    p.write_text(json.dumps(d))
-    code, _, err = cli(capsys, "replay", p)
-    assert code == 2 and "'choices'" in err
+    saved = json.load(open(shlex.split(line)[2]))
+    for field, value in (("choices", ["a"]), ("cpus", 0), ("max_steps", -5), ("max_steps", "9")):
+        p = tmp_path / "bad.json"
+        p.write_text(json.dumps({**saved, field: value}))
+        code, _, err = cli(capsys, "replay", p)
+        assert code == 2 and f"'{field}'" in err and len(err.strip().splitlines()) == 1
 
 
 def test_missing_failure_file(capsys, tmp_path):

@@ -176,6 +176,10 @@ def _from_dict(path: str, d) -> Failure:
     cpus = d.get("cpus")
     if cpus is not None and (not isinstance(cpus, int) or cpus < 1):
         raise bad("'cpus' must be a positive integer or null")
+    max_steps = d.get("max_steps")
+    if max_steps is not None and (not isinstance(max_steps, int) or isinstance(max_steps, bool)
+                                  or max_steps < 1):
+        raise bad("'max_steps' must be a positive integer or null")
     v = d["violation"]
     if v.get("kind") not in KINDS:
         raise bad(f"violation kind {v.get('kind')!r} is not one of {', '.join(KINDS)}")
@@ -192,7 +196,7 @@ def _from_dict(path: str, d) -> Failure:
         master_seed=_opt_int(d.get("master_seed")), run=_opt_int(d.get("run")),
         preemptions=_opt_int(d.get("preemptions")),
         original_preemptions=_opt_int(d.get("original_preemptions")),
-        max_steps=_opt_int(d.get("max_steps")), smpvm_version=str(d.get("smpvm_version", "")))
+        max_steps=max_steps, smpvm_version=str(d.get("smpvm_version", "")))
 
 
 def names_same_file(target_path: str, model_path: str, source_root) -> bool:
