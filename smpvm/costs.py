@@ -18,6 +18,7 @@ cross-model cost table in the project's model specifications (all marked
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 
@@ -63,8 +64,9 @@ class Costs:
             if key not in names:
                 raise ValueError(
                     f"unknown cost 'costs.{key}'; known: {', '.join(sorted(names))}")
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"costs.{key} must be a number >= 0, got {value!r}")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 \
+                    or not math.isfinite(value):
+                raise ValueError(f"costs.{key} must be a finite number >= 0, got {value!r}")
         converted = {k: (float(v) if k == "jitter" else int(v)) for k, v in changes.items()}
         return dataclasses.replace(self, **converted)
 

@@ -64,6 +64,8 @@ BAD_INPUTS = [
                  ["takes a number"], id="set-cost-not-a-number"),
     pytest.param(["run", f"{CASES}::two_locks", "--set", "costs.acquire_ns=-5"],
                  [">= 0"], id="set-negative-cost"),
+    pytest.param(["run", f"{CASES}::two_locks", "--set", "costs.acquire_ns=1e400"],
+                 ["finite number", "inf"], id="set-infinite-cost"),
     pytest.param(["run", f"{CASES}::two_locks", "--set", "rounds=-1"],
                  ["rounds must be >= 0"], id="set-value-the-model-rejects"),
     pytest.param(["run", f"{CASES}::two_locks", "--cpus", "0"], ["--cpus", "at least 1"],
