@@ -194,6 +194,8 @@ def load_module(path: str, fresh: bool = False):
         return got[1]
     if not os.path.isfile(ab):
         raise BadInput(f"no model file {path!r} (give path/to/model.py::scenario)")
+    if not ab.endswith(".py"):
+        raise BadInput(f"{path!r} is not a Python model file (path/to/model.py::scenario)")
     try:
         ab.encode("utf-8")
     except UnicodeEncodeError:  # every report, trace and CSV names the model in UTF-8

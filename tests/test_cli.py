@@ -64,6 +64,8 @@ BAD_INPUTS = [
                  ["takes a number"], id="set-cost-not-a-number"),
     pytest.param(["run", f"{CASES}::two_locks", "--set", "costs.acquire_ns=-5"],
                  [">= 0"], id="set-negative-cost"),
+    pytest.param(["run", "README.md::quick_start"], ["'README.md' is not a Python model file"],
+                 id="target-not-python"),
     pytest.param(["run", f"{CASES}::two_locks", "--set", "costs.acquire_ns=1e400"],
                  ["finite number", "inf"], id="set-infinite-cost"),
     pytest.param(["run", f"{CASES}::two_locks", "--set", "rounds=-1"],
