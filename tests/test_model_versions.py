@@ -1,10 +1,11 @@
 """The model a search runs is the file as the search found it, in every process.
 
 A Dask worker outlives searches and may sit on another machine, without the
-model file or with another version of it; a long-lived process (a notebook, a
-test session) explores the same file before and after an edit.  Each must run
-the version the search started with: the driver hands its workers the source,
-and a search's start loads the file anew when it was edited.
+model file or with another version of it, or with another smpvm; a
+long-lived process (a notebook, a test session) explores the same file before
+and after an edit.  Each must run the version the search started with: the
+driver hands its workers the source, a search's start loads the file anew
+when it was edited, and a worker on another smpvm is refused.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 
 import pytest
 
-from conftest import cli
+from conftest import ROOT, assert_one_error_line, cli
 from smpvm.scenario import (give_model_sources, load_target, model_versions,
                             use_model_versions)
 from smpvm.search.explore import explore
@@ -126,3 +127,38 @@ def test_a_worker_that_cannot_see_the_model_file_runs_the_drivers_source(
         there = ex.submit(run_batch, plan, 0, 30, 4).result(timeout=60)
     assert there.outcomes() == here.outcomes()
     assert sum(1 for o in there.outcomes() if o.kinds) == 30
+
+
+def test_a_worker_on_another_smpvm_is_refused_in_one_line(tmp_path, capsys):
+    # a worker whose smpvm differs by one comment: its runs could differ, so no run is
+    # taken from it
+    import shutil
+
+    from test_faults_dask import DASK, free_port, start, wait_for_port
+    if not os.path.exists(DASK):
+        pytest.skip("no dask command")
+    other = tmp_path / "other"
+    shutil.copytree(os.path.join(ROOT, "smpvm"), other / "smpvm",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    with open(other / "smpvm" / "costs.py", "a") as fp:
+        fp.write("# another build\n")
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = start(DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                      "--no-dashboard")
+    procs = [scheduler]
+    try:
+        wait_for_port(port, scheduler)
+        procs.append(start(DASK, "worker", address, "--nthreads", "1", "--no-nanny",
+                           "--no-dashboard", env={**os.environ, "PYTHONPATH": str(other)}))
+        target = write_model(tmp_path / "m.py", 100)
+        code, _, err = cli(capsys, "explore", target, "--runs", 40, "--dask", address,
+                           "--out", tmp_path / "o")
+        assert code == 2
+        assert_one_error_line(err, "a Dask worker's smpvm", str(other / "smpvm"),
+                              "install the same smpvm on every worker")
+        assert failing_runs(tmp_path / "o") == 0  # nothing recorded from that worker
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()

@@ -10,8 +10,8 @@ know nothing else about where it runs:
   ``Client(address).get_executor()``; ``dask="local"`` starts a
   ``LocalCluster`` on this machine.
 
-Only this module (and ``dask_models``, which hands a cluster's workers the
-model files) imports Dask, and only when asked to.  Per-run results do not
+Only this module (and ``dask_code``, which makes a cluster's workers run the
+driver's model files and smpvm) imports Dask, and only when asked to.  Per-run results do not
 depend on the executor: every run is a pure function of its inputs.
 
 A cluster can fail in ways a process pool cannot, and none of them may hang
@@ -88,9 +88,9 @@ def make_executor(workers: int | None = None, dask: str | None = None, models=()
     """Yield an executor for the requested place; shut it down afterwards.
 
     ``models``: the model files the calls load.  Dask workers are given their
-    sources as this process runs them (``dask_models``): a worker's own copy
-    may be missing or another version.  Local processes are forked from this
-    one, with the models loaded.
+    sources as this process runs them, and run only on this smpvm
+    (``dask_code``): a worker's own copies may be missing or other versions.
+    Local processes are forked from this one, with the models loaded.
 
     Its ``start_s`` says how long it took to bring up (Dask's import and a local
     cluster's processes, or a scheduler's connection; the pool forks its workers
@@ -123,7 +123,7 @@ def make_executor(workers: int | None = None, dask: str | None = None, models=()
                     # pure=False: a task's key is not a hash of its arguments (no
                     # hashing of the plan per task; a batch sent again is a new task)
                     ex = client.get_executor(pure=False)
-                    from .dask_models import ship_models
+                    from .dask_code import ship_models
                     ship_models(client, ex, models)
                     ex.check_alive = _Health(client, dask)
                     ex.through_scheduler = True  # a round trip costs ms: tasks do more

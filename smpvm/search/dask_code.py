@@ -1,0 +1,77 @@
+"""The code a search runs, the same on every Dask worker: its model files and smpvm.
+
+A Dask worker outlives the searches it serves and may sit on another
+machine: its copy of a model file may be missing, or another version (the
+file edited since an earlier search loaded it, which the worker would go on
+running), and it may have another smpvm installed, whose runs differ.  So
+the driver hands its workers the source of every model file as it runs it,
+through a worker plugin (which Dask also runs on workers that join later, or
+replace a dead one), and every task first makes its worker run that version,
+and refuses to run on an smpvm whose source differs from the driver's.  Only
+this module and ``executors`` import Dask.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from ..scenario import give_model_sources, model_versions, use_model_versions
+from ..violations import BadInput
+
+
+@functools.cache
+def smpvm_fingerprint() -> str:
+    """sha256 of smpvm's own source files (names and bytes), once per process."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    h = hashlib.sha256()
+    for folder, subfolders, files in os.walk(root):
+        subfolders.sort()
+        for name in sorted(files):
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                h.update(os.path.relpath(path, root).encode() + b"\0")
+                with open(path, "rb") as fp:
+                    h.update(fp.read())
+    return h.hexdigest()
+
+
+class ModelSources(WorkerPlugin):
+    """Gives a worker the sources of a search's model files."""
+
+    def __init__(self, versions: dict):
+        self.versions = versions
+
+    def setup(self, worker) -> None:
+        give_model_sources(self.versions)
+
+
+def run_as_driver(smpvm_code: str, shas: dict, fn, *args, **kwargs):
+    """A task: ``fn(*args, **kwargs)`` on the driver's smpvm and model versions ``shas``."""
+    if smpvm_code != smpvm_fingerprint():
+        from .. import __version__
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        raise BadInput(f"a Dask worker's smpvm ({__version__} at {here}) is not the driver's "
+                       f"(their source files differ): install the same smpvm on every worker")
+    use_model_versions(shas)
+    return fn(*args, **kwargs)
+
+
+def ship_models(client, executor, paths) -> None:
+    """Register the sources of ``paths`` with ``client``'s workers, and make every call
+    ``executor`` submits run on those versions and on this process's smpvm."""
+    versions = model_versions(paths)
+    shas = {ab: sha for ab, (sha, _) in versions.items()}
+    if versions:
+        # one plugin per set of versions: searches of other versions may share the cluster
+        key = hashlib.sha256(repr(sorted(shas.items())).encode()).hexdigest()[:16]
+        client.register_plugin(ModelSources(versions), name=f"smpvm-models-{key}")
+    code = smpvm_fingerprint()
+    submit = executor.submit
+
+    def submit_as_driver(fn, /, *args, **kwargs):
+        return submit(run_as_driver, code, shas, fn, *args, **kwargs)
+    executor.submit = submit_as_driver
