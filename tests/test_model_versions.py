@@ -10,8 +10,10 @@ when it was edited, and a worker on another smpvm is refused.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
+import shutil
 
 import pytest
 
@@ -129,19 +131,13 @@ def test_a_worker_that_cannot_see_the_model_file_runs_the_drivers_source(
     assert sum(1 for o in there.outcomes() if o.kinds) == 30
 
 
-def test_a_worker_on_another_smpvm_is_refused_in_one_line(tmp_path, capsys):
-    # a worker whose smpvm differs by one comment: its runs could differ, so no run is
-    # taken from it
-    import shutil
-
+@contextlib.contextmanager
+def worker_on(pythonpath):
+    """A scheduler and one worker whose PYTHONPATH starts with ``pythonpath``; yields the
+    address."""
     from test_faults_dask import DASK, free_port, start, wait_for_port
     if not os.path.exists(DASK):
         pytest.skip("no dask command")
-    other = tmp_path / "other"
-    shutil.copytree(os.path.join(ROOT, "smpvm"), other / "smpvm",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    with open(other / "smpvm" / "costs.py", "a") as fp:
-        fp.write("# another build\n")
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     scheduler = start(DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port),
@@ -150,15 +146,41 @@ def test_a_worker_on_another_smpvm_is_refused_in_one_line(tmp_path, capsys):
     try:
         wait_for_port(port, scheduler)
         procs.append(start(DASK, "worker", address, "--nthreads", "1", "--no-nanny",
-                           "--no-dashboard", env={**os.environ, "PYTHONPATH": str(other)}))
-        target = write_model(tmp_path / "m.py", 100)
-        code, _, err = cli(capsys, "explore", target, "--runs", 40, "--dask", address,
-                           "--out", tmp_path / "o")
-        assert code == 2
-        assert_one_error_line(err, "a Dask worker's smpvm", str(other / "smpvm"),
-                              "install the same smpvm on every worker")
-        assert failing_runs(tmp_path / "o") == 0  # nothing recorded from that worker
+                           "--no-dashboard", env={**os.environ, "PYTHONPATH": str(pythonpath)}))
+        yield address
     finally:
         for p in procs:
             p.kill()
             p.wait()
+
+
+def test_a_worker_on_another_smpvm_is_refused_in_one_line(tmp_path, capsys):
+    # a worker whose smpvm differs by one comment: its runs could differ, so no run is
+    # taken from it
+    other = tmp_path / "other"
+    shutil.copytree(os.path.join(ROOT, "smpvm"), other / "smpvm",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    with open(other / "smpvm" / "costs.py", "a") as fp:
+        fp.write("# another build\n")
+    target = write_model(tmp_path / "m.py", 100)
+    with worker_on(other) as address:
+        code, _, err = cli(capsys, "explore", target, "--runs", 40, "--dask", address,
+                           "--out", tmp_path / "o")
+    assert code == 2
+    assert_one_error_line(err, "a Dask worker's smpvm", str(other / "smpvm"),
+                          "install the same smpvm on every worker")
+    assert failing_runs(tmp_path / "o") == 0  # nothing recorded from that worker
+
+
+def test_a_worker_without_smpvm_is_refused_in_one_line(tmp_path, capsys):
+    # a worker that cannot import smpvm at all (here: a package that fails to import)
+    (tmp_path / "none" / "smpvm").mkdir(parents=True)
+    (tmp_path / "none" / "smpvm" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'smpvm'\")\n")
+    target = write_model(tmp_path / "m.py", 100)
+    with worker_on(tmp_path / "none") as address:
+        code, _, err = cli(capsys, "explore", target, "--runs", 40, "--dask", address,
+                           "--out", tmp_path / "o")
+    assert code == 2, err
+    assert_one_error_line(err, "a Dask worker could not load smpvm's code",
+                          "No module named 'smpvm'", "install the same smpvm on every worker")

@@ -68,7 +68,11 @@ def ship_models(client, executor, paths) -> None:
     if versions:
         # one plugin per set of versions: searches of other versions may share the cluster
         key = hashlib.sha256(repr(sorted(shas.items())).encode()).hexdigest()[:16]
-        client.register_plugin(ModelSources(versions), name=f"smpvm-models-{key}")
+        try:
+            client.register_plugin(ModelSources(versions), name=f"smpvm-models-{key}")
+        except Exception as e:  # raised on a worker: without smpvm, say
+            raise BadInput(f"a Dask worker could not load smpvm's code ({e}): install the "
+                           f"same smpvm on every worker") from None
     code = smpvm_fingerprint()
     submit = executor.submit
 

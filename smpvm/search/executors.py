@@ -30,6 +30,7 @@ import gc
 import os
 import threading
 import time
+import warnings
 
 
 class ClusterLost(Exception):
@@ -123,6 +124,9 @@ def make_executor(workers: int | None = None, dask: str | None = None, models=()
                     # pure=False: a task's key is not a hash of its arguments (no
                     # hashing of the plan per task; a batch sent again is a new task)
                     ex = client.get_executor(pure=False)
+                    # the workers there now load the models' sources at once, so one
+                    # that cannot (no smpvm) is said here rather than as lost runs
+                    _wait_for_a_worker(client, dask)
                     from .dask_code import ship_models
                     ship_models(client, ex, models)
                     ex.check_alive = _Health(client, dask)
@@ -219,8 +223,13 @@ def _connect(Client, address: str):
         except BaseException as e:  # delivered to the caller below
             box["error"] = e
     t = threading.Thread(target=connect, name="smpvm-dask-connect", daemon=True)
-    t.start()
-    t.join(limit + 1)
+    with warnings.catch_warnings():
+        # Dask's table of package versions that differ between client, scheduler and
+        # workers: what matters is smpvm's, which every task checks (``dask_code``)
+        from distributed.versions import VersionMismatchWarning
+        warnings.simplefilter("ignore", VersionMismatchWarning)
+        t.start()
+        t.join(limit + 1)
     if "client" in box:
         return box["client"]
     why = f": {box['error']}" if "error" in box else f" within {limit:g} s"
@@ -273,6 +282,15 @@ def _usable(backend) -> bool:
     except (TypeError, ImportError, NotImplementedError):
         return False
     return True
+
+
+def _wait_for_a_worker(client, address) -> None:
+    """Until the cluster has a worker; ``ClusterLost`` after ``no_workers_s()``."""
+    try:
+        client.wait_for_workers(1, timeout=no_workers_s())
+    except TimeoutError:
+        raise ClusterLost(f"the Dask cluster at {address} has had no workers for "
+                          f"{no_workers_s():g} s") from None
 
 
 class _Health:
