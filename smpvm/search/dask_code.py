@@ -7,7 +7,8 @@ running), and it may have another smpvm installed, whose runs differ.  So
 the driver hands its workers the source of every model file as it runs it,
 through a worker plugin (which Dask also runs on workers that join later, or
 replace a dead one), and every task first makes its worker run that version,
-and refuses to run on an smpvm whose source differs from the driver's.  Only
+and refuses to run on an smpvm whose source differs from the driver's.  A
+worker process runs one task at a time, whatever its threads.  Only
 this module and ``executors`` import Dask.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import threading
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
@@ -49,6 +51,13 @@ class ModelSources(WorkerPlugin):
         give_model_sources(self.versions)
 
 
+#: Held by the task running in this process.  A run keeps process-wide state (the
+#: machine in progress, the operation just issued), so a worker with several threads
+#: (Dask's default: one a core) runs one task at a time; pure Python holds the GIL
+#: anyway, so its threads could not run two at once.
+ONE_TASK_AT_A_TIME = threading.Lock()
+
+
 def run_as_driver(smpvm_code: str, shas: dict, fn, *args, **kwargs):
     """A task: ``fn(*args, **kwargs)`` on the driver's smpvm and model versions ``shas``."""
     if smpvm_code != smpvm_fingerprint():
@@ -56,8 +65,9 @@ def run_as_driver(smpvm_code: str, shas: dict, fn, *args, **kwargs):
         here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         raise BadInput(f"a Dask worker's smpvm ({__version__} at {here}) is not the driver's "
                        f"(their source files differ): install the same smpvm on every worker")
-    use_model_versions(shas)
-    return fn(*args, **kwargs)
+    with ONE_TASK_AT_A_TIME:
+        use_model_versions(shas)
+        return fn(*args, **kwargs)
 
 
 def ship_models(client, executor, paths) -> None:

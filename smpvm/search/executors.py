@@ -131,7 +131,8 @@ def make_executor(workers: int | None = None, dask: str | None = None, models=()
                     ship_models(client, ex, models)
                     ex.check_alive = _Health(client, dask)
                     ex.through_scheduler = True  # a round trip costs ms: tasks do more
-                    ex.width = lambda: max(1, sum(client.nthreads().values()))
+                    # a worker process runs one task at a time (``dask_code``)
+                    ex.width = lambda: max(1, len(client.nthreads()))
                     ex.start_s = time.perf_counter() - t0
                     yield ex
             finally:

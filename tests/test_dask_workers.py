@@ -1,11 +1,13 @@
-"""The model a search runs is the file as the search found it, in every process.
+"""What a search runs is the same in every process: its model as the search found it,
+on the driver's smpvm, one run at a time.
 
 A Dask worker outlives searches and may sit on another machine, without the
-model file or with another version of it, or with another smpvm; a
-long-lived process (a notebook, a test session) explores the same file before
-and after an edit.  Each must run the version the search started with: the
-driver hands its workers the source, a search's start loads the file anew
-when it was edited, and a worker on another smpvm is refused.
+model file or with another version of it, or with another smpvm, or with
+several threads (Dask's default); a long-lived process (a notebook, a test
+session) explores the same file before and after an edit.  Each must run the
+version the search started with: the driver hands its workers the source, a
+search's start loads the file anew when it was edited, a worker on another
+smpvm is refused, and a worker's threads take its tasks one at a time.
 """
 
 from __future__ import annotations
@@ -132,9 +134,9 @@ def test_a_worker_that_cannot_see_the_model_file_runs_the_drivers_source(
 
 
 @contextlib.contextmanager
-def worker_on(pythonpath):
-    """A scheduler and one worker whose PYTHONPATH starts with ``pythonpath``; yields the
-    address."""
+def worker_on(pythonpath=None, threads=1):
+    """A scheduler and one worker with ``threads`` threads, whose PYTHONPATH starts with
+    ``pythonpath``; yields the address."""
     from test_faults_dask import DASK, free_port, start, wait_for_port
     if not os.path.exists(DASK):
         pytest.skip("no dask command")
@@ -145,8 +147,9 @@ def worker_on(pythonpath):
     procs = [scheduler]
     try:
         wait_for_port(port, scheduler)
-        procs.append(start(DASK, "worker", address, "--nthreads", "1", "--no-nanny",
-                           "--no-dashboard", env={**os.environ, "PYTHONPATH": str(pythonpath)}))
+        env = {**os.environ, "PYTHONPATH": str(pythonpath)} if pythonpath else None
+        procs.append(start(DASK, "worker", address, "--nthreads", str(threads), "--no-nanny",
+                           "--no-dashboard", env=env))
         yield address
     finally:
         for p in procs:
@@ -184,3 +187,19 @@ def test_a_worker_without_smpvm_is_refused_in_one_line(tmp_path, capsys):
     assert code == 2, err
     assert_one_error_line(err, "a Dask worker could not load smpvm's code",
                           "No module named 'smpvm'", "install the same smpvm on every worker")
+
+
+def test_a_worker_with_several_threads_runs_as_one_process_does(tmp_path, capsys):
+    # a run keeps process-wide state: two at once in one process would mix them up
+    # (a scenario's set-up refused, or worse, runs that differ silently)
+    target = "models/freebsd/device_pager.py::doomed_object"
+    with worker_on(threads=3) as address:
+        code, _, err = cli(capsys, "explore", target, "--runs", 6000, "--dask", address,
+                           "--out", tmp_path / "threads")
+    assert code == 1, err
+    code, _, _ = cli(capsys, "explore", target, "--runs", 6000, "--workers", 1,
+                     "--out", tmp_path / "here")
+    assert code == 1
+    with open(tmp_path / "threads" / "runs.csv", "rb") as a, \
+            open(tmp_path / "here" / "runs.csv", "rb") as b:
+        assert a.read() == b.read()
