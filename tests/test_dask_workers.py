@@ -203,3 +203,28 @@ def test_a_worker_with_several_threads_runs_as_one_process_does(tmp_path, capsys
     with open(tmp_path / "threads" / "runs.csv", "rb") as a, \
             open(tmp_path / "here" / "runs.csv", "rb") as b:
         assert a.read() == b.read()
+
+
+def test_a_search_on_a_cluster_is_sized_for_its_workers(tmp_path, monkeypatch):
+    # --workers defaults to this machine's cores; on a cluster the search is sized for
+    # the cluster's worker processes instead (a laptop's two cores would keep only a
+    # few of a cluster's workers busy)
+    import smpvm.search.explore as explore_module
+    from smpvm.search.executors import dask_workers
+    from test_faults_dask import dask_cluster
+    sized = []
+    real = explore_module.Exploration._batch_size
+
+    def batch_size(self, workers):
+        sized.append(workers)
+        return real(self, workers)
+    monkeypatch.setattr(explore_module.Exploration, "_batch_size", batch_size)
+    from dask.distributed import Client
+    for address, _, _ in dask_cluster(3):
+        with Client(address) as client:
+            client.wait_for_workers(3, timeout=60)  # all three joined
+        assert dask_workers(address) == 3
+        explore("tests/models/tiny.py::publish", runs=200, dask=address, out=tmp_path / "a")
+        explore("tests/models/tiny.py::publish", runs=200, dask=address, workers=5,
+                out=tmp_path / "b")
+    assert sized == [3, 5]

@@ -73,7 +73,9 @@ def dask_cluster():
     """A two-worker Dask LocalCluster shared by the Dask tests (it takes seconds to start)."""
     distributed = pytest.importorskip("dask.distributed")
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+                                       dashboard_address=None,
+                                       scheduler_kwargs={"dashboard": False,
+                                                         "dashboard_address": ":0"})
     yield cluster.scheduler_address
     cluster.close()
 

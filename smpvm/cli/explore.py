@@ -39,7 +39,8 @@ from .select import label, select, selection_options, summary
 @click.option("--cpus", type=int, default=None, help="Number of CPUs (default: the scenario's).")
 @set_option
 @click.option("--workers", "-w", type=int, default=None,
-              help="Worker processes (default: one per core; 1 runs in this process).")
+              help="Worker processes (default: one per core; 1 runs in this process; "
+                   "with --dask ADDRESS, the cluster's own).")
 @click.option("--dask", default=None, metavar="ADDRESS|local",
               help="Run on a Dask cluster at ADDRESS, or 'local' to start a LocalCluster.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default=None,

@@ -13,7 +13,8 @@ from .exits import EXIT_BAD_INPUT, EXIT_INCOMPLETE, verdict
 @click.command("sweep")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--workers", type=int, default=None,
-              help="Local worker processes (default: one per core; 1 = in this process).")
+              help="Local worker processes (default: one per core; 1 = in this process; "
+                   "with --dask ADDRESS, the cluster's own).")
 @click.option("--dask", default=None, metavar="ADDRESS|local",
               help="Run on a Dask cluster (scheduler address), or 'local' for a LocalCluster.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),

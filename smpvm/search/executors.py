@@ -285,6 +285,24 @@ def _usable(backend) -> bool:
     return True
 
 
+def dask_workers(address: str) -> int:
+    """The worker processes of the Dask cluster at ``address`` (waiting for one as a
+    search would), for sizing a search that was not told how many there are."""
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        from ..violations import BadInput
+        raise BadInput("--dask needs the dask extra: pip install 'smpvm[dask]'") from None
+    client = _connect(Client, address)
+    try:
+        with _quiet_dask():
+            _wait_for_a_worker(client, address)
+            return max(1, len(client.nthreads()))
+    finally:
+        with _quiet_dask():
+            client.close()
+
+
 def _wait_for_a_worker(client, address) -> None:
     """Until the cluster has a worker; ``ClusterLost`` after ``no_workers_s()``."""
     try:

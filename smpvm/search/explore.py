@@ -527,9 +527,15 @@ class Exploration:
         return workers
 
     def _run_sampled(self) -> None:
-        from .executors import default_workers
+        from .executors import ClusterLost, default_workers
         inline = self._inline = self.dask is None and self.workers == 1
-        workers = 1 if inline else (self.workers or default_workers())
+        try:
+            workers = 1 if inline else (self.workers or self._cluster_size()
+                                        or default_workers())
+        except ClusterLost as e:  # no workers came: nothing ran
+            self.report.interrupted = True
+            self.report.notes.append(str(e))
+            return
         size = self._batch_size(workers)
         pending = self._pending = Batches(self.runs, size, self.done,
                                           self._warm_up_batch_size(workers, size), workers)
@@ -542,7 +548,6 @@ class Exploration:
             self._ahead = 2 * window * per_task * size
         attempts: dict[tuple, int] = {}
         t0 = time.perf_counter()
-        from .executors import ClusterLost
         try:
             # a broken executor (a worker process died) is replaced and the search goes on
             while (pending and not self._stopping()
@@ -556,6 +561,16 @@ class Exploration:
         finally:
             self._record_held()
             self.report.elapsed_s = time.perf_counter() - t0
+
+    def _cluster_size(self) -> int | None:
+        """The worker processes of the Dask cluster this search runs on, when ``--workers``
+        does not say (batches and tasks out are sized for them); None for no cluster."""
+        if not (self.dask or "").strip() or self.dask == "local":
+            return None  # (an empty address is refused as the executor starts)
+        t0 = time.perf_counter()
+        n = _executors.dask_workers(self.dask)
+        self.report.executor_start_s += time.perf_counter() - t0
+        return n
 
     @contextlib.contextmanager
     def _executor(self):

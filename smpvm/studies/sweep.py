@@ -721,6 +721,8 @@ class Runner:
         from ..violations import ModelError
         with make_executor(self.workers, self.dask, self.models) as ex:
             self.start_s += ex.start_s
+            if self.dask and self.dask != "local" and not self.workers:
+                self.window = 4 * ex.width()  # a cluster's own size, --workers not given
             inflight = deque()
             while True:
                 while len(inflight) < self.window:
