@@ -8,8 +8,8 @@ the driver hands its workers the source of every model file as it runs it,
 through a worker plugin (which Dask also runs on workers that join later, or
 replace a dead one), and every task first makes its worker run that version,
 and refuses to run on an smpvm whose source differs from the driver's.  A
-worker process runs one task at a time, whatever its threads.  Only
-this module and ``executors`` import Dask.
+worker process runs one task at a time, whatever its threads.  Only this
+module and ``executors`` import Dask.
 """
 
 from __future__ import annotations
