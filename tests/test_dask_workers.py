@@ -228,3 +228,15 @@ def test_a_search_on_a_cluster_is_sized_for_its_workers(tmp_path, monkeypatch):
         explore("tests/models/tiny.py::publish", runs=200, dask=address, workers=5,
                 out=tmp_path / "b")
     assert sized == [3, 5]
+
+
+def test_a_worker_on_another_python_numpy_or_simpy_refuses_the_task():
+    # numpy draws the models' random numbers and SimPy orders the devices' events: a
+    # worker on other versions could make other runs of the same seeds
+    from smpvm.search.dask_code import run_as_driver, runtime, smpvm_fingerprint
+    from smpvm.violations import BadInput
+    assert run_as_driver(smpvm_fingerprint(), runtime(), {}, len, "four") == 4
+    for name in ("Python", "numpy", "SimPy"):
+        with pytest.raises(BadInput, match=f"a Dask worker has {name} .* where the driver "
+                                           f"has 0.0"):
+            run_as_driver(smpvm_fingerprint(), {**runtime(), name: "0.0"}, {}, len, "four")

@@ -3,13 +3,14 @@
 A Dask worker outlives the searches it serves and may sit on another
 machine: its copy of a model file may be missing, or another version (the
 file edited since an earlier search loaded it, which the worker would go on
-running), and it may have another smpvm installed, whose runs differ.  So
-the driver hands its workers the source of every model file as it runs it,
-through a worker plugin (which Dask also runs on workers that join later, or
-replace a dead one), and every task first makes its worker run that version,
-and refuses to run on an smpvm whose source differs from the driver's.  A
-worker process runs one task at a time, whatever its threads.  Only this
-module and ``executors`` import Dask.
+running), and it may have another smpvm installed, or another Python, numpy
+or SimPy, whose runs may differ.  So the driver hands its workers the source
+of every model file as it runs it, through a worker plugin (which Dask also
+runs on workers that join later, or replace a dead one), and every task
+first makes its worker run that version, and refuses to run on an smpvm
+whose source differs from the driver's, or on another runtime.  A worker
+process runs one task at a time, whatever its threads.  Only this module and
+``executors`` import Dask.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import sys
 import threading
 
 from distributed.diagnostics.plugin import WorkerPlugin
@@ -58,13 +60,29 @@ class ModelSources(WorkerPlugin):
 ONE_TASK_AT_A_TIME = threading.Lock()
 
 
-def run_as_driver(smpvm_code: str, shas: dict, fn, *args, **kwargs):
-    """A task: ``fn(*args, **kwargs)`` on the driver's smpvm and model versions ``shas``."""
+@functools.cache
+def runtime() -> dict:
+    """What a run's results depend on besides smpvm and the model: the Python, numpy
+    (the models' random streams) and SimPy (the devices' event order) versions."""
+    import numpy
+    import simpy
+    return {"Python": "%d.%d" % sys.version_info[:2], "numpy": numpy.__version__,
+            "SimPy": simpy.__version__}
+
+
+def run_as_driver(smpvm_code: str, driver_runtime: dict, shas: dict, fn, *args, **kwargs):
+    """A task: ``fn(*args, **kwargs)`` on the driver's smpvm, runtime and model versions
+    ``shas``."""
     if smpvm_code != smpvm_fingerprint():
         from .. import __version__
         here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         raise BadInput(f"a Dask worker's smpvm ({__version__} at {here}) is not the driver's "
                        f"(their source files differ): install the same smpvm on every worker")
+    for name, version in runtime().items():
+        if driver_runtime.get(name) != version:
+            raise BadInput(f"a Dask worker has {name} {version} where the driver has "
+                           f"{driver_runtime.get(name)}: runs could differ; install the same "
+                           f"on every worker")
     with ONE_TASK_AT_A_TIME:
         use_model_versions(shas)
         return fn(*args, **kwargs)
@@ -83,9 +101,9 @@ def ship_models(client, executor, paths) -> None:
         except Exception as e:  # raised on a worker: without smpvm, say
             raise BadInput(f"a Dask worker could not load smpvm's code ({e}): install the "
                            f"same smpvm on every worker") from None
-    code = smpvm_fingerprint()
+    code, here = smpvm_fingerprint(), runtime()
     submit = executor.submit
 
     def submit_as_driver(fn, /, *args, **kwargs):
-        return submit(run_as_driver, code, shas, fn, *args, **kwargs)
+        return submit(run_as_driver, code, here, shas, fn, *args, **kwargs)
     executor.submit = submit_as_driver
