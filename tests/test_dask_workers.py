@@ -137,24 +137,10 @@ def test_a_worker_that_cannot_see_the_model_file_runs_the_drivers_source(
 def worker_on(pythonpath=None, threads=1):
     """A scheduler and one worker with ``threads`` threads, whose PYTHONPATH starts with
     ``pythonpath``; yields the address."""
-    from test_faults_dask import DASK, free_port, start, wait_for_port
-    if not os.path.exists(DASK):
-        pytest.skip("no dask command")
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    scheduler = start(DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                      "--no-dashboard")
-    procs = [scheduler]
-    try:
-        wait_for_port(port, scheduler)
-        env = {**os.environ, "PYTHONPATH": str(pythonpath)} if pythonpath else None
-        procs.append(start(DASK, "worker", address, "--nthreads", str(threads), "--no-nanny",
-                           "--no-dashboard", env=env))
+    from test_faults_dask import dask_cluster
+    env = {**os.environ, "PYTHONPATH": str(pythonpath)} if pythonpath else None
+    for address, _, _ in dask_cluster(1, threads, env):
         yield address
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
 
 
 def test_a_worker_on_another_smpvm_is_refused_in_one_line(tmp_path, capsys):

@@ -51,9 +51,10 @@ def wait_for_port(port, proc, seconds=30):
     raise AssertionError(f"nothing listened on {port}")
 
 
-def dask_cluster(workers: int):
-    """A scheduler and ``workers`` workers, real processes: yields (address, scheduler,
-    [worker, ...]) and kills what is left at the end."""
+def dask_cluster(workers: int, threads: int = 1, env: dict | None = None):
+    """A scheduler and ``workers`` workers of ``threads`` threads (their environment
+    ``env``), real processes: yields (address, scheduler, [worker, ...]) and kills what
+    is left at the end."""
     if not os.path.exists(DASK):
         pytest.skip("no dask command")
     port = free_port()
@@ -63,8 +64,8 @@ def dask_cluster(workers: int):
     procs = [scheduler]
     try:
         wait_for_port(port, scheduler)
-        started = [start(DASK, "worker", address, "--nthreads", "1", "--no-nanny",
-                         "--no-dashboard") for _ in range(workers)]
+        started = [start(DASK, "worker", address, "--nthreads", str(threads), "--no-nanny",
+                         "--no-dashboard", env=env) for _ in range(workers)]
         procs += started
         yield address, scheduler, started
     finally:
