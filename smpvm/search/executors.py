@@ -11,8 +11,9 @@ know nothing else about where it runs:
   ``LocalCluster`` on this machine.
 
 Only this module (and ``dask_code``, which makes a cluster's workers run the
-driver's model files and smpvm) imports Dask, and only when asked to.  Per-run results do not
-depend on the executor: every run is a pure function of its inputs.
+driver's model files and smpvm) imports Dask, and only when asked to.
+Per-run results do not depend on the executor: every run is a pure function
+of its inputs.
 
 A cluster can fail in ways a process pool cannot, and none of them may hang
 the search: an address that does not answer as a Dask scheduler is refused
