@@ -210,11 +210,17 @@ def load_module(path: str, fresh: bool = False):
 
 
 def _edited(ab: str, sha: str) -> bool:
+    source = _source_now(ab)
+    return source is not None and hashlib.sha256(source).hexdigest() != sha  # (gone: kept)
+
+
+def _source_now(ab: str) -> bytes | None:
+    """The model file's bytes as it reads now; None when it cannot be read."""
     try:
         with open(ab, "rb") as fp:
-            return hashlib.sha256(fp.read()).hexdigest() != sha
+            return fp.read()
     except OSError:
-        return False  # gone or unreadable: what was loaded stays
+        return None
 
 
 def _execute(path: str, ab: str, source: bytes):
@@ -240,6 +246,13 @@ def _execute(path: str, ab: str, source: bytes):
     linecache.cache[ab] = (len(source), None, text.splitlines(True), ab)
     _loaded[ab] = (sha, mod, source)
     return mod
+
+
+def model_sha256(path: str) -> str:
+    """sha256 of the model file as this process runs it (loading it once), which a
+    search records: the file may have been edited since."""
+    load_module(path)
+    return _loaded[os.path.abspath(path)][0]
 
 
 def model_versions(paths) -> dict:
@@ -269,11 +282,7 @@ def use_model_versions(shas: dict) -> None:
             continue
         source = _given.get(ab, {}).get(sha)
         if source is None:
-            try:
-                with open(ab, "rb") as fp:
-                    source = fp.read()
-            except OSError:
-                source = b""
+            source = _source_now(ab) or b""
             if hashlib.sha256(source).hexdigest() != sha:
                 raise BadInput(f"this worker has no copy of the model file {ab} that the "
                                f"search runs (sha256 {sha[:12]}...)")

@@ -103,11 +103,7 @@ def make_executor(workers: int | None = None, dask: str | None = None, models=()
         from ..violations import BadInput
         raise BadInput("--dask needs a Dask scheduler's address (tcp://HOST:PORT) or 'local'")
     if dask:
-        try:
-            from dask.distributed import Client, LocalCluster
-        except ImportError:
-            from ..violations import BadInput
-            raise BadInput("--dask needs the dask extra: pip install 'smpvm[dask]'") from None
+        Client, LocalCluster = _dask_classes()
         import dask as dask_config
         with contextlib.ExitStack() as stack:
             cluster = None
@@ -286,14 +282,15 @@ def _usable(backend) -> bool:
     return True
 
 
+def remote_cluster(dask: str | None) -> bool:
+    """Does ``--dask`` name a cluster's address (not ``local``, not absent or empty)?"""
+    return bool(dask and dask.strip()) and dask != "local"
+
+
 def dask_workers(address: str) -> int:
     """The worker processes of the Dask cluster at ``address`` (waiting for one as a
     search would), for sizing a search that was not told how many there are."""
-    try:
-        from dask.distributed import Client
-    except ImportError:
-        from ..violations import BadInput
-        raise BadInput("--dask needs the dask extra: pip install 'smpvm[dask]'") from None
+    Client, _ = _dask_classes()
     client = _connect(Client, address)
     try:
         with _quiet_dask():
@@ -304,13 +301,28 @@ def dask_workers(address: str) -> int:
             client.close()
 
 
+def _dask_classes():
+    """Dask's ``Client`` and ``LocalCluster``; bad input where Dask is not installed."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        from ..violations import BadInput
+        raise BadInput("--dask needs the dask extra: pip install 'smpvm[dask]'") from None
+    return Client, LocalCluster
+
+
 def _wait_for_a_worker(client, address) -> None:
     """Until the cluster has a worker; ``ClusterLost`` after ``no_workers_s()``."""
     try:
         client.wait_for_workers(1, timeout=no_workers_s())
     except TimeoutError:
-        raise ClusterLost(f"the Dask cluster at {address} has had no workers for "
-                          f"{no_workers_s():g} s") from None
+        raise _no_workers(address) from None
+
+
+def _no_workers(address) -> ClusterLost:
+    """What a search is told when the cluster at ``address`` has had no workers too long."""
+    return ClusterLost(f"the Dask cluster at {address} has had no workers for "
+                       f"{no_workers_s():g} s")
 
 
 class _Health:
@@ -329,8 +341,7 @@ class _Health:
         if self.client.scheduler_info().get("workers"):
             self.workers_seen = now
         elif now - self.workers_seen > no_workers_s():
-            raise ClusterLost(f"the Dask cluster at {self.address} has had no workers for "
-                              f"{no_workers_s():g} s")
+            raise _no_workers(self.address)
 
 
 #: Dask settings for a ``--dask local`` cluster.  Its workers are forked from this

@@ -56,7 +56,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 
-from ..scenario import check_cpus, load_target, split_target
+from ..scenario import check_cpus, load_target, model_sha256, split_target
 from ..violations import BadInput, ModelError
 from . import executors as _executors
 from .executors import max_workers, wait_first as _wait_first  # noqa: F401
@@ -178,7 +178,6 @@ class Exploration:
                  resume=False, progress=None, shrink=True, fail_on=None, ignore=None,
                  max_steps=None):
         from .failon import fail_on as parse_fail_on
-        from .failures import model_fingerprint
         if strategy not in SEARCHES:
             raise BadInput(f"unknown strategy {strategy!r}; choose one of: {', '.join(SEARCHES)}")
         _check_at_least("--runs", runs, 1)
@@ -215,7 +214,7 @@ class Exploration:
         self.shrink = shrink
         self.out = os.fspath(out) if out else os.path.join(
             "smpvm-out", f"{name}-{variant}-{strategy}-s{seed}")
-        self.model_sha256 = model_fingerprint(self.model_file)
+        self.model_sha256 = model_sha256(self.model_file)  # of the version that runs
         self.report = Report(target=target, variant=variant, strategy=strategy, seed=int(seed),
                              out=self.out)
         # progress of the search
@@ -565,7 +564,7 @@ class Exploration:
     def _cluster_size(self) -> int | None:
         """The worker processes of the Dask cluster this search runs on, when ``--workers``
         does not say (batches and tasks out are sized for them); None for no cluster."""
-        if not (self.dask or "").strip() or self.dask == "local":
+        if not _executors.remote_cluster(self.dask):
             return None  # (an empty address is refused as the executor starts)
         t0 = time.perf_counter()
         n = _executors.dask_workers(self.dask)

@@ -74,7 +74,7 @@ def load_study(path: str, kind: str, runs_override: int | None = None) -> dict:
                        f"known: {', '.join(sorted(allowed))}")
     runs = runs_override or data.get("runs", 500)
     seed = data.get("seed", 1)
-    _max_steps_option(path, "max_steps", data.get("max_steps"))
+    study_max_steps(path, data.get("max_steps"))
     for name, v in (("runs", runs), ("seed", seed)):
         if not isinstance(v, int) or isinstance(v, bool) or v < (1 if name == "runs" else 0):
             raise BadInput(f"{path}: {name} must be a whole number{' >= 1' if name == 'runs' else ''}, got {v!r}")
@@ -101,8 +101,8 @@ def load_study(path: str, kind: str, runs_override: int | None = None) -> dict:
         entry = {"target": _near(target, path), "params": dict(e.get("params", {}))}
         for key in kinds_keys:  # which violation kinds count, per race or for the study
             entry[key] = _kinds_option(path, key, e.get(key, data.get(key)))
-        entry["max_steps"] = _max_steps_option(
-            f"{path}: [[{table}]] number {i}", "max_steps", e.get("max_steps", data.get("max_steps")))
+        entry["max_steps"] = study_max_steps(f"{path}: [[{table}]] number {i}",
+                                             e.get("max_steps", data.get("max_steps")))
         for g in groups:
             vs = e.get(g, [])
             if not isinstance(vs, list) or not all(isinstance(v, str) for v in vs):
@@ -259,12 +259,12 @@ def _kinds_option(path, key, value) -> str | None:
         raise BadInput(f"{path}: {err}") from None
 
 
-def _max_steps_option(where, key, value) -> int | None:
-    """A study's (or one entry's) ``max_steps``: a whole number >= 1, or absent."""
+def study_max_steps(where, value) -> int | None:
+    """A study's (or one entry's) ``max_steps``, checked: a whole number >= 1, or absent."""
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise BadInput(f"{where}: {key} must be a whole number >= 1, got {value!r}")
+        raise BadInput(f"{where}: max_steps must be a whole number >= 1, got {value!r}")
     return value
 
 

@@ -289,10 +289,8 @@ def _run_length(path, data, seeds):
     if precision is not None and seeds < 2:
         raise BadInput(f"{path}: precision needs seeds >= 2 to start from (one run has no "
                        f"confidence interval)")
-    max_steps = data.get("max_steps")
-    if max_steps is not None and (not isinstance(max_steps, int) or isinstance(max_steps, bool)
-                                  or max_steps < 1):
-        raise BadInput(f"{path}: max_steps must be a whole number >= 1, got {max_steps!r}")
+    from .races import study_max_steps
+    max_steps = study_max_steps(path, data.get("max_steps"))
     return (float(precision) if precision is not None else None), max_seeds, max_steps
 
 
@@ -717,11 +715,11 @@ class Runner:
         import concurrent.futures as cf
         from collections import deque
 
-        from ..search.executors import make_executor
+        from ..search.executors import make_executor, remote_cluster
         from ..violations import ModelError
         with make_executor(self.workers, self.dask, self.models) as ex:
             self.start_s += ex.start_s
-            if self.dask and self.dask != "local" and not self.workers:
+            if remote_cluster(self.dask) and not self.workers:
                 self.window = 4 * ex.width()  # a cluster's own size, --workers not given
             inflight = deque()
             while True:
