@@ -122,3 +122,19 @@ def test_shrink_returns_none_when_the_schedule_does_not_fail():
     r = run_scenario(scn, variant="fixed", seed=1, strategy=Random())
     assert shrink(spec_of(scn, variant="fixed", seed=1), scn=scn, choices=r.choices,
                   kind="use-after-free") is None
+
+
+def test_shrinking_stops_when_its_replays_have_taken_their_steps():
+    # a failure at the end of a million-step run would get a thousand replays, each the
+    # whole run: the replays' steps are budgeted too, and a depth not shown minimal says so
+    scn, runs = failing_runs("check_then_use", 6)
+    seed, r = max(runs, key=lambda sr: sr[1].steps)
+    spec = spec_of(scn, variant="buggy", seed=seed)
+    free = shrink(spec, scn=scn, choices=r.choices, kind="use-after-free")
+    tight = shrink(spec, scn=scn, choices=r.choices, kind="use-after-free", steps=r.steps)
+    # the original run takes the budget: nothing more is tried
+    assert tight.trials == 1 < free.trials
+    assert free.minimal and not tight.minimal
+    assert tight.preemptions <= tight.original_preemptions
+    again = run_scenario(scn, variant="buggy", seed=seed, strategy=Replay(tight.choices))
+    assert "use-after-free" in again.kinds()

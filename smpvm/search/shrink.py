@@ -195,20 +195,33 @@ class Shrunk:
     minimal: bool = True
 
 
+#: Steps all the replays of one shrink may take together.  Runs of tens to thousands of
+#: steps never come near it; a failure at the end of a million-step run (a livelock cut
+#: by ``max_steps``) gets ten replays instead of a thousand, each the whole run.
+SHRINK_STEPS = 10_000_000
+
+
 class _Trials:
     """Runs candidate schedules of one failing run and keeps the best that still fails."""
 
-    def __init__(self, spec, scn, kind, budget):
+    def __init__(self, spec, scn, kind, budget, steps=SHRINK_STEPS):
         self.spec = spec
         self.scn = scn
         self.kind = kind
         self.budget = budget
         self.count = 0
+        #: Steps the replays may take in all, and have taken.
+        self.step_budget = steps
+        self.steps = 0
         self.best = None  # (preemptions, decisions, choices, violation)
+
+    def spent(self) -> bool:
+        """Are the replays or their steps used up?"""
+        return self.count >= self.budget or self.steps >= self.step_budget
 
     def run(self, strategy):
         """Run once; (preemptions, decisions, result) or None when over budget or off-model."""
-        if self.count >= self.budget:
+        if self.spent():
             return None
         self.count += 1
         rec = Recorder(strategy)
@@ -216,6 +229,7 @@ class _Trials:
             r = run_spec(self.spec, rec, scn=self.scn, lockstat=False)
         except ReplayMismatch:
             return None
+        self.steps += r.steps
         return len(rec.preemptions()), rec.decisions, r
 
     def consider(self, outcome) -> int | None:
@@ -232,14 +246,17 @@ class _Trials:
 
 
 def shrink(spec: RunSpec, *, choices, kind, scn=None, budget: int = 1000,
-           probes: int = 200, exhaustive_budget: int = 1000) -> Shrunk | None:
+           probes: int = 200, exhaustive_budget: int = 1000,
+           steps: int = SHRINK_STEPS) -> Shrunk | None:
     """Shrink a failing schedule; None if replaying ``choices`` does not give ``kind``.
 
-    ``budget`` caps the replays of ddmin and the probes; ``probes`` is how many fresh
-    schedules with fewer preemptions are tried each time ddmin gets stuck;
-    ``exhaustive_budget`` caps the runs of the last, exhaustive step.
+    ``budget`` caps the replays of ddmin and the probes, ``steps`` the steps they take
+    in all; ``probes`` is how many fresh schedules with fewer preemptions are tried
+    each time ddmin gets stuck; ``exhaustive_budget`` caps the runs of the last,
+    exhaustive step, which is skipped (the depth is then an upper bound) once the
+    replays have taken ``steps``.
     """
-    trials = _Trials(spec, scn or spec.scenario(), kind, budget)
+    trials = _Trials(spec, scn or spec.scenario(), kind, budget, steps)
     original = trials.consider(trials.run(Replay(choices, then=Stay())))
     if original is None:
         return None
@@ -267,10 +284,13 @@ def _fewest(trials: _Trials, budget: int) -> bool:
     from .iterative import iterate
     if trials.best[0] == 0:
         return True
+    if trials.steps >= trials.step_budget:
+        return False  # (its runs may each be as long as the failing one)
     rep = iterate(trials.spec, scn=trials.scn, max_bound=trials.best[0] - 1, max_runs=budget,
                   stop_on_first=True, kind=trials.kind)
     if rep.failures:  # replayed once more to count its preemptions as ddmin's trials do
         trials.budget = max(trials.budget, trials.count + 1)
+        trials.step_budget = max(trials.step_budget, trials.steps + 1)
         trials.consider(trials.run(Replay(rep.failures[0].choices, then=Stay())))
     trials.count += rep.runs
     if rep.failures:
@@ -292,7 +312,7 @@ def _ddmin_pass(trials: _Trials) -> None:
         return
     items = points
     n = 2
-    while len(items) >= 2 and trials.count < trials.budget:
+    while len(items) >= 2 and not trials.spent():
         chunks = _split(items, n)
         subset = next((c for c in chunks if fails_keeping(c)), None)
         if subset is not None:
