@@ -234,32 +234,38 @@ def test_close_closes_open_slices_at_the_end_of_the_run(tmp_path):
     assert times == sorted(times)
 
 
+def random_records(seed, n=300):
+    """A random stream of three CPUs' holds, waits, work and interrupts, in time order."""
+    rng = random.Random(seed)
+    recs, t, held = [], 0, {0: [], 1: [], 2: []}
+    for _ in range(n):
+        cpu = rng.randrange(3)
+        t += rng.randrange(0, 50)
+        locks = held[cpu]
+        r = rng.random()
+        if r < 0.3:
+            lock = rng.choice("ABCDE")
+            if rng.random() < 0.5:
+                d = rng.randrange(0, 80)
+                recs.append(R(t, cpu, "t", "wait", lock, "", "spin", d))
+                t += d
+            recs.append(R(t, cpu, "t", "acquire", lock, "", "x"))
+            locks.append(lock)
+        elif r < 0.6 and locks:
+            lock = locks.pop(rng.randrange(len(locks)))
+            recs.append(R(t, cpu, "t", "release", lock, "", "x"))
+        elif r < 0.7:
+            recs.append(R(t, cpu, "t", rng.choice(["irq-begin", "irq-end"]), "clock", ""))
+        else:
+            d = rng.randrange(0, 60)
+            recs.append(R(t, cpu, "t", "work", "", "", "", d))
+            t += d
+    return recs
+
+
 def test_random_streams_always_nest(tmp_path):
     for seed in range(40):
-        rng = random.Random(seed)
-        recs, t, held = [], 0, {0: [], 1: [], 2: []}
-        for _ in range(300):
-            cpu = rng.randrange(3)
-            t += rng.randrange(0, 50)
-            locks = held[cpu]
-            r = rng.random()
-            if r < 0.3:
-                lock = rng.choice("ABCDE")
-                if rng.random() < 0.5:
-                    d = rng.randrange(0, 80)
-                    recs.append(R(t, cpu, "t", "wait", lock, "", "spin", d))
-                    t += d
-                recs.append(R(t, cpu, "t", "acquire", lock, "", "x"))
-                locks.append(lock)
-            elif r < 0.6 and locks:
-                lock = locks.pop(rng.randrange(len(locks)))
-                recs.append(R(t, cpu, "t", "release", lock, "", "x"))
-            elif r < 0.7:
-                recs.append(R(t, cpu, "t", rng.choice(["irq-begin", "irq-end"]), "clock", ""))
-            else:
-                d = rng.randrange(0, 60)
-                recs.append(R(t, cpu, "t", "work", "", "", "", d))
-                t += d
+        recs = random_records(seed)
         check_nesting(load(write(tmp_path, recs, name=f"r{seed}.json")))
 
 
@@ -487,3 +493,39 @@ def test_a_real_run_has_one_named_track_per_cpu(tmp_path):
     # every arrow's end has its start
     starts = {e["id"] for e in events(trace, "s")}
     assert {e["id"] for e in events(trace, "f")} <= starts
+
+
+def capped(path, records, cap) -> ChromeTraceSink:
+    sink = ChromeTraceSink(str(path), max_events=cap, cut_note="replay it for the rest")
+    for rec in records:
+        sink.add(rec)
+    sink.close()
+    return sink
+
+
+def test_a_trace_given_max_events_stops_there_whole(tmp_path):
+    # a report's trace of a million-step run would be 200 MB: it keeps its start
+    for seed in range(20):
+        recs = random_records(seed)
+        whole = write(tmp_path, recs, name="whole.json")
+        n_whole = len(events(load(whole)))
+        # a bound the run stays under changes nothing
+        same = capped(tmp_path / "same.json", recs, n_whole)
+        assert same.left_out is None
+        assert (tmp_path / "same.json").read_bytes() == whole.read_bytes()
+        cap = 40 + 7 * seed
+        sink = capped(tmp_path / "cut.json", recs, cap)
+        trace = load(tmp_path / "cut.json")
+        check_nesting(trace)  # what was open at the cut ends there
+        times = [ns(e["ts"]) for e in events(trace) if "ts" in e]
+        assert times == sorted(times)
+        *body, last = events(trace)
+        assert last["name"] == "trace cut" and sink.left_out > 0
+        assert last["args"]["message"] == (f"the trace stops after {cap:,} events; "
+                                           f"{sink.left_out:,} later records left out. "
+                                           f"replay it for the rest")
+        # the kept events are the whole trace's first ones, but for the ends at the cut
+        kept = [e for e in body if e["ph"] != "E"]
+        assert kept == [e for e in events(load(whole)) if e["ph"] != "E"][:len(kept)]
+        # past the cap: the last record's few events, then only the ends at the cut
+        assert len(body) >= cap and all(e["ph"] == "E" for e in body[cap + 8:])

@@ -20,7 +20,8 @@ import click
               help="The HTML file to write (default: FILE with .html instead of .json).")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False), default=None,
               help="Where to write the replay's Chrome trace (default: next to the page, "
-                   "NAME.trace.json).")
+                   "NAME.trace.json; its first 250,000 events: 'smpvm replay FILE --trace "
+                   "PATH' writes a whole run).")
 def command(failure_file, out, trace_path):
     """Write an HTML report of the failure saved in FILE by 'smpvm explore'.
 
@@ -30,6 +31,12 @@ def command(failure_file, out, trace_path):
     write_failure_report(failure_file, out, trace_path)
     click.echo(f"report written to {out}")
     return 0
+
+
+#: Events the report's trace holds at most (a million-step run makes a file of about
+#: 200 MB, more than a browser's trace viewer loads in comfort); ``smpvm replay --trace``
+#: writes a whole run.
+REPORT_TRACE_EVENTS = 250_000
 
 
 def write_failure_report(failure_file: str, out: str, trace_path: str | None = None) -> str:
@@ -51,9 +58,11 @@ def write_failure_report(failure_file: str, out: str, trace_path: str | None = N
     trace_path = trace_path or os.path.splitext(out)[0] + ".trace.json"
     who = (failure.target, failure.variant, failure.seed)
     memory = MemorySink()
+    whole = f"{replay_command(failure_file)} --trace PATH writes the whole run"
     try:
         chrome = ChromeTraceSink(trace_path, pid=run_pid(*who),
-                                 process="smpvm {} {} seed {}".format(*who))
+                                 process="smpvm {} {} seed {}".format(*who),
+                                 max_events=REPORT_TRACE_EVENTS, cut_note=whole)
     except OSError as e:
         raise BadInput(f"cannot write trace {trace_path}: {e.strerror}") from None
     try:
@@ -72,6 +81,9 @@ def write_failure_report(failure_file: str, out: str, trace_path: str | None = N
         "model changed since recorded": "yes" if changed else "no",
         "smpvm version": failure.smpvm_version, "failure file": failure_file,
     }
+    if chrome.left_out is not None:
+        inputs["trace"] = (f"its first {REPORT_TRACE_EVENTS:,} events only "
+                           f"({chrome.left_out:,} later records left out); {whole}")
     href = os.path.relpath(os.path.abspath(trace_path),
                            os.path.dirname(os.path.abspath(out))).replace(os.sep, "/")
     page = failure_html(inputs, replay_command(failure_file), memory.records,

@@ -130,12 +130,16 @@ class ChromeTraceSink:
     numbers to a role shown next to the track name ("CPU0 terminator");
     tracks for CPUs it names are declared up front, others when their first
     record arrives.  ``pid`` is the run's process id (:func:`run_pid`) and
-    ``process`` the process's name in the viewer.
+    ``process`` the process's name in the viewer.  With ``max_events`` the
+    trace stops at the record that would go past that many events: what is
+    open there ends there, and a last event says so, adding ``cut_note``
+    (where to get the whole run).
     """
 
     def __init__(self, path_or_file: str | IO[str],
                  cpu_names: dict[int, str] | None = None, *,
-                 pid: int = PID, process: str = "smpvm") -> None:
+                 pid: int = PID, process: str = "smpvm", max_events: int | None = None,
+                 cut_note: str = "") -> None:
         if hasattr(path_or_file, "write"):
             #: The text file events are written to.
             self._out: IO[str] = path_or_file
@@ -174,6 +178,11 @@ class ChromeTraceSink:
         self.closed = False
         #: Number of events written so far.
         self.events = 0
+        self._max_events = max_events
+        self._cut_note = cut_note
+        self._cut_ns = 0
+        #: Records left out after the trace was cut (``max_events``); None: not cut.
+        self.left_out = None
         self._out.write('{"displayTimeUnit":"ns","traceEvents":[\n')
         self._meta(None, "process_name", _args(name=process))
         for cpu in sorted(self._names):
@@ -183,6 +192,9 @@ class ChromeTraceSink:
 
     def add(self, rec: TraceRecord) -> None:
         """Write the events for one record."""
+        if self._max_events is not None and self.events >= self._max_events:
+            self._cut(rec)
+            return
         cpu = rec.cpu
         # timed slices end, at the latest, when this record happens
         self._end_timed(rec.time_ns, cpu)
@@ -209,18 +221,38 @@ class ChromeTraceSink:
         if self.closed:
             return
         self.closed = True
-        for end, cpu in sorted((end, cpu) for cpu, end in self._ends.items()):
-            self._end_timed_slice(cpu, end)
-        run_end = max(self._last_ns.values(), default=0)
-        for cpu in sorted(self._stacks):
-            stack = self._stacks[cpu]
-            while stack:
-                self._end(cpu, stack.pop(), run_end)
+        if self.left_out is None:
+            self._end_all(max(self._last_ns.values(), default=0))
+        else:
+            self._emit(f'{{"name":"trace cut","cat":"note","ph":"i","s":"g"'
+                       f',"ts":{us(self._cut_ns)},"pid":{self._pid}'
+                       f',"args":{_args(message=self._cut_message())}}}')
         self._out.write("\n]}\n")
         if self._owned:
             self._out.close()
         else:
             self._out.flush()
+
+    def _end_all(self, run_end: int) -> None:
+        """End every open slice at ``run_end`` (timed ones when they end, if that is sooner)."""
+        for end, cpu in sorted((min(end, run_end), cpu) for cpu, end in self._ends.items()):
+            self._end_timed_slice(cpu, end)
+        for cpu in sorted(self._stacks):
+            stack = self._stacks[cpu]
+            while stack:
+                self._end(cpu, stack.pop(), run_end)
+
+    def _cut(self, rec: TraceRecord) -> None:
+        """The trace is full: what is open ends at ``rec``'s time; count what follows."""
+        if self.left_out is None:
+            self.left_out = 0
+            self._end_all(rec.time_ns)
+            self._cut_ns = max([rec.time_ns, *self._edge_ns.values()])
+        self.left_out += 1
+
+    def _cut_message(self) -> str:
+        return (f"the trace stops after {self._max_events:,} events; {self.left_out:,} "
+                f"later records left out. {self._cut_note}").strip()
 
     def __enter__(self) -> ChromeTraceSink:
         return self
