@@ -32,6 +32,9 @@ from .witness import Witness
 from .costs import Costs
 from .violations import BadInput, ModelError
 
+#: Steps a run may take unless ``--max-steps`` or the scenario says otherwise.
+DEFAULT_MAX_STEPS = 1_000_000
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -52,10 +55,13 @@ class Scenario:
     blessed: tuple
     #: CPUs when --cpus is not given (None: one per spawned thread).
     cpus: int | None
+    #: Steps a run may take (``DEFAULT_MAX_STEPS`` unless the scenario declares its own).
     max_steps: int
     file: str = ""
     #: Parameter name -> help text.
     param_help: dict = field(default_factory=dict)
+    #: The scenario declares its ``max_steps`` (a systematic search then keeps it too).
+    max_steps_declared: bool = False
 
     def check_variant(self, variant: str | None) -> str:
         """The variant to run (the default for None); an unknown one is ``BadInput`` naming the known ones."""
@@ -89,7 +95,7 @@ class Scenario:
 
 def scenario(*, variants=None, params=None, description: str | None = None,
              lock_order=None, blessed=None, cpus: int | None = None,
-             max_steps: int = 1_000_000,
+             max_steps: int | None = None,
              default_variant: str | None = None, param_help: dict | None = None):
     """Declare a scenario: ``@scenario(variants={...}, params={...})`` on ``f(m, variant, **params)``.
 
@@ -97,7 +103,9 @@ def scenario(*, variants=None, params=None, description: str | None = None,
     first is the default); ``params`` gives every parameter its default, which
     ``--set name=value`` overrides (converted to the default's type).
     ``lock_order`` and ``blessed`` default to the module's ``LOCK_ORDER`` and
-    ``LOCK_BLESSED``; ``cpus`` and ``max_steps`` are the run's defaults.  The
+    ``LOCK_BLESSED``; ``cpus`` and ``max_steps`` are the run's defaults (``max_steps``:
+    ``DEFAULT_MAX_STEPS`` when not given; ``dfs`` and ``ipb`` then take their own,
+    smaller, bound, see ``smpvm.search.plan.SYSTEMATIC_MAX_STEPS``).  The
     function builds the run on machine ``m``: locks, zones, threads.
     """
     if variants is None:
@@ -120,9 +128,10 @@ def scenario(*, variants=None, params=None, description: str | None = None,
             default_variant=default_variant or next(iter(variants)),
             params=dict(params or {}), description=description or (doc[0] if doc else ""),
             lock_order=order,
-            blessed=tuple(tuple(p) for p in bless), cpus=cpus, max_steps=max_steps,
+            blessed=tuple(tuple(p) for p in bless), cpus=cpus,
+            max_steps=DEFAULT_MAX_STEPS if max_steps is None else max_steps,
             file=getattr(sys.modules.get(func.__module__), "__file__", "") or "",
-            param_help=dict(param_help or {}))
+            param_help=dict(param_help or {}), max_steps_declared=max_steps is not None)
         return func
     return wrap
 

@@ -92,6 +92,45 @@ def test_iterative_bounding_stops_at_the_first_schedule_that_runs_into_the_bound
 
 
 @pytest.mark.parametrize("strategy", ["dfs", "ipb"])
+def test_a_systematic_search_has_a_smaller_default_bound(capsys, monkeypatch, tmp_path,
+                                                        strategy):
+    # a systematic search records every step of a run; a run of the default million steps
+    # took 30 s and 1.8 GB before it was cut (and wrote a 200 MB trace)
+    from smpvm.cli import report as report_module
+    from smpvm.search import explore as explore_module
+    from smpvm.search.failures import load_failure
+    from smpvm.search.plan import SYSTEMATIC_MAX_STEPS
+    from smpvm.scenario import DEFAULT_MAX_STEPS
+    assert SYSTEMATIC_MAX_STEPS < DEFAULT_MAX_STEPS
+    unbounded = f"{MODEL}::spins_unbounded"
+    for target, given, bound in ((unbounded, None, SYSTEMATIC_MAX_STEPS), (SPINS, None, 2000),
+                                 (unbounded, 5000, 5000)):
+        ex = explore_module.Exploration(target, strategy=strategy, max_steps=given,
+                                        out=tmp_path / "plan")
+        assert (ex.plan.max_steps or ex.scn.max_steps) == bound
+    sampled = explore_module.Exploration(unbounded, out=tmp_path / "p")
+    assert (sampled.plan.max_steps or sampled.scn.max_steps) == DEFAULT_MAX_STEPS
+    # end to end, with a bound small enough for a test: the failure file keeps it, and
+    # the report's trace holds the run's start (this one's 1,500 steps, 1,000 events)
+    monkeypatch.setattr(explore_module, "SYSTEMATIC_MAX_STEPS", 1500)
+    monkeypatch.setattr(report_module, "REPORT_TRACE_EVENTS", 1000)
+    out = tmp_path / "run"
+    code, text, _ = cli(capsys, "explore", unbounded, "--strategy", strategy, "--workers", 1,
+                        "--out", out, "--json")
+    doc = json.loads(text)
+    assert code == 1 and doc["runs"] == 1 and doc["violations"] == {"max-steps": 1}
+    failure = load_failure(doc["failure_files"]["max-steps"])
+    assert failure.max_steps == 1500 and "exceeded 1500 steps" in failure.violation.message
+    with open(out / "explore.json") as fp:
+        assert json.load(fp)["max_steps"] == 1500
+    with open(out / "trace-max-steps.json") as fp:
+        events = json.load(fp)["traceEvents"]
+    assert 1000 <= len(events) < 1010 and events[-1]["name"] == "trace cut"
+    assert "--trace PATH writes the whole run" in events[-1]["args"]["message"]
+    assert "later records left out" in (out / "report.html").read_text()
+
+
+@pytest.mark.parametrize("strategy", ["dfs", "ipb"])
 def test_a_systematic_search_says_why_it_stopped(capsys, tmp_path, strategy):
     code, out, _ = cli(capsys, "explore", SPINS, "--strategy", strategy, "--workers", 1,
                        "--out", tmp_path, "--json")

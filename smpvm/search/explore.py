@@ -63,9 +63,9 @@ from .executors import max_workers, wait_first as _wait_first  # noqa: F401
 from .distinct import Distinct
 from .manifest import write_manifest
 from .plan import (BATCH_ATTEMPTS, CSV_COLUMNS, DEFAULT_RUNS, EPOCH_RUNS, PILOT_RUNS,  # noqa: F401
-                   SEARCHES, SYSTEMATIC, Batch, LoopWatch, Outcome, Plan, check_resumable,
-                   check_same_exploration, cut_short, manifest_of, outcome_of, read_runs_csv,
-                   run_batch, run_one)
+                   SEARCHES, SYSTEMATIC, SYSTEMATIC_MAX_STEPS, Batch, LoopWatch, Outcome, Plan,
+                   check_resumable, check_same_exploration, cut_short, manifest_of,
+                   outcome_of, read_runs_csv, run_batch, run_one)
 
 
 #: Seconds between checks that a cluster is still there (``smpvm.studies.sweep`` reads it here).
@@ -192,6 +192,8 @@ class Exploration:
         check_cpus(cpus)
         kinds = parse_fail_on(fail_on, ignore)
         self.scn = load_target(target, fresh=True)
+        if strategy in SYSTEMATIC and max_steps is None and not self.scn.max_steps_declared:
+            max_steps = SYSTEMATIC_MAX_STEPS
         variant = self.scn.check_variant(variant)
         self.scn.resolve_params(params)  # bad parameters are bad input before any run
         path, name = split_target(target)

@@ -40,6 +40,13 @@ CSV_COLUMNS = ("run", "seed", "strategy", "k", "failed", "kinds", "location", "s
 SEARCHES = ("portfolio", "random", "pct", "dfs", "idb", "ipb")
 #: Systematic searches: one tree of schedules, walked in this process.
 SYSTEMATIC = ("dfs", "ipb")
+#: Steps a run of a systematic search may take when neither ``--max-steps`` nor the
+#: scenario gives a bound.  Its runs are short (dozens to thousands of steps; the race
+#: analysis of a run grows with its square), and one that runs into the bound ends the
+#: search, after recording every step of it: a model that loops forever is reported in
+#: a second or two and a hundred megabytes, not half a minute and two gigabytes.
+#: (SPIN's own default depth bound is 10,000 steps.)
+SYSTEMATIC_MAX_STEPS = 100_000
 
 
 # -- one run ---------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 ``spins`` loops forever in every schedule (a thread that yields and never
 returns); ``second_first`` only where its second thread steps first, so an
 exhaustive search meets the loop at its second schedule; ``long_but_finite``
-ends, but only after more steps than its own bound allows.  The step bound
-is small, so that the tests are quick.
+ends, but only after more steps than its own bound allows; ``spins_unbounded``
+declares no bound (a search's own applies).  Bounds are small: quick tests.
 """
 
 from smpvm import scenario, work
@@ -46,3 +46,8 @@ def count_to(n):
 def long_but_finite(m, variant, steps):
     m.spawn(count_to(steps), name="A")
     m.spawn(count_to(10), name="B")
+
+
+@scenario(description="a thread that never returns, with no step bound of its own")
+def spins_unbounded(m, variant):
+    m.spawn(forever(), name="A")
