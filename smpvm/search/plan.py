@@ -44,7 +44,7 @@ SYSTEMATIC = ("dfs", "ipb")
 #: scenario gives a bound.  Its runs are short (dozens to thousands of steps; the race
 #: analysis of a run grows with its square), and one that runs into the bound ends the
 #: search, after recording every step of it: a model that loops forever is reported in
-#: a second or two and a hundred megabytes, not half a minute and two gigabytes.
+#: seconds and a couple of hundred megabytes, not half a minute and two gigabytes.
 #: (SPIN's own default depth bound is 10,000 steps.)
 SYSTEMATIC_MAX_STEPS = 100_000
 
