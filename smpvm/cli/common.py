@@ -19,10 +19,15 @@ def variant_option(f):
                         help="Scenario variant (default: the scenario's first).")(f)
 
 
-def max_steps_option(f):
+def _max_steps(default: str):
     return click.option("--max-steps", type=int, default=None,
-                        help="Steps a run may take before it counts as never ending (default: "
-                             "the scenario's, a million unless it says otherwise).")(f)
+                        help=f"Steps a run may take before it counts as never ending (default: "
+                             f"the scenario's own, else {default}).")
+
+
+max_steps_option = _max_steps("a million")
+#: explore's: dfs and ipb record every step of a run, so their bound is smaller.
+search_max_steps_option = _max_steps("a million, or 100,000 for dfs and ipb")
 
 
 def seed_option(f):

@@ -15,7 +15,8 @@ import time
 
 import click
 
-from .common import echo_json, max_steps_option, parse_sets, replay_command, set_option
+from .common import (echo_json, parse_sets, replay_command, search_max_steps_option,
+                     set_option)
 from .exits import verdict, worst
 from .select import label, select, selection_options, summary
 
@@ -53,7 +54,7 @@ from .select import label, select, selection_options, summary
                    "others are still reported.")
 @click.option("--ignore", "ignore", default=None, metavar="KINDS",
               help="These violation kinds (comma-separated) never make a run fail.")
-@max_steps_option
+@search_max_steps_option
 @click.option("--resume", is_flag=True, help="Continue the exploration saved in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def command(targets, variants, keyword, strategy, runs, depth, preemption_bound, seed, cpus,
