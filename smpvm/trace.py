@@ -46,6 +46,7 @@ violation       violation kind                             message
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from typing import NamedTuple
 
 
@@ -68,6 +69,91 @@ class TraceRecord(NamedTuple):
     detail: str = ""
     #: Duration in nanoseconds for ``work`` and ``wait`` records, else 0.
     dur_ns: int = 0
+
+
+class Window(NamedTuple):
+    """What a report shows of a run: a stretch of its records and what it needs of the rest."""
+
+    #: The records shown, in order.
+    records: list
+    #: Index in the run of the first record shown (the records before it are left out).
+    start: int
+    #: Records in the whole run.
+    total: int
+    #: CPU -> the first thread it began, over the whole run.
+    names: dict
+    #: Every CPU a record of the run names (>= 0), ascending.
+    cpus: list
+    #: Indices of the steps on which a violation was found: each violating CPU's
+    #: record before the violation.
+    culprits: frozenset
+
+
+class WindowSink:
+    """Keeps what a report shows of a run of any length, in memory bounded by ``rows``.
+
+    A run of at most ``rows`` records is shown whole; of a longer one, the
+    ``rows`` records that end ``after`` records past its first violation (or
+    at its end): the steps that led to the violation matter most.  A run cut
+    at a million steps (a livelock) kept all its records for a report that
+    shows a few thousand of them.  ``window()`` gives the ``Window``.
+    """
+
+    def __init__(self, rows: int, after: int) -> None:
+        self.rows = rows
+        self.after = after
+        self.total = 0
+        self._kept: deque = deque(maxlen=rows)
+        self._violation_at = None
+        self._names: dict[int, str] = {}
+        self._cpus: set = set()
+        self._last: dict[int, int] = {}
+        self._culprits: set = set()
+
+    def add(self, rec: TraceRecord) -> None:
+        i = self.total
+        self.total = i + 1
+        cpu = rec.cpu
+        if cpu not in self._cpus and cpu >= 0:
+            self._cpus.add(cpu)
+        action = rec.action
+        if action == "violation":
+            if cpu in self._last:
+                self._culprits.add(self._last[cpu])
+        else:
+            self._last[cpu] = i
+            if action == "thread-begin" and cpu not in self._names:
+                self._names[cpu] = rec.target
+        at = self._violation_at
+        if at is None:
+            if action == "violation":
+                self._violation_at = i
+            self._kept.append((i, rec))
+        elif i < at + self.after or i < self.rows:  # (a short run is shown whole)
+            self._kept.append((i, rec))
+
+    def close(self) -> None:
+        pass
+
+    def window(self) -> Window:
+        total = self.total
+        if total <= self.rows:
+            end = total
+        else:
+            at = self._violation_at if self._violation_at is not None else total
+            end = min(total, at + self.after)
+        kept = [(i, r) for i, r in self._kept if i < end][-self.rows:] if self.rows else []
+        start = kept[0][0] if kept else end
+        return Window([r for _, r in kept], start, total, dict(self._names),
+                      sorted(self._cpus), frozenset(self._culprits))
+
+
+def window_of(records, rows: int, after: int) -> Window:
+    """``WindowSink``'s window of records at hand."""
+    sink = WindowSink(rows, after)
+    for rec in records:
+        sink.add(rec)
+    return sink.window()
 
 
 class MemorySink:

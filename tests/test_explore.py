@@ -508,15 +508,15 @@ def test_each_failure_kind_saved_prints_its_preemptions_and_replay_command(capsy
 
 
 def test_a_long_narrative_keeps_the_steps_before_the_violation():
-    from smpvm.cli.explore import NARRATIVE_ROWS, _around_violation
+    from smpvm.cli.explore import NARRATIVE_ROWS, ROWS_AFTER, _around_violation
     from smpvm.report.narrative import narrate
-    from smpvm.trace import TraceRecord as R
+    from smpvm.trace import TraceRecord as R, window_of
     n = NARRATIVE_ROWS * 3
     recs = [R(0, 0, "Pa", "thread-begin", "Pa", "")]
     recs += [R(i, i % 2, "t", "note", "", "m.py:1", f"step {i}") for i in range(1, n)]
     recs.append(R(n, 1, "t", "violation", "assertion", "m.py:2", "boom"))
     recs += [R(n + i, 0, "t", "note", "", "m.py:3", f"after {i}") for i in range(1, 100)]
-    text = _around_violation(recs, narrate)
+    text = _around_violation(window_of(recs, NARRATIVE_ROWS, ROWS_AFTER), narrate)
     assert "boom" in text and f"step {n - 1}" in text
     assert "step 1 " not in text and "after 99" not in text
     assert "earlier records not shown" in text and "more records not shown" in text

@@ -119,6 +119,46 @@ def test_a_long_interleaving_keeps_the_steps_before_the_violation():
     assert "earlier steps left out" in text
 
 
+def test_what_the_page_shows_of_a_long_run_is_kept_in_bounded_memory():
+    # explore's report replays the failing run; one cut at a million steps kept every
+    # record for a page that shows a few thousand.  What a WindowSink keeps makes the
+    # same page as the whole list, culprit marks and counts of left-out steps included.
+    import random
+    import tracemalloc
+    from smpvm.report.html import ROWS_AFTER
+    from smpvm.trace import WindowSink
+
+    def run(n, violations, seed):
+        rng = random.Random(seed)
+        for i in range(n):
+            if i in violations:
+                yield R(i, i % 3, "t", "violation", "assertion", "m.py:1", f"boom {i}")
+            else:
+                yield R(i, rng.randrange(3), "t", rng.choice(["work", "acquire", "load"]),
+                        "A", f"m.py:{i}", "", 1)
+
+    for seed, (n, violations) in enumerate([
+            (10, {4}), (MAX_ROWS, {5}), (MAX_ROWS + 1, {MAX_ROWS - 1}), (3 * MAX_ROWS, set()),
+            (3 * MAX_ROWS, {10}), (3 * MAX_ROWS, {2 * MAX_ROWS, 2 * MAX_ROWS + 50}),
+            (3 * MAX_ROWS, {3 * MAX_ROWS - 5})]):
+        sink = WindowSink(MAX_ROWS, ROWS_AFTER)
+        for rec in run(n, violations, seed):
+            sink.add(rec)
+        window = sink.window()
+        assert window.total == n and len(window.records) <= MAX_ROWS
+        whole = failure_html({"target": "m.py::s"}, "c", list(run(n, violations, seed)),
+                             [], [], [], {})
+        assert failure_html({"target": "m.py::s"}, "c", window, [], [], [], {}) == whole
+    # a hundred times the rows: the sink's memory stays that of the rows it keeps
+    tracemalloc.start()
+    sink = WindowSink(MAX_ROWS, ROWS_AFTER)
+    for rec in run(100 * MAX_ROWS, {99 * MAX_ROWS}, 1):
+        sink.add(rec)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4 * MAX_ROWS * 400  # a list of them all would take 100 times the rows
+
+
 def test_sweep_writes_a_report_with_its_plots_and_table(capsys, tmp_path):
     from test_sweep import queue_study
     path = queue_study(tmp_path, acquisitions=10)

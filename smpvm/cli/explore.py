@@ -239,8 +239,8 @@ def _narrative(exploration, report) -> str | None:
     from ..report.narrative import narrate
     from ..scenario import run_scenario
     from ..strategies.replay import Replay
-    from ..trace import MemorySink
-    sink = MemorySink()
+    from ..trace import WindowSink
+    sink = WindowSink(NARRATIVE_ROWS, ROWS_AFTER)
     plan = exploration.plan
     try:
         run_scenario(exploration.scn, variant=plan.variant, params=plan.params, cpus=plan.cpus,
@@ -248,7 +248,7 @@ def _narrative(exploration, report) -> str | None:
                      source_root=plan.source_root, max_steps=plan.max_steps)
     except Exception as e:  # a narrative is a courtesy; the saved file is what counts
         return f"(no narrative: {e})"
-    return _around_violation(sink.records, narrate)
+    return _around_violation(sink.window(), narrate)
 
 
 #: Rows of the narrative of a failure; a longer run keeps those before its violation.
@@ -257,22 +257,17 @@ NARRATIVE_ROWS = 400
 ROWS_AFTER = 20
 
 
-def _around_violation(records, narrate) -> str:
-    """The narrative of ``records``, keeping the steps that led to the first violation."""
-    if len(records) <= NARRATIVE_ROWS:
-        return narrate(records)
-    at = next((i for i, r in enumerate(records) if r.action == "violation"), len(records))
-    end = min(len(records), at + ROWS_AFTER)
-    start = max(0, end - NARRATIVE_ROWS)
-    names = {}
-    for r in records:
-        if r.action == "thread-begin":
-            names.setdefault(r.cpu, r.target)
-    text = narrate(records[start:end], cpu_names=names)
+def _around_violation(window, narrate) -> str:
+    """The narrative of a run's ``window`` (``WindowSink``): the steps that led to its
+    first violation."""
+    if window.total <= NARRATIVE_ROWS:
+        return narrate(window.records)
+    start, end = window.start, window.start + len(window.records)
+    text = narrate(window.records, cpu_names=window.names)
     if start:
         text = f"... {start} earlier records not shown\n" + text
-    if end < len(records):
-        text += f"... {len(records) - end} more records not shown\n"
+    if end < window.total:
+        text += f"... {window.total - end} more records not shown\n"
     return text
 
 

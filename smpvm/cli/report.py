@@ -42,10 +42,10 @@ REPORT_TRACE_EVENTS = 250_000
 def write_failure_report(failure_file: str, out: str, trace_path: str | None = None) -> str:
     """Replay ``failure_file`` and write its report to ``out``; returns ``out``."""
     from ..report.chrome import ChromeTraceSink, run_pid
-    from ..report.html import failure_html
+    from ..report.html import MAX_ROWS, ROWS_AFTER, failure_html
     from ..scenario import load_target
     from ..search.failures import load_failure, model_fingerprint
-    from ..trace import MemorySink
+    from ..trace import WindowSink
     from ..violations import BadInput
     from .common import replay_command
     from .replay import reproduced_by, run_failure
@@ -57,7 +57,7 @@ def write_failure_report(failure_file: str, out: str, trace_path: str | None = N
         target.rsplit("::", 1)[0]) != failure.model_sha256
     trace_path = trace_path or os.path.splitext(out)[0] + ".trace.json"
     who = (failure.target, failure.variant, failure.seed)
-    memory = MemorySink()
+    memory = WindowSink(MAX_ROWS, ROWS_AFTER)  # what the page shows of a run of any length
     whole = f"{replay_command(failure_file)} --trace PATH writes the whole run"
     try:
         chrome = ChromeTraceSink(trace_path, pid=run_pid(*who),
@@ -86,7 +86,7 @@ def write_failure_report(failure_file: str, out: str, trace_path: str | None = N
                            f"({chrome.left_out:,} later records left out); {whole}")
     href = os.path.relpath(os.path.abspath(trace_path),
                            os.path.dirname(os.path.abspath(out))).replace(os.sep, "/")
-    page = failure_html(inputs, replay_command(failure_file), memory.records,
+    page = failure_html(inputs, replay_command(failure_file), memory.window(),
                         result.violations, result.lockstat, result.witness_edges,
                         result.witness_classes,
                         reproduced=reproduced_by(failure.violation, result.violations) is not None,

@@ -24,6 +24,7 @@ from html import escape
 
 from smpvm.report.chrome import us
 from smpvm.report.narrative import step_text
+from smpvm.trace import Window, window_of
 
 #: Above this many trace records, the interleaving keeps the ones around the
 #: first violation (the steps that led to it matter most).
@@ -63,13 +64,14 @@ def failure_html(inputs: dict, replay: str, records, violations, lockstat, edges
     """The report of one failing run as a complete HTML document.
 
     ``inputs`` (label -> value) describes the run; ``replay`` is the command
-    that replays it; ``records`` are its trace records; ``violations`` its
+    that replays it; ``records`` are its trace records (or what a ``WindowSink``
+    kept of them, its ``window()``); ``violations`` its
     :class:`~smpvm.violations.Violation` list; ``lockstat`` its class
     summaries; ``edges`` and ``classes`` its witness graph as plain data
     (``RunResult.witness_edges`` / ``witness_classes``).  ``trace_href`` is a
     relative link to its Chrome trace file, when one was written.
     """
-    records = list(records)
+    window = records if isinstance(records, Window) else window_of(records, MAX_ROWS, ROWS_AFTER)
     kinds = ", ".join(dict.fromkeys(v.kind for v in violations)) or "no violation"
     title = f"smpvm: {kinds} in {inputs.get('target', '')}"
     parts = [f"<h1>{escape(title)}</h1>"]
@@ -91,7 +93,7 @@ def failure_html(inputs: dict, replay: str, records, violations, lockstat, edges
     parts.append('<p><label><input type="checkbox" id="quiet"> hide loads, stores and '
                  'work</label> <span class="muted">(time in µs of simulated time; the '
                  'highlighted cell is the step at which a violation was found)</span></p>')
-    parts.append(_steps(records))
+    parts.append(_steps(window))
     parts.append('<h2 id="lock-order">Lock-order graph</h2>')
     parts.append(lock_order_svg(edges, classes))
     parts.append('<h2 id="lockstat">Lock statistics</h2>')
@@ -170,37 +172,16 @@ def _value(v) -> str:
     return f"<code>{escape(str(v))}</code>"
 
 
-def _window(records: list) -> tuple[int, int]:
-    """The slice of ``records`` shown: all of them, or those around the first violation."""
-    if len(records) <= MAX_ROWS:
-        return 0, len(records)
-    at = next((i for i, r in enumerate(records) if r.action == "violation"), len(records))
-    end = min(len(records), at + ROWS_AFTER)
-    return max(0, end - MAX_ROWS), end
-
-
-def _steps(records: list) -> str:
-    cpus = sorted({r.cpu for r in records if r.cpu >= 0})
-    names = {}
-    for r in records:
-        if r.action == "thread-begin" and r.cpu not in names:
-            names[r.cpu] = r.target
+def _steps(window: Window) -> str:
+    cpus, names = window.cpus, window.names
     head = "".join(f"<th>CPU{c} {escape(names.get(c, ''))}</th>" for c in cpus)
-    # the step on which each violation was found: the CPU's last step before it
-    culprit, last = set(), {}
-    for i, r in enumerate(records):
-        if r.action == "violation":
-            if r.cpu in last:
-                culprit.add(last[r.cpu])
-        else:
-            last[r.cpu] = i
-    lo, hi = _window(records)
+    lo = window.start
+    hi = lo + len(window.records)
     rows = []
     if lo:
         rows.append(f'<tr><td colspan="{len(cpus) + 1}" class="muted">… {lo} earlier steps '
                     f'left out</td></tr>')
-    for i in range(lo, hi):
-        r = records[i]
+    for i, r in enumerate(window.records, lo):
         if r.action == "violation":
             rows.append(f'<tr class="violation" id="step-{i}"><td class="time">'
                         f'{us(r.time_ns)}</td><td colspan="{len(cpus)}">&gt;&gt;&gt; CPU{r.cpu} '
@@ -213,12 +194,12 @@ def _steps(records: list) -> str:
             if c != r.cpu:
                 cells.append("<td></td>")
                 continue
-            mark = " culprit" if i in culprit else ""
+            mark = " culprit" if i in window.culprits else ""
             cells.append(f'<td class="step{mark}">{escape(step_text(r))}{_loc(r.loc)}</td>')
         rows.append(f'<tr class="{escape(cls)}" id="step-{i}"><td class="time">'
                     f'{us(r.time_ns)}</td>{"".join(cells)}</tr>')
-    if hi < len(records):
-        rows.append(f'<tr><td colspan="{len(cpus) + 1}" class="muted">… {len(records) - hi} '
+    if hi < window.total:
+        rows.append(f'<tr><td colspan="{len(cpus) + 1}" class="muted">… {window.total - hi} '
                     f'later steps left out</td></tr>')
     return (f'<table class="steps"><thead><tr><th>time µs</th>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
