@@ -10,8 +10,9 @@ pickle across processes.  A run keeps no records at all unless something
 asked for them (``Machine(trace=...)``): a *sink* receives each record as it
 is made.  ``MemorySink`` keeps them in a list (for narratives and tests);
 ``WindowSink`` keeps what a report shows of a run of any length (the records
-around its first violation) in bounded memory; the Chrome exporter in :mod:`smpvm.report.chrome` streams them straight to a file so
-memory stays flat however long the run.
+around its first violation) in bounded memory; the Chrome exporter in
+:mod:`smpvm.report.chrome` streams them straight to a file so memory stays
+flat however long the run.
 
 Actions (the ``action`` field) and what ``target``/``detail`` hold:
 
