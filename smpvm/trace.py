@@ -89,6 +89,29 @@ class Window(NamedTuple):
     #: Indices of the steps on which a violation was found: each violating CPU's
     #: record before the violation.
     culprits: frozenset
+    #: Index of the run's first violation (None: none).
+    violation_at: int | None = None
+
+    def narrowed(self, rows: int, after: int) -> "Window":
+        """What a ``WindowSink(rows, after)`` would keep of the same run, cut from this
+        window, which one with at least as many rows and as many after kept: one replay
+        serves both a page and a narrative."""
+        end = _window_end(self.total, rows, after, self.violation_at)
+        start = max(0, end - rows)
+        lo, hi = start - self.start, end - self.start
+        if lo < 0 or hi > len(self.records):
+            raise ValueError(f"a window of {len(self.records)} records from {self.start} "
+                             f"holds no window of {rows} records ending {after} past a violation")
+        return self._replace(records=self.records[lo:hi], start=start)
+
+
+def _window_end(total: int, rows: int, after: int, violation_at: int | None) -> int:
+    """One past the last record a window shows: a short run's end, else ``after``
+    records past the first violation (or the run's end)."""
+    if total <= rows:
+        return total
+    at = violation_at if violation_at is not None else total
+    return min(total, at + after)
 
 
 class WindowSink:
@@ -139,15 +162,11 @@ class WindowSink:
 
     def window(self) -> Window:
         total = self.total
-        if total <= self.rows:
-            end = total
-        else:
-            at = self._violation_at if self._violation_at is not None else total
-            end = min(total, at + self.after)
+        end = _window_end(total, self.rows, self.after, self._violation_at)
         kept = [(i, r) for i, r in self._kept if i < end][-self.rows:] if self.rows else []
         start = kept[0][0] if kept else end
         return Window([r for _, r in kept], start, total, dict(self._names),
-                      sorted(self._cpus), frozenset(self._culprits))
+                      sorted(self._cpus), frozenset(self._culprits), self._violation_at)
 
 
 def window_of(records, rows: int, after: int) -> Window:

@@ -523,6 +523,21 @@ def test_a_long_narrative_keeps_the_steps_before_the_violation():
     assert "CPU0 Pa" in text  # the CPU keeps its name though its first record is cut
 
 
+def test_the_narrative_is_cut_from_what_the_report_kept_of_the_same_replay():
+    # explore replays a failure once, for its report, and cuts the narrative from that:
+    # the same window a narrative's own replay would keep, for runs of every length
+    from smpvm.cli.explore import NARRATIVE_ROWS, ROWS_AFTER
+    from smpvm.report.html import MAX_ROWS, ROWS_AFTER as PAGE_AFTER
+    from smpvm.trace import TraceRecord as R, window_of
+    for n in (0, 1, NARRATIVE_ROWS, NARRATIVE_ROWS + 1, MAX_ROWS + 1, 4 * MAX_ROWS):
+        for at in (None, 0, n // 2, n - 1):
+            recs = [R(i, i % 3, "t", "violation" if i == at else "work", "", f"m.py:{i}")
+                    for i in range(n)]
+            page = window_of(recs, MAX_ROWS, PAGE_AFTER)
+            assert page.narrowed(NARRATIVE_ROWS, ROWS_AFTER) == \
+                window_of(recs, NARRATIVE_ROWS, ROWS_AFTER)
+
+
 def test_a_batch_comes_back_compact_and_reads_back_as_its_runs():
     # Workers hand the driver encoded rows and counts; only failing runs come whole.
     from smpvm.search.plan import Plan, outcome_of, run_batch, run_one

@@ -113,8 +113,8 @@ def _one(target, variant, *, strategy, runs, depth, preemption_bound, seed, cpus
     finally:
         if progress:
             progress.close()
-    page = _write_report(report)
-    narrative = None if as_json else _narrative(exploration, report)
+    page, window = _write_report(report)
+    narrative = None if as_json else _narrative(exploration, report, window)
     if as_json:
         if docs is not None:
             docs.append(report.to_json())
@@ -132,11 +132,12 @@ def _one(target, variant, *, strategy, runs, depth, preemption_bound, seed, cpus
     return verdict(report.failing_runs > 0, incomplete), report.interrupted
 
 
-def _write_report(report) -> str | None:
-    """``report.html`` in the output directory, for the first failure saved; its path."""
+def _write_report(report):
+    """``report.html`` in the output directory, for the first failure saved: its path and
+    what it shows of the failing run (``write_failure_report``); None, None without."""
     first = _failures(report)
     if not first or not report.out:
-        return None
+        return None, None
     import os
     from .report import write_failure_report
     try:
@@ -144,7 +145,7 @@ def _write_report(report) -> str | None:
                                     os.path.join(report.out, f"trace-{first[0].kind}.json"))
     except Exception as e:  # the page is a courtesy; the saved failure is what counts
         click.echo(f"note: no report.html: {e}", err=True)
-        return None
+        return None, None
 
 
 def _failures(report):
@@ -230,13 +231,16 @@ def _print_incomplete(report) -> None:
                    f"--resume continues", err=True)
 
 
-def _narrative(exploration, report) -> str | None:
-    """The shrunk schedule of the first failure, one column per CPU."""
+def _narrative(exploration, report, window=None) -> str | None:
+    """The shrunk schedule of the first failure, one column per CPU: cut from ``window``,
+    what the report showed of its replay, or (no report written) from a replay here."""
     first = _failures(report)
     if not first:
         return None
     f = first[0]
     from ..report.narrative import narrate
+    if window is not None:
+        return _around_violation(window.narrowed(NARRATIVE_ROWS, ROWS_AFTER), narrate)
     from ..scenario import run_scenario
     from ..strategies.replay import Replay
     from ..trace import WindowSink

@@ -39,8 +39,9 @@ def command(failure_file, out, trace_path):
 REPORT_TRACE_EVENTS = 250_000
 
 
-def write_failure_report(failure_file: str, out: str, trace_path: str | None = None) -> str:
-    """Replay ``failure_file`` and write its report to ``out``; returns ``out``."""
+def write_failure_report(failure_file: str, out: str, trace_path: str | None = None):
+    """Replay ``failure_file`` and write its report to ``out``; returns ``out`` and the
+    replay's ``Window`` (what the page shows of the run, from which a narrative is cut)."""
     from ..report.chrome import ChromeTraceSink, run_pid
     from ..report.html import MAX_ROWS, ROWS_AFTER, failure_html
     from ..scenario import load_target
@@ -86,7 +87,8 @@ def write_failure_report(failure_file: str, out: str, trace_path: str | None = N
                            f"({chrome.left_out:,} later records left out); {whole}")
     href = os.path.relpath(os.path.abspath(trace_path),
                            os.path.dirname(os.path.abspath(out))).replace(os.sep, "/")
-    page = failure_html(inputs, replay_command(failure_file), memory.window(),
+    window = memory.window()
+    page = failure_html(inputs, replay_command(failure_file), window,
                         result.violations, result.lockstat, result.witness_edges,
                         result.witness_classes,
                         reproduced=reproduced_by(failure.violation, result.violations) is not None,
@@ -96,4 +98,4 @@ def write_failure_report(failure_file: str, out: str, trace_path: str | None = N
             fp.write(page)
     except OSError as e:
         raise BadInput(f"cannot write report {out}: {e.strerror}") from None
-    return out
+    return out, window
