@@ -69,13 +69,19 @@ class Item:
 
     # -- field access ------------------------------------------------------------
 
-    def __getattr__(self, name):
-        slot = self._slot
+    def __getattribute__(self, name):
+        # Fields first: no field is named like an attribute of the item's own (fields
+        # have no leading underscore and are not RESERVED_FIELDS), so the order changes
+        # no answer, and a field read is not the failed lookup a __getattr__ follows.
+        slot = _slot_of(self)
         fields = slot.fields
         if name not in fields:
-            raise AttributeError(f"{slot.zone.type_name} has no field {name!r}")
+            try:
+                return _own_attribute(self, name)
+            except AttributeError:
+                raise AttributeError(f"{slot.zone.type_name} has no field {name!r}") from None
         zone = slot.zone
-        if slot.gen != self._gen or not slot.live:
+        if slot.gen != _gen_of(self) or not slot.live:
             zone._stale(self, name, "read", sys._getframe(1))
         if zone.guards is not None and name in zone.guards:
             zone._check_lockset(self, name, False, sys._getframe(1))
@@ -85,10 +91,10 @@ class Item:
         return fields[name]
 
     def __setattr__(self, name, value):
-        slot = self._slot
+        slot = _slot_of(self)
         if name not in slot.fields:
             raise AttributeError(f"{slot.zone.type_name} has no field {name!r}")
-        if slot.gen != self._gen or not slot.live:
+        if slot.gen != _gen_of(self) or not slot.live:
             slot.zone._stale(self, name, "write", sys._getframe(1))
         zone = slot.zone
         if zone.guards is not None and name in zone.guards:
@@ -116,24 +122,24 @@ class Item:
 
     def label(self) -> str:
         """The item's name in reports: ``<type>#<slot>`` (``vm_object#0``)."""
-        s = self._slot
+        s = _slot_of(self)
         return f"{s.zone.type_name}#{s.index}"
 
     @property
     def live(self) -> bool:
         """True while this pointer's allocation has not been freed."""
-        s = self._slot
+        s = _slot_of(self)
         s.zone.m.footprint_touch(("slot", s.zone.uid, s.index), write=False)
-        return s.live and s.gen == self._gen
+        return s.live and s.gen == _gen_of(self)
 
     @property
     def zone(self):
         """The zone this item was allocated from."""
-        return self._slot.zone
+        return _slot_of(self).zone
 
     def same_memory(self, other) -> bool:
         """True when both pointers address the same slot (whatever the generation)."""
-        return isinstance(other, Item) and other._slot is self._slot  # identity: no shared read
+        return isinstance(other, Item) and _slot_of(other) is _slot_of(self)  # identity: no shared read
 
     def __repr__(self) -> str:
         return self.label()
@@ -198,8 +204,8 @@ class _Free(Op):
 
     def execute(self, m, c):
         start = c.clock
-        slot = self.item._slot
-        if slot.live and slot.gen == self.item._gen:
+        slot = _slot_of(self.item)
+        if slot.live and slot.gen == _gen_of(self.item):
             if not self.zone.nofree:
                 m.witness.check_free(c, self.item.label(), slot.fields)
             watchers, slot.watchers = slot.watchers, []
@@ -211,6 +217,11 @@ class _Free(Op):
             m.record(c, "free", self.item.label(), "")
         return None
 
+
+#: An item's own slots, read past ``Item.__getattribute__`` (which looks for fields first).
+_slot_of = Item._slot.__get__
+_gen_of = Item._gen.__get__
+_own_attribute = object.__getattribute__
 
 #: Attribute names an item answers itself, so no field may use them.
 RESERVED_FIELDS = frozenset({"load", "store", "label", "live", "zone", "same_memory"})
@@ -362,10 +373,10 @@ class Zone:
                 fp[("field", self.uid, slot.index, name)] = True
 
     def _release(self, item, site, cpu, now) -> None:
-        slot = item._slot
+        slot = _slot_of(item)
         self.m.footprint_touch(("zone", self.uid))
         self._touch_fields(slot)
-        if not slot.live or slot.gen != item._gen:
+        if not slot.live or slot.gen != _gen_of(item):
             self.m.fail("double-free", f"free of {item.label()} {self._history(slot, item)}",
                         loc=self.m.site_name(site))
             return
@@ -379,7 +390,7 @@ class Zone:
             slot.fields = {k: None for k in slot.fields}
 
     def _stale(self, item, name, how, frame) -> None:
-        slot = item._slot
+        slot = _slot_of(item)
         if slot.live and self.nofree and not self.check_generation:
             return  # type-stable memory: the stale pointer reads the new object
         site = _caller_site(self.m, frame)
@@ -393,15 +404,16 @@ class Zone:
         parts = [f"allocated at {_fmt(self.m, slot.alloc_site)}"]
         if slot.free_site is not None:
             parts.append(f"freed at {_fmt(self.m, slot.free_site)}")
-        if slot.gen != item._gen:
-            parts.append(f"since reallocated (generation {item._gen} -> {slot.gen})")
+        gen = _gen_of(item)
+        if slot.gen != gen:
+            parts.append(f"since reallocated (generation {gen} -> {slot.gen})")
         return "(" + ", ".join(parts) + ")"
 
     def _check_lockset(self, item, name, write, frame) -> None:
         c = self.m.current
         if c is None:
             return  # set-up and quiescence code run alone
-        locks = self.guards[name](item._slot.fields)
+        locks = self.guards[name](_slot_of(item).fields)
         if not isinstance(locks, (tuple, list)):
             locks = (locks,)
         if write:
@@ -456,12 +468,12 @@ def watch_free(item: Item, check) -> None:
     reader took inside an RCU section) use it to report, at the free, what is
     still going to touch the memory.  Checks are dropped at the free.
     """
-    item._slot.watchers.append(check)
+    _slot_of(item).watchers.append(check)
 
 
 def free_history(item: Item) -> str:
     """``(allocated at ..., freed at ...)`` of ``item``, as use-after-free reports give it."""
-    s = item._slot
+    s = _slot_of(item)
     return s.zone._history(s, item)
 
 
