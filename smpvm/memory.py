@@ -64,8 +64,8 @@ class Item:
     __slots__ = ("_slot", "_gen")
 
     def __init__(self, slot, gen):
-        object.__setattr__(self, "_slot", slot)
-        object.__setattr__(self, "_gen", gen)
+        _set_slot(self, slot)  # (past ``__setattr__``, which writes fields)
+        _set_gen(self, gen)
 
     # -- field access ------------------------------------------------------------
 
@@ -218,9 +218,12 @@ class _Free(Op):
         return None
 
 
-#: An item's own slots, read past ``Item.__getattribute__`` (which looks for fields first).
+#: An item's own slots, read and set past ``Item.__getattribute__`` and ``__setattr__``
+#: (which are for its fields).
 _slot_of = Item._slot.__get__
 _gen_of = Item._gen.__get__
+_set_slot = Item._slot.__set__
+_set_gen = Item._gen.__set__
 _own_attribute = object.__getattribute__
 
 #: Attribute names an item answers itself, so no field may use them.
