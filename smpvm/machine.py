@@ -927,7 +927,10 @@ class Machine:
                 if simq and simq[0][0] <= self._now:
                     self._run_devices(self._now)  # what the devices do by now comes first
                     continue
-                opts = [c.id for c in cpus if c.state == RUNNABLE]
+                opts = []  # (a loop: on 3.11 a comprehension is a function call per step)
+                for o in cpus:
+                    if o.state == RUNNABLE:
+                        opts.append(o.id)
                 n = len(opts)
                 if n == 0:
                     if simq and self._alive > 0:  # every thread waits: the devices go on
