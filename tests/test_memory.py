@@ -82,6 +82,30 @@ def test_unknown_fields_are_model_errors():
         simulate(_one_thread(body))
 
 
+def test_an_item_answers_for_its_fields_and_for_itself_alike():
+    # Fields are looked up before the item's own attributes; no name is both.
+    seen = {}
+
+    def body(m, z):
+        a = yield z.alloc(ref_count=1)
+        b = yield z.alloc()
+        a.handle = b
+        seen["fields"] = (a.ref_count, a.flags, a.handle.label())
+        seen["own"] = (a.label(), a.live, a.zone is z, a.same_memory(a), a.same_memory(b))
+        yield a.store("flags", 4)
+        seen["steps"] = (yield a.load("flags"))
+        seen["absent"] = (getattr(a, "colour", "none"), hasattr(a, "__dict__"),
+                          hasattr(a, "_slot"))
+        yield z.free(b)
+        yield z.free(a)
+
+    r = simulate(_one_thread(body))
+    assert r.violations == []
+    assert seen == {"fields": (1, 0, "vm_object#1"),
+                    "own": ("vm_object#0", True, True, True, False), "steps": 4,
+                    "absent": ("none", False, True)}
+
+
 def test_reading_a_field_the_struct_lacks_raises():
     def body(m, z):
         a = yield z.alloc()
