@@ -70,9 +70,10 @@ class Item:
     # -- field access ------------------------------------------------------------
 
     def __getattribute__(self, name):
-        # Fields first: no field is named like an attribute of the item's own (fields
+        # Fields first: no field is named like one of the item's own attributes (fields
         # have no leading underscore and are not RESERVED_FIELDS), so the order changes
-        # no answer, and a field read is not the failed lookup a __getattr__ follows.
+        # no answer.  A ``__getattr__`` would run only after the normal lookup failed,
+        # which on Python 3.11 builds an AttributeError for every field read.
         slot = _slot_of(self)
         fields = slot.fields
         if name not in fields:
