@@ -22,8 +22,10 @@ the seed, so a stream costs nothing to start; a Mersenne Twister takes
 microseconds to seed, which a search making thousands of runs a second feels.
 
 Explorations derive run i's seed from their master seed in blocks
-(``run_seed``).  The formulas are part of what makes a saved failure replay:
-changing one changes every run.
+(``run_seed``), with numpy's ``SeedSequence`` algorithm written out here
+(``seed_words``): the same numbers, without importing numpy, which would
+add a tenth of a second to every start of smpvm.  The formulas are part of
+what makes a saved failure replay: changing one changes every run.
 """
 
 from __future__ import annotations
@@ -103,8 +105,7 @@ def python_stream(seed: int, stream: int) -> random.Random:
 
 def salted_seed(seed: int, salt: int) -> int:
     """A seed for a strategy re-run on a stream of its own (stream SHRINK, ``salt``)."""
-    import numpy as np
-    return int(np.random.SeedSequence([int(seed), SHRINK, salt]).generate_state(1)[0])
+    return seed_words([int(seed), SHRINK, int(salt)], (), 1)[0]
 
 
 def run_seed(master: int, index: int) -> int:
@@ -121,6 +122,67 @@ def run_seed(master: int, index: int) -> int:
 
 @functools.lru_cache(maxsize=8)
 def _seed_block(master: int, block: int) -> list:
-    import numpy as np
-    return np.random.SeedSequence(master, spawn_key=(block,)).generate_state(
-        2 * SEED_BLOCK).tolist()
+    return seed_words([int(master)], (block,), 2 * SEED_BLOCK)
+
+
+# numpy's SeedSequence (O'Neill's seed_seq, as numpy.random.bit_generator has it),
+# for entropy and spawn keys of non-negative ints and 32-bit words out.
+_M32 = 0xFFFFFFFF
+_POOL = 4
+_INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875
+_INIT_B, _MULT_B = 0x8B51F9DD, 0x58F38DED
+_MIX_L, _MIX_R = 0xCA01F9DD, 0x4973F715
+
+
+def _words32(values) -> list:
+    """Non-negative ints as numpy coerces them: each one's 32-bit words, low first."""
+    out = []
+    for n in values:
+        n = int(n)
+        if n < 0:
+            raise ValueError(f"seeds must be non-negative, got {n}")
+        out.append(n & _M32)
+        n >>= 32
+        while n:
+            out.append(n & _M32)
+            n >>= 32
+    return out
+
+
+def seed_words(entropy, spawn_key, n: int) -> list:
+    """``SeedSequence(entropy, spawn_key=spawn_key).generate_state(n).tolist()``: the
+    same ``n`` 32-bit words, for ``entropy`` and ``spawn_key`` sequences of ints."""
+    run = _words32(entropy)
+    spawn = _words32(spawn_key)
+    if spawn and len(run) < _POOL:  # numpy >= 1.19 pads the entropy when spawned
+        run += [0] * (_POOL - len(run))
+    words = run + spawn
+    h = _INIT_A
+
+    def hashmix(value):
+        nonlocal h
+        value ^= h
+        h = (h * _MULT_A) & _M32
+        value = (value * h) & _M32
+        return value ^ (value >> 16)
+
+    def mix(x, y):
+        r = (_MIX_L * x - _MIX_R * y) & _M32
+        return r ^ (r >> 16)
+
+    pool = [hashmix(words[i] if i < len(words) else 0) for i in range(_POOL)]
+    for src in range(_POOL):
+        for dst in range(_POOL):
+            if src != dst:
+                pool[dst] = mix(pool[dst], hashmix(pool[src]))
+    for src in range(_POOL, len(words)):
+        for dst in range(_POOL):
+            pool[dst] = mix(pool[dst], hashmix(words[src]))
+    out = []
+    h = _INIT_B
+    for i in range(n):
+        value = pool[i % _POOL] ^ h
+        h = (h * _MULT_B) & _M32
+        value = (value * h) & _M32
+        out.append(value ^ (value >> 16))
+    return out

@@ -21,7 +21,8 @@ The search strategies draw from ``SeededStream``, a SplitMix64 generator
 (Steele, Lea and Flood, "Fast splittable pseudorandom number generators",
 OOPSLA 2014): its whole state is one 64-bit number set from the run's seed,
 so starting a run costs nothing, which matters at thousands of runs per
-second; the run seeds themselves come from numpy's SeedSequence.
+second; the run seeds themselves come from numpy's SeedSequence algorithm
+(``seeds.seed_words``).
 """
 
 from ..seeds import SplitMix64
