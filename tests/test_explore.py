@@ -55,6 +55,18 @@ def test_run_seeds_depend_on_master_seed_and_index_only():
     assert run_seed(2, 5) != seeds[5]
 
 
+def test_a_short_exploration_does_not_import_numpy(tmp_path):
+    # numpy's import is a tenth of a second of every start of smpvm: run seeds and the
+    # count of distinct schedules do without it until an exploration is large
+    code = ("import sys; from smpvm.search.explore import explore; "
+            f"r = explore({DOOMED!r}, variant='buggy', runs=600, seed=1, workers=1, "
+            f"out={str(tmp_path / 'out')!r}); "
+            "print(r.failing_runs > 0, r.distinct_schedules > 1, 'numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["True", "True", "False"]
+
+
 # -- the same runs on every executor ------------------------------------------------------------
 
 def test_same_outcomes_in_process_and_with_a_process_pool(tmp_path):

@@ -18,6 +18,8 @@ from ..scenario import RunSpec, run_spec
 from ..strategies.dfs import DFS
 from ..strategies.replay import Replay
 from ..violations import ModelError
+from .failon import cut_at_bound
+
 
 @dataclass
 class DfsReport:
@@ -185,14 +187,6 @@ def young_collections_only():
         yield
     finally:
         gc.set_threshold(young, middle, old)
-
-
-def cut_at_bound(result) -> bool:
-    """Did the run stop at the step bound (``max-steps``)?  A systematic search stops
-    there: the schedules that branch off it may never end either, each would cost the
-    whole bound, and the race analysis of so long a run grows with its square.  So a
-    model that loops forever ends the search with that run, not hours later."""
-    return any(v.kind == "max-steps" for v in result.violations)
 
 
 def _replayed(spec, scn, result):

@@ -1,7 +1,7 @@
 """Exploration: many runs of one scenario under a search strategy.
 
 Run i of an exploration is a pure function of the master seed and i: its
-seed comes from ``numpy.random.SeedSequence(master, spawn_key=(i // 1024,))``,
+seed comes from numpy's ``SeedSequence(master, spawn_key=(i // 1024,))`` (``seeds``),
 its strategy from i (the portfolio rotates random, pct d=2, pct d=3 and idb),
 and the estimate k of decision points per run that PCT and idb need from
 earlier runs in a way that does not depend on timing (below).  So the runs

@@ -7,7 +7,8 @@ report every finding, but only a deadlock makes a run fail, is saved and
 shrunk, stops ``--stop-on-first`` and sets the exit status.  ``--ignore
 lock-order-reversal`` says the same from the other side.  A kind that ends
 a run (an assertion, a use-after-free) still ends it when ignored: what
-follows a failed assertion is not the program any more.
+follows a failed assertion is not the program any more.  A run that ran into
+the step bound ends a systematic search, whatever counts (``cut_at_bound``).
 """
 
 from __future__ import annotations
@@ -60,3 +61,11 @@ def parse_kinds(text: str | None, option: str) -> tuple | None:
 def fail_on(only: str | None = None, ignore: str | None = None) -> FailOn:
     """The filter of ``--fail-on`` and ``--ignore`` as given on the command line."""
     return FailOn(parse_kinds(only, "--fail-on"), parse_kinds(ignore, "--ignore") or ())
+
+
+def cut_at_bound(result) -> bool:
+    """Did the run stop at the step bound (``max-steps``)?  A systematic search stops
+    there: the schedules that branch off it may never end either, each would cost the
+    whole bound, and the race analysis of so long a run grows with its square.  So a
+    model that loops forever ends the search with that run, not hours later."""
+    return any(v.kind == "max-steps" for v in result.violations)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from ..scenario import RunSpec, run_spec
 from ..strategies.bounding import PREEMPTION, BoundedTree
-from .exhaust import cut_at_bound
+from .failon import cut_at_bound
 
 
 @dataclass
@@ -44,7 +44,7 @@ class BoundReport:
     #: Always empty: without a reduction, state the engine cannot see takes nothing away.
     unseen_shared: list = field(default_factory=list)
     #: Index of the schedule that ran into the step bound, where the search stopped
-    #: (``exhaust.cut_at_bound``), or None.
+    #: (``failon.cut_at_bound``), or None.
     cut_at: int | None = None
 
     @property

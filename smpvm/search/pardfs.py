@@ -73,7 +73,8 @@ from typing import NamedTuple
 
 from ..scenario import RunSpec, load_target, run_spec
 from ..strategies.dfs import DFS
-from .exhaust import DfsReport, _count, _replayed, cut_at_bound, young_collections_only
+from .exhaust import DfsReport, _count, _replayed, young_collections_only
+from .failon import cut_at_bound
 from .executors import wait_first
 
 #: Runs a part makes before it is cut (the first part: a few, to share out early).

@@ -421,7 +421,7 @@ def run_one(spec: dict) -> dict:
     """
     from ..scenario import run_scenario
     from ..scenario import load_target
-    from ..search.exhaust import cut_at_bound
+    from ..search.failon import cut_at_bound
     scn = load_target(spec["target"])
     params = dict(spec["params"])
     params.pop("case", None)
