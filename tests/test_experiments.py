@@ -386,3 +386,25 @@ def test_the_virtual_workers_script_drives_a_sampled_exploration_for_each_worker
     assert [row[0] for row in rows] == ["1", "2"]  # (and the same runs.csv, checked)
     assert rows[0][2] == "1.00x"
     assert all(int(row[3].rstrip("%")) <= 100 for row in rows)
+
+
+def test_the_schedule_explorers_script_measures_smpvm_and_refuses_bad_tools(capsys):
+    import importlib.util
+    import sys
+    path = os.path.join(ROOT, "experiments", "schedule_explorers.py")
+    spec = importlib.util.spec_from_file_location("schedule_explorers", path)
+    explorers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(explorers)
+    assert explorers.main(["--rounds", "1", "--samples", "50", "--allocators", "1"]) == 0
+    head, row = capsys.readouterr().out.splitlines()
+    assert head.split()[:3] == ["tool", "first", "failure"]
+    cells = row.split()
+    assert cells[0] == "smpvm" and cells[2] == "s"  # found: a time, not "not found"
+    assert float(cells[3].replace(",", "")) > 0  # schedules/s
+    assert cells[4:7] == ["24", "in", cells[6]] and cells[7] == "s"  # the 1-allocator proof
+    # a Python without the tool: one line naming it, no traceback
+    with pytest.raises(SystemExit, match=r"^interleave-test: exit 1: .*interleave_test"):
+        explorers.main(["--interleave-test", sys.executable, "--rounds", "1",
+                        "--allocators", "1", "--samples", "5", "--budget", "30"])
+    with pytest.raises(SystemExit):  # frontrun needs its launcher beside the Python
+        explorers.main(["--frontrun", sys.executable])
