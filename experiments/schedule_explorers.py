@@ -50,9 +50,9 @@ RUNNER = os.path.join(HERE, "experiments", "explorers", "run.py")
 TOOLS = ("frontrun", "interleave-test", "ploom")
 
 
-#: smpvm's processes keep their compiled bytecode, as an installed package's do (the other
-#: tools' were compiled when pip installed them); the best round then has it.
-SMPVM_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+#: Every process keeps its compiled bytecode, as an installed package's is kept (the other
+#: tools' was compiled when pip installed them); the best round then has it.
+CACHED = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -62,7 +62,7 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def timed(cmd: list[str], budget: float, env: dict | None = SMPVM_ENV):
+def timed(cmd: list[str], budget: float, env: dict | None = CACHED):
     """(wall seconds, completed process), or (None, None) past ``budget``."""
     t0 = time.perf_counter()
     try:
@@ -134,7 +134,7 @@ def other(tool: str, python: str, mode: str, variant: str, allocators: int, n: i
     """(whole-process seconds, the runner's report) or None past ``budget``."""
     cmd = [*launcher(tool, python), RUNNER, tool, mode, variant, str(allocators), str(n),
            str(budget)]
-    env = dict(os.environ, TMPDIR=tempfile.gettempdir())
+    env = dict(CACHED, TMPDIR=tempfile.gettempdir())
     wall, done = timed(cmd, budget + 30, env)
     if done is None:
         return None
