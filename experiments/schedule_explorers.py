@@ -74,12 +74,9 @@ def timed(cmd: list[str], budget: float, env: dict | None = CACHED):
 
 
 def report_of(done, what: str) -> dict:
-    """The JSON object a search printed (smpvm's spans lines; the runners' is one)."""
-    text = done.stdout
-    start = 0 if text.startswith("{") else text.find("\n{") + 1
+    """The JSON report a search printed, its whole standard output."""
     try:
-        if start or text.startswith("{"):
-            return json.JSONDecoder().raw_decode(text, start)[0]
+        return json.loads(done.stdout)
     except ValueError:
         pass
     tail = (done.stderr.strip().splitlines() or ["no report"])[-1]
@@ -134,8 +131,7 @@ def other(tool: str, python: str, mode: str, variant: str, allocators: int, n: i
     """(whole-process seconds, the runner's report) or None past ``budget``."""
     cmd = [*launcher(tool, python), RUNNER, tool, mode, variant, str(allocators), str(n),
            str(budget)]
-    env = dict(CACHED, TMPDIR=tempfile.gettempdir())
-    wall, done = timed(cmd, budget + 30, env)
+    wall, done = timed(cmd, budget + 30)
     if done is None:
         return None
     return wall, report_of(done, tool)

@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -23,7 +24,7 @@ def frontrun_search(mode, variant, allocators, n, budget):
     import frontrun
     from doomed_threads import Pager, holds, workers
     kw = dict(reproduce_on_failure=0)
-    if mode == "sample" or mode == "first":
+    if mode in ("sample", "first"):
         kw.update(strategy="random", max_attempts=n, seed=1)
     else:  # DPOR, unbounded preemptions: the whole space
         kw.update(strategy="dpor", preemption_bound=None, max_executions=n,
@@ -65,7 +66,7 @@ def ploom_search(mode, variant, allocators, n, budget):
     config = ploom.Config(max_executions=n, timeout=float(budget))
     try:
         stats = ploom.check(functools.partial(scenario, variant, allocators), config=config,
-                            trace_dir=Path(os.environ.get("TMPDIR", "/tmp")) / "ploom-traces",
+                            trace_dir=Path(tempfile.gettempdir()) / "ploom-traces",
                             on_failure=lambda *a: None)
     except ploom.ModelCheckError:
         return True, None, False
