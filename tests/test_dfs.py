@@ -10,6 +10,7 @@ rest of the run is forced and asks nothing.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -43,6 +44,17 @@ def search(name, variant=None, params=None, **kw):
     report = exhaust(spec_of(scn, variant=variant, params=params or {}, seed=0), scn=scn,
                      on_run=lambda i, r: results.append(r), **kw)
     return report, results
+
+
+@contextlib.contextmanager
+def waits_elided(on):
+    """Searches made meanwhile elide lock waits (``DFS.ELIDE_WAITS``) or not."""
+    was = DFS.ELIDE_WAITS
+    DFS.ELIDE_WAITS = on
+    try:
+        yield
+    finally:
+        DFS.ELIDE_WAITS = was
 
 
 def outcome(r):
@@ -87,17 +99,36 @@ def test_fully_dependent_steps_need_all_six():
     assert len(values) == 6 and (1234,) in values and (3412,) in values
 
 
-def test_locked_counter_has_four_classes_for_two_threads():
-    # Who takes the mutex first (2 ways) x whether the other thread tries
-    # while it is held and waits (2 ways): 4 classes out of 36 schedules.  A
-    # thread takes 5 steps (start, lock, load, store, unlock),
-    # one more when it waits: its failed attempt is a step of its own.  (Both
-    # first steps only start the threads, so the order of those is no class.)
+def test_locked_counter_has_two_classes_for_two_threads():
+    # Who takes the mutex first: 2 classes out of 36 schedules.  A thread
+    # takes 5 steps (start, lock, load, store, unlock).  An attempt that
+    # would wait is no step of the search (the thread cannot step until the
+    # mutex is free), so no run waits.  (Both first steps only start the
+    # threads, so the order of those is no class.)
     plain, _ = search("locked_counter", reduction=False)
     reduced, results = search("locked_counter")
     assert plain.runs == 36 and plain.failing_runs == 0
+    assert reduced.runs == 2 and reduced.exhausted and reduced.failing_runs == 0
+    assert sorted(r.steps for r in results) == [10, 10]
+
+
+def test_with_waits_as_steps_locked_counter_has_four_classes():
+    # Without the elision, whether the other thread tries while the mutex is
+    # held and waits doubles the classes: its failed attempt is a step.
+    with waits_elided(False):
+        reduced, results = search("locked_counter")
     assert reduced.runs == 4 and reduced.exhausted and reduced.failing_runs == 0
     assert sorted(r.steps for r in results) == [10, 10, 11, 11]
+
+
+def test_a_deadlock_is_found_with_waits_elided_and_names_its_waits():
+    # Both threads end waiting, off the search tree, so the report is the engine's.
+    plain, plain_results = search("abba", reduction=False)
+    reduced, results = search("abba")
+    assert reduced.runs < plain.runs
+    deadlocks = [r for r in results if "deadlock" in r.kinds()]
+    assert deadlocks and all(len(r.violations[-1].extra["waits"]) == 2 for r in deadlocks)
+    assert {outcome(r) for r in results} == {outcome(r) for r in plain_results}
 
 
 def test_pruned_is_a_lower_bound_on_the_schedules_saved():
@@ -396,16 +427,21 @@ def program_scenario(threads):
     return scenario()(setup).__smpvm_scenario__
 
 
-def same_outcomes(program):
+def same_outcomes(program, elide=True):
     """Exhaust ``program`` with and without reduction; the sets of outcomes reached."""
     scn = program_scenario(program)
     outcomes = {}
     for reduction in (False, True):
         seen = set()
-        # The number of steps tells a wait (an extra step) from none; equivalent
-        # schedules take the same steps, so it is part of the outcome here.
-        report = exhaust(spec_of(scn, seed=0), scn=scn, reduction=reduction, symmetry=False,
-                         max_runs=50_000, on_run=lambda i, r: seen.add((outcome(r), r.steps)))
+        # With waits as steps, the number of steps tells a wait (an extra step)
+        # from none; equivalent schedules take the same steps, so it is part of
+        # the outcome there.  Elided, a wait is no step, and no run waits but
+        # the deadlocked ones.
+        with waits_elided(elide):
+            report = exhaust(spec_of(scn, seed=0), scn=scn, reduction=reduction,
+                             symmetry=False, max_runs=50_000,
+                             on_run=lambda i, r: seen.add(
+                                 outcome(r) if elide else (outcome(r), r.steps)))
         assert report.exhausted
         outcomes[reduction] = seen
     return outcomes[False], outcomes[True]
@@ -414,7 +450,14 @@ def same_outcomes(program):
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(PROGRAM)
 def test_random_programs_reach_the_same_outcomes_with_and_without_reduction(program):
-    plain, reduced = same_outcomes(trimmed(program))
+    plain, reduced = same_outcomes(trimmed(program), elide=True)
+    assert reduced == plain
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(PROGRAM)
+def test_random_programs_with_waits_as_steps_reach_the_same_outcomes_and_steps(program):
+    plain, reduced = same_outcomes(trimmed(program), elide=False)
     assert reduced == plain
 
 
@@ -425,8 +468,9 @@ def test_a_program_where_a_sleeping_cpu_is_not_the_one_to_run():
     # state), the reversal must start with T2, not with the sleeping T0.
     program = [[("load", 0), ("store", 1), ("store", 0)], [("load", 0), ("load", 0)],
                [("load", 1)]]
-    plain, reduced = same_outcomes(program)
-    assert reduced == plain and len(plain) == 6  # T1 sees 0,0 or 0,20 or 20,20; T2 0 or 10
+    for elide in (True, False):
+        plain, reduced = same_outcomes(program, elide)
+        assert reduced == plain and len(plain) == 6  # T1 sees 0,0 or 0,20 or 20,20; T2 0 or 10
 
 
 def test_a_model_that_changes_from_run_to_run_is_reported_not_replayed_blindly():
@@ -548,15 +592,15 @@ def twins_scenario(body, twins, other):
     return scenario()(setup).__smpvm_scenario__
 
 
-def up_to_names(r, twins):
-    """A run's outcome with the twins' names left open."""
+def up_to_names(r, twins, steps=False):
+    """A run's outcome with the twins' names left open (and its steps, if asked)."""
     per = {f"twin{t}": [] for t in range(twins)}
     rest = []
     for k, v in sorted(r.metrics.items()):
         name, _, what = k.partition(".")
         (per[name] if name in per else rest).append((what or k, repr(v)))
     return (tuple(r.kinds()), tuple(rest), tuple(sorted(tuple(v) for v in per.values())),
-            r.steps)
+            r.steps if steps else None)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -566,13 +610,16 @@ def test_random_twins_reach_every_outcome_plain_enumeration_does(body, other):
     while trimmed([body, body, other]) != [body, body, other]:
         (body if len(body) >= len(other) else other).pop()
     scn = twins_scenario(body, 2, other)
-    seen = {}
-    for reduction, symmetry in ((False, False), (True, True)):
-        found = seen[symmetry] = set()
-        report = exhaust(spec_of(scn, seed=0), scn=scn, reduction=reduction, symmetry=symmetry,
-                         max_runs=50_000, on_run=lambda i, r: found.add(up_to_names(r, 2)))
-        assert report.exhausted
-    assert seen[True] == seen[False]
+    for elide in (True, False):  # elided, no run waits but a deadlocked one: no steps compared
+        seen = {}
+        for reduction, symmetry in ((False, False), (True, True)):
+            found = seen[symmetry] = set()
+            with waits_elided(elide):
+                report = exhaust(spec_of(scn, seed=0), scn=scn, reduction=reduction,
+                                 symmetry=symmetry, max_runs=50_000,
+                                 on_run=lambda i, r: found.add(up_to_names(r, 2, not elide)))
+            assert report.exhausted
+        assert seen[True] == seen[False], elide
 
 
 @pytest.mark.skipif(not os.path.isfile(DEVICE_PAGER), reason="no device pager model in this tree")

@@ -96,7 +96,10 @@ def test_random_programs_reach_what_plain_enumeration_reaches(program, budget):
     finally:
         pardfs.FIRST_PART_RUNS = old
     assert shared[0].exhausted
-    assert with_steps(shared[1]) == with_steps(plain[1])
+    # Plain enumeration also runs the schedules where a thread waits for a lock, which
+    # the reduction elides (a wait is no step): outcomes alike, steps not.
+    assert {outcome(r) for r in shared[1]} == {outcome(r) for r in plain[1]}
+    assert with_steps(shared[1]) == with_steps(sequential(spec, scn)[1])
 
 
 def test_plain_enumeration_runs_exactly_the_same_schedules(small_first_part):
@@ -288,14 +291,14 @@ def test_a_parts_passing_runs_do_not_keep_their_machines_alive():
         made.append(weakref.ref(self))
     scn = load_target(DOOMED)
     spec = RunSpec(DOOMED, variant="fixed", params={"allocators": 1}, seed=1)
-    part = pardfs.Part(0, (), pardfs.pickle.dumps([]), 8, fresh=True)
+    part = pardfs.Part(0, (), pardfs.pickle.dumps([]), 4, fresh=True)
     SleepMutex.__init__ = tracked
     try:
         res = pardfs.search_part(spec, part, None, True, scn=scn)
     finally:
         SleepMutex.__init__ = real_init
     gc.collect()
-    assert len(res.runs) == 8 and made
+    assert len(res.runs) == 4 and made
     assert not any(r.failed for r, _ in res.runs)
     assert [ref for ref in made if ref() is not None] == []
     assert all(r.witness_edges == [] and r.witness_classes == {} for r, _ in res.runs)
@@ -365,7 +368,7 @@ def test_the_command_line_shares_dfs_with_workers(capsys, tmp_path):
                        "--set", "allocators=1", "--workers", "2", "--out", tmp_path, "--json")
     found = json.loads(out)
     assert code == 1 and found["exhausted"] and found["executor"] == "2 local processes"
-    assert found["runs"] == 27 and found["failing_runs"] == 22
+    assert found["runs"] == 14 and found["failing_runs"] == 11
 
 
 def test_explore_dfs_on_a_dask_cluster(tmp_path):
