@@ -327,6 +327,9 @@ class DFS(Strategy):
         self._picked = None
         self._decisions = 0
         self._after = None
+        #: The CPUs able to step in the state after the last step, before any is held
+        #: back (see "Lock waits"; None: every CPU that can step).
+        self._able_next = None
         self._next_sleep = {}
         self._unsure = set()
         self._held = {}
@@ -422,12 +425,19 @@ class DFS(Strategy):
         k = self._k
         opts = enabled
         self._k = k + 1
-        if self.elide_waits and k >= self.fresh_from:
-            enabled = _able(m, enabled)
+        # a forced step (no pick) first off the previous run's path: take its book-keeping
+        rebased = k and k == self.fresh_from and not self._rebased
+        if rebased:
+            self._take_over()
+        if self.elide_waits and k >= self.fresh_from and self._able_next is not None:
+            # (the machine is past the step now: what was able before it was noted after
+            # the step before)
+            able = self._able_next
+            enabled = [c for c in enabled if c in able]
             if not enabled and self.stalled_at is None:
                 self.stalled_at = k  # a forced step into a deadlock's waits
         twins = len(self._pure) > 1  # CPUs only ever leave the pure set
-        if twins:
+        if twins and self.stalled_at is None:
             enabled = self._not_held_back(enabled)
             if cpu not in enabled:
                 self.symmetry_broken = True  # forced onto a thread held back
@@ -444,10 +454,9 @@ class DFS(Strategy):
             if twins:
                 self._track_twins(cpu, self.trace[k].fp)
             return
-        if k and k == self.fresh_from and not self._rebased:
+        if rebased:
             # a forced step (no pick): nothing was copied before it, so it counts as
             # having changed all the unseen state
-            self._take_over()
             changed = self._watch.shared if self._watch else ()
         elif self._watch is None:
             # The run's first step was forced: nothing could go before it or be reordered
@@ -458,7 +467,7 @@ class DFS(Strategy):
             changed = self._watch.changed() if self._watch else ()
         after = [c.id for c in m.cpus if c.state == RUNNABLE]
         if self.elide_waits:
-            after = _able(m, after)
+            after = self._able_next = _able(m, after)
         # The engine makes a fresh footprint per step and drops it after this
         # call, so it is completed in place and kept.
         step = self._record(m, cpu, footprint, enabled)
@@ -490,15 +499,17 @@ class DFS(Strategy):
 
     def _books(self):
         """What ``stepped`` and ``_record`` carry from one step to the next."""
-        return (self._after, dict(self._held), frozenset(self._unsure), self._rng_state)
+        return (self._after, dict(self._held), frozenset(self._unsure), self._rng_state,
+                self._able_next)
 
     def _take_over(self) -> None:
         """At the first state the previous run did not visit: the book-keeping the replayed
         steps would have built is the previous run's after the same steps, and the watch
         of the unseen state starts its comparisons from the state here."""
         self._rebased = True
-        after, held, unsure, rng_state = self.trace[self.fresh_from - 1].books
+        after, held, unsure, rng_state, able = self.trace[self.fresh_from - 1].books
         self._after = after
+        self._able_next = able
         self._held = dict(held)
         self._unsure = set(unsure)
         self._rng_state = rng_state
