@@ -273,7 +273,8 @@ def test_stop_on_first_and_max_runs_end_the_search_early():
 
 ALL_CASES = [("independent", None), ("shared_field", None), ("locked_counter", None),
              ("two_preemptions", "buggy"), ("two_preemptions", "fixed"), ("handshake", "fixed"),
-             ("handshake", "lost-wakeup"), ("abba", None), ("interrupted", None), ("dice", None)]
+             ("handshake", "lost-wakeup"), ("abba", None), ("interrupted", None), ("dice", None),
+             ("late_interrupt", None)]
 
 
 def test_reduction_reaches_every_outcome_and_every_failure_plain_enumeration_does():
@@ -321,6 +322,21 @@ def test_interrupts_make_every_step_dependent():
     plain, _ = search("interrupted", reduction=False)
     reduced, _ = search("interrupted")
     assert reduced.runs == plain.runs and reduced.pruned == 0
+
+
+def test_an_interrupt_raised_mid_run_reaches_a_cpu_waiting_for_the_lock():
+    # Lock waits are elided while nothing is timed.  Once the holder has raised the
+    # interrupt, time matters: the handler may land on the other CPU, which may be
+    # spinning for the lock, while the holder has it (seen 2) or after (seen 4, or 33
+    # after the waiter's write); the search reaches each, with or without the elision.
+    plain, plain_results = search("late_interrupt", reduction=False)
+    expected = {r.metrics["outcome"] for r in plain_results}
+    assert {(3, 2), (32, 33)} <= expected
+    for elide in (True, False):
+        with waits_elided(elide):
+            reduced, results = search("late_interrupt")
+        assert reduced.runs < plain.runs
+        assert {r.metrics["outcome"] for r in results} == expected, elide
 
 
 def test_draws_from_the_model_random_stream_are_ordered():

@@ -198,7 +198,8 @@ class _Step:
         self.enabled = enabled
         #: Locks the CPU held when the step began (lock uid -> "x" or "s"; may miss some).
         self.held = held
-        #: (lock uid, mode) the CPU waits for after the step, or None.
+        #: (lock uid, mode) the CPU waits for after the step, or None; (lock uid, mode,
+        #: True) where its next step is an acquisition that waits are elided from.
         self.waits = waits
         #: The search's own book-keeping after the step (``DFS._books``), from which a
         #: later run that replays this step takes over.
@@ -309,6 +310,8 @@ class DFS(Strategy):
         #: would only start to wait for a lock (or None): a deadlock, whose waits the
         #: run goes on to make, off the tree.
         self.stalled_at = None
+        #: No interrupts and no devices anywhere in the run (``finish_run`` finds out).
+        self._timeless_run = True
         #: First state of this run that the previous run did not visit.
         #: (A part of a shared search starts on a path that no run here has taken yet.)
         previous = getattr(self, "trace", [])
@@ -571,7 +574,7 @@ class DFS(Strategy):
             fp[key] = not (len(fp) == 1 and key in fp and _joining_only_reads(lock, c.wait_mode))
         elif self.elide_waits and c.state == RUNNABLE and type(c.op) is Acquire \
                 and _timeless(m) and _disabled_while_held(c, c.op):
-            waits = (c.op.lock.uid, c.op.mode)  # its next step needs the lock
+            waits = (c.op.lock.uid, c.op.mode, True)  # its next step needs the lock
         unsure = self._unsure
         if unsure and cpu in unsure:  # another step made this CPU runnable or not
             unsure.discard(cpu)
@@ -730,6 +733,8 @@ class DFS(Strategy):
             raise ModelError(f"dfs: a run ended after {self._k} steps where the same schedule "
                              f"took more before; the model is not deterministic for a given "
                              f"schedule")
+        # time mattered nowhere in the run (it would from then on: ``_timeless``)
+        self._timeless_run = self._m is None or _timeless(self._m)
         if self.reduction and self.stalled_at is not None:
             # a deadlock: the waits made after it are no steps of the tree, and every
             # CPU left waits for what it never got, as for any run that stalls
@@ -826,6 +831,10 @@ class DFS(Strategy):
         steps = run.steps
         vc, nth = run.vc, run.nth  # step i happens before step j: vc[j][cpu of i] >= nth[i]
         waits = steps[prev].waits if prev >= 0 else None
+        if waits is not None and len(waits) > 2 and not self._timeless_run:
+            # interrupts or devices came later in the run, and with them waits
+            # (a CPU spinning for the lock may take an interrupt): no exclusion
+            waits = None
         others = [i for i in sorted(run.dependent_before(fp, top)) if steps[i].cpu != p]
         before = []
         for i in others:
@@ -1083,7 +1092,7 @@ def _excludes(held, waits) -> bool:
     A CPU waiting for a lock steps again only once the lock can be granted to
     it, which a holder in a conflicting mode rules out.
     """
-    uid, mode = waits
+    uid, mode = waits[0], waits[1]
     have = held.get(uid)
     return have == "x" or (have == "s" and mode == "x")
 

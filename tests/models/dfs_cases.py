@@ -19,6 +19,9 @@ steps, and two such threads have C(4, 2) = 6 interleavings.
 * ``interrupted``: a disk interrupt on CPU 0 at a fixed time; whether it
   comes before or after a step depends on simulated time, which every step
   moves.
+* ``late_interrupt``: a thread holding a mutex raises an interrupt on the
+  other thread's CPU, which may be spinning for that mutex when it lands:
+  interrupts that appear mid-run, after steps taken with none.
 * ``dice``: two threads draw from the model's random stream ``m.rng``, so
   which one draws first decides what each gets.
 
@@ -171,6 +174,36 @@ def interrupted(m, variant):
     m.spawn(thread(5), name="T1")
     m.interrupt_source("disk", SPLBIO, handler, cpu=0, at_ns=[400])
     _report(m, box, "done", "seen")
+
+
+@scenario(description="an interrupt raised by a lock holder lands on a CPU that may wait for it",
+          params={"at_ns": 150})
+def late_interrupt(m, variant, at_ns):
+    lock = SleepMutex(m, "lock")
+    box = m.shared("box", n=0, seen=0)
+
+    def handler():
+        box.seen = box.seen * 10 + box.n + 1
+        yield work(0)
+
+    def holder():
+        yield pause()
+        yield lock.lock()
+        m.interrupt(1, SPLBIO, handler, at_ns=at_ns)
+        box.n = 1
+        yield work(100)
+        box.n = 3
+        yield lock.unlock()
+
+    def waiter():
+        yield pause()
+        yield lock.lock()
+        box.n = box.n * 10 + 2
+        yield lock.unlock()
+
+    m.spawn(holder(), name="T0")
+    m.spawn(waiter(), name="T1")
+    _report(m, box, "n", "seen")
 
 
 @scenario(description="two threads draw from the model's random stream")
