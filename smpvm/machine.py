@@ -363,6 +363,12 @@ class Machine:
             self._now = t
 
     @property
+    def time_matters(self) -> bool:
+        """Interrupts or device events in this run so far, or device events queued: when
+        a step happens can change what happens.  Once true it stays so for the run."""
+        return bool(self.interrupt_sources or self.sim_events or self._simq)
+
+    @property
     def rng(self):
         """The run's seeded numpy Generator, for the model's own workload randomness."""
         if self._rng is None:

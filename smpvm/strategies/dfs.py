@@ -573,7 +573,7 @@ class DFS(Strategy):
             key = ("lock", lock.uid)
             fp[key] = not (len(fp) == 1 and key in fp and _joining_only_reads(lock, c.wait_mode))
         elif self.elide_waits and c.state == RUNNABLE and type(c.op) is Acquire \
-                and _timeless(m) and _disabled_while_held(c, c.op):
+                and not m.time_matters and _disabled_while_held(c, c.op):
             waits = (c.op.lock.uid, c.op.mode, True)  # its next step needs the lock
         unsure = self._unsure
         if unsure and cpu in unsure:  # another step made this CPU runnable or not
@@ -733,8 +733,8 @@ class DFS(Strategy):
             raise ModelError(f"dfs: a run ended after {self._k} steps where the same schedule "
                              f"took more before; the model is not deterministic for a given "
                              f"schedule")
-        # time mattered nowhere in the run (it would from then on: ``_timeless``)
-        self._timeless_run = self._m is None or _timeless(self._m)
+        # time mattered nowhere in the run (it would from then on: ``Machine.time_matters``)
+        self._timeless_run = self._m is None or not self._m.time_matters
         if self.reduction and self.stalled_at is not None:
             # a deadlock: the waits made after it are no steps of the tree, and every
             # CPU left waits for what it never got, as for any run that stalls
@@ -1037,7 +1037,7 @@ def _able(m, cpus) -> list:
     interrupts while it spins; a contended acquisition is charged otherwise),
     and every CPU that can step is able.
     """
-    if not _timeless(m):
+    if m.time_matters:
         return cpus
     mc = m.cpus
     out = None
@@ -1051,11 +1051,6 @@ def _able(m, cpus) -> list:
         elif out is not None:
             out.append(cid)
     return cpus if out is None else out
-
-
-def _timeless(m) -> bool:
-    """No interrupts and no device processes: when a step happens changes nothing."""
-    return not (m.interrupt_sources or m.sim_events or m._simq)
 
 
 def _disabled_while_held(c, op) -> bool:
