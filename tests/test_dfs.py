@@ -638,18 +638,24 @@ def test_random_twins_reach_every_outcome_plain_enumeration_does(body, other):
         assert seen[True] == seen[False], elide
 
 
+def two_allocators(variant, seen_as, **kw):
+    """Exhaust the doomed-object model with two allocators; (report, ``seen_as`` of each run)."""
+    scn = load_target(f"{DEVICE_PAGER}::doomed_object")
+    found = set()
+    report = exhaust(spec_of(scn, variant=variant, params={"allocators": 2}, seed=1), scn=scn,
+                     on_run=lambda i, r: found.add(seen_as(r)), **kw)
+    return report, found
+
+
 @pytest.mark.skipif(not os.path.isfile(DEVICE_PAGER), reason="no device pager model in this tree")
 def test_the_doomed_object_model_keeps_its_outcomes_with_lock_waits_elided():
     # Two allocators and the terminator contend for dev_pager_mtx and the object's
     # lock: with waits as steps the search runs every order of failed attempts too.
-    scn = load_target(f"{DEVICE_PAGER}::doomed_object")
     for variant in ("buggy", "extra-reference"):
         seen, runs = {}, {}
         for elide in (False, True):
-            found = seen[elide] = set()
             with waits_elided(elide):
-                report = exhaust(spec_of(scn, variant=variant, params={"allocators": 2}, seed=1),
-                                 scn=scn, on_run=lambda i, r: found.add(outcome(r)))
+                report, seen[elide] = two_allocators(variant, outcome)
             assert report.exhausted and report.failing_runs
             runs[elide] = report.runs
         assert seen[True] == seen[False] and runs[True] * 2 < runs[False], variant
@@ -659,14 +665,11 @@ def test_the_doomed_object_model_keeps_its_outcomes_with_lock_waits_elided():
 def test_the_doomed_object_model_keeps_its_outcomes_under_symmetry():
     # Two identical allocators: the fixed variant stays clean, the buggy one
     # fails in the same ways, with about half the schedules.
-    scn = load_target(f"{DEVICE_PAGER}::doomed_object")
     for variant in ("buggy", "extra-reference"):
         seen, runs = {}, {}
         for symmetry in (False, True):
-            found = seen[symmetry] = set()
-            report = exhaust(spec_of(scn, variant=variant, params={"allocators": 2}, seed=1),
-                             scn=scn, symmetry=symmetry,
-                             on_run=lambda i, r: found.add(tuple(r.kinds())))
+            report, seen[symmetry] = two_allocators(variant, lambda r: tuple(r.kinds()),
+                                                    symmetry=symmetry)
             assert report.exhausted and bool(report.symmetric) == symmetry
             runs[symmetry] = report.runs
         assert seen[True] == seen[False] and runs[True] < runs[False], variant
