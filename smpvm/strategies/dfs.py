@@ -743,9 +743,7 @@ class DFS(Strategy):
             # a deadlock: the waits made after it are no steps of the tree, and every
             # CPU left waits for what it never got, as for any run that stalls
             steps = self.trace[:self.stalled_at]
-            m = self._m
-            pending = {c.id: ANYTHING for c in m.cpus if c.state != DONE} if m else {}
-            self._add_races(steps, pending)
+            self._add_races(steps, self._pending(steps))
         elif self.reduction:
             steps = list(self.trace)
             if result.steps > len(steps):
