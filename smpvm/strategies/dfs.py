@@ -370,7 +370,7 @@ class DFS(Strategy):
             if self._k == self.fresh_from and self._k and not self._rebased:
                 self._take_over()
             if self.elide_waits:
-                able = self._able_of(options)
+                able = _able(self._m if self._m is not None else current_machine(), options)
                 if not able or self.stalled_at is not None:
                     if self.stalled_at is None:
                         self.stalled_at = self._k
@@ -432,8 +432,11 @@ class DFS(Strategy):
         rebased = k and k == self.fresh_from and not self._rebased
         if rebased:
             self._take_over()
-        if self.elide_waits and k >= self.fresh_from:
-            enabled = self._able_of(enabled)
+        if self.elide_waits and k >= self.fresh_from and self._able_next is not None:
+            # (the machine is past the step now: what was able before it was noted after
+            # the step before)
+            able = self._able_next
+            enabled = [c for c in enabled if c in able]
             if not enabled and self.stalled_at is None:
                 self.stalled_at = k  # a forced step into a deadlock's waits
         twins = len(self._pure) > 1  # CPUs only ever leave the pure set
@@ -496,13 +499,6 @@ class DFS(Strategy):
             blocked.done.add(after[0])  # the run goes on that way, off the tree
             self.tree.append(blocked)
             self.blocked_at = k + 1
-
-    def _able_of(self, cpus) -> list:
-        """``cpus`` less those that would only start to wait for a lock (see "Lock waits"),
-        as noted after the step before (``_able_next``; ``stepped`` runs when the machine
-        is past the step).  Before the first step no thread has an operation pending."""
-        able = self._able_next
-        return cpus if able is None else [c for c in cpus if c in able]
 
     def _books(self):
         """What ``stepped`` and ``_record`` carry from one step to the next."""
