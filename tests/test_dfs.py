@@ -21,8 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import MODELS, spec_of
+from programs import program_thread, twin
 from smpvm import (Mutex, Replay, RwLock, SleepMutex, Strategy, Sx, load_target, make_strategy,
-                   msleep, run_scenario, scenario, tsleep, wakeup, wakeup_one)
+                   run_scenario, scenario)
 from smpvm.search.exhaust import DfsReport, exhaust
 from smpvm.strategies.dfs import DFS
 
@@ -351,13 +352,6 @@ def test_draws_from_the_model_random_stream_are_ordered():
 #: Operations of a random thread; the number picks a field, a lock or a channel.
 OPS = ["load", "load", "store", "store", "write", "lock", "lock", "lock", "unlock", "unlock",
        "try", "sleep", "msleep", "wake", "wake1"]
-#: Locks a thread may take: (index in the program's lock list, how to take and release it).
-LOCKS = [(0, "lock", "unlock"),       # sleep mutex
-         (1, "xlock", "xunlock"),     # sx, exclusive
-         (1, "slock", "sunlock"),     # sx, shared: a writer waiting holds new readers back
-         (2, "lock", "unlock"),       # Linux mutex: hands over in arrival order
-         (3, "wlock", "wunlock"),     # rw lock, write
-         (3, "rlock", "runlock")]     # rw lock, read
 THREAD = st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 5)), min_size=1, max_size=4)
 PROGRAM = st.lists(THREAD, min_size=2, max_size=3)
 
@@ -377,49 +371,6 @@ def trimmed(program, budget=600):
             return threads
         longest = max(range(len(threads)), key=lambda i: (len(threads[i]), i))
         threads[longest].pop()
-
-
-def program_thread(m, box, locks, body, base, metric_name, record_stores):
-    """One thread of a random program over ``box``'s two fields, ``locks`` and two wait
-    channels.  Values read, trylock results and wakeup counts land in the metrics under
-    ``metric_name(what, i)`` ("seen", "try" or "w"; ``i`` the op's index), and with
-    ``record_stores`` every value written under its field's name.  Lock use is kept well
-    formed: a lock already held (in any mode) is not taken again, an ``unlock`` releases
-    the last lock taken, and all are released at the end."""
-    seen, held = [], []
-    for i, (op, k) in enumerate(body):
-        field, chan = f"f{k % 2}", f"channel {k % 2}"
-        value = base + 10 * i + sum(seen)
-        if op == "load":
-            seen.append((yield box.load(field)))
-            m.metric(metric_name("seen", i), tuple(seen))
-        elif op in ("store", "write"):
-            if op == "store":
-                yield box.store(field, value)
-            else:
-                setattr(box, field, value)
-            if record_stores:
-                m.metric(field, value)
-        elif op == "lock" and all(h[0] != LOCKS[k][0] for h in held):
-            yield getattr(locks[LOCKS[k][0]], LOCKS[k][1])()
-            held.append(LOCKS[k])
-        elif op == "try" and all(h[0] != 0 for h in held):
-            if (yield locks[0].trylock()):
-                held.append(LOCKS[0])
-            m.metric(metric_name("try", i), bool(held and held[-1] == LOCKS[0]))
-        elif op == "unlock" and held:
-            index, _, release = held.pop()
-            yield getattr(locks[index], release)()
-        elif op == "msleep" and held and held[-1] == LOCKS[0]:
-            yield msleep(chan, locks[0])
-        elif op in ("sleep", "msleep"):
-            yield tsleep(chan)
-        elif op in ("wake", "wake1"):
-            n = yield (wakeup(chan) if op == "wake" else wakeup_one(chan))
-            m.metric(metric_name("w", i), n)
-    while held:
-        index, _, release = held.pop()
-        yield getattr(locks[index], release)()
 
 
 def program_scenario(threads):
@@ -586,23 +537,23 @@ def test_threads_that_look_up_their_cpu_by_name_are_not_taken_as_identical(monke
 def twins_scenario(body, twins, other):
     """``twins`` threads running ``body`` with equal arguments, and one more running ``other``.
 
-    Each thread's metrics are named after its CPU, so an outcome is compared
-    as the multiset of the twins' metrics (their names are what symmetry
-    leaves open) together with everything else."""
+    Each twin's metrics are named after the ticket it takes first
+    (``programs.twin``), so an outcome is compared as the multiset of the
+    twins' metrics (which is which is what symmetry leaves open) together
+    with everything else."""
 
     def setup(m, variant):
         box = m.shared("shared", f0=0, f1=0)
         locks = [SleepMutex(m, "m0"), Sx(m, "sx"), Mutex(m, "fifo"), RwLock(m, "rw")]
 
-        def metric_name(what, i):  # named after the CPU: one object for every twin
-            me = m.current.name
-            return f"{me}.seen" if what == "seen" else f"{me}.{what}{i}"
+        tickets = m.shared("tickets", n=0)
 
-        def thread(base, body):
-            return program_thread(m, box, locks, body, base, metric_name, False)
+        def metric_name(what, i):
+            return "other.seen" if what == "seen" else f"other.{what}{i}"
+        twins_args = (m, box, locks, body, 100)
         for t in range(twins):
-            m.spawn(thread(100, body), name=f"twin{t}")
-        m.spawn(thread(500, other), name="other")
+            m.spawn(twin(program_thread, tickets, "twin", twins_args), name=f"twin{t}")
+        m.spawn(program_thread(m, box, locks, other, 500, metric_name, False), name="other")
         m.on_quiescence(lambda: m.metric("final", (box.f0, box.f1)))
 
     return scenario()(setup).__smpvm_scenario__
@@ -635,6 +586,7 @@ def test_random_twins_reach_every_outcome_plain_enumeration_does(body, other):
                                  symmetry=symmetry, max_runs=50_000,
                                  on_run=lambda i, r: found.add(up_to_names(r, 2, not elide)))
             assert report.exhausted
+            assert report.symmetric == ([("twin0", "twin1")] if symmetry else [])
         assert seen[True] == seen[False], elide
 
 
