@@ -1,7 +1,7 @@
 """How explorations scale to many workers, measured on one core against virtual workers.
 
     python experiments/virtual_workers.py explore [--runs 160000] [--max-workers 16]
-    python experiments/virtual_workers.py dfs [--allocators 3] [--max-runs N]
+    python experiments/virtual_workers.py dfs [--allocators 4] [--max-runs N]
                                               [--max-workers 16] [--budget 32]
 
 Question: how much of W workers' time can the exploration driver keep busy,
@@ -183,7 +183,7 @@ def main(argv=None) -> int:
     ex.add_argument("--runs", type=int, default=160_000)
     ex.add_argument("--max-workers", type=int, default=16)
     dfs = sub.add_parser("dfs", help="the shared exhaustive search")
-    dfs.add_argument("--allocators", type=int, default=3)
+    dfs.add_argument("--allocators", type=int, default=4)
     dfs.add_argument("--max-runs", type=int, default=None,
                      help="stop the search after this many runs")
     dfs.add_argument("--max-workers", type=int, default=16)

@@ -33,6 +33,7 @@ SimPy's queue.
 from __future__ import annotations
 
 import functools
+import gc
 import heapq
 import os
 import traceback
@@ -234,7 +235,8 @@ class Machine:
     __slots__ = (
         "_alive", "_ended_holding", "_heap", "_jit_rand", "_locks", "_now", "_owed_at",
         "_owing", "_quiescence", "_raised", "_rng", "_root", "_simq", "_site_cache",
-        "_spawned", "_started", "_static_zones", "_t0", "_threads", "_want_fp", "_zones",
+        "_spawned", "_started", "_static_zones", "_t0", "_threads", "_unsettled", "_want_fp",
+        "_zones",
         "arrival_windows", "books", "choices", "costs", "cpus", "current", "decisions",
         "draws_by_index", "env", "escaped", "footprint", "interrupt_sources",
         "kernel_objects", "lockstat", "max_steps", "metrics", "ncpus", "params", "seed",
@@ -314,6 +316,8 @@ class Machine:
         #: Set when a step may have handed plain Python state to another CPU (a thread
         #: started mid-run, a list stored in a field): ``dfs`` then looks for it again.
         self.escaped = False
+        #: Slots freed in the step now ending, settled when it ends (``settle_later``).
+        self._unsettled: list = []
         self._locks: list = []
         self._zones: list = []
         #: The kernel idioms' objects (callouts, tasks, ...), in the order made.
@@ -551,6 +555,17 @@ class Machine:
         self._locks.append(lock)
         return len(self._locks) - 1
 
+    def settle_later(self, slot) -> None:
+        """Have ``slot``'s zone settle its free when the step now running ends, when the
+        freeing thread has run on to its next operation (``Zone._settle``)."""
+        self._unsettled.append(slot)
+
+    def _settle_frees(self) -> None:
+        """The step that freed these slots has ended: each zone decides how to reuse them."""
+        slots, self._unsettled = self._unsettled, []
+        for slot in slots:
+            slot.zone._settle(slot)
+
     def register_zone(self, zone) -> int:
         """Enrol a new zone; returns its number (stable for the run, in creation order)."""
         self._zones.append(zone)
@@ -749,6 +764,13 @@ class Machine:
 
     def run(self) -> RunResult:
         """Run every spawned thread to the end (or to a fatal violation or a stall); the result."""
+        # A search tells a free that leaves no pointer behind by reference counts
+        # (``Zone._settle``), which must depend on the run alone: the cycle collector
+        # waits for the run's end, so a pointer in a cycle counts till then in every
+        # process alike, not till a collection that the process's history times.
+        collect = self._want_fp and gc.isenabled()
+        if collect:
+            gc.disable()
         with current.running(self):
             try:
                 self._start()
@@ -765,6 +787,8 @@ class Machine:
                 raise
             finally:
                 self.current = None
+                if collect:
+                    gc.enable()
                 if self.sink is not None:
                     self.sink.close()
         if self._owing:  # findings of a run that lost an operation mean nothing
@@ -925,6 +949,8 @@ class Machine:
         fast = False  # the last step was one of the path, taken unasked
         try:
             while not self.stopped:
+                if self._unsettled:  # the step before freed memory
+                    self._settle_frees()
                 if fast:
                     fast = False
                     self.footprint = None
@@ -985,6 +1011,8 @@ class Machine:
                             try:
                                 self._step(c)
                             finally:  # also the step that ends the run with a violation
+                                if self._unsettled:
+                                    self._settle_frees()
                                 strategy.stepped(cid, self.footprint, opts)
                                 self.footprint = None
                         else:
@@ -1031,7 +1059,9 @@ class Machine:
                 issued[0] = 0
                 try:
                     op = c.frames[-1].gen.send(res)
+                    res = None  # (a pointer kept here would outlive the model's own)
                 except StopIteration:
+                    res = None
                     if issued[0] or self._owing:
                         self._settle(c, None)
                     self._pop_frame(c)
@@ -1044,6 +1074,8 @@ class Machine:
                     self._settle(c, op)
                 c.op = op if isinstance(op, Op) else self._check_op(c, op)
         finally:
+            if self._unsettled:  # the last step freed memory
+                self._settle_frees()
             if following:
                 self.footprint = None
                 strategy.followed(self.steps)

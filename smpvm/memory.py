@@ -42,7 +42,7 @@ class _Slot:
     """The memory behind items: fields plus allocation history."""
 
     __slots__ = ("zone", "index", "gen", "live", "fields", "alloc_site", "free_site",
-                 "watchers")
+                 "watchers", "pointers", "seq", "stale_reach")
 
     def __init__(self, zone, index):
         self.zone = zone
@@ -56,6 +56,12 @@ class _Slot:
         self.free_site = None
         #: Checks to run when this allocation is freed (see ``watch_free``), in order.
         self.watchers: list = []
+        #: Item objects alive that point to this allocation (generation ``gen``).
+        self.pointers = 0
+        #: The zone's allocation count when this allocation was made (``live_items`` order).
+        self.seq = 0
+        #: Freed, and a pointer outlived the step of the free (``Zone._settle``).
+        self.stale_reach = False
 
 
 class Item:
@@ -66,6 +72,19 @@ class Item:
     def __init__(self, slot, gen):
         _set_slot(self, slot)  # (past ``__setattr__``, which writes fields)
         _set_gen(self, gen)
+        if slot.gen == gen:
+            slot.pointers += 1
+
+    def __del__(self):
+        # Counts the pointers to an allocation, so that its free can tell whether any
+        # survives it (``Zone._settle``).  A pointer in a reference cycle counts until the
+        # cycle collector frees it: later than it could, never sooner.
+        try:
+            slot = _slot_of(self)
+            if slot.gen == _gen_of(self):
+                slot.pointers -= 1
+        except AttributeError:  # never initialised (a copy made past ``__init__``)
+            pass
 
     # -- field access ------------------------------------------------------------
 
@@ -88,7 +107,7 @@ class Item:
             zone._check_lockset(self, name, False, sys._getframe(1))
         fp = zone.m.footprint
         if fp is not None:
-            fp.setdefault(("field", zone.uid, slot.index, name), False)
+            fp.setdefault(("field", zone.uid, slot.index, slot.gen, name), False)
         return fields[name]
 
     def __setattr__(self, name, value):
@@ -102,7 +121,7 @@ class Item:
             zone._check_lockset(self, name, True, sys._getframe(1))
         m = zone.m
         if m.footprint is not None:
-            m.footprint[("field", zone.uid, slot.index, name)] = True
+            m.footprint[("field", zone.uid, slot.index, slot.gen, name)] = True
             if type(value) not in PLAIN_TYPES and crosses(value):
                 m.escaped = True
         slot.fields[name] = value
@@ -130,7 +149,7 @@ class Item:
     def live(self) -> bool:
         """True while this pointer's allocation has not been freed."""
         s = _slot_of(self)
-        s.zone.m.footprint_touch(("slot", s.zone.uid, s.index), write=False)
+        s.zone.m.footprint_touch(("slot", s.zone.uid, s.index, _gen_of(self)), write=False)
         return s.live and s.gen == _gen_of(self)
 
     @property
@@ -204,18 +223,23 @@ class _Free(Op):
         self.item = item
 
     def execute(self, m, c):
+        item = self.item
+        if item is None:
+            raise ModelError(f"a {self.zone.name} free was yielded twice: make a new one "
+                             f"(yield zone.free(obj)) for each free")
+        self.item = None  # the operation is no pointer that outlives the free
         start = c.clock
-        slot = _slot_of(self.item)
-        if slot.live and slot.gen == _gen_of(self.item):
+        slot = _slot_of(item)
+        if slot.live and slot.gen == _gen_of(item):
             if not self.zone.nofree:
-                m.witness.check_free(c, self.item.label(), slot.fields)
+                m.witness.check_free(c, item.label(), slot.fields)
             watchers, slot.watchers = slot.watchers, []
             for check in watchers:
-                check(m, c, self.item)
+                check(m, c, item)
         c.clock += m.duration(m.costs.zone_free_ns)
-        self.zone._release(self.item, m.site_token(c), c.id, start)
+        self.zone._release(item, m.site_token(c), c.id, start)
         if m.tracing:
-            m.record(c, "free", self.item.label(), "")
+            m.record(c, "free", item.label(), "")
         return None
 
 
@@ -288,8 +312,13 @@ class Zone:
         self.guards = dict(guards) if guards else None
         self.uid = m.register_zone(self)
         self._slots: list[_Slot] = []
+        #: Freed slots (``nofree``), the latest last: the next allocation takes it.
         self._free: list[_Slot] = []
+        #: Slots in ``_free`` that a pointer outlived the free of (``stale_reach``).
+        self._stale_free = 0
         self._live_count = 0
+        #: Allocations made so far (each slot notes its own: ``live_items`` order).
+        self._seq = 0
 
     # -- operations -------------------------------------------------------------------
 
@@ -321,15 +350,26 @@ class Zone:
         return self._slots[index].fields[name]
 
     def live_items(self) -> list[Item]:
-        """Pointers to every live item, in slot order."""
-        self.m.footprint_touch(("zone", self.uid), write=False)
-        return [Item(s, s.gen) for s in self._slots if s.live]
+        """Pointers to every live item, in the order they were allocated."""
+        self._touch_live_set()
+        live = [s for s in self._slots if s.live]
+        live.sort(key=_seq_of)
+        return [Item(s, s.gen) for s in live]
 
     @property
     def live_count(self) -> int:
         """Items currently allocated."""
-        self.m.footprint_touch(("zone", self.uid), write=False)
+        self._touch_live_set()
         return self._live_count
+
+    def _touch_live_set(self) -> None:
+        """Footprint: the live set is what the allocations (``("zone", uid)``) and the
+        frees (``("live set", uid)``) made it.  Frees only read their key: two frees
+        commute, and a look at the live set, written here, is ordered with each."""
+        fp = self.m.footprint
+        if fp is not None:
+            fp.setdefault(("zone", self.uid), False)
+            fp[("live set", self.uid)] = True
 
     def retire(self) -> None:
         """The run is over: forget the slots, which refer back to the zone, so that
@@ -349,18 +389,30 @@ class Zone:
             f = {**defaults, **fields}
         else:
             f = defaults.copy()
+        fp = self.m.footprint
         if self._free:
             slot = self._free.pop()
+            if slot.stale_reach:
+                slot.stale_reach = False
+                self._stale_free -= 1
+                if fp is not None:
+                    fp[("free list", self.uid)] = True
+                    # what the stale pointers to the freed allocation read from now on
+                    self._touch_fields(slot, slot.gen)
         else:
             slot = _Slot(self, len(self._slots))
             self._slots.append(slot)
+        if fp is not None:
+            fp.setdefault(("free list", self.uid), False)
         slot.gen = gen = slot.gen + 1
+        slot.pointers = 0
+        slot.seq = self._seq
+        self._seq += 1
         slot.live = True
         slot.fields = f
         slot.alloc_site = (site, cpu, now)
         slot.watchers = []
         self._live_count += 1
-        fp = self.m.footprint
         if fp is not None:
             fp[("zone", self.uid)] = True
             self._touch_fields(slot)
@@ -368,18 +420,29 @@ class Zone:
                 self.m.escaped = True
         return Item(slot, gen)
 
-    def _touch_fields(self, slot) -> None:
-        """Footprint: allocating or freeing writes every field and the slot's liveness."""
+    def _touch_fields(self, slot, gen=None) -> None:
+        """Footprint: allocating or freeing writes every field and the liveness of the
+        slot's allocation ``gen`` (the current one by default).
+
+        Footprints name an allocation, not only its slot: an access touches the
+        allocation the slot holds when it is made (a stale pointer's included),
+        so the free of one allocation and the next allocation of the slot touch
+        nothing in common, and are ordered only by the free list (``_settle``).
+        """
         fp = self.m.footprint
         if fp is not None:
-            fp[("slot", self.uid, slot.index)] = True
+            if gen is None:
+                gen = slot.gen
+            fp[("slot", self.uid, slot.index, gen)] = True
             for name in slot.fields:
-                fp[("field", self.uid, slot.index, name)] = True
+                fp[("field", self.uid, slot.index, gen, name)] = True
 
     def _release(self, item, site, cpu, now) -> None:
         slot = _slot_of(item)
-        self.m.footprint_touch(("zone", self.uid))
-        self._touch_fields(slot)
+        fp = self.m.footprint
+        if fp is not None:
+            fp.setdefault(("live set", self.uid), False)
+            self._touch_fields(slot, _gen_of(item))
         if not slot.live or slot.gen != _gen_of(item):
             self.m.fail("double-free", f"free of {item.label()} {self._history(slot, item)}",
                         loc=self.m.site_name(site))
@@ -387,11 +450,40 @@ class Zone:
         slot.live = False
         slot.free_site = (site, cpu, now)
         self._live_count -= 1
-        if self.nofree:
-            self._free.append(slot)
-        else:
+        if not self.nofree:
             # Poisoned for good: drop the contents so nothing reads them by accident.
             slot.fields = {k: None for k in slot.fields}
+            return
+        self._free.append(slot)
+        if self.m.footprint is None:
+            self._stale_slot(slot)  # no search is watching: nothing to tell apart
+        else:
+            self.m.settle_later(slot)
+
+    def _settle(self, slot) -> None:
+        """The footprint of a ``nofree`` free, at the end of its step, once the freeing
+        thread has run on and dropped what pointers it will.
+
+        A free and an allocation of the same zone are ordered by the exhaustive
+        search when the order can tell: when the allocation could take a slot
+        that a stale pointer reaches, and so alias it.  Where no pointer outlived
+        this free and none outlived the frees of the other slots waiting for
+        reuse, every free slot is as good as a fresh one but for its number, a
+        name and no state: the free then reads the free list, and an allocation
+        on another CPU may go before or after it without the search trying both.
+        (No pointer to a freed allocation is ever made again, so a slot stays
+        unreached; the slots allocations take are the same whatever was found.)
+        """
+        if slot.pointers or self._stale_free:
+            if slot.pointers:
+                self._stale_slot(slot)
+            self.m.footprint_touch(("free list", self.uid))
+        else:
+            self.m.footprint_touch(("free list", self.uid), write=False)
+
+    def _stale_slot(self, slot) -> None:
+        slot.stale_reach = True
+        self._stale_free += 1
 
     def _stale(self, item, name, how, frame) -> None:
         slot = _slot_of(item)
@@ -435,6 +527,9 @@ class Zone:
             self.m.fail("assertion", f"lockset: {how} of {item.label()}.{name} needs "
                         f"{need + ' ' if need else ''}{names} held{excl}; CPU{c.id} holds {held}",
                         loc=_caller_site(self.m, frame))
+
+
+_seq_of = _Slot.seq.__get__
 
 
 def _fmt(m, site) -> str:

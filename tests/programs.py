@@ -64,6 +64,49 @@ def program_thread(m, box, locks, body, base, metric_name, record_stores=False):
         yield getattr(locks[index], release)()
 
 
+def heap_thread(m, zone, ptrs, base, body, metric_name):
+    """One thread: its own pointers in ``mine`` (the last one is the one it uses).  What
+    it sees lands in the metrics as ``metric_name("at", i)`` (equal arguments: twins)."""
+    mine = []
+    for i, (op, k) in enumerate(body):
+        name = metric_name("at", i)
+        field = f"p{k}"
+        if op == "alloc":
+            mine.append((yield zone.alloc(tag=base + i)))
+        elif op in ("free", "free-keep") and mine:
+            yield zone.free(mine[-1])
+            if op == "free":
+                mine.pop()  # dropped with the free: no stale pointer left here
+        elif op == "publish" and mine:
+            setattr(ptrs, field, mine[-1])
+        elif op == "take":
+            got = getattr(ptrs, field)
+            if got is not None:
+                mine.append(got)
+            yield ptrs.load("n")  # a step of its own between takes
+        elif op == "clear":
+            setattr(ptrs, field, None)
+        elif op == "drop" and mine:
+            mine.pop()
+        elif op == "read" and mine:
+            m.metric(name, (yield mine[-1].load("tag")))
+        elif op == "same" and len(mine) > 1:
+            m.metric(name, mine[-1].same_memory(mine[0]))
+        elif op == "live":
+            m.metric(name, tuple(o.tag for o in zone.live_items()))
+        elif op == "alive" and mine:
+            m.metric(name, mine[-1].live)
+        elif op == "link" and mine:
+            yield mine[-1].store("link", mine[0])  # a pointer kept in the item itself
+        elif op == "follow" and mine:
+            got = yield mine[-1].load("link")
+            if got is not None:
+                mine.append(got)
+        else:
+            yield ptrs.load("n")
+    del mine
+
+
 def twin(thread, tickets, prefix, args):
     """``thread(*args, metric_name)`` whose metrics are named ``<prefix><ticket>.<what><i>``,
     the ticket taken from ``tickets.n`` in its first step.  Give every twin the same

@@ -96,7 +96,7 @@ def test_parts_in_one_process_find_the_unseen_state_once(monkeypatch):
     spec, scn, walks = _counting_walks(monkeypatch)
     with make_executor(1) as ex:
         report = pardfs.exhaust_parallel(spec, ex, scn=scn, budget=2, chain=0)
-    assert report.exhausted and report.runs == 6
+    assert report.exhausted and report.runs == 4
     assert len(walks) == 1
 
 
@@ -108,5 +108,5 @@ def test_the_warm_up_run_before_workers_fork_leaves_them_its_first_look(monkeypa
     assert len(walks) == 1
     with make_executor(1) as ex:
         report = pardfs.exhaust_parallel(spec, ex, scn=scn, budget=2)
-    assert report.exhausted and report.runs == 6
+    assert report.exhausted and report.runs == 4
     assert len(walks) == 1

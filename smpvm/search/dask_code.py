@@ -53,6 +53,23 @@ class ModelSources(WorkerPlugin):
         give_model_sources(self.versions)
 
 
+class NoSampling(WorkerPlugin):
+    """Stops a worker's statistical profiler, which samples the frames of the task
+    running and holds them a while: a frame held past its code's end keeps what
+    the code pointed to alive, and an exhaustive search tells a free that leaves
+    no pointer behind by reference counts (``Zone._settle``).  Sampled at times
+    the search cannot know, a worker could take a free for one that leaves a
+    pointer, run schedules the others would not, and write another runs.csv.
+    (The cluster's dashboard shows no task profiles while it is off; a worker
+    that joins later is set up the same way.)"""
+
+    def setup(self, worker) -> None:
+        for name in ("profile", "profile-cycle"):
+            callback = worker.periodic_callbacks.get(name)
+            if callback is not None:
+                callback.stop()
+
+
 #: Held by the task running in this process.  A run keeps process-wide state (the
 #: machine in progress, the operation just issued), so a worker with several threads
 #: (Dask's default: one a core) runs one task at a time; pure Python holds the GIL
@@ -93,11 +110,14 @@ def ship_models(client, executor, paths) -> None:
     ``executor`` submits run on those versions and on this process's smpvm."""
     versions = model_versions(paths)
     shas = {ab: sha for ab, (sha, _) in versions.items()}
+    # one plugin per set of versions: searches of other versions may share the cluster
+    key = hashlib.sha256(repr(sorted(shas.items())).encode()).hexdigest()[:16]
+    plugins = [(NoSampling(), "smpvm-no-sampling")]
     if versions:
-        # one plugin per set of versions: searches of other versions may share the cluster
-        key = hashlib.sha256(repr(sorted(shas.items())).encode()).hexdigest()[:16]
+        plugins.append((ModelSources(versions), f"smpvm-models-{key}"))
+    for plugin, name in plugins:
         try:
-            client.register_plugin(ModelSources(versions), name=f"smpvm-models-{key}")
+            client.register_plugin(plugin, name=name)
         except Exception as e:  # raised on a worker: without smpvm, say
             raise BadInput(f"a Dask worker could not load smpvm's code ({e}): install the "
                            f"same smpvm on every worker") from None

@@ -854,7 +854,10 @@ def _flat_values(read, node):
         return None
     for v in values:
         shape = _SHAPES.get(type(v))
-        if shape != _ATOM and shape != _REF and shape != _PTR:
+        if shape == _PTR:
+            if v.zone.nofree:
+                return None  # kept, it would outlive the model's pointer (``Zone._settle``)
+        elif shape != _ATOM and shape != _REF:
             return None
     return values
 
