@@ -474,7 +474,9 @@ class Zone:
         (No pointer to a freed allocation is ever made again, so a slot stays
         unreached; the slots allocations take are the same whatever was found.)
         """
-        if slot.pointers or self._stale_free:
+        if slot.live:  # taken again in the same step (``new`` called from a thread)
+            self.m.footprint_touch(("free list", self.uid))
+        elif slot.pointers or self._stale_free:
             if slot.pointers:
                 self._stale_slot(slot)
             self.m.footprint_touch(("free list", self.uid))

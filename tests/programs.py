@@ -73,10 +73,12 @@ def heap_thread(m, zone, ptrs, base, body, metric_name):
         field = f"p{k}"
         if op == "alloc":
             mine.append((yield zone.alloc(tag=base + i)))
-        elif op in ("free", "free-keep") and mine:
+        elif op in ("free", "free-keep", "renew") and mine:
             yield zone.free(mine[-1])
             if op == "free":
                 mine.pop()  # dropped with the free: no stale pointer left here
+            elif op == "renew":  # the slot taken again in the step of the free
+                mine[-1] = zone.new(tag=base + i)
         elif op == "publish" and mine:
             setattr(ptrs, field, mine[-1])
         elif op == "take":

@@ -27,7 +27,7 @@ DOOMED = os.path.join(ROOT, "models", "freebsd", "device_pager.py") + "::doomed_
 
 #: Operations of a thread; the number picks one of the two published pointers.
 OPS = ["alloc", "alloc", "free", "free", "free-keep", "publish", "take", "take", "clear",
-       "drop", "read", "same", "live", "alive", "link", "follow"]
+       "drop", "read", "same", "live", "alive", "link", "follow", "renew"]
 THREAD = st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 1)), min_size=1, max_size=5)
 PROGRAM = st.lists(THREAD, min_size=2, max_size=3)
 
