@@ -561,7 +561,8 @@ class Machine:
         self._unsettled.append(slot)
 
     def _settle_frees(self) -> None:
-        """The step that freed these slots has ended: each zone decides how to reuse them."""
+        """The step that freed these slots has ended: each zone settles what the free
+        touched (``Zone._settle``)."""
         slots, self._unsettled = self._unsettled, []
         for slot in slots:
             slot.zone._settle(slot)
