@@ -10,6 +10,8 @@ checked through ``smpvm.cli.main`` in this process.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import csv
 import json
 import os
@@ -156,10 +158,37 @@ def test_many_local_workers_are_kept_busy_past_the_epochs_whose_k_is_known(tmp_p
     assert (tmp_path / "one" / "runs.csv").read_bytes() == (tmp_path / "six" / "runs.csv").read_bytes()
 
 
+class _InOrder(concurrent.futures.Executor):
+    """Two workers that finish their batches in the order they were sent, one at each
+    wait: a quiet machine's pool, without the timing of a real one (under load a
+    worker can finish late, and then a guess is what keeps the other busy)."""
+
+    start_s = 0.0
+
+    def __init__(self):
+        self.queue = []
+
+    def width(self) -> int:
+        return 2
+
+    def submit(self, fn, /, *args, **kwargs):
+        fut = concurrent.futures.Future()
+        self.queue.append((fut, fn, args, kwargs))
+        return fut
+
+    def wait_first(self, inflight) -> set:
+        fut, fn, args, kwargs = self.queue.pop(0)
+        fut.set_result(fn(*args, **kwargs))
+        return {fut}
+
+
 def test_two_local_workers_never_run_a_batch_on_a_guess(tmp_path, monkeypatch):
     """A wrong guess is a batch run twice; with few workers two epochs hold enough
     batches to keep them busy, so none is sent on a guess."""
+    import smpvm.search.explore as explore_module
     in_flight, guessed = _watch_sends(monkeypatch)
+    monkeypatch.setattr(explore_module._executors, "make_executor",
+                        lambda *a, **k: contextlib.nullcontext(_InOrder()))
     explore(DOOMED, variant="fixed", runs=16 * EPOCH_RUNS, seed=1, workers=2,
             out=tmp_path / "two")
     assert max(in_flight) == 2 * 2 and guessed == []
