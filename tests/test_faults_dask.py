@@ -313,3 +313,28 @@ def test_a_local_cluster_says_nothing_when_the_dashboard_port_is_taken(tmp_path)
     finally:
         holder.close()
     assert proc.returncode == 0 and err == "" and "500 runs" in out
+
+
+def _profiling(client) -> list:
+    """Each worker's running statistical-profiler callbacks."""
+    return list(client.run(lambda dask_worker: sorted(
+        name for name, callback in dask_worker.periodic_callbacks.items()
+        if name.startswith("profile") and callback.is_running())).values())
+
+
+def test_a_search_turns_off_the_profiler_of_workers_there_and_to_come(tmp_path, cluster):
+    # The profiler holds the frames it samples, and with them the model's pointers,
+    # which dfs counts: a worker that joins after the search started must not sample
+    # either (it sets its plugins up before it starts its periodic callbacks).
+    from distributed import Client
+    address, _, _ = cluster
+    explore(TARGET, variant="buggy", strategy="dfs", seed=1, dask=address,
+            out=str(tmp_path / "x"), shrink=False)
+    late = start(DASK, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard")
+    try:
+        with Client(address) as client:
+            client.wait_for_workers(2, timeout=60)
+            assert _profiling(client) == [[], []]
+    finally:
+        late.kill()
+        late.wait()

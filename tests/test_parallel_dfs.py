@@ -373,7 +373,7 @@ def test_the_command_line_shares_dfs_with_workers(capsys, tmp_path):
 
 def test_explore_dfs_on_a_dask_cluster(tmp_path):
     pytest.importorskip("dask.distributed")
-    from test_faults_dask import dask_cluster
+    from test_faults_dask import _profiling, dask_cluster
     one = run_explore(tmp_path, "one", workers=1)
     for address, _, _ in dask_cluster(2):
         on_dask = run_explore(tmp_path, "dask", dask=address)
@@ -382,10 +382,7 @@ def test_explore_dfs_on_a_dask_cluster(tmp_path):
         # the workers' statistical profiler, which holds the frames it samples, is off
         from distributed import Client
         with Client(address) as client:
-            sampling = client.run(lambda dask_worker: [
-                name for name in ("profile", "profile-cycle")
-                if dask_worker.periodic_callbacks[name].is_running()])
-        assert list(sampling.values()) == [[], []]
+            assert _profiling(client) == [[], []]
 
 
 def _freeze_count(_=None) -> int:

@@ -64,8 +64,10 @@ class NoSampling(WorkerPlugin):
     that joins later is set up the same way.)"""
 
     def setup(self, worker) -> None:
+        # taken out, not only stopped: a worker that joins later sets its plugins up
+        # before it starts its periodic callbacks
         for name in ("profile", "profile-cycle"):
-            callback = worker.periodic_callbacks.get(name)
+            callback = worker.periodic_callbacks.pop(name, None)
             if callback is not None:
                 callback.stop()
 
