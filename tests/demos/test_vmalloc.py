@@ -10,9 +10,9 @@ that ``__vmalloc``'s failure path is safe; and that ``vread`` readers keep a
 writer waiting on 2.4's reader-preferring ``rwlock_t``.
 
 Why the numbers of runs suffice: for ``stock`` and ``partial-failure`` the
-proof is ``dfs`` (79 and 63 schedules cover every interleaving); the random
+proof is ``dfs`` (38 and 29 schedules cover every interleaving); the random
 runs are a smoke test of the same thing.  For ``early-unlock``, ``dfs``
-(2,258 schedules) finds both findings; under uniformly random scheduling
+(957 schedules) finds both findings; under uniformly random scheduling
 (measured over 3,000 seeds) 10.4% of runs end in "page already exists",
 2.1% in the oops on the emptied PTE and 0.47% in the use-after-free, so 300
 runs miss the first with probability below 0.9**300 (about 2e-14) and the
