@@ -113,6 +113,12 @@ def spec_of(scn, **kw):
     return RunSpec(f"{scn.file}::{scn.name}", **kw)
 
 
+def outcome(r):
+    """What a run ended with: its violation kinds and the model's own final-state metrics
+    (what searches compared against plain enumeration must both reach)."""
+    return (tuple(r.kinds()), tuple(sorted((k, repr(v)) for k, v in r.metrics.items())))
+
+
 #: How long ``slow_executor_start`` makes the local pool take to start.
 SLOW_START_S = 0.5
 

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import MODELS, spec_of
+from conftest import MODELS, outcome, spec_of
 from programs import program_thread, twin
 from smpvm import (Mutex, Replay, RwLock, SleepMutex, Strategy, Sx, load_target, make_strategy,
                    run_scenario, scenario)
@@ -56,11 +56,6 @@ def waits_elided(on):
         yield
     finally:
         DFS.ELIDE_WAITS = was
-
-
-def outcome(r):
-    """What a run ended with: its violation kinds and the model's own final-state metrics."""
-    return (tuple(r.kinds()), tuple(sorted((k, repr(v)) for k, v in r.metrics.items())))
 
 
 # -- exact counts ------------------------------------------------------------------------------

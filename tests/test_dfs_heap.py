@@ -17,7 +17,7 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import spec_of
+from conftest import outcome, spec_of
 from programs import heap_thread, twin
 from smpvm import Zone, load_target, scenario
 from smpvm.search.exhaust import exhaust
@@ -63,10 +63,6 @@ def heap_scenario(threads, check_generation, twins=0):
         m.on_quiescence(lambda: m.metric("live", tuple(o.tag for o in zone.live_items())))
 
     return scenario()(setup).__smpvm_scenario__
-
-
-def outcome(r):
-    return (tuple(r.kinds()), tuple(sorted((k, repr(v)) for k, v in r.metrics.items())))
 
 
 def outcomes(program, check_generation, reduction, symmetry=False):

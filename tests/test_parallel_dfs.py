@@ -20,13 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import smpvm.search.pardfs as pardfs
-from conftest import MODELS, ROOT, cli, spec_of
+from conftest import MODELS, ROOT, cli, outcome, spec_of
 from smpvm import RunSpec, load_target
 from smpvm.search.executors import InlineExecutor, make_executor
 from smpvm.search.exhaust import exhaust
 from smpvm.search.explore import explore
 from smpvm.search.pardfs import exhaust_parallel
-from test_dfs import ALL_CASES, PROGRAM, case, outcome, program_scenario, trimmed
+from test_dfs import ALL_CASES, PROGRAM, case, program_scenario, trimmed
 
 DOOMED = os.path.join(ROOT, "models", "freebsd", "device_pager.py") + "::doomed_object"
 LATE = os.path.join(MODELS, "late_window.py") + "::late"
