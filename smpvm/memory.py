@@ -72,8 +72,7 @@ class Item:
     def __init__(self, slot, gen):
         _set_slot(self, slot)  # (past ``__setattr__``, which writes fields)
         _set_gen(self, gen)
-        if slot.gen == gen:
-            slot.pointers += 1
+        slot.pointers += 1  # (items are made only for the allocation a slot holds)
 
     def __del__(self):
         # Counts the pointers to an allocation, so that its free can tell whether any
