@@ -26,8 +26,9 @@ from .select import label, select, selection_options, summary
 @click.option("--strategy", "-s", type=click.Choice(["portfolio", "random", "pct", "dfs", "idb", "ipb"]),
               default="portfolio", show_default=True,
               help="portfolio rotates random, pct d=2, pct d=3 and idb across runs; idb: "
-                   "delay bounding; dfs and ipb (iterative preemption bounding) "
-                   "enumerate schedules in this process.")
+                   "delay bounding; dfs enumerates schedules, its tree shared out over "
+                   "--workers or --dask; ipb (iterative preemption bounding) enumerates "
+                   "them in this process.")
 @click.option("--runs", "-n", type=int, default=None,
               help="Runs to make (default 2000; dfs: until the space is exhausted).")
 @click.option("--depth", "-d", type=int, default=None,
