@@ -6,11 +6,14 @@ moment does not depend on the machine's speed), and kills the whole group with
 SIGKILL or SIGINT.  The resumed output must hold exactly the rows of an
 uninterrupted run: nothing lost, nothing twice, no torn line.  A Ctrl-C must
 end in one line and exit status 3; output to ``/dev/full`` in one line too.
+A worker process killed under a shared ``dfs`` search is replaced: the search
+ends whole, with the runs.csv of one process.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 import signal
@@ -139,3 +142,39 @@ def test_output_to_a_full_device_is_one_line_and_exit_3(tmp_path):
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("smpvm: error: No space left on device")
     assert count_lines(tmp_path / "runs.csv") == 40  # the rows were written all the same
+
+
+def worker_processes(pid):
+    """The worker processes ``pid`` forked (its children running its command line)."""
+    def cmdline(p):
+        with open(f"/proc/{p}/cmdline", "rb") as fp:
+            return fp.read()
+    with open(f"/proc/{pid}/task/{pid}/children") as fp:
+        children = [int(c) for c in fp.read().split()]
+    return [c for c in children if cmdline(c) == cmdline(pid)]
+
+
+@pytest.mark.skipif(not os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"),
+                    reason="needs Linux's /proc children lists")
+def test_a_worker_killed_under_a_shared_dfs_search_loses_nothing(tmp_path):
+    # The three-allocator buggy tree (1,773 schedules) on two local processes, one of them
+    # killed as an OOM killer would: the search goes on to the runs.csv of one process.
+    doomed = os.path.join("models", "freebsd", "device_pager.py") + "::doomed_object"
+    args = ["explore", doomed, "-v", "buggy", "-s", "dfs", "--set", "allocators=3", "--json"]
+    alone = finish(smpvm(*args, "-w", "1", "-o", tmp_path / "one"))
+    proc = smpvm(*args, "-w", "2", "-o", tmp_path / "two")
+    end = time.monotonic() + 60
+    while proc.poll() is None and count_lines(tmp_path / "two" / "runs.csv") < 300 \
+            and time.monotonic() < end:
+        time.sleep(0.01)
+    workers = worker_processes(proc.pid)
+    assert proc.poll() is None and workers, "it finished before the fault"
+    os.kill(workers[0], signal.SIGKILL)
+    code, out, _ = finish(proc)
+    assert code == alone[0] == 1  # failures found, the search whole
+    two, one = json.loads(out), json.loads(alone[1])
+    same = ("runs", "failing_runs", "violations", "exhausted", "interrupted", "distinct_schedules")
+    assert {k: two[k] for k in same} == {k: one[k] for k in same}
+    assert two["exhausted"] and not two["interrupted"] and two["runs"] == 1773
+    assert (tmp_path / "two" / "runs.csv").read_bytes() == \
+        (tmp_path / "one" / "runs.csv").read_bytes()

@@ -323,6 +323,60 @@ def test_the_doomed_object_model_on_two_processes(variant, allocators):
         assert par[0].failing_runs and all(r.lockstat for r in par[0].failures)
 
 
+def _search_with_pools(spec, on_run=None):
+    """``searched`` on a local pool that is replaced when it breaks: (report, results, the
+    pools made)."""
+    import contextlib
+    results, pools = [], []
+    with contextlib.ExitStack() as stack:
+        def renew():
+            stack.close()
+            pools.append(stack.enter_context(make_executor(2)))
+            return pools[-1]
+
+        def noted(i, r):
+            results.append(r)
+            if on_run is not None:
+                on_run(i, pools[-1])
+
+        report = exhaust_parallel(spec, renew(), on_run=noted, on_restart=results.clear,
+                                  renew=renew)
+    return report, results, pools
+
+
+def test_a_worker_killed_mid_search_is_replaced_and_the_runs_come_out_the_same():
+    import signal
+    spec = RunSpec(DOOMED, variant="buggy", params={"allocators": 2}, seed=1)
+    whole = searched(spec, load_target(DOOMED), budget=pardfs.PART_RUNS)
+
+    def kill(i, pool):
+        if i in (20, 60):  # mid-search: the two-allocator tree makes 92 runs
+            os.kill(pool._workers[i % 2].process.pid, signal.SIGKILL)
+
+    rep, results, pools = _search_with_pools(spec, kill)
+    assert len(pools) == 3  # two deaths, two new pools
+    assert rep.exhausted and rep.runs == whole[0].runs == len(results)
+    assert [r.choices for r in results] == [r.choices for r in whole[1]]
+    assert rep.failing_runs == whole[0].failing_runs
+
+
+def _dies_at_part_2(spec, part, *args):
+    if part.number == 2:
+        os._exit(9)  # the worker process ends, as a model that kills it would
+    return _search_part(spec, part, *args)
+
+
+_search_part = pardfs.search_part
+
+
+def test_a_part_that_kills_every_worker_it_runs_on_ends_the_search(monkeypatch):
+    import concurrent.futures as cf
+    monkeypatch.setattr(pardfs, "search_part", _dies_at_part_2)  # (the workers fork later)
+    spec = RunSpec(DOOMED, variant="fixed", params={"allocators": 2}, seed=1)
+    with pytest.raises(cf.BrokenExecutor, match="worker processes died 3 times"):
+        _search_with_pools(spec)
+
+
 def run_explore(tmp_path, label, **kw):
     out = tmp_path / label
     rep = explore(DOOMED, variant="buggy", params={"allocators": 1}, strategy="dfs", seed=1,

@@ -805,8 +805,8 @@ class Exploration:
             rep = None
         except cf.BrokenExecutor as e:  # a worker process died under a shared dfs search
             self.report.interrupted = True
-            self.report.notes.append(f"dfs: a worker process died ({e}); the search stopped "
-                                     f"there, run it again")
+            self.report.notes.append(f"dfs: a worker process died and the search stopped "
+                                     f"there ({e}); run it again")
             rep = None
         finally:
             self._add_dfs_pending(name)
@@ -867,12 +867,21 @@ class Exploration:
         inline = self.dask is None and self.workers == 1
         if not inline and self.dask in (None, "local"):  # workers forked from here
             warm_up(plan.spec(plan.seed), self.scn)
-        with self._executor() as ex:
+        with contextlib.ExitStack() as stack:
+            ex = stack.enter_context(self._executor())
+
+            def renew():
+                stack.close()  # the broken pool (its workers dead or ended)
+                return stack.enter_context(self._executor())
+
+            # a local worker that dies leaves a broken pool to replace; a Dask cluster
+            # sends a dead worker's tasks elsewhere itself
             return exhaust_parallel(plan.spec(plan.seed), ex,
                                     preemption_bound=plan.preemption_bound, max_runs=self.runs,
                                     stop_on_first=self.stop_on_first, on_run=on_run,
                                     counts=failon.counts, on_restart=self._start_record_over,
-                                    scn=self.scn if inline else None)
+                                    scn=self.scn if inline else None,
+                                    renew=renew if self.dask is None and not inline else None)
 
     def _remove_failure_files(self) -> None:
         for old in glob.glob(os.path.join(self.out, "failure-*.json")):

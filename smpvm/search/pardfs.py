@@ -60,6 +60,14 @@ to it, so every part sees the tree the one-process search sees.  A part
 whose run shows the threads were not alike after all makes the whole search
 start again without the symmetry.
 
+**A worker that dies.**  A part is a pure function of what it is sent, so
+when a local worker process dies (killed, out of memory), the driver takes
+the results that came back, starts a new pool (``renew``) and sends the
+parts still out again: the runs come out as if nothing had happened.  A part
+that was out at ``PART_ATTEMPTS`` such deaths (one that kills its worker
+itself) ends the search, as does a death where no ``renew`` was given.  A
+Dask cluster sends a dead worker's tasks elsewhere on its own.
+
 Limits: ``--max-runs`` counts runs in that order (parts still out are
 cancelled); a window interrupt anywhere starts the whole search again as
 plain enumeration, as ``exhaust`` does.
@@ -67,6 +75,7 @@ plain enumeration, as ``exhaust`` does.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import io
 import pickle
 from typing import NamedTuple
@@ -84,6 +93,8 @@ FIRST_PART_RUNS = 8
 #: enough parts are out to keep the workers busy (see ``Part.chain``), on executors
 #: whose round trip passes a scheduler.
 CHAIN = 3
+#: Deaths of a worker process a part may be out at before the search gives up on it.
+PART_ATTEMPTS = 3
 
 
 class Part(NamedTuple):
@@ -338,12 +349,21 @@ class _Asymmetric(Exception):
     """A part found the identical threads were not: start again without symmetry."""
 
 
+#: In place of a part's future: not sent, the executor broke (sent again on a new one).
+_UNSENT = object()
+
+
 class _Driver:
     """Makes parts, takes their results in order, applies requests; see the module docstring."""
 
     def __init__(self, spec, executor, preemption_bound, reduction, max_runs, stop_on_first,
-                 on_run, counts, budget, scn=None, symmetry=False, chain=CHAIN):
+                 on_run, counts, budget, scn=None, symmetry=False, chain=CHAIN, renew=None):
         self.spec = spec
+        #: Makes a new executor when this one broke (a worker process died); None: a
+        #: broken executor ends the search.
+        self.renew = renew
+        #: Part number -> deaths of a worker process while it was out.
+        self.attempts: dict[int, int] = {}
         self.chain = chain
         #: Parts out before new ones may search ahead: two per worker keep every worker
         #: busy while a task searching ahead holds back its part's cut.
@@ -404,9 +424,41 @@ class _Driver:
         chain = self.chain if not fresh and len(self.out) >= self.spread else 0
         part = Part(number, key, pickle.dumps(path, pickle.HIGHEST_PROTOCOL), budget, fresh, chain,
                     steps)
-        fut = self.ex.submit(search_part, self.spec, part, self.bound, self.reduction,
-                             self.counts, self.stop_on_first, self.scn, self.symmetry)
+        try:
+            fut = self._submit(part)
+        except cf.BrokenExecutor:
+            if self.renew is None:
+                raise
+            fut = _UNSENT  # the loop replaces the executor before it waits again
         self.out[number] = (part, fut)
+
+    def _submit(self, part: Part):
+        return self.ex.submit(search_part, self.spec, part, self.bound, self.reduction,
+                              self.counts, self.stop_on_first, self.scn, self.symmetry)
+
+    def _replace_executor(self, error) -> None:
+        """A worker process died: keep the results that came back, send the other parts
+        out again on a new executor (``renew``)."""
+        lost = []
+        for number, (part, fut) in self.out.items():
+            if fut is None or number in self.early:
+                continue  # at hand
+            if fut is not _UNSENT and fut.done() and not fut.cancelled():
+                e = fut.exception()
+                if e is None:
+                    self.early[number] = fut.result()
+                    continue
+                if not isinstance(e, cf.BrokenExecutor):
+                    continue  # the part's own error: raised in its turn
+            n = self.attempts[number] = self.attempts.get(number, 0) + 1
+            if n >= PART_ATTEMPTS:
+                raise cf.BrokenExecutor(f"worker processes died {n} times with part {number} "
+                                        f"out: does the model end its process?") from error
+            lost.append(number)
+        self.ex = self.renew()
+        for number in lost:
+            part = self.out[number][0]
+            self.out[number] = (part, self._submit(part))
 
     def _walked_to(self, key, nodes_below):
         """The steps into each state of the path to ``key`` and ``nodes_below`` (but the
@@ -521,15 +573,22 @@ class _Driver:
             while self.out and not self.stopped:
                 if turn not in early:  # (results after it wait in their futures)
                     fut = self.out[turn][1]
-                    if wait_first(self.ex, [fut]):
-                        early[turn] = fut.result()
+                    if fut is _UNSENT:
+                        self._replace_executor(cf.BrokenExecutor("a worker process died"))
+                    elif wait_first(self.ex, [fut]):
+                        try:
+                            early[turn] = fut.result()
+                        except cf.BrokenExecutor as e:
+                            if self.renew is None:
+                                raise
+                            self._replace_executor(e)
                     continue
                 part, _ = self.out.pop(turn)
                 self.take(part, early.pop(turn))
                 turn += 1
         finally:
             for _, fut in self.out.values():
-                if fut is not None:
+                if fut is not None and fut is not _UNSENT:
                     fut.cancel()
         rep = self.report
         rep.exhausted = not self.out and not self.stopped
@@ -542,7 +601,7 @@ class _Driver:
 def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs=None,
                      stop_on_first=False, on_run=None, reduction=True, counts=None,
                      on_restart=None, budget=PART_RUNS, scn=None, symmetry=True,
-                     chain=None) -> DfsReport:
+                     chain=None, renew=None) -> DfsReport:
     """``exhaust`` with the tree shared out over ``executor``; see the module docstring.
 
     Takes the same options; ``counts`` must pickle (``FailOn.counts`` does)
@@ -550,7 +609,9 @@ def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs
     loaded) is for an in-process executor only.  ``budget``: runs per part;
     ``chain``: parts a task may search ahead (the runs are the same whatever it
     is; default: ``CHAIN`` where ``executor.through_scheduler`` is true, else
-    none); ``executor.width()``, when there, says how many workers it has.
+    none); ``executor.width()``, when there, says how many workers it has;
+    ``renew()``, when given, makes a new executor to go on with when a worker
+    process of this one died (``BrokenExecutor``; see the module docstring).
     """
     if chain is None:
         chain = CHAIN if getattr(executor, "through_scheduler", False) else 0
@@ -558,14 +619,16 @@ def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs
     symmetry = bool(symmetry) and reduction
     while True:
         driver = _Driver(spec, executor, preemption_bound, reduction, max_runs, stop_on_first,
-                         on_run, counts, budget, scn, symmetry, chain)
+                         on_run, counts, budget, scn, symmetry, chain, renew)
         try:
             return driver.run()
         except _Asymmetric:
+            executor = driver.ex  # (a new one, if a worker died under the search given up)
             if driver.report.runs and on_restart is not None:
                 on_restart()
             symmetry = False
         except _Restart:
+            executor = driver.ex
             if not reduction:
                 raise RuntimeError("dfs: plain enumeration asked to start over") from None
             if driver.report.runs and on_restart is not None:
