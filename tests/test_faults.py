@@ -116,14 +116,39 @@ def test_runs_without_their_explore_json_are_never_dropped(capsys, tmp_path, res
     assert (tmp_path / "runs.csv").read_bytes() == before
 
 
-def test_dfs_refuses_to_resume_rather_than_start_over(capsys, tmp_path):
+def test_a_dfs_search_that_ended_refuses_to_resume_rather_than_start_over(capsys, tmp_path):
+    # stopped at --runs: it ended, with no state to go on from (an interrupted one resumes)
     explore(f"{TINY}::abba", variant="fixed", strategy="dfs", runs=5, out=tmp_path)
     before = (tmp_path / "runs.csv").read_bytes()
     code, _, err = cli(capsys, "explore", f"{TINY}::abba", "--variant", "fixed", "--strategy",
                        "dfs", "--runs", 5, "--out", tmp_path, "--resume")
     assert code == 2
-    assert_one_error_line(err, "dfs searches do not resume")
+    assert_one_error_line(err, "holds no interrupted dfs search")
     assert (tmp_path / "runs.csv").read_bytes() == before
+
+
+def test_ipb_refuses_to_resume(capsys, tmp_path):
+    code, _, err = cli(capsys, "explore", f"{TINY}::abba", "--variant", "fixed", "--strategy",
+                       "ipb", "--out", tmp_path, "--resume")
+    assert code == 2
+    assert_one_error_line(err, "ipb searches do not resume")
+
+
+def test_a_saved_dfs_state_from_another_smpvm_or_unreadable_is_refused(capsys, tmp_path,
+                                                                      monkeypatch):
+    import pickle
+    from smpvm.search.explore import DFS_STATE
+    explore(f"{TINY}::abba", variant="fixed", strategy="dfs", out=tmp_path)
+    args = ("explore", f"{TINY}::abba", "--variant", "fixed", "--strategy", "dfs",
+            "--out", tmp_path, "--resume")
+    (tmp_path / DFS_STATE).write_bytes(pickle.dumps({"smpvm": "another", "search": {}}))
+    code, _, err = cli(capsys, *args)
+    assert code == 2
+    assert_one_error_line(err, "saved by another version of smpvm")
+    (tmp_path / DFS_STATE).write_bytes(b"not a pickle")
+    code, _, err = cli(capsys, *args)
+    assert code == 2
+    assert_one_error_line(err, "is unreadable")
 
 
 # -- a torn last line, at every byte ------------------------------------------------------------
@@ -332,4 +357,5 @@ def test_an_interrupted_dfs_says_it_starts_over_rather_than_resumes(capsys, tmp_
     code, _, err = cli(capsys, "explore", f"{TINY}::abba", "--variant", "fixed", "--strategy",
                        "dfs", "--out", tmp_path)
     assert code == 3
-    assert "dfs does not resume: run it again to start over" in err and "--resume" not in err
+    assert "dfs does not resume from here: run it again to start over" in err
+    assert "--resume" not in err

@@ -178,3 +178,40 @@ def test_a_worker_killed_under_a_shared_dfs_search_loses_nothing(tmp_path):
     assert two["exhausted"] and not two["interrupted"] and two["runs"] == 1773
     assert (tmp_path / "two" / "runs.csv").read_bytes() == \
         (tmp_path / "one" / "runs.csv").read_bytes()
+
+
+DOOMED3 = ["explore", os.path.join("models", "freebsd", "device_pager.py") + "::doomed_object",
+           "-v", "buggy", "-s", "dfs", "--set", "allocators=3"]
+
+
+@pytest.fixture(scope="module")
+def dfs_reference(tmp_path_factory):
+    """The three-allocator buggy tree (1,773 schedules) searched in one go."""
+    out = tmp_path_factory.mktemp("dfs-whole")
+    assert finish(smpvm(*DOOMED3, "-w", 1, "-o", out))[0] == 1
+    return out
+
+
+@pytest.mark.parametrize("sig, workers", [(signal.SIGKILL, 1), (signal.SIGINT, 2)],
+                         ids=["kill-9", "ctrl-c"])
+def test_an_interrupted_dfs_search_resumes_to_the_same_rows(tmp_path, dfs_reference, sig,
+                                                            workers):
+    out = tmp_path / "o"
+    proc = smpvm(*DOOMED3, "-w", workers, "-o", out)
+    end = time.monotonic() + 60
+    while proc.poll() is None and not (out / "dfs-state.pickle").exists() \
+            and time.monotonic() < end:
+        time.sleep(0.01)  # a state saved: the moment is one with something to go on from
+    kill_at(proc, out / "runs.csv", 300, sig)
+    code, _, err = finish(proc)
+    if sig == signal.SIGINT:
+        assert code == 1 and "--resume continues" in err  # failures were found before it
+    assert (out / "dfs-state.pickle").exists()
+    code, _, err = finish(smpvm(*DOOMED3, "-w", 2, "-o", out, "--resume"))
+    assert code == 1, err
+    assert (out / "runs.csv").read_bytes() == (dfs_reference / "runs.csv").read_bytes()
+    files = sorted(p.name for p in dfs_reference.glob("failure-*.json"))
+    assert files and sorted(p.name for p in out.glob("failure-*.json")) == files
+    for name in files:
+        assert (out / name).read_bytes() == (dfs_reference / name).read_bytes()
+    assert not (out / "dfs-state.pickle").exists()  # it ended: nothing to go on with

@@ -377,6 +377,56 @@ def test_a_part_that_kills_every_worker_it_runs_on_ends_the_search(monkeypatch):
         _search_with_pools(spec)
 
 
+def _checkpoints(spec, scn, monkeypatch, **kw):
+    """(the uninterrupted search's report, its runs, restarts seen, the state handed over
+    after every result taken)."""
+    monkeypatch.setattr(pardfs, "CHECKPOINT_S", 0)
+    monkeypatch.setattr(pardfs, "CHECKPOINT_SHARE", float("inf"))
+    results, restarts, states = [], [], []
+    report = exhaust_parallel(spec, InlineExecutor(), scn=scn, **kw,
+                              on_run=lambda i, r: results.append(r),
+                              on_restart=lambda: (results.clear(), restarts.append(1)),
+                              on_checkpoint=states.append)
+    return report, results, restarts, states
+
+
+def _resumed(spec, state, executor, scn=None, **kw):
+    """(report, the runs a search makes from ``state`` on, whether it started over)."""
+    got, restarted = [], []
+    report = exhaust_parallel(spec, executor, scn=scn, resume=state, **kw,
+                              on_run=lambda i, r: got.append((i, r)),
+                              on_restart=lambda: (got.clear(), restarted.append(1)))
+    return report, got, bool(restarted)
+
+
+@pytest.mark.parametrize("name", ["doomed", "late window"])
+def test_a_search_resumed_from_any_state_makes_the_runs_of_one_never_stopped(small_first_part,
+                                                                            monkeypatch, name):
+    import pickle
+    if name == "doomed":
+        scn, spec = load_target(DOOMED), RunSpec(DOOMED, variant="buggy",
+                                                 params={"allocators": 2}, seed=1)
+    else:  # its search starts over without reduction once a window shows: states of both
+        scn = load_target(LATE)
+        spec = RunSpec(LATE, variant=scn.check_variant(None), seed=1)
+    whole, results, restarts, states = _checkpoints(spec, scn, monkeypatch, budget=2)
+    assert len(states) >= 10 and (bool(restarts) == (name == "late window"))
+    for state in states:
+        n = pickle.loads(state)["report"].runs
+        report, got, restarted = _resumed(spec, state, InlineExecutor(), scn, budget=2)
+        ran = [r for _, r in got] if restarted else results[:n] + [r for _, r in got]
+        assert [i for i, _ in got] == list(range(0 if restarted else n, report.runs))
+        assert [r.choices for r in ran] == [r.choices for r in results]
+        assert (report.runs, report.failing_runs, report.pruned, report.exhausted,
+                report.reduction) == (whole.runs, whole.failing_runs, whole.pruned,
+                                      whole.exhausted, whole.reduction)
+    # on worker processes too, from a state in the middle
+    with make_executor(2) as pool:
+        report, got, _ = _resumed(spec, states[len(states) // 2], pool, budget=2)
+    assert [r.choices for _, r in got] == [r.choices for r in results[-len(got):]]
+    assert report.runs == whole.runs and report.exhausted
+
+
 def run_explore(tmp_path, label, **kw):
     out = tmp_path / label
     rep = explore(DOOMED, variant="buggy", params={"allocators": 1}, strategy="dfs", seed=1,

@@ -10,6 +10,7 @@ page.  A progress bar goes to stderr when stderr is a terminal.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -224,9 +225,11 @@ def _print_incomplete(report) -> None:
         n = sum(x["last"] - x["first"] + 1 for x in report.lost_runs)
         click.echo(f"incomplete: {n} run(s) were lost with their workers; nothing failed "
                    f"in the {report.runs} that finished", err=True)
-    if report.interrupted and report.strategy in ("dfs", "ipb"):
+    from ..search.explore import DFS_STATE
+    if report.interrupted and report.strategy in ("dfs", "ipb") and not (
+            report.strategy == "dfs" and os.path.exists(os.path.join(report.out, DFS_STATE))):
         click.echo(f"interrupted after {report.runs} runs; {report.strategy} does not "
-                   f"resume: run it again to start over", err=True)
+                   f"resume from here: run it again to start over", err=True)
     elif report.interrupted:
         click.echo(f"interrupted: {report.runs} runs are in {report.out}/runs.csv; "
                    f"--resume continues", err=True)

@@ -25,22 +25,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from ..scenario import give_model_sources, model_versions, use_model_versions
 from ..violations import BadInput
-
-
-@functools.cache
-def smpvm_fingerprint() -> str:
-    """sha256 of smpvm's own source files (names and bytes), once per process."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    h = hashlib.sha256()
-    for folder, subfolders, files in os.walk(root):
-        subfolders.sort()
-        for name in sorted(files):
-            if name.endswith(".py"):
-                path = os.path.join(folder, name)
-                h.update(os.path.relpath(path, root).encode() + b"\0")
-                with open(path, "rb") as fp:
-                    h.update(fp.read())
-    return h.hexdigest()
+from .manifest import smpvm_fingerprint
 
 
 class ModelSources(WorkerPlugin):

@@ -61,11 +61,11 @@ from ..violations import BadInput, ModelError
 from . import executors as _executors
 from .executors import max_workers, wait_first as _wait_first  # noqa: F401
 from .distinct import Distinct
-from .manifest import write_manifest
+from .manifest import smpvm_fingerprint, write_manifest
 from .plan import (BATCH_ATTEMPTS, CSV_COLUMNS, DEFAULT_RUNS, EPOCH_RUNS, PILOT_RUNS,  # noqa: F401
                    SEARCHES, SYSTEMATIC, SYSTEMATIC_MAX_STEPS, Batch, LoopWatch, Outcome, Plan,
                    check_resumable, check_same_exploration, cut_short, manifest_of,
-                   outcome_of, read_runs_csv, run_batch, run_one)
+                   outcome_of, read_runs_csv, run_batch, run_one, schedule_fingerprint)
 
 
 #: Seconds between checks that a cluster is still there (``smpvm.studies.sweep`` reads it here).
@@ -78,6 +78,8 @@ WARM_UP_RUNS = (GUESS_AFTER_EPOCHS + 1) * EPOCH_RUNS
 TAIL_BATCH_RUNS = 16
 #: Runs of a systematic search counted and written at once (as the progress shows them).
 DFS_ROWS_AT_ONCE = 64
+#: An interrupted dfs search's state in --out (``pardfs``'s checkpoint), for --resume.
+DFS_STATE = "dfs-state.pickle"
 
 # -- the exploration ----------------------------------------------------------------------------
 
@@ -259,10 +261,9 @@ class Exploration:
         csv_path = os.path.join(self.out, "runs.csv")
         manifest = manifest_of(self.plan, self.target, self.model_sha256)
         previous: list[Outcome] = []
-        if self.resume and self.plan.strategy in SYSTEMATIC:
-            raise BadInput(f"--resume: {self.plan.strategy} searches do not resume (their "
-                           f"state is the path being explored); run again without --resume "
-                           f"to start over")
+        if self.resume and self.plan.strategy == "ipb":
+            raise BadInput("--resume: ipb searches do not resume (their state is the path "
+                           "being explored); run again without --resume to start over")
         if os.path.exists(csv_path) and not os.path.exists(manifest_path):
             # nothing says which exploration these rows belong to: never guess, never drop them
             raise BadInput(f"{out_label(self.out)} holds a runs.csv but no explore.json, so "
@@ -279,12 +280,17 @@ class Exploration:
                 raise BadInput(f"--resume: {manifest_path} is not an explore.json; "
                                f"use another --out")
             check_resumable(self.out, saved, manifest)
+            if self.plan.strategy == "dfs" and not os.path.exists(self._dfs_state_path()):
+                raise BadInput(f"--resume: {out_label(self.out)} holds no interrupted dfs "
+                               f"search to go on with (it ended, or stopped at --runs or "
+                               f"--stop-on-first); run it again without --resume")
             if os.path.exists(csv_path):
                 previous = read_runs_csv(csv_path)
         else:
             if os.path.exists(manifest_path):
                 check_same_exploration(self.out, manifest_path, manifest)
             self._remove_failure_files()
+            self._forget_dfs_state()
             if os.path.exists(csv_path):
                 os.remove(csv_path)
         write_manifest(manifest_path, manifest, indent=1)
@@ -298,7 +304,6 @@ class Exploration:
 
     def _restore(self, previous: list[Outcome]) -> None:
         """Count the runs a resumed exploration already has, and pick up its failure files."""
-        from .failures import failure_file_name, load_failure
         by_run = {}
         for o in previous:
             if (self.runs is None or o.run < self.runs) and o.run not in by_run:
@@ -306,17 +311,24 @@ class Exploration:
                 self._add(Batch.of([o]), restored=True)
         self.report.resumed_runs = len(by_run)
         for kind, run in sorted(self.first_runs.items()):
-            path = os.path.join(self.out, failure_file_name(kind))
-            try:
-                f = load_failure(path) if os.path.exists(path) else None
-            except BadInput:
-                f = None
-            if f is not None and f.run == run:
-                self.report.first[kind] = FirstFailure(
-                    kind, run, path, f.preemptions, f.original_preemptions, f.choices,
-                    f.seed, f.strategy)
-            else:  # the earlier session stopped before saving it
+            if not self._saved_before(kind, run):  # the earlier session stopped first
                 self._save_first(kind, by_run[run])
+
+    def _saved_before(self, kind: str, run: int) -> bool:
+        """Take up the failure file an earlier session saved for ``kind``'s first failing
+        run ``run``; False when there is none for that run."""
+        from .failures import failure_file_name, load_failure
+        path = os.path.join(self.out, failure_file_name(kind))
+        try:
+            f = load_failure(path) if os.path.exists(path) else None
+        except BadInput:
+            f = None
+        if f is None or f.run != run:
+            return False
+        self.report.first[kind] = FirstFailure(kind, run, path, f.preemptions,
+                                               f.original_preemptions, f.choices, f.seed,
+                                               f.strategy)
+        return True
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -433,7 +445,8 @@ class Exploration:
             if self.plan.strategy in SYSTEMATIC:
                 self.report.executor = (describe(self.workers, self.dask) if self._shares_dfs()
                                         else "in-process")
-                self._run_dfs()
+                resume = self.resume and os.path.exists(self._dfs_state_path())
+                self._run_dfs(self._resume_dfs(previous) if resume else None)
             else:
                 self._restore(previous)
                 self.report.executor = describe(self.workers, self.dask)
@@ -766,7 +779,8 @@ class Exploration:
 
     # -- dfs -----------------------------------------------------------------------------------
 
-    def _run_dfs(self) -> None:
+    def _run_dfs(self, resume=None) -> None:
+        """The systematic search (``resume``: an interrupted dfs search's state)."""
         from .exhaust import exhaust
         from .executors import ClusterLost
         plan = self.plan
@@ -790,7 +804,7 @@ class Exploration:
                               max_runs=self.runs, stop_on_first=self.stop_on_first, on_run=on_run,
                               counts=failon.counts)
             elif self._shares_dfs():
-                rep = self._exhaust_shared(on_run, failon)
+                rep = self._exhaust_shared(on_run, failon, resume)
             else:
                 rep = exhaust(plan.spec(plan.seed), scn=self.scn,
                               preemption_bound=plan.preemption_bound, max_runs=self.runs,
@@ -813,6 +827,7 @@ class Exploration:
             self.report.elapsed_s = time.perf_counter() - t0
             self._csv.flush()
         if rep is not None:
+            self._forget_dfs_state()  # it ended: nothing to go on with
             self.report.exhausted = bool(rep.exhausted)
             self.report.devices = bool(rep.devices)
             if rep.exhausted and rep.devices:
@@ -860,8 +875,9 @@ class Exploration:
         the parts' order is the runs' order, whatever executes them."""
         return self.plan.strategy == "dfs"
 
-    def _exhaust_shared(self, on_run, failon):
-        """The dfs tree shared out over the executor (``smpvm.search.pardfs``)."""
+    def _exhaust_shared(self, on_run, failon, resume=None):
+        """The dfs tree shared out over the executor (``smpvm.search.pardfs``), its state
+        saved in --out as it goes (``resume``: go on from such a state)."""
         from .pardfs import exhaust_parallel, warm_up
         plan = self.plan
         inline = self.dask is None and self.workers == 1
@@ -881,7 +897,78 @@ class Exploration:
                                     stop_on_first=self.stop_on_first, on_run=on_run,
                                     counts=failon.counts, on_restart=self._start_record_over,
                                     scn=self.scn if inline else None,
-                                    renew=renew if self.dask is None and not inline else None)
+                                    renew=renew if self.dask is None and not inline else None,
+                                    on_checkpoint=self._save_dfs_state, resume=resume)
+
+    # -- an interrupted dfs search, resumed ---------------------------------------------------
+
+    def _dfs_state_path(self) -> str:
+        return os.path.join(self.out, DFS_STATE)
+
+    def _forget_dfs_state(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self._dfs_state_path())
+
+    def _save_dfs_state(self, state: bytes) -> None:
+        """Write the search's state (``pardfs``'s checkpoint) whole or not at all, once the
+        runs it counts are in runs.csv: a resume cuts runs.csv back to them."""
+        import pickle
+        self._add_dfs_pending(self.plan.strategy)
+        path = self._dfs_state_path()
+        with open(path + ".tmp", "wb") as fp:
+            pickle.dump({"smpvm": smpvm_fingerprint(), "search": state}, fp,
+                        pickle.HIGHEST_PROTOCOL)
+        os.replace(path + ".tmp", path)
+
+    def _resume_dfs(self, previous: list) -> bytes:
+        """The saved state of the interrupted search, with runs.csv cut back to the runs
+        it counts and those runs counted again here (and their failure files checked)."""
+        import pickle
+        path = self._dfs_state_path()
+        try:
+            with open(path, "rb") as fp:
+                saved = pickle.load(fp)
+            code = saved["smpvm"]
+        except Exception:  # (a pickle of another smpvm's classes may not load at all)
+            saved = code = None
+        if saved is not None and code != smpvm_fingerprint():
+            raise BadInput(f"--resume: {out_label(path)} was saved by another version of "
+                           f"smpvm; run the search again without --resume")
+        try:
+            state = pickle.loads(saved["search"])
+            n = state["report"].runs
+        except Exception:
+            raise BadInput(f"--resume: {out_label(path)} is unreadable; run the search "
+                           f"again without --resume") from None
+        kept = previous[:n]
+        if [o.run for o in kept] != list(range(n)):
+            raise BadInput(f"--resume: {out_label(self.out)}/runs.csv holds fewer runs than "
+                           f"the saved search counted; run it again without --resume")
+        self._csv.flush()
+        with open(os.path.join(self.out, "runs.csv"), "rb") as fp:
+            data = fp.read()
+        end = -1
+        for _ in range(n + 1):  # the header and the runs the state counts
+            end = data.index(b"\n", end + 1)
+        self._csv.truncate(end + 1)  # (appended to from there)
+        for o in kept:
+            self._add(Batch.of([o]), restored=True)
+        self.report.resumed_runs = n
+        self._restore_failure_files(kept, state["report"].failures)
+        return saved["search"]
+
+    def _restore_failure_files(self, kept, results) -> None:
+        """The failure file of each kind's first failing run, saved again where the
+        interrupted search did not get to it (from the failing runs its state keeps)."""
+        by_run = {o.run: o for o in kept}
+        by_schedule = {schedule_fingerprint(r.choices): r for r in results}
+        for kind, run in sorted(self.first_runs.items()):
+            if self._saved_before(kind, run):
+                continue
+            r = by_schedule.get(by_run[run].schedule)
+            v = next((v for v in r.violations if v.kind == kind), None) if r else None
+            if v is not None:
+                self._save(kind, run, r.seed, list(r.choices), v, {"name": "dfs"})
 
     def _remove_failure_files(self) -> None:
         for old in glob.glob(os.path.join(self.out, "failure-*.json")):
@@ -889,6 +976,7 @@ class Exploration:
 
     def _start_record_over(self) -> None:
         """The dfs search starts over (see ``exhaust``): forget the runs recorded so far."""
+        self._forget_dfs_state()
         self._csv.seek(0)
         self._csv.truncate()
         self._writer.writerow(CSV_COLUMNS)

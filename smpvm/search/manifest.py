@@ -7,6 +7,8 @@ crash, never sees half a file), one trailing newline.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 
@@ -18,3 +20,20 @@ def write_manifest(path: str, doc: dict, *, indent: int = 2) -> None:
         json.dump(doc, fp, indent=indent, default=str)
         fp.write("\n")
     os.replace(tmp, path)
+
+
+@functools.cache
+def smpvm_fingerprint() -> str:
+    """sha256 of smpvm's own source files (names and bytes), once per process: what a
+    saved search state or a Dask worker must match to go on with the same code."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    h = hashlib.sha256()
+    for folder, subfolders, files in os.walk(root):
+        subfolders.sort()
+        for name in sorted(files):
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                h.update(os.path.relpath(path, root).encode() + b"\0")
+                with open(path, "rb") as fp:
+                    h.update(fp.read())
+    return h.hexdigest()

@@ -68,6 +68,12 @@ that was out at ``PART_ATTEMPTS`` such deaths (one that kills its worker
 itself) ends the search, as does a death where no ``renew`` was given.  A
 Dask cluster sends a dead worker's tasks elsewhere on its own.
 
+**Resuming.**  Between two results taken, the driver's state (its stored
+states, requests waiting, the parts out, the counts) is all a search is: a search given ``on_checkpoint`` hands it over now and then
+(``CHECKPOINT_S``) and when it is interrupted between two results, and one
+given that state as ``resume`` sends the parts out again and goes on from
+there, to the runs an uninterrupted search makes.
+
 Limits: ``--max-runs`` counts runs in that order (parts still out are
 cancelled); a window interrupt anywhere starts the whole search again as
 plain enumeration, as ``exhaust`` does.
@@ -76,8 +82,10 @@ plain enumeration, as ``exhaust`` does.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import copy
 import io
 import pickle
+import time
 from typing import NamedTuple
 
 from ..scenario import RunSpec, load_target, run_spec
@@ -95,6 +103,11 @@ FIRST_PART_RUNS = 8
 CHAIN = 3
 #: Deaths of a worker process a part may be out at before the search gives up on it.
 PART_ATTEMPTS = 3
+#: The states handed to ``on_checkpoint`` (and one at an interrupt) are at least this
+#: many seconds apart, and as far apart as keeps their handling under ``CHECKPOINT_SHARE``
+#: of the search's time (a large search's state takes longer to save).
+CHECKPOINT_S = 0.5
+CHECKPOINT_SHARE = 0.01
 
 
 class Part(NamedTuple):
@@ -357,8 +370,15 @@ class _Driver:
     """Makes parts, takes their results in order, applies requests; see the module docstring."""
 
     def __init__(self, spec, executor, preemption_bound, reduction, max_runs, stop_on_first,
-                 on_run, counts, budget, scn=None, symmetry=False, chain=CHAIN, renew=None):
+                 on_run, counts, budget, scn=None, symmetry=False, chain=CHAIN, renew=None,
+                 on_checkpoint=None):
         self.spec = spec
+        #: Called with ``checkpoint()`` now and then, and at an interrupt (or None).
+        self.on_checkpoint = on_checkpoint
+        #: True while a result is taken: the state is whole only between two.
+        self.taking = False
+        #: Number of the part whose result is taken next.
+        self.turn = 0
         #: Makes a new executor when this one broke (a worker process died); None: a
         #: broken executor ends the search.
         self.renew = renew
@@ -562,13 +582,66 @@ class _Driver:
     def _skipped(self, node) -> int:
         return DFS.skipped(node) if self.reduction else 0
 
+    # -- resuming ------------------------------------------------------------------------------
+
+    def checkpoint(self) -> dict:
+        """The search between two results taken: what ``restore`` goes on from.
+
+        Of the failing runs so far, the report keeps the first of each violation
+        kind (a search may fail in most of its runs, and the state is saved often):
+        a resumed search's ``failures`` are those and the ones found after it.
+        """
+        report = copy.copy(self.report)
+        seen: set = set()
+        report.failures = []
+        for r in self.report.failures:
+            kinds = set(r.kinds())
+            if not kinds <= seen:
+                seen |= kinds
+                report.failures.append(r)
+        return {"reduction": self.reduction, "symmetry": self.symmetry, "nodes": self.nodes,
+                "walked": self.walked, "owner": self.owner, "waiting": self.waiting,
+                "parts": {n: part for n, (part, _) in self.out.items()},
+                "made": self.made, "turn": self.turn, "unseen": self.unseen, "report": report}
+
+    def restore(self, state: dict) -> None:
+        """Go on from ``checkpoint()``'s state: the parts that were out go out again,
+        those whose results were at hand too (made again, under this search's options:
+        ``stop_on_first`` may differ)."""
+        self.nodes, self.walked = state["nodes"], state["walked"]
+        self.owner, self.waiting = state["owner"], state["waiting"]
+        self.made, self.turn = state["made"], state["turn"]
+        self.unseen, self.report = state["unseen"], state["report"]
+        for number in sorted(state["parts"]):
+            part = state["parts"][number]
+            self.out[number] = (part, self._submit(part))
+
+    def _hand_over(self) -> float:
+        """Give ``on_checkpoint`` the state, pickled; the seconds that took."""
+        t0 = time.monotonic()
+        data = pickle.dumps(self.checkpoint(), pickle.HIGHEST_PROTOCOL)
+        took = time.monotonic() - t0
+        self.on_checkpoint(data)
+        return took
+
+    def _checkpoint_due(self, due: float) -> float:
+        """Hand the state over if it is ``due``; when the next one is."""
+        now = time.monotonic()
+        if now < due:
+            return due
+        return now + max(CHECKPOINT_S, self._hand_over() / CHECKPOINT_SHARE)
+
     # -- the loop --------------------------------------------------------------------------
 
-    def run(self) -> DfsReport:
-        self._send((), fresh=True)
-        self.nodes[()] = None  # filled in by the first part
+    def run(self, resume: dict | None = None) -> DfsReport:
+        if resume is None:
+            self._send((), fresh=True)
+            self.nodes[()] = None  # filled in by the first part
+        else:
+            self.restore(resume)
         early = self.early
-        turn = 0
+        turn = self.turn
+        due = time.monotonic() + CHECKPOINT_S
         try:
             while self.out and not self.stopped:
                 if turn not in early:  # (results after it wait in their futures)
@@ -583,9 +656,17 @@ class _Driver:
                                 raise
                             self._replace_executor(e)
                     continue
+                self.taking = True
                 part, _ = self.out.pop(turn)
                 self.take(part, early.pop(turn))
-                turn += 1
+                turn = self.turn = turn + 1
+                self.taking = False
+                if self.on_checkpoint is not None and not self.stopped:
+                    due = self._checkpoint_due(due)
+        except BaseException:
+            if self.on_checkpoint is not None and not self.taking and not self.stopped:
+                self._hand_over()  # interrupted between two results
+            raise
         finally:
             for _, fut in self.out.values():
                 if fut is not None and fut is not _UNSENT:
@@ -601,7 +682,7 @@ class _Driver:
 def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs=None,
                      stop_on_first=False, on_run=None, reduction=True, counts=None,
                      on_restart=None, budget=PART_RUNS, scn=None, symmetry=True,
-                     chain=None, renew=None) -> DfsReport:
+                     chain=None, renew=None, on_checkpoint=None, resume=None) -> DfsReport:
     """``exhaust`` with the tree shared out over ``executor``; see the module docstring.
 
     Takes the same options; ``counts`` must pickle (``FailOn.counts`` does)
@@ -611,24 +692,32 @@ def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs
     is; default: ``CHAIN`` where ``executor.through_scheduler`` is true, else
     none); ``executor.width()``, when there, says how many workers it has;
     ``renew()``, when given, makes a new executor to go on with when a worker
-    process of this one died (``BrokenExecutor``; see the module docstring).
+    process of this one died (``BrokenExecutor``; see the module docstring);
+    ``on_checkpoint(state)``, when given, is handed the search's state (bytes)
+    now and then, and ``resume`` (such bytes) makes the search go on from it
+    (see the module docstring).
     """
     if chain is None:
         chain = CHAIN if getattr(executor, "through_scheduler", False) else 0
     reduction = bool(reduction) and preemption_bound is None
     symmetry = bool(symmetry) and reduction
+    if resume is not None:  # (it may have started over with less reduction)
+        resume = pickle.loads(resume)
+        reduction, symmetry = resume["reduction"], resume["symmetry"]
     while True:
         driver = _Driver(spec, executor, preemption_bound, reduction, max_runs, stop_on_first,
-                         on_run, counts, budget, scn, symmetry, chain, renew)
+                         on_run, counts, budget, scn, symmetry, chain, renew, on_checkpoint)
         try:
-            return driver.run()
+            return driver.run(resume)
         except _Asymmetric:
             executor = driver.ex  # (a new one, if a worker died under the search given up)
+            resume = None
             if driver.report.runs and on_restart is not None:
                 on_restart()
             symmetry = False
         except _Restart:
             executor = driver.ex
+            resume = None
             if not reduction:
                 raise RuntimeError("dfs: plain enumeration asked to start over") from None
             if driver.report.runs and on_restart is not None:
