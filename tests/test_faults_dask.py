@@ -338,3 +338,30 @@ def test_a_search_turns_off_the_profiler_of_workers_there_and_to_come(tmp_path, 
     finally:
         late.kill()
         late.wait()
+
+
+def test_a_cluster_lost_under_a_dfs_search_is_resumed_to_the_same_rows(tmp_path, cluster):
+    # The search's state is saved as the cluster is given up; --resume goes on from it on
+    # local processes, to the runs.csv of a search never stopped.
+    address, scheduler, _ = cluster
+    doomed = os.path.join(ROOT, "models", "freebsd", "device_pager.py") + "::doomed_object"
+    args = [doomed, "--variant", "buggy", "--set", "allocators=3", "--strategy", "dfs",
+            "--seed", "1"]
+    out = tmp_path / "cluster"
+    proc = subprocess.Popen([sys.executable, "-m", "smpvm", "explore", *args, "--dask", address,
+                             "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **FAST})
+    wait_for_rows(out, proc, 200)
+    scheduler.kill()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "--resume continues" in err  # (failures found before)
+    assert len(rows_on_disk(out)) < 1773 and (out / "dfs-state.pickle").exists()
+    resumed = subprocess.run([sys.executable, "-m", "smpvm", "explore", *args, "--workers", "2",
+                              "--out", str(out), "--resume"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=180)
+    assert resumed.returncode == 1, resumed.stderr
+    here = subprocess.run([sys.executable, "-m", "smpvm", "explore", *args, "--workers", "1",
+                           "--out", str(tmp_path / "here")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=180)
+    assert here.returncode == 1, here.stderr
+    assert (out / "runs.csv").read_bytes() == (tmp_path / "here" / "runs.csv").read_bytes()

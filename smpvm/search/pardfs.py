@@ -480,6 +480,16 @@ class _Driver:
             part = self.out[number][0]
             self.out[number] = (part, self._submit(part))
 
+    def _send_again_cancelled(self) -> None:
+        """A Dask client cancels the tasks its scheduler lost: unless the cluster is gone
+        (``ClusterLost``, from its health check), send those parts again."""
+        check = getattr(self.ex, "check_alive", None)
+        if check is not None:
+            check()
+        for number, (part, fut) in self.out.items():
+            if fut is not None and fut is not _UNSENT and fut.cancelled():
+                self.out[number] = (part, self._submit(part))
+
     def _walked_to(self, key, nodes_below):
         """The steps into each state of the path to ``key`` and ``nodes_below`` (but the
         last), or None where one is not known."""
@@ -655,6 +665,8 @@ class _Driver:
                             if self.renew is None:
                                 raise
                             self._replace_executor(e)
+                        except cf.CancelledError:
+                            self._send_again_cancelled()
                     continue
                 self.taking = True
                 part, _ = self.out.pop(turn)
