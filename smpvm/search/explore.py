@@ -906,8 +906,9 @@ class Exploration:
         return os.path.join(self.out, DFS_STATE)
 
     def _forget_dfs_state(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(self._dfs_state_path())
+        for path in (self._dfs_state_path(), self._dfs_state_path() + ".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
 
     def _save_dfs_state(self, state: bytes) -> None:
         """Write the search's state (``pardfs``'s checkpoint) whole or not at all, once the
