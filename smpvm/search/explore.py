@@ -898,7 +898,8 @@ class Exploration:
                                     counts=failon.counts, on_restart=self._start_record_over,
                                     scn=self.scn if inline else None,
                                     renew=renew if self.dask is None and not inline else None,
-                                    on_checkpoint=self._save_dfs_state, resume=resume)
+                                    on_checkpoint=self._save_dfs_state, resume=resume,
+                                    full_failures=False)
 
     # -- an interrupted dfs search, resumed ---------------------------------------------------
 

@@ -165,13 +165,14 @@ class PartResult(NamedTuple):
 
 
 def search_part(spec: RunSpec, part: Part, preemption_bound, reduction, counts=None,
-                stop_on_first=False, scn=None, symmetry=False) -> PartResult:
+                stop_on_first=False, scn=None, symmetry=False,
+                full_failures=True) -> PartResult:
     """Search ``part`` in this process (the unit of work sent to an executor), and up to
     ``part.chain`` of the parts the driver will make from its cut (``ahead``), each in
-    ``then`` of the result it was made from."""
+    ``then`` of the result it was made from (``full_failures``: see ``exhaust_parallel``)."""
     scn = scn or load_target(spec.target)  # imported once per process
     order = [(part, _search(spec, part, preemption_bound, reduction, counts, stop_on_first,
-                            scn, symmetry))]
+                            scn, symmetry, full_failures))]
     made_from = [None]
     i = 0
     while i < len(order) and len(order) <= part.chain:
@@ -179,7 +180,7 @@ def search_part(spec: RunSpec, part: Part, preemption_bound, reduction, counts=N
             if len(order) > part.chain:
                 break
             order.append((nxt, _search(spec, nxt, preemption_bound, reduction, counts,
-                                       stop_on_first, scn, symmetry)))
+                                       stop_on_first, scn, symmetry, full_failures)))
             made_from.append(i)
         i += 1
     children: list[list] = [[] for _ in order]
@@ -275,13 +276,14 @@ def _keep_looks(search, scn, dfs) -> None:
 
 
 def _search(spec, part, preemption_bound, reduction, counts, stop_on_first, scn,
-            symmetry) -> PartResult:
+            symmetry, full_failures=True) -> PartResult:
     steps = pickle.loads(part.steps) if part.steps else ()
     search = _search_key(spec, reduction, symmetry)
     seen = _LOOKS.get(search)
     dfs = DFS.below(pickle.loads(part.path), len(part.key), preemption_bound, reduction,
                     symmetry, steps, looks=seen[1] if seen and seen[0] is scn else None)
     runs, cut = [], False
+    replayed: set = set()  # violation kinds of the failing runs made again in full
     if part.fresh or dfs.advance_within():
         while True:
             with young_collections_only():
@@ -298,8 +300,11 @@ def _search(spec, part, preemption_bound, reduction, counts, stop_on_first, scn,
             if dfs.symmetry_broken:  # seen during the run or after it
                 return PartResult([], [], [], False, 0, 0, {}, False, symmetry_broken=True)
             dfs.let_go()
-            if result.failed:
+            if result.failed and (full_failures or not set(result.kinds()) <= replayed):
                 result = _replayed(spec, scn, result)
+                replayed.update(result.kinds())
+            elif result.failed:
+                result = _light(result)  # its kinds' first failing runs here are full
             runs.append((result if result.failed else _light(result), redundant))
             if stop_on_first and _fails(result, counts):
                 break  # the driver stops at the first failure: nothing after it is wanted
@@ -371,8 +376,9 @@ class _Driver:
 
     def __init__(self, spec, executor, preemption_bound, reduction, max_runs, stop_on_first,
                  on_run, counts, budget, scn=None, symmetry=False, chain=CHAIN, renew=None,
-                 on_checkpoint=None):
+                 on_checkpoint=None, full_failures=True):
         self.spec = spec
+        self.full_failures = full_failures
         #: Called with ``checkpoint()`` now and then, and at an interrupt (or None).
         self.on_checkpoint = on_checkpoint
         #: True while a result is taken: the state is whole only between two.
@@ -454,7 +460,8 @@ class _Driver:
 
     def _submit(self, part: Part):
         return self.ex.submit(search_part, self.spec, part, self.bound, self.reduction,
-                              self.counts, self.stop_on_first, self.scn, self.symmetry)
+                              self.counts, self.stop_on_first, self.scn, self.symmetry,
+                              self.full_failures)
 
     def _replace_executor(self, error) -> None:
         """A worker process died: keep the results that came back, send the other parts
@@ -694,7 +701,8 @@ class _Driver:
 def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs=None,
                      stop_on_first=False, on_run=None, reduction=True, counts=None,
                      on_restart=None, budget=PART_RUNS, scn=None, symmetry=True,
-                     chain=None, renew=None, on_checkpoint=None, resume=None) -> DfsReport:
+                     chain=None, renew=None, on_checkpoint=None, resume=None,
+                     full_failures=True) -> DfsReport:
     """``exhaust`` with the tree shared out over ``executor``; see the module docstring.
 
     Takes the same options; ``counts`` must pickle (``FailOn.counts`` does)
@@ -707,7 +715,12 @@ def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs
     process of this one died (``BrokenExecutor``; see the module docstring);
     ``on_checkpoint(state)``, when given, is handed the search's state (bytes)
     now and then, and ``resume`` (such bytes) makes the search go on from it
-    (see the module docstring).
+    (see the module docstring).  ``full_failures``: every failing run is made
+    again in full (its lock statistics and witness tables, as ``exhaust``
+    gives them); False: only the first of each violation kind in each part,
+    the others kept as passing runs are (what an exploration, which saves the
+    first failure of each kind, needs; a search that fails in most of its runs
+    spends about half its time making them again otherwise).
     """
     if chain is None:
         chain = CHAIN if getattr(executor, "through_scheduler", False) else 0
@@ -718,7 +731,8 @@ def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs
         reduction, symmetry = resume["reduction"], resume["symmetry"]
     while True:
         driver = _Driver(spec, executor, preemption_bound, reduction, max_runs, stop_on_first,
-                         on_run, counts, budget, scn, symmetry, chain, renew, on_checkpoint)
+                         on_run, counts, budget, scn, symmetry, chain, renew, on_checkpoint,
+                         full_failures)
         try:
             return driver.run(resume)
         except _Asymmetric:
