@@ -377,16 +377,25 @@ def test_a_part_that_kills_every_worker_it_runs_on_ends_the_search(monkeypatch):
         _search_with_pools(spec)
 
 
-def test_only_the_first_failing_run_of_each_kind_in_a_part_is_made_again_if_asked():
+def test_only_the_first_failing_run_of_each_kind_is_made_again_and_kept_if_asked():
     # An exploration saves the first failure of each kind: making every failing run again
     # in full (lock statistics) was half the time of a search failing in most runs.
     scn = load_target(DOOMED)
     spec = RunSpec(DOOMED, variant="buggy", params={"allocators": 2}, seed=1)
     full, every = searched(spec, scn, budget=16)
-    some, first = searched(spec, scn, budget=16, full_failures=False)
+    some, first = searched(spec, scn, budget=16, failures="first")
     assert [(r.choices, r.kinds(), r.steps) for r in first] == \
         [(r.choices, r.kinds(), r.steps) for r in every]
     assert some.to_dict() == full.to_dict()
+    # the report keeps the failing runs that bring a kind not seen before, in full
+    expected, seen = [], set()
+    for r in full.failures:
+        if not set(r.kinds()) <= seen:
+            seen.update(r.kinds())
+            expected.append(r.choices)
+    assert len(full.failures) == full.failing_runs > len(expected) >= 2
+    assert [r.choices for r in some.failures] == expected
+    assert all(r.lockstat for r in some.failures)
     failing = [r for r in first if r.failed]
     assert all(r.lockstat for r in every if r.failed)
     made_again = [r for r in failing if r.lockstat]

@@ -899,7 +899,7 @@ class Exploration:
                                     scn=self.scn if inline else None,
                                     renew=renew if self.dask is None and not inline else None,
                                     on_checkpoint=self._save_dfs_state, resume=resume,
-                                    full_failures=False)
+                                    failures="first")
 
     # -- an interrupted dfs search, resumed ---------------------------------------------------
 

@@ -376,9 +376,12 @@ class _Driver:
 
     def __init__(self, spec, executor, preemption_bound, reduction, max_runs, stop_on_first,
                  on_run, counts, budget, scn=None, symmetry=False, chain=CHAIN, renew=None,
-                 on_checkpoint=None, full_failures=True):
+                 on_checkpoint=None, failures="all"):
         self.spec = spec
-        self.full_failures = full_failures
+        #: Every failing run in full and in the report ("all"), or the first of each kind.
+        self.full_failures = failures == "all"
+        #: Violation kinds of the failing runs in the report (with ``failures="first"``).
+        self.kept_kinds: set = set()
         #: Called with ``checkpoint()`` now and then, and at an interrupt (or None).
         self.on_checkpoint = on_checkpoint
         #: True while a result is taken: the state is whole only between two.
@@ -558,7 +561,13 @@ class _Driver:
                 self.stopped = True
                 return
             rep.sleep_blocked += redundant
+            kept = len(rep.failures)
             _count(rep, result, self.on_run, self.counts)
+            if not self.full_failures and len(rep.failures) > kept:
+                if set(result.kinds()) <= self.kept_kinds:
+                    rep.failures.pop()  # (on_run has had it)
+                else:
+                    self.kept_kinds.update(result.kinds())
             if self.stop_on_first and rep.failing_runs:
                 self.stopped = True
                 return
@@ -629,6 +638,8 @@ class _Driver:
         self.owner, self.waiting = state["owner"], state["waiting"]
         self.made, self.turn = state["made"], state["turn"]
         self.unseen, self.report = state["unseen"], state["report"]
+        if not self.full_failures:
+            self.kept_kinds = {k for r in self.report.failures for k in r.kinds()}
         for number in sorted(state["parts"]):
             part = state["parts"][number]
             self.out[number] = (part, self._submit(part))
@@ -702,7 +713,7 @@ def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs
                      stop_on_first=False, on_run=None, reduction=True, counts=None,
                      on_restart=None, budget=PART_RUNS, scn=None, symmetry=True,
                      chain=None, renew=None, on_checkpoint=None, resume=None,
-                     full_failures=True) -> DfsReport:
+                     failures="all") -> DfsReport:
     """``exhaust`` with the tree shared out over ``executor``; see the module docstring.
 
     Takes the same options; ``counts`` must pickle (``FailOn.counts`` does)
@@ -715,13 +726,17 @@ def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs
     process of this one died (``BrokenExecutor``; see the module docstring);
     ``on_checkpoint(state)``, when given, is handed the search's state (bytes)
     now and then, and ``resume`` (such bytes) makes the search go on from it
-    (see the module docstring).  ``full_failures``: every failing run is made
-    again in full (its lock statistics and witness tables, as ``exhaust``
-    gives them); False: only the first of each violation kind in each part,
-    the others kept as passing runs are (what an exploration, which saves the
-    first failure of each kind, needs; a search that fails in most of its runs
-    spends about half its time making them again otherwise).
+    (see the module docstring).  ``failures``: ``"all"``, every failing run
+    made again in full (its lock statistics and witness tables, as ``exhaust``
+    gives them) and kept in the report's ``failures``; ``"first"``, only the
+    first of each violation kind in each part made again, and only the first
+    of each kind kept (the others are handed to ``on_run`` as passing runs
+    are): what an exploration, which saves the first failure of each kind,
+    needs, where a search that fails in most of its runs would spend half its
+    time making them again, and its memory keeping them.
     """
+    if failures not in ("all", "first"):
+        raise ValueError(f"failures must be 'all' or 'first', got {failures!r}")
     if chain is None:
         chain = CHAIN if getattr(executor, "through_scheduler", False) else 0
     reduction = bool(reduction) and preemption_bound is None
@@ -732,7 +747,7 @@ def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs
     while True:
         driver = _Driver(spec, executor, preemption_bound, reduction, max_runs, stop_on_first,
                          on_run, counts, budget, scn, symmetry, chain, renew, on_checkpoint,
-                         full_failures)
+                         failures)
         try:
             return driver.run(resume)
         except _Asymmetric:
