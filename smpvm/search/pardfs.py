@@ -69,10 +69,12 @@ itself) ends the search, as does a death where no ``renew`` was given.  A
 Dask cluster sends a dead worker's tasks elsewhere on its own.
 
 **Resuming.**  Between two results taken, the driver's state (its stored
-states, requests waiting, the parts out, the counts) is all a search is: a search given ``on_checkpoint`` hands it over now and then
-(``CHECKPOINT_S``) and when it is interrupted between two results, and one
-given that state as ``resume`` sends the parts out again and goes on from
-there, to the runs an uninterrupted search makes.
+states, requests waiting, the parts out, the counts) is all a search is: a
+search given ``on_checkpoint`` hands it over now and then (``CHECKPOINT_S``)
+and when it is interrupted between two results (Ctrl-C, a lost cluster,
+workers that keep dying), and one given that state as ``resume`` sends the
+parts out again and goes on from there, to the runs an uninterrupted search
+makes.
 
 Limits: ``--max-runs`` counts runs in that order (parts still out are
 cancelled); a window interrupt anywhere starts the whole search again as
@@ -92,7 +94,7 @@ from ..scenario import RunSpec, load_target, run_spec
 from ..strategies.dfs import DFS
 from .exhaust import DfsReport, _count, _replayed, young_collections_only
 from .failon import cut_at_bound
-from .executors import wait_first
+from .executors import ClusterLost, wait_first
 
 #: Runs a part makes before it is cut (the first part: a few, to share out early).
 PART_RUNS = 32
@@ -371,6 +373,17 @@ class _Asymmetric(Exception):
 _UNSENT = object()
 
 
+def _first_of_each_kind(failures) -> list:
+    """The failing runs that bring a violation kind not seen in the ones before."""
+    seen: set = set()
+    out = []
+    for r in failures:
+        if not set(r.kinds()) <= seen:
+            seen.update(r.kinds())
+            out.append(r)
+    return out
+
+
 class _Driver:
     """Makes parts, takes their results in order, applies requests; see the module docstring."""
 
@@ -618,13 +631,7 @@ class _Driver:
         a resumed search's ``failures`` are those and the ones found after it.
         """
         report = copy.copy(self.report)
-        seen: set = set()
-        report.failures = []
-        for r in self.report.failures:
-            kinds = set(r.kinds())
-            if not kinds <= seen:
-                seen |= kinds
-                report.failures.append(r)
+        report.failures = _first_of_each_kind(self.report.failures)
         return {"reduction": self.reduction, "symmetry": self.symmetry, "nodes": self.nodes,
                 "walked": self.walked, "owner": self.owner, "waiting": self.waiting,
                 "parts": {n: part for n, (part, _) in self.out.items()},
@@ -693,7 +700,7 @@ class _Driver:
                 self.taking = False
                 if self.on_checkpoint is not None and not self.stopped:
                     due = self._checkpoint_due(due)
-        except BaseException:
+        except (KeyboardInterrupt, ClusterLost, cf.BrokenExecutor):
             if self.on_checkpoint is not None and not self.taking and not self.stopped:
                 self._hand_over()  # interrupted between two results
             raise
