@@ -174,3 +174,59 @@ def test_an_interrupted_race_study_marks_its_partial_row_and_resumes(capsys, tmp
     got = list(csv.DictReader(open(tmp_path / "cut" / "races.csv")))
     want = list(csv.DictReader(open(tmp_path / "full" / "races.csv")))
     assert got == want
+
+
+DFS_RACE = """runs = 20
+dfs_runs = 5000
+seed = 1
+strategies = ["random"]
+[study]
+kind = "races"
+[[race]]
+target = "{doomed}"
+params = {{allocators = 3}}
+buggy = []
+fixed = ["fixed"]
+"""
+
+
+def test_a_race_study_interrupted_in_a_dfs_row_resumes_that_search(capsys, tmp_path,
+                                                                  monkeypatch):
+    import smpvm.search.explore as explore_module
+    import smpvm.search.pardfs as pardfs
+    study = tmp_path / "races.toml"
+    doomed = os.path.join(ROOT, "models", "freebsd", "device_pager.py") + "::doomed_object"
+    study.write_text(DFS_RACE.format(doomed=doomed))
+    full = run_races(load_study(str(study), "races"), str(tmp_path / "full"), workers=1)
+    assert not full["interrupted"] and full["rows"] == 2
+
+    # the dfs row (379 schedules) stopped between two parts' results, its state saved
+    monkeypatch.setattr(pardfs, "CHECKPOINT_S", 0)
+    monkeypatch.setattr(pardfs, "CHECKPOINT_SHARE", float("inf"))
+    real_due, states = pardfs._Driver._checkpoint_due, []
+
+    def interrupt_after_a_few_states(self, due):
+        states.append(1)
+        if len(states) == 5:
+            raise KeyboardInterrupt
+        return real_due(self, due)
+    monkeypatch.setattr(pardfs._Driver, "_checkpoint_due", interrupt_after_a_few_states)
+    code, _, err = cli(capsys, "sweep", study, "--workers", 1, "--out", tmp_path / "cut")
+    assert code == 3 and "--resume" in err
+    partial = list(csv.DictReader(open(tmp_path / "cut" / "races.csv")))
+    assert [(r["strategy"], r["complete"]) for r in partial] == [("portfolio", "True"),
+                                                                 ("dfs", "False")]
+    monkeypatch.setattr(pardfs._Driver, "_checkpoint_due", real_due)
+    resumed = []
+    real_resume = explore_module.Exploration._resume_dfs
+    monkeypatch.setattr(explore_module.Exploration, "_resume_dfs",
+                        lambda self, previous: resumed.append(1) or real_resume(self, previous))
+    code, _, err = cli(capsys, "sweep", study, "--workers", 1, "--out", tmp_path / "cut",
+                       "--resume")
+    assert code == 0, err
+    assert resumed  # the search went on from its state
+    got = list(csv.DictReader(open(tmp_path / "cut" / "races.csv")))
+    want = list(csv.DictReader(open(tmp_path / "full" / "races.csv")))
+    assert got == want and want[-1]["exhausted"] == "True"
+    row = os.path.join("runs", "doomed_object-fixed-dfs", "runs.csv")
+    assert (tmp_path / "cut" / row).read_bytes() == (tmp_path / "full" / row).read_bytes()

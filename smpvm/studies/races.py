@@ -273,14 +273,18 @@ def _race_row(explore, wilson, cfg, e, variant, label, role, out_dir, workers, d
     args = dict(STRATEGIES.get(label, {"strategy": label}))
     is_dfs = args["strategy"] == "dfs"
     name = e["target"].split("::")[-1]
+    out = os.path.join(out_dir, "runs", f"{name}-{variant}-{label}")
+    if is_dfs:  # an interrupted search goes on from its saved state; any other starts over
+        from ..search.explore import DFS_STATE
+        resume = resume and os.path.exists(os.path.join(out, DFS_STATE))
     # dfs searches a buggy variant only until its first failure (that is its figure), and
     # any variant within the study's run budget; "exhausted" says whether it covered all.
     rep = explore(e["target"], variant=variant, params=e["params"], seed=cfg["seed"],
                   runs=cfg["dfs_runs"] if is_dfs else cfg["runs"],
                   workers=1 if is_dfs else workers, dask=None if is_dfs else dask,
-                  stop_on_first=is_dfs and role == "buggy", resume=resume and not is_dfs,
+                  stop_on_first=is_dfs and role == "buggy", resume=resume,
                   fail_on=e.get("fail_on"), ignore=e.get("ignore"), max_steps=e.get("max_steps"),
-                  out=os.path.join(out_dir, "runs", f"{name}-{variant}-{label}"), **args)
+                  out=out, **args)
     lo, hi = wilson(rep.failing_runs, rep.runs) if rep.runs else (0.0, 1.0)
     if role == "fixed":
         verdict = (f"all {rep.runs} schedules explored, {rep.failing_runs} failed" if rep.exhausted
