@@ -113,6 +113,12 @@ def spec_of(scn, **kw):
     return RunSpec(f"{scn.file}::{scn.name}", **kw)
 
 
+#: ``smpvm explore`` arguments of the buggy doomed-object tree at three allocators (1,773
+#: schedules, 1,697 failing): a dfs search long enough for a fault to cut into.
+DOOMED3_DFS = [os.path.join(ROOT, "models", "freebsd", "device_pager.py") + "::doomed_object",
+               "--variant", "buggy", "--set", "allocators=3", "--strategy", "dfs", "--seed", "1"]
+
+
 def outcome(r):
     """What a run ended with: its violation kinds and the model's own final-state metrics
     (what searches compared against plain enumeration must both reach)."""

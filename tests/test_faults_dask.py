@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, assert_one_error_line, cli
+from conftest import DOOMED3_DFS, ROOT, assert_one_error_line, cli
 from smpvm.search.explore import explore
 
 pytest.importorskip("dask.distributed")
@@ -249,30 +249,36 @@ def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(tmp_path, two_wo
         assert a.read() == b.read()
 
 
+def dfs_on_cluster(address, out, env):
+    """``smpvm explore`` of ``DOOMED3_DFS`` on the cluster at ``address`` (with ``env``)."""
+    return subprocess.Popen([sys.executable, "-m", "smpvm", "explore", *DOOMED3_DFS, "--dask",
+                             address, "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
+
+
+def dfs_here(out, *args):
+    """The same search on this machine (``args``: its workers, ``--resume``), to its end."""
+    return subprocess.run([sys.executable, "-m", "smpvm", "explore", *DOOMED3_DFS, *args,
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=180)
+
+
 def test_a_worker_killed_mid_exhaustive_search_leaves_the_proof_whole(tmp_path, two_workers):
     # The parts the dead worker had are searched again elsewhere: "all N schedules
     # explored" still covers every schedule, and runs.csv is the in-process search's.
     address, workers = two_workers
-    # (the buggy variant with three allocators: a search long enough to be cut into by
-    # the kill; the fixed one is 379 schedules, its frees independent of allocations)
-    doomed = os.path.join(ROOT, "models", "freebsd", "device_pager.py") + "::doomed_object"
-    args = [doomed, "--variant", "buggy", "--set", "allocators=3", "--strategy", "dfs",
-            "--seed", "1"]
+    # (the buggy variant: the fixed one's frees are independent of allocations, and its
+    # 379 schedules too few to cut into)
     out = tmp_path / "cluster"
-    proc = subprocess.Popen([sys.executable, "-m", "smpvm", "explore", *args, "--dask", address,
-                             "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "SMPVM_DASK_CONNECT_S": "60",
-                                 "SMPVM_DASK_NO_WORKERS_S": "60"})
+    proc = dfs_on_cluster(address, out, {"SMPVM_DASK_CONNECT_S": "60",
+                                         "SMPVM_DASK_NO_WORKERS_S": "60"})
     wait_for_rows(out, proc)
     workers[0].send_signal(signal.SIGKILL)
     assert len(rows_on_disk(out)) < 1773  # killed mid-search
     said, err = proc.communicate(timeout=180)
     assert proc.returncode == 1, err  # (failures found, as in every search of the bug)
     assert "all 1773 schedules explored, 1697 failed" in said
-    done = subprocess.run([sys.executable, "-m", "smpvm", "explore", *args, "--workers", "1",
-                           "--out", str(tmp_path / "here")], cwd=ROOT, capture_output=True,
-                          text=True, timeout=180)
+    done = dfs_here(tmp_path / "here", "--workers", "1")
     assert done.returncode == 1, done.stderr
     with open(out / "runs.csv", "rb") as a, open(tmp_path / "here" / "runs.csv", "rb") as b:
         assert a.read() == b.read()
@@ -344,24 +350,15 @@ def test_a_cluster_lost_under_a_dfs_search_is_resumed_to_the_same_rows(tmp_path,
     # The search's state is saved as the cluster is given up; --resume goes on from it on
     # local processes, to the runs.csv of a search never stopped.
     address, scheduler, _ = cluster
-    doomed = os.path.join(ROOT, "models", "freebsd", "device_pager.py") + "::doomed_object"
-    args = [doomed, "--variant", "buggy", "--set", "allocators=3", "--strategy", "dfs",
-            "--seed", "1"]
     out = tmp_path / "cluster"
-    proc = subprocess.Popen([sys.executable, "-m", "smpvm", "explore", *args, "--dask", address,
-                             "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **FAST})
+    proc = dfs_on_cluster(address, out, FAST)
     wait_for_rows(out, proc, 200)
     scheduler.kill()
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "--resume continues" in err  # (failures found before)
     assert len(rows_on_disk(out)) < 1773 and (out / "dfs-state.pickle").exists()
-    resumed = subprocess.run([sys.executable, "-m", "smpvm", "explore", *args, "--workers", "2",
-                              "--out", str(out), "--resume"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=180)
+    resumed = dfs_here(out, "--workers", "2", "--resume")
     assert resumed.returncode == 1, resumed.stderr
-    here = subprocess.run([sys.executable, "-m", "smpvm", "explore", *args, "--workers", "1",
-                           "--out", str(tmp_path / "here")], cwd=ROOT, capture_output=True,
-                          text=True, timeout=180)
+    here = dfs_here(tmp_path / "here", "--workers", "1")
     assert here.returncode == 1, here.stderr
     assert (out / "runs.csv").read_bytes() == (tmp_path / "here" / "runs.csv").read_bytes()

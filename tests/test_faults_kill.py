@@ -23,13 +23,15 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import DOOMED3_DFS, ROOT
 from smpvm.search.explore import explore
 from smpvm.studies.sweep import load_config, run_sweep
 
 TARGET = os.path.join("tests", "models", "tiny.py") + "::check_then_use"
 CRASH = os.path.join(ROOT, "tests", "models", "crash.py")
 RUNS = 3000
+#: A dfs search long enough to be cut into (1,773 schedules).
+DOOMED3 = ["explore", *DOOMED3_DFS]
 #: The moments (rows on disk when the signal is sent), drawn once from a fixed seed.
 MOMENTS = random.Random(17).sample(range(1, 1500), 2)
 
@@ -159,8 +161,7 @@ def worker_processes(pid):
 def test_a_worker_killed_under_a_shared_dfs_search_loses_nothing(tmp_path):
     # The three-allocator buggy tree (1,773 schedules) on two local processes, one of them
     # killed as an OOM killer would: the search goes on to the runs.csv of one process.
-    doomed = os.path.join("models", "freebsd", "device_pager.py") + "::doomed_object"
-    args = ["explore", doomed, "-v", "buggy", "-s", "dfs", "--set", "allocators=3", "--json"]
+    args = [*DOOMED3, "--json"]
     alone = finish(smpvm(*args, "-w", "1", "-o", tmp_path / "one"))
     proc = smpvm(*args, "-w", "2", "-o", tmp_path / "two")
     end = time.monotonic() + 60
@@ -178,10 +179,6 @@ def test_a_worker_killed_under_a_shared_dfs_search_loses_nothing(tmp_path):
     assert two["exhausted"] and not two["interrupted"] and two["runs"] == 1773
     assert (tmp_path / "two" / "runs.csv").read_bytes() == \
         (tmp_path / "one" / "runs.csv").read_bytes()
-
-
-DOOMED3 = ["explore", os.path.join("models", "freebsd", "device_pager.py") + "::doomed_object",
-           "-v", "buggy", "-s", "dfs", "--set", "allocators=3"]
 
 
 @pytest.fixture(scope="module")
