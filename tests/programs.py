@@ -10,7 +10,21 @@ which one it is from a ticket it takes from shared memory in its first step
 
 from __future__ import annotations
 
+import math
+
 from smpvm import msleep, tsleep, wakeup, wakeup_one
+
+
+def trimmed_to(program, steps, budget):
+    """``program``'s threads, the longest cut first, until plain enumeration stays within
+    ``budget`` schedules: the interleavings of each thread's ``steps(thread)``."""
+    threads = [list(t) for t in program]
+    while True:
+        n = [steps(t) for t in threads]
+        if math.factorial(sum(n)) // math.prod(math.factorial(k) for k in n) <= budget:
+            return threads
+        longest = max(range(len(threads)), key=lambda i: (len(threads[i]), i))
+        threads[longest].pop()
 
 #: Locks a thread may take: (index in the program's lock list, how to take and release it).
 LOCKS = [(0, "lock", "unlock"),       # sleep mutex

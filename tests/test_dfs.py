@@ -11,7 +11,6 @@ rest of the run is forced and asks nothing.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 import types
@@ -21,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import MODELS, outcome, spec_of
-from programs import program_thread, twin
+from programs import program_thread, trimmed_to, twin
 from smpvm import (Mutex, Replay, RwLock, SleepMutex, Strategy, Sx, load_target, make_strategy,
                    run_scenario, scenario)
 from smpvm.search.exhaust import DfsReport, exhaust
@@ -358,14 +357,8 @@ def trimmed(program, budget=600):
     and a lock may need a release at the end; the bound is the number of
     interleavings of those steps.
     """
-    threads = [list(t) for t in program]
-    while True:
-        steps = [1 + sum(op != "write" for op, _ in t) + sum(op in ("lock", "try") for op, _ in t)
-                 for t in threads]
-        if math.factorial(sum(steps)) // math.prod(math.factorial(n) for n in steps) <= budget:
-            return threads
-        longest = max(range(len(threads)), key=lambda i: (len(threads[i]), i))
-        threads[longest].pop()
+    return trimmed_to(program, lambda t: 1 + sum(op != "write" for op, _ in t)
+                      + sum(op in ("lock", "try") for op, _ in t), budget)
 
 
 def program_scenario(threads):

@@ -11,14 +11,13 @@ shows what it saves.
 
 from __future__ import annotations
 
-import math
 import os
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import outcome, spec_of
-from programs import heap_thread, twin
+from programs import heap_thread, trimmed_to, twin
 from smpvm import Zone, load_target, scenario
 from smpvm.search.exhaust import exhaust
 
@@ -35,13 +34,7 @@ PROGRAM = st.lists(THREAD, min_size=2, max_size=3)
 def trimmed(program, budget=1500):
     """The program with its longest threads cut until plain enumeration stays small
     (each operation about one step)."""
-    threads = [list(t) for t in program]
-    while True:
-        steps = [1 + len(t) for t in threads]
-        if math.factorial(sum(steps)) // math.prod(math.factorial(n) for n in steps) <= budget:
-            return threads
-        longest = max(range(len(threads)), key=lambda i: (len(threads[i]), i))
-        threads[longest].pop()
+    return trimmed_to(program, lambda t: 1 + len(t), budget)
 
 
 def heap_scenario(threads, check_generation, twins=0):
