@@ -66,34 +66,58 @@ class SplitMix64:
         return ((z ^ (z >> 31)) >> 11) * (1.0 / (1 << 53))
 
 
-#: Jitter draws a run takes from SplitMix64 before it seeds a Mersenne Twister.
-JITTER_CHEAP_DRAWS = 64
+def _mix64(z: int) -> int:
+    """SplitMix64's output function: a 64-bit word from a state."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
+
+
+#: Bits of a jitter draw: a SplitMix64 word holds three (a uniform on a grid of 2**-21,
+#: far finer than the nanosecond a duration is rounded to).
+JITTER_BITS = 21
+#: SplitMix64 words a run slices into jitter draws before it seeds a Mersenne Twister.
+JITTER_CHEAP_WORDS = 20
+_SLICE = (1 << JITTER_BITS) - 1
+_SLICE_UNIT = 1.0 / (1 << JITTER_BITS)
+#: A word's 63 bits under a marker bit: the marker alone is left when its three are used.
+_MARKED = 1 << 63
 
 
 class JitterStream:
-    """The cost model's jitter (stream JITTER): a run's first draws from SplitMix64,
-    which costs nothing to start, and the rest from a Mersenne Twister seeded from
-    where those left off, whose draws cost a twentieth as much.  An exploration run
-    takes a handful of draws and never seeds the Twister; a timed run of a million
-    operations seeds it once.  ``random`` is rebound to the Twister's own method at
-    the switch, so later draws are one C call."""
+    """The cost model's jitter (stream JITTER): a run's first draws are 21-bit slices
+    of SplitMix64 words, three a word, which cost nothing to start; the rest come from
+    a Mersenne Twister seeded from where those left off, whose draws cost a twentieth
+    as much.  An exploration run takes a handful of draws (two or three words) and
+    never seeds the Twister; a timed run of a million operations seeds it once.
+    ``random`` is rebound to the Twister's own method at the switch, so later draws
+    are one C call."""
 
     __slots__ = ("random", "__weakref__")
 
     def __init__(self, seed: int):
-        mix = SplitMix64()
-        # started from the seed mixed with the stream's number: not the strategy's
-        # stream of the same seed, shifted
-        mix.start(int(seed) * 4 + JITTER)
-        mix.start(int(mix.random() * (1 << 53)) << 11 | JITTER)
-        left = [JITTER_CHEAP_DRAWS]
+        # [SplitMix64 state (None: not mixed from the seed yet), unread slices under
+        # their marker bit, words left before the Twister]
+        st = [None, 0, JITTER_CHEAP_WORDS]
         me = weakref.ref(self)  # (a strong one would tie every run's stream into a cycle)
 
         def cheap() -> float:
-            left[0] -= 1
-            if not left[0]:
-                me().random = random.Random(int(mix.random() * (1 << 53))).random
-            return mix.random()
+            b = st[1]
+            if b <= _SLICE:  # the marker alone (or nothing yet): slice the next word
+                state = st[0]
+                if state is None:
+                    # started from the seed mixed with the stream's number: not the
+                    # strategy's stream of the same seed, shifted
+                    state = _mix64(((int(seed) * 4 + JITTER) + _GOLDEN) & _MASK) | JITTER
+                if not st[2]:
+                    twister = random.Random(state).random
+                    me().random = twister
+                    return twister()
+                st[2] -= 1
+                st[0] = state = (state + _GOLDEN) & _MASK
+                b = _MARKED | _mix64(state) >> 1
+            st[1] = b >> JITTER_BITS
+            return (b & _SLICE) * _SLICE_UNIT
         self.random = cheap
 
 

@@ -64,3 +64,27 @@ def test_drawing_run_seeds_does_not_import_numpy():
                          check=True).stdout.strip()
     assert out == "False"
     assert seeds.model_rng(1).integers(10) >= 0  # m.rng is still numpy's Generator
+
+
+def test_jitter_draws_are_a_function_of_the_seed_and_uniform():
+    first = [seeds.JitterStream(7).random() for _ in range(3)]
+    assert first == [seeds.JitterStream(7).random() for _ in range(3)]
+    a, b = seeds.JitterStream(7), seeds.JitterStream(8)
+    xs = [a.random() for _ in range(20_000)]  # past the slices, into the Twister
+    assert xs[:5] != [b.random() for _ in range(5)]
+    assert all(0.0 <= x < 1.0 for x in xs)
+    assert len(set(xs)) > 19_000
+    for part in (xs[:60], xs[1_000:]):  # the SplitMix64 slices, then the Twister
+        mean = sum(part) / len(part)
+        assert abs(mean - 0.5) < 4 * (1 / 12 / len(part)) ** 0.5
+
+
+def test_the_jitter_stream_switches_to_a_twister_after_its_cheap_draws():
+    j = seeds.JitterStream(3)
+    cheap = j.random
+    slices = 3 * seeds.JITTER_CHEAP_WORDS
+    for _ in range(slices):
+        j.random()
+    assert j.random is cheap
+    j.random()
+    assert j.random is not cheap and type(j.random).__name__ == "builtin_function_or_method"
