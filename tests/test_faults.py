@@ -19,6 +19,7 @@ import pytest
 
 from conftest import ROOT, assert_one_error_line, cli
 from smpvm.search.explore import explore, read_runs_csv
+from smpvm.search.plan import end_of_rows
 
 TINY = os.path.join("tests", "models", "tiny.py")
 DEPTH2 = f"{TINY}::check_then_use"
@@ -359,3 +360,14 @@ def test_an_interrupted_dfs_says_it_starts_over_rather_than_resumes(capsys, tmp_
     assert code == 3
     assert "dfs does not resume from here: run it again to start over" in err
     assert "--resume" not in err
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 1 << 16])
+def test_end_of_rows_keeps_all_but_the_last_lines(tmp_path, chunk):
+    path = tmp_path / "runs.csv"
+    lines = [b"run,seed\r\n"] + [b"%d,%d\r\n" % (i, i * 7919) for i in range(12)]
+    path.write_bytes(b"".join(lines))
+    for drop in range(len(lines) + 1):
+        assert end_of_rows(str(path), drop, chunk) == sum(map(len, lines[:len(lines) - drop]))
+    with pytest.raises(ValueError):
+        end_of_rows(str(path), len(lines) + 1, chunk)

@@ -65,7 +65,7 @@ from .manifest import smpvm_fingerprint, write_manifest
 from .plan import (BATCH_ATTEMPTS, CSV_COLUMNS, DEFAULT_RUNS, EPOCH_RUNS, PILOT_RUNS,  # noqa: F401
                    SEARCHES, SYSTEMATIC, SYSTEMATIC_MAX_STEPS, Batch, LoopWatch, Outcome, Plan,
                    check_resumable, check_same_exploration, cut_short, manifest_of,
-                   outcome_of, read_runs_csv, run_batch, run_one, schedule_fingerprint)
+                   end_of_rows, outcome_of, read_runs_csv, run_batch, run_one, schedule_fingerprint)
 
 
 #: Seconds between checks that a cluster is still there (``smpvm.studies.sweep`` reads it here).
@@ -947,12 +947,10 @@ class Exploration:
             raise BadInput(f"--resume: {out_label(self.out)}/runs.csv holds fewer runs than "
                            f"the saved search counted; run it again without --resume")
         self._csv.flush()
-        with open(os.path.join(self.out, "runs.csv"), "rb") as fp:
-            data = fp.read()
-        end = -1
-        for _ in range(n + 1):  # the header and the runs the state counts
-            end = data.index(b"\n", end + 1)
-        self._csv.truncate(end + 1)  # (appended to from there)
+        # the header and the runs the state counts, one line each (runs.csv was read
+        # whole already: only the few rows past the state are looked for, from the end)
+        self._csv.truncate(end_of_rows(os.path.join(self.out, "runs.csv"),
+                                       len(previous) - n))  # (appended to from there)
         for o in kept:
             self._add(Batch.of([o]), restored=True)
         self.report.resumed_runs = n

@@ -358,6 +358,30 @@ def finished_part(data: bytes) -> int:
     return data.rfind(b"\n") + 1
 
 
+def end_of_rows(path: str, drop: int, chunk: int = 1 << 16) -> int:
+    """The size of a CSV file of whole lines without its last ``drop`` lines, read
+    from the end (a resumed search keeps all but the few rows past its saved state)."""
+    with open(path, "rb") as fp:
+        pos = fp.seek(0, os.SEEK_END)
+        wanted = drop + 1  # the newline before the first line dropped
+        while pos > 0:
+            start = max(0, pos - chunk)
+            fp.seek(start)
+            block = fp.read(pos - start)
+            i = len(block)
+            while wanted and i > 0:
+                i = block.rfind(b"\n", 0, i)
+                if i < 0:
+                    break
+                wanted -= 1
+                if not wanted:
+                    return start + i + 1
+            pos = start
+    if wanted == 1:
+        return 0  # every line dropped
+    raise ValueError(f"{path} has fewer than {drop} lines")
+
+
 def read_runs_csv(path: str) -> list[Outcome]:
     """Finished runs from a runs.csv; a half-written last line (a crash) is cut off."""
     with open(path, "rb") as fp:
