@@ -2,6 +2,7 @@
 
     python experiments/engine_speed.py /path/to/other/checkout [--rounds 5] [--runs 3000]
     python experiments/engine_speed.py /path/to/other/checkout --whole [--runs 100000]
+    python experiments/engine_speed.py /path/to/other/checkout --instructions [--runs 1000]
 
 Question: how much faster per core does this tree explore the doomed-object
 model (``device_pager.py::doomed_object``, the default portfolio) than the
@@ -19,7 +20,12 @@ Two measures:
   process (fixed variant, runs in this process), as the goal's figures were
   taken: its ``runs_per_second``, and its runs per CPU second of the
   process (start-up included), the driver's work on the rows (runs.csv,
-  the distinct-schedules count) on top of the runs.
+  the distinct-schedules count) on top of the runs;
+* ``--instructions``: machine instructions a run (buggy variant, through
+  ``run_batch``), counted by valgrind's callgrind as the difference of two
+  batch sizes, so start-up drops out.  Not time (a run that allocates less
+  is faster than its count says), but the same figure on a busy machine as
+  on a quiet one: what tells a change of a few per cent from noise.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,6 +65,30 @@ def probe(tree: str, runs: int) -> float:
     out = subprocess.run([sys.executable, "-c", PROBE, str(runs)], cwd=tree, env=env,
                          capture_output=True, text=True, check=True)
     return float(out.stdout.strip())
+
+
+#: Runs in a fresh interpreter: ``run_batch`` of the first N runs (the buggy variant).
+COUNTED = r"""
+import os, sys
+from smpvm.search.plan import Plan, run_batch
+target = os.path.abspath("models/freebsd/device_pager.py") + "::doomed_object"
+plan = Plan(target=target, variant="buggy", params={}, cpus=None, seed=1, strategy="portfolio",
+            depth=3, preemption_bound=None, max_steps=None, source_root=os.getcwd())
+run_batch(plan, 0, int(sys.argv[1]), 16)
+"""
+
+
+def instructions(tree: str, runs: int) -> float:
+    """Instructions a run of ``tree``: callgrind's count at 200 + ``runs`` runs less at 200."""
+    env = dict(os.environ, PYTHONPATH=tree, PYTHONHASHSEED="0")
+    counts = []
+    for n in (200, 200 + runs):
+        done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                               sys.executable, "-c", COUNTED, str(n)],
+                              cwd=tree, env=env, capture_output=True, text=True, check=True)
+        m = re.search(r"Collected : (\d+)", done.stderr)
+        counts.append(int(m.group(1)))
+    return (counts[1] - counts[0]) / runs
 
 
 def whole(tree: str, runs: int, out: str) -> tuple[float, float]:
@@ -102,7 +134,19 @@ def main(argv=None) -> int:
     ap.add_argument("--whole", action="store_true",
                     help="time whole `smpvm explore -w 1 --json` processes (fixed variant), "
                          "start-up and the driver included, instead of batches of runs")
+    ap.add_argument("--instructions", action="store_true",
+                    help="count machine instructions a run under valgrind (buggy variant, "
+                         "run_batch) instead of timing: a figure noise does not move")
     a = ap.parse_args(argv)
+    if a.instructions:
+        if shutil.which("valgrind") is None:
+            print("--instructions needs valgrind (apt-get install valgrind)", file=sys.stderr)
+            return 2
+        runs = a.runs or 1000
+        here, there = instructions(HERE, runs), instructions(os.path.abspath(a.other), runs)
+        print(f"doomed object, instructions a run (callgrind, {runs:,} runs): this tree "
+              f"{here:,.0f}, baseline {there:,.0f}; ratio {there / here:.2f}x fewer")
+        return 0
     if a.whole:
         best = compare_whole(a.other, a.rounds or 3, a.runs or 100_000)
         (rate, cpu), (rate0, cpu0) = best["here"], best["there"]
