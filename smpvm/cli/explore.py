@@ -57,7 +57,10 @@ from .select import label, select, selection_options, summary
 @click.option("--ignore", "ignore", default=None, metavar="KINDS",
               help="These violation kinds (comma-separated) never make a run fail.")
 @search_max_steps_option
-@click.option("--resume", is_flag=True, help="Continue the exploration saved in --out.")
+@click.option("--resume", is_flag=True,
+              help="Continue the exploration saved in --out, with the same arguments: "
+                   "sampled runs after the last one finished; a dfs search from the state "
+                   "it saved while running and when interrupted (ipb does not resume).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def command(targets, variants, keyword, strategy, runs, depth, preemption_bound, seed, cpus,
             sets, workers, dask, out, stop_on_first, fail_on, ignore, max_steps, resume,
