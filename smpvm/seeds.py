@@ -60,6 +60,7 @@ class SplitMix64:
 
     def random(self) -> float:
         """A uniform number in [0, 1)."""
+        # (``_mix64`` written out: a function call less on every draw of a strategy)
         self._state = z = (self._state + _GOLDEN) & _MASK
         z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
