@@ -12,7 +12,7 @@ CPU second) is compared.  Against the build before the per-run set-up and the
 exploration loop were cut down (``START_OF_WORK``) the goal is 2x; against
 an equal build, a ratio near 1.0.
 
-Two measures:
+Three measures:
 
 * by default, the runs alone: one batch of the buggy variant through
   ``run_batch``, what a worker does with a batch, timed inside the process;
