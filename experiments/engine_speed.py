@@ -45,13 +45,18 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: The commit before the per-core work: the baseline of the 2x goal.
 START_OF_WORK = "014c25a"
 
-#: Runs in a fresh interpreter with one tree first on sys.path; prints runs per CPU second.
-PROBE = r"""
+#: The doomed-object exploration (buggy variant) as ``PROBE`` and ``COUNTED`` set it up,
+#: in a fresh interpreter with one tree first on sys.path.
+BATCH_PLAN = r"""
 import os, sys, time
 from smpvm.search.plan import Plan, run_batch
 target = os.path.abspath("models/freebsd/device_pager.py") + "::doomed_object"
 plan = Plan(target=target, variant="buggy", params={}, cpus=None, seed=1, strategy="portfolio",
             depth=3, preemption_bound=None, max_steps=None, source_root=os.getcwd())
+"""
+
+#: Prints runs per CPU second of a batch of N runs, after a warm-up batch.
+PROBE = BATCH_PLAN + r"""
 runs = int(sys.argv[1])
 run_batch(plan, 0, 200, 16)
 c0 = time.process_time()
@@ -59,33 +64,30 @@ run_batch(plan, 0, runs, 16)
 print(runs / (time.process_time() - c0))
 """
 
-
-def probe(tree: str, runs: int) -> float:
-    env = dict(os.environ, PYTHONPATH=tree, PYTHONHASHSEED="0")
-    out = subprocess.run([sys.executable, "-c", PROBE, str(runs)], cwd=tree, env=env,
-                         capture_output=True, text=True, check=True)
-    return float(out.stdout.strip())
-
-
-#: Runs in a fresh interpreter: ``run_batch`` of the first N runs (the buggy variant).
-COUNTED = r"""
-import os, sys
-from smpvm.search.plan import Plan, run_batch
-target = os.path.abspath("models/freebsd/device_pager.py") + "::doomed_object"
-plan = Plan(target=target, variant="buggy", params={}, cpus=None, seed=1, strategy="portfolio",
-            depth=3, preemption_bound=None, max_steps=None, source_root=os.getcwd())
+#: ``run_batch`` of the first N runs, and nothing else (what callgrind counts).
+COUNTED = BATCH_PLAN + r"""
 run_batch(plan, 0, int(sys.argv[1]), 16)
 """
 
 
+def _env(tree: str) -> dict:
+    """The environment a measured process of ``tree`` runs in."""
+    return dict(os.environ, PYTHONPATH=tree, PYTHONHASHSEED="0")
+
+
+def probe(tree: str, runs: int) -> float:
+    out = subprocess.run([sys.executable, "-c", PROBE, str(runs)], cwd=tree, env=_env(tree),
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
 def instructions(tree: str, runs: int) -> float:
     """Instructions a run of ``tree``: callgrind's count at 200 + ``runs`` runs less at 200."""
-    env = dict(os.environ, PYTHONPATH=tree, PYTHONHASHSEED="0")
     counts = []
     for n in (200, 200 + runs):
         done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
                                sys.executable, "-c", COUNTED, str(n)],
-                              cwd=tree, env=env, capture_output=True, text=True, check=True)
+                              cwd=tree, env=_env(tree), capture_output=True, text=True, check=True)
         m = re.search(r"Collected : (\d+)", done.stderr)
         counts.append(int(m.group(1)))
     return (counts[1] - counts[0]) / runs
@@ -94,11 +96,10 @@ def instructions(tree: str, runs: int) -> float:
 def whole(tree: str, runs: int, out: str) -> tuple[float, float]:
     """(runs_per_second, runs per CPU second) of one ``smpvm explore -w 1 --json``
     process of ``tree``."""
-    env = dict(os.environ, PYTHONPATH=tree, PYTHONHASHSEED="0")
     cmd = [sys.executable, "-m", "smpvm", "explore", "models/freebsd/device_pager.py::doomed_object",
            "-v", "fixed", "-n", str(runs), "--seed", "1", "-w", "1", "-o", out, "--json"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(cmd, cwd=tree, env=_env(tree), capture_output=True, text=True, check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return json.loads(done.stdout)["runs_per_second"], runs / cpu
