@@ -10,7 +10,6 @@ page.  A progress bar goes to stderr when stderr is a terminal.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -228,9 +227,9 @@ def _print_incomplete(report) -> None:
         n = sum(x["last"] - x["first"] + 1 for x in report.lost_runs)
         click.echo(f"incomplete: {n} run(s) were lost with their workers; nothing failed "
                    f"in the {report.runs} that finished", err=True)
-    from ..search.explore import DFS_STATE
+    from ..search.explore import dfs_state_saved
     if report.interrupted and report.strategy in ("dfs", "ipb") and not (
-            report.strategy == "dfs" and os.path.exists(os.path.join(report.out, DFS_STATE))):
+            report.strategy == "dfs" and dfs_state_saved(report.out)):
         click.echo(f"interrupted after {report.runs} runs; {report.strategy} does not "
                    f"resume from here: run it again to start over", err=True)
     elif report.interrupted:

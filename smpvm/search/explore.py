@@ -81,6 +81,12 @@ DFS_ROWS_AT_ONCE = 64
 #: An interrupted dfs search's state in --out (``pardfs``'s checkpoint), for --resume.
 DFS_STATE = "dfs-state.pickle"
 
+
+def dfs_state_saved(out: str) -> bool:
+    """Does ``out`` hold an interrupted dfs search's state (what --resume goes on from)?"""
+    return os.path.exists(os.path.join(out, DFS_STATE))
+
+
 # -- the exploration ----------------------------------------------------------------------------
 
 @dataclass
@@ -280,7 +286,7 @@ class Exploration:
                 raise BadInput(f"--resume: {manifest_path} is not an explore.json; "
                                f"use another --out")
             check_resumable(self.out, saved, manifest)
-            if self.plan.strategy == "dfs" and not os.path.exists(self._dfs_state_path()):
+            if self.plan.strategy == "dfs" and not dfs_state_saved(self.out):
                 raise BadInput(f"--resume: {out_label(self.out)} holds no interrupted dfs "
                                f"search to go on with (it ended, or stopped at --runs or "
                                f"--stop-on-first); run it again without --resume")
@@ -445,7 +451,7 @@ class Exploration:
             if self.plan.strategy in SYSTEMATIC:
                 self.report.executor = (describe(self.workers, self.dask) if self._shares_dfs()
                                         else "in-process")
-                resume = self.resume and os.path.exists(self._dfs_state_path())
+                resume = self.resume and dfs_state_saved(self.out)
                 self._run_dfs(self._resume_dfs(previous) if resume else None)
             else:
                 self._restore(previous)

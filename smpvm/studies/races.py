@@ -275,8 +275,8 @@ def _race_row(explore, wilson, cfg, e, variant, label, role, out_dir, workers, d
     name = e["target"].split("::")[-1]
     out = os.path.join(out_dir, "runs", f"{name}-{variant}-{label}")
     if is_dfs:  # an interrupted search goes on from its saved state; any other starts over
-        from ..search.explore import DFS_STATE
-        resume = resume and os.path.exists(os.path.join(out, DFS_STATE))
+        from ..search.explore import dfs_state_saved
+        resume = resume and dfs_state_saved(out)
     # dfs searches a buggy variant only until its first failure (that is its figure), and
     # any variant within the study's run budget; "exhausted" says whether it covered all.
     rep = explore(e["target"], variant=variant, params=e["params"], seed=cfg["seed"],
