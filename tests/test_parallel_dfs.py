@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pickle
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -420,7 +421,7 @@ def _checkpoints(spec, scn, monkeypatch, **kw):
 def _resumed(spec, state, executor, scn=None, **kw):
     """(report, the runs a search makes from ``state`` on, whether it started over)."""
     got, restarted = [], []
-    report = exhaust_parallel(spec, executor, scn=scn, resume=state, **kw,
+    report = exhaust_parallel(spec, executor, scn=scn, resume=pickle.loads(state), **kw,
                               on_run=lambda i, r: got.append((i, r)),
                               on_restart=lambda: (got.clear(), restarted.append(1)))
     return report, got, bool(restarted)

@@ -928,7 +928,7 @@ class Exploration:
                         pickle.HIGHEST_PROTOCOL)
         os.replace(path + ".tmp", path)
 
-    def _resume_dfs(self, previous: list) -> bytes:
+    def _resume_dfs(self, previous: list) -> dict:
         """The saved state of the interrupted search, with runs.csv cut back to the runs
         it counts and those runs counted again here (and their failure files checked)."""
         import pickle
@@ -961,7 +961,7 @@ class Exploration:
             self._add(Batch.of([o]), restored=True)
         self.report.resumed_runs = n
         self._restore_failure_files(kept, state["report"].failures)
-        return saved["search"]
+        return state
 
     def _restore_failure_files(self, kept, results) -> None:
         """The failure file of each kind's first failing run, saved again where the

@@ -732,8 +732,8 @@ def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs
     ``renew()``, when given, makes a new executor to go on with when a worker
     process of this one died (``BrokenExecutor``; see the module docstring);
     ``on_checkpoint(state)``, when given, is handed the search's state (bytes)
-    now and then, and ``resume`` (such bytes) makes the search go on from it
-    (see the module docstring).  ``failures``: ``"all"``, every failing run
+    now and then, and ``resume`` (such bytes, unpickled: a caller that saved them
+    reads them once) makes the search go on from it (see the module docstring).  ``failures``: ``"all"``, every failing run
     made again in full (its lock statistics and witness tables, as ``exhaust``
     gives them) and kept in the report's ``failures``; ``"first"``, only the
     first of each violation kind in each part made again, and only the first
@@ -749,7 +749,6 @@ def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs
     reduction = bool(reduction) and preemption_bound is None
     symmetry = bool(symmetry) and reduction
     if resume is not None:  # (it may have started over with less reduction)
-        resume = pickle.loads(resume)
         reduction, symmetry = resume["reduction"], resume["symmetry"]
     while True:
         driver = _Driver(spec, executor, preemption_bound, reduction, max_runs, stop_on_first,
