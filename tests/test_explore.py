@@ -598,3 +598,27 @@ def test_a_batch_comes_back_compact_and_reads_back_as_its_runs():
     assert list(csv.reader(b.rows.splitlines())) == [[str(x) for x in o.row()] for o in expected]
     stopped = run_batch(plan, 40, 100, 16, stop_on_first=True)
     assert stopped.stop == b.failures[0].run + 1 and stopped.failures == b.failures[:1]
+
+
+def test_a_batch_writes_its_rows_byte_for_byte_as_the_csv_module_does():
+    # Passing runs' rows are written out directly; they must read as the writer's would.
+    import io
+    from smpvm.search.plan import Batch, Outcome
+    outcomes = [Outcome(7, 123, "pct-d2", 16, "", "", 12, 5, 0xABC),
+                Outcome(8, 456, "random", "", "use-after-free", 'a "b", c.py:9', 30, 9, 1),
+                Outcome(9, 789, "odd,label", "", "", "", 3, 0, 2**64 - 1),
+                Outcome(10, 1, "idb", "", "", "", 0, 0, 0)]
+    text = io.StringIO()
+    writer = csv.writer(text)
+    for o in outcomes:
+        writer.writerow(o.row())
+    assert Batch.of(outcomes).rows == text.getvalue()
+
+
+def test_a_schedule_fingerprint_is_the_hash_of_its_choices_in_decimal():
+    import hashlib
+    from smpvm.search.plan import schedule_fingerprint
+    for choices in ([], [0], [1, 0, 2, 1], [3, 1023, 1024, 70000]):
+        text = ",".join(str(c) for c in choices).encode()
+        digest = hashlib.blake2b(text, digest_size=8).digest()
+        assert schedule_fingerprint(choices) == int.from_bytes(digest, "big")

@@ -226,7 +226,7 @@ def vm_object_terminate(p, obj):
     # Paging-in-progress wait: msleep drops the object lock while it sleeps.
     while obj.pip > 0:
         yield msleep(obj, obj.lock)
-    kassert(obj.ref_count == 0, "vm_object_terminate: object with references "
+    kassert(obj.ref_count == 0, lambda: "vm_object_terminate: object with references "
             f"({obj.lock.instance} has ref_count {obj.ref_count})")
     yield from dev_pager_dealloc(p, obj)
     p.objects_destroyed += 1
@@ -271,7 +271,8 @@ def insert(p, obj):
     """TAILQ_INSERT_TAIL on the pager list (dev_pager_mtx held), checking B4."""
     for other in p.pagers.objects:
         kassert(other.handle is not obj.handle or other.flags & OBJ_DEAD,
-                f"B4: {other.lock.instance} and {obj.lock.instance} share a handle on the list")
+                lambda: f"B4: {other.lock.instance} and {obj.lock.instance} share a handle "
+                        "on the list")
     p.pagers.objects = p.pagers.objects + (obj,)
 
 
@@ -404,8 +405,8 @@ def check_references(p):
     for obj in p.obj_zone.live_items():
         holders = sum(1 for o in p.mappings if o.same_memory(obj))
         kassert(obj.ref_count == holders,
-                f"reference leak: {obj.lock.instance} has ref_count {obj.ref_count} but "
-                f"{holders} mapping(s) hold it, so it can never be terminated")
+                lambda: f"reference leak: {obj.lock.instance} has ref_count {obj.ref_count} "
+                        f"but {holders} mapping(s) hold it, so it can never be terminated")
 
 
 @scenario(
