@@ -618,7 +618,7 @@ def test_a_batch_writes_its_rows_byte_for_byte_as_the_csv_module_does():
 def test_a_schedule_fingerprint_is_the_hash_of_its_choices_in_decimal():
     import hashlib
     from smpvm.search.plan import schedule_fingerprint
-    for choices in ([], [0], [1, 0, 2, 1], [3, 1023, 1024, 70000]):
+    for choices in ([], [0], [1, 0, 2, 1], [3, 1023, 1024, 70000], [-1, 2]):
         text = ",".join(str(c) for c in choices).encode()
         digest = hashlib.blake2b(text, digest_size=8).digest()
         assert schedule_fingerprint(choices) == int.from_bytes(digest, "big")

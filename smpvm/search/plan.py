@@ -190,14 +190,14 @@ def outcome_of(index, label, seed, k, r, failon: FailOn | None = None) -> Outcom
 
 #: The decimal text of the numbers schedules are made of (CPU numbers): looked up,
 #: not made by ``str`` for every choice of every run.
-_DECIMAL = [str(i) for i in range(1024)]
+_DECIMAL = {i: str(i) for i in range(1024)}
 
 
 def schedule_fingerprint(choices) -> int:
     """64 bits that tell schedules apart, the same in every process and Python version."""
     try:
         text = ",".join([_DECIMAL[c] for c in choices])
-    except (IndexError, TypeError):  # a CPU number past the table
+    except KeyError:  # a number past the table
         text = ",".join(map(str, choices))
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
