@@ -316,7 +316,7 @@ def cdev_pg_dtor(p, arg):
         what = (f" (B1: the destructor was handed {arg.label()}, a vm_object whose handle "
                 f"the loser of the race rewrote, not a struct cdev)")
     if p.invariants:
-        kassert(count >= 0, f"dev_rel({arg.label()}) gave negative count{what}")
+        kassert(count >= 0, lambda: f"dev_rel({arg.label()}) gave negative count{what}")
 
 
 def dev_pager_alloc_sx(p, handle):

@@ -283,8 +283,8 @@ def unhold(vm, i, page):
     lk = vm.unhold_lock(i)
     yield lk.lock()
     v = page.hold_count
-    kassert(v > 0, f"vm_page#{i}: hold_count underflow (it reads {v} with a holder "
-            f"releasing): an update was lost")
+    kassert(v > 0, lambda: f"vm_page#{i}: hold_count underflow (it reads {v} with a holder "
+                    f"releasing): an update was lost")
     yield page.store("hold_count", v - 1)
     vm.holders[i] -= 1
     if v == 1 and page.queue == PQ_HOLD:
@@ -340,7 +340,7 @@ def page_or_queue_lock(vm, i):
 def change_wiring(vm, page, delta, held):
     """Adjust the wire count; the first wiring dequeues, the last unwiring requeues."""
     w = page.wire_count + delta
-    kassert(w >= 0, f"{page.label()}: wire_count underflow")
+    kassert(w >= 0, lambda: f"{page.label()}: wire_count underflow")
     leaves_or_joins = (delta > 0 and w == 1) or (delta < 0 and w == 0)
     if leaves_or_joins:
         if held is not vm.queue_mtx:
