@@ -373,6 +373,12 @@ class Machine:
         return bool(self.interrupt_sources or self.sim_events or self._simq)
 
     @property
+    def wants_footprints(self) -> bool:
+        """Does every step note what it touches (``footprint``), for an exhaustive search?
+        Fixed for the run; where it is false, the footprint is always None."""
+        return self._want_fp
+
+    @property
     def rng(self):
         """The run's seeded numpy Generator, for the model's own workload randomness."""
         if self._rng is None:

@@ -42,7 +42,7 @@ class _Slot:
     """The memory behind items: fields plus allocation history."""
 
     __slots__ = ("zone", "index", "gen", "live", "fields", "alloc_site", "free_site",
-                 "watchers", "pointers", "seq", "stale_reach")
+                 "watchers", "pointers", "seq", "stale_reach", "plain_gen")
 
     def __init__(self, zone, index):
         self.zone = zone
@@ -62,6 +62,9 @@ class _Slot:
         self.seq = 0
         #: Freed, and a pointer outlived the step of the free (``Zone._settle``).
         self.stale_reach = False
+        #: ``gen`` while the allocation is live and its fields need no check on access
+        #: (no guards, no footprints), else -1: the one test of a field's fast path.
+        self.plain_gen = -1
 
 
 class Item:
@@ -99,6 +102,8 @@ class Item:
                 return _own_attribute(self, name)
             except AttributeError:
                 raise AttributeError(f"{slot.zone.type_name} has no field {name!r}") from None
+        if slot.plain_gen == _gen_of(self):  # live, and nothing to check or note
+            return fields[name]
         zone = slot.zone
         if slot.gen != _gen_of(self) or not slot.live:
             zone._stale(self, name, "read", sys._getframe(1))
@@ -111,8 +116,12 @@ class Item:
 
     def __setattr__(self, name, value):
         slot = _slot_of(self)
-        if name not in slot.fields:
+        fields = slot.fields
+        if name not in fields:
             raise AttributeError(f"{slot.zone.type_name} has no field {name!r}")
+        if slot.plain_gen == _gen_of(self):  # live, and nothing to check or note
+            fields[name] = value
+            return
         if slot.gen != _gen_of(self) or not slot.live:
             slot.zone._stale(self, name, "write", sys._getframe(1))
         zone = slot.zone
@@ -307,8 +316,7 @@ class Zone:
         self.nofree = nofree
         #: Report access through a pointer to an earlier allocation of a slot.
         self.check_generation = check_generation
-        #: Field -> callable(fields dict) returning the guarding lock or a tuple of them.
-        self.guards = dict(guards) if guards else None
+        self.guards = guards
         self.uid = m.register_zone(self)
         self._slots: list[_Slot] = []
         #: Freed slots (``nofree``), the latest last: the next allocation takes it.
@@ -318,6 +326,20 @@ class Zone:
         self._live_count = 0
         #: Allocations made so far (each slot notes its own: ``live_items`` order).
         self._seq = 0
+
+    @property
+    def guards(self) -> dict | None:
+        """Field -> callable(fields dict) returning the guarding lock or a tuple of them."""
+        return self._guards
+
+    @guards.setter
+    def guards(self, guards) -> None:
+        self._guards = dict(guards) if guards else None
+        # fields read and written without a check only where none is due
+        self._plain = self._guards is None and not self.m.wants_footprints
+        if not self._plain:
+            for slot in getattr(self, "_slots", ()):
+                slot.plain_gen = -1
 
     # -- operations -------------------------------------------------------------------
 
@@ -408,6 +430,7 @@ class Zone:
         slot.seq = self._seq
         self._seq += 1
         slot.live = True
+        slot.plain_gen = gen if self._plain else -1
         slot.fields = f
         slot.alloc_site = (site, cpu, now)
         slot.watchers = []
@@ -447,6 +470,7 @@ class Zone:
                         loc=self.m.site_name(site))
             return
         slot.live = False
+        slot.plain_gen = -1
         slot.free_site = (site, cpu, now)
         self._live_count -= 1
         if not self.nofree:

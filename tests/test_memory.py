@@ -355,6 +355,24 @@ def test_guards_do_not_apply_during_set_up():
 
     assert simulate(setup).violations == []
 
+def test_guards_given_after_the_items_were_made_apply_to_them():
+    # fields without guards are read past every check; guards set later end that
+    def setup(m):
+        a = SleepMutex(m, "object lock")
+        z = Zone(m, "VM PAGE", {"flags": 0}, type_name="vm_page")
+        page = z.new()
+        z.guards = {"flags": lambda f: a}
+
+        def t():
+            page.flags = 1
+            yield work(1)
+        m.spawn(t())
+
+    r = simulate(setup)
+    assert r.kinds() == ["assertion"]
+    assert r.violations[0].message.startswith("lockset: write of vm_page#0.flags")
+
+
 
 # -- allocation that may sleep ---------------------------------------------------------------------
 
