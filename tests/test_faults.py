@@ -371,3 +371,19 @@ def test_end_of_rows_keeps_all_but_the_last_lines(tmp_path, chunk):
         assert end_of_rows(str(path), drop, chunk) == sum(map(len, lines[:len(lines) - drop]))
     with pytest.raises(ValueError):
         end_of_rows(str(path), len(lines) + 1, chunk)
+
+
+def test_a_file_written_whole_is_the_old_one_until_its_writer_ends(tmp_path):
+    from smpvm.search.manifest import whole_file
+    path = tmp_path / "runs.csv"
+    path.write_text("old\n")
+    with pytest.raises(RuntimeError):
+        with whole_file(str(path)) as fp:
+            fp.write("half of the new")
+            assert path.read_text() == "old\n"  # nothing replaced while it is written
+            raise RuntimeError("the writer died")
+    assert path.read_text() == "old\n"
+    with whole_file(str(path), "wb") as fp:
+        fp.write(b"new\n")
+    assert path.read_bytes() == b"new\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["runs.csv"]  # the torn copy renamed over

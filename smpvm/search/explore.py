@@ -61,7 +61,7 @@ from ..violations import BadInput, ModelError
 from . import executors as _executors
 from .executors import max_workers, wait_first as _wait_first  # noqa: F401
 from .distinct import Distinct
-from .manifest import smpvm_fingerprint, write_manifest
+from .manifest import smpvm_fingerprint, whole_file, write_manifest
 from .plan import (BATCH_ATTEMPTS, CSV_COLUMNS, DEFAULT_RUNS, EPOCH_RUNS, PILOT_RUNS,  # noqa: F401
                    SEARCHES, SYSTEMATIC, SYSTEMATIC_MAX_STEPS, Batch, LoopWatch, Outcome, Plan,
                    check_resumable, check_same_exploration, cut_short, manifest_of,
@@ -922,11 +922,9 @@ class Exploration:
         runs it counts are in runs.csv: a resume cuts runs.csv back to them."""
         import pickle
         self._add_dfs_pending(self.plan.strategy)
-        path = self._dfs_state_path()
-        with open(path + ".tmp", "wb") as fp:
+        with whole_file(self._dfs_state_path(), "wb") as fp:
             pickle.dump({"smpvm": smpvm_fingerprint(), "search": state}, fp,
                         pickle.HIGHEST_PROTOCOL)
-        os.replace(path + ".tmp", path)
 
     def _resume_dfs(self, previous: list) -> dict:
         """The saved state of the interrupted search, with runs.csv cut back to the runs

@@ -7,19 +7,29 @@ crash, never sees half a file), one trailing newline.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
 
 
-def write_manifest(path: str, doc: dict, *, indent: int = 2) -> None:
-    """Write ``doc`` as JSON to ``path`` atomically (through ``path.tmp`` and a rename)."""
+@contextlib.contextmanager
+def whole_file(path: str, mode: str = "w", **open_args):
+    """Open a file that replaces ``path`` whole, or not at all: written as ``path.tmp``
+    and renamed over ``path`` once the ``with`` block ends without an error, so that a
+    reader, or a resume after a crash, finds the old file or the new one, never half."""
     tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fp:
+    with open(tmp, mode, **open_args) as fp:
+        yield fp
+    os.replace(tmp, path)
+
+
+def write_manifest(path: str, doc: dict, *, indent: int = 2) -> None:
+    """Write ``doc`` as JSON to ``path``, whole or not at all (``whole_file``)."""
+    with whole_file(path, encoding="utf-8") as fp:
         json.dump(doc, fp, indent=indent, default=str)
         fp.write("\n")
-    os.replace(tmp, path)
 
 
 @functools.cache

@@ -194,13 +194,12 @@ def run_races(cfg: dict, out_dir: str, workers: int | None = None, dask: str | N
 
 
 def _write_rows(path, rows) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as fp:
+    from ..search.manifest import whole_file
+    with whole_file(path, newline="", encoding="utf-8") as fp:
         w = csv.DictWriter(fp, RACE_FIELDS, lineterminator="\n")
         w.writeheader()
         for r in rows:
             w.writerow({k: r.get(k, "") for k in RACE_FIELDS})
-    os.replace(tmp, path)
 
 
 def _finished_rows(out_dir, cfg, table) -> dict:

@@ -532,13 +532,12 @@ class RunsCsv:
             csv.DictWriter(fp, self.header(), lineterminator="\n").writerow(flat)
 
     def _rewrite(self) -> None:
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", newline="", encoding="utf-8") as fp:
+        from ..search.manifest import whole_file
+        with whole_file(self.path, newline="", encoding="utf-8") as fp:
             w = csv.DictWriter(fp, self.header(), lineterminator="\n")
             w.writeheader()
             for k in sorted(self.rows):
                 w.writerow(self.rows[k])
-        os.replace(tmp, self.path)
 
 
 def _fmt(v) -> str:
