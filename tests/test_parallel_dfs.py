@@ -514,6 +514,9 @@ def test_explore_dfs_on_a_dask_cluster(tmp_path):
         # the workers' statistical profiler, which holds the frames it samples, is off
         from distributed import Client
         with Client(address) as client:
+            # (a worker the scheduler lost touch with on a loaded machine comes back,
+            # or is replaced by its nanny: either way it must not sample)
+            client.wait_for_workers(2, timeout=60)
             assert _profiling(client) == [[], []]
 
 
