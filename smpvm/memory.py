@@ -316,9 +316,9 @@ class Zone:
         self.nofree = nofree
         #: Report access through a pointer to an earlier allocation of a slot.
         self.check_generation = check_generation
+        self._slots: list[_Slot] = []
         self.guards = guards
         self.uid = m.register_zone(self)
-        self._slots: list[_Slot] = []
         #: Freed slots (``nofree``), the latest last: the next allocation takes it.
         self._free: list[_Slot] = []
         #: Slots in ``_free`` that a pointer outlived the free of (``stale_reach``).
@@ -338,7 +338,7 @@ class Zone:
         # fields read and written without a check only where none is due
         self._plain = self._guards is None and not self.m.wants_footprints
         if not self._plain:
-            for slot in getattr(self, "_slots", ()):
+            for slot in self._slots:
                 slot.plain_gen = -1
 
     # -- operations -------------------------------------------------------------------
