@@ -386,4 +386,4 @@ def test_a_file_written_whole_is_the_old_one_until_its_writer_ends(tmp_path):
     with whole_file(str(path), "wb") as fp:
         fp.write(b"new\n")
     assert path.read_bytes() == b"new\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["runs.csv"]  # the torn copy renamed over
+    assert [p.name for p in tmp_path.iterdir()] == ["runs.csv"]  # the torn .tmp written over, then renamed

@@ -355,6 +355,7 @@ def test_guards_do_not_apply_during_set_up():
 
     assert simulate(setup).violations == []
 
+
 def test_guards_given_after_the_items_were_made_apply_to_them():
     # fields without guards are read past every check; guards set later end that
     def setup(m):
@@ -371,7 +372,6 @@ def test_guards_given_after_the_items_were_made_apply_to_them():
     r = simulate(setup)
     assert r.kinds() == ["assertion"]
     assert r.violations[0].message.startswith("lockset: write of vm_page#0.flags")
-
 
 
 # -- allocation that may sleep ---------------------------------------------------------------------
