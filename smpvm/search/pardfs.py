@@ -733,14 +733,15 @@ def exhaust_parallel(spec: RunSpec, executor, *, preemption_bound=None, max_runs
     process of this one died (``BrokenExecutor``; see the module docstring);
     ``on_checkpoint(state)``, when given, is handed the search's state (bytes)
     now and then, and ``resume`` (such bytes, unpickled: a caller that saved them
-    reads them once) makes the search go on from it (see the module docstring).  ``failures``: ``"all"``, every failing run
-    made again in full (its lock statistics and witness tables, as ``exhaust``
-    gives them) and kept in the report's ``failures``; ``"first"``, only the
-    first of each violation kind in each part made again, and only the first
-    of each kind kept (the others are handed to ``on_run`` as passing runs
-    are): what an exploration, which saves the first failure of each kind,
-    needs, where a search that fails in most of its runs would spend half its
-    time making them again, and its memory keeping them.
+    reads them once) makes the search go on from it (see the module docstring).
+    ``failures``: ``"all"``, every failing run made again in full (its lock
+    statistics and witness tables, as ``exhaust`` gives them) and kept in the
+    report's ``failures``; ``"first"``, only the first of each violation kind
+    in each part made again, and only the first of each kind kept (the others
+    are handed to ``on_run`` as passing runs are): what an exploration, which
+    saves the first failure of each kind, needs, where a search that fails in
+    most of its runs would spend half its time making them again, and its
+    memory keeping them.
     """
     if failures not in ("all", "first"):
         raise ValueError(f"failures must be 'all' or 'first', got {failures!r}")
