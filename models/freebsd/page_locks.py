@@ -84,6 +84,8 @@ message on moving ``hold_count`` to the page lock (in the project's seed of
 FreeBSD VM commit messages).  No kernel code is reproduced.
 """
 
+from array import array
+
 import numpy as np
 
 from smpvm import LockPool, SleepMutex, Zone, kassert, note, scenario, steady_state, work
@@ -154,9 +156,10 @@ class VM:
                         for pg in self.pages]
         #: Model bookkeeping, not kernel state: real holders per page (for C2).
         self.holders = [0] * p["hot_pages"]
-        #: Completed operations and their latencies (ns).
+        #: Completed operations and their latencies (ns), 8 bytes an operation (as lock
+        #: statistics keep theirs: a long run's samples stay out of the caches' way).
         self.done = 0
-        self.latencies = []
+        self.latencies = array("q")
         #: Per worker: (start times, end times) of its operations, for the steady state.
         self.op_log = []
 
@@ -449,7 +452,7 @@ def worker(vm, plan):
     m = vm.m
     ops = (hold_and_use, wire_and_unwire, queue_move)  # indexed by HOLD, WIRE, MOVE
     lat = vm.latencies
-    starts, ends = [], []
+    starts, ends = array("q"), array("q")
     vm.op_log.append((starts, ends))
     for kind, i in plan:
         start = m.now
@@ -467,15 +470,17 @@ def unmapper(vm, pages):
 
 
 def draw_plans(m, p, n_workers):
-    """Each worker's operations, drawn up front from the run's seeded generator."""
+    """Each worker's operations, drawn up front from the run's seeded generator: an
+    iterator of (operation kind, page index) over two compact arrays (9 bytes an
+    operation, where a list of pairs took about a hundred)."""
     n = p["ops_per_thread"]
     plans = []
     for _ in range(n_workers):
         u = m.rng.random(n)
         # HOLD below hold_frac, WIRE up to hold_frac + wire_frac, MOVE above.
-        kinds = (u >= p["hold_frac"]).astype(int) + (u >= p["hold_frac"] + p["wire_frac"])
-        pages = m.rng.integers(0, p["hot_pages"], size=n)
-        plans.append(list(zip(kinds.tolist(), pages.tolist())))
+        kinds = (u >= p["hold_frac"]).astype(np.int8) + (u >= p["hold_frac"] + p["wire_frac"])
+        pages = m.rng.integers(0, p["hot_pages"], size=n).astype(np.int64)
+        plans.append(zip(array("b", kinds.tobytes()), array("q", pages.tobytes())))
     return plans
 
 
