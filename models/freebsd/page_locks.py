@@ -156,8 +156,8 @@ class VM:
                         for pg in self.pages]
         #: Model bookkeeping, not kernel state: real holders per page (for C2).
         self.holders = [0] * p["hot_pages"]
-        #: Completed operations and their latencies (ns), 8 bytes an operation (as lock
-        #: statistics keep theirs: a long run's samples stay out of the caches' way).
+        #: Completed operations and their latencies (ns), 8 bytes an operation as lock
+        #: statistics keep theirs (a list of ints took about 36).
         self.done = 0
         self.latencies = array("q")
         #: Per worker: (start times, end times) of its operations, for the steady state.
