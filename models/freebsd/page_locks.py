@@ -479,7 +479,7 @@ def draw_plans(m, p, n_workers):
         u = m.rng.random(n)
         # HOLD below hold_frac, WIRE up to hold_frac + wire_frac, MOVE above.
         kinds = (u >= p["hold_frac"]).astype(np.int8) + (u >= p["hold_frac"] + p["wire_frac"])
-        pages = m.rng.integers(0, p["hot_pages"], size=n).astype(np.int64)
+        pages = m.rng.integers(0, p["hot_pages"], size=n, dtype=np.int64)
         plans.append(zip(array("b", kinds.tobytes()), array("q", pages.tobytes())))
     return plans
 
