@@ -11,9 +11,16 @@ from smpvm.violations import BadInput
 DOOMED = "models/freebsd/device_pager.py::doomed_object"
 
 
+#: ``find``'s search, the same in every run of the suite: derandomised (a randomly seeded
+#: one was seen to stop shrinking at 3 allocators, once in a whole suite), and without
+#: Hypothesis's default deadline, a wall-clock limit that a pause on a loaded machine
+#: turns into a flaky failure.
+FIND = dict(database=None, deadline=None, derandomize=True)
+
+
 def test_a_failing_run_is_shrunk_to_the_smallest_configuration_and_replays():
     found = find(runs(DOOMED, variant="buggy", params={"allocators": st.integers(1, 4)}),
-                 lambda r: r.failed, settings=settings(max_examples=500, database=None))
+                 lambda r: r.failed, settings=settings(max_examples=500, **FIND))
     assert found.spec.params == {"allocators": 1}
     assert found.violations[0].kind == "use-after-free"
     # The falsifying example is the same run again under replay.
@@ -37,6 +44,6 @@ def test_an_unknown_parameter_is_bad_input_at_once():
 def test_a_drawn_schedule_is_a_pure_function_of_the_draws():
     spec = RunSpec(DOOMED, variant="buggy", params={"allocators": 2})
     a = find(runs(DOOMED, variant="buggy", params={"allocators": 2}), lambda r: r.failed,
-             settings=settings(max_examples=300, database=None))
+             settings=settings(max_examples=300, **FIND))
     b = run_spec(spec, Replay(a.choices))
     assert b.choices == a.choices and b.time_ns == a.result.time_ns
